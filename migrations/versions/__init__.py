@@ -1,0 +1,1 @@
+"""Schema revisions, oldest first (alembic loads them by path)."""

@@ -1,0 +1,56 @@
+"""The dk2020flow command line: one typer app with a sub-app per concern."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from dk2020flow import __version__
+from dk2020flow.cli_admin import db_app, participants_app, workflow_list, workflow_load
+from dk2020flow.cli_case import case_app
+from dk2020flow.cli_common import err, handle_errors
+from dk2020flow.cli_outbox import mail_app, outbox_app
+from dk2020flow.cli_scheduler import scheduler_app
+from dk2020flow.cli_workflow import workflow_app
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="dk2020flow: workflows and cases for long guidance programmes such as DK2020.",
+    pretty_exceptions_enable=False,
+)
+workflow_app.command("load")(handle_errors(workflow_load))
+workflow_app.command("list")(handle_errors(workflow_list))
+app.add_typer(workflow_app, name="workflow")
+app.add_typer(case_app, name="case")
+app.add_typer(db_app, name="db")
+app.add_typer(participants_app, name="participants")
+app.add_typer(scheduler_app, name="scheduler")
+app.add_typer(outbox_app, name="outbox")
+app.add_typer(mail_app, name="mail")
+
+
+@app.command("version")
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    """Entry point: any error dk2020flow did not foresee still ends in one line, not a traceback."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted", markup=False)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence in front of a user
+        if os.environ.get("DK2020FLOW_DEBUG"):
+            raise
+        err.print(
+            f"internal error: {type(exc).__name__}: {exc} "
+            "(this is a bug; run again with DK2020FLOW_DEBUG=1 for the traceback and report it)",
+            markup=False,
+            style="red",
+        )
+        sys.exit(70)

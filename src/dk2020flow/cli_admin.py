@@ -1,0 +1,121 @@
+"""`dk2020flow db …`, `participants …` and `workflow load|list`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from dk2020flow.cli_common import (
+    DbOption,
+    JsonOption,
+    handle_errors,
+    local,
+    open_service,
+    out,
+    print_json,
+    settings_for,
+)
+
+db_app = typer.Typer(no_args_is_help=True, help="Create and migrate the database.")
+participants_app = typer.Typer(no_args_is_help=True, help="Municipalities and their contacts.")
+
+
+@db_app.command("upgrade")
+@handle_errors
+def upgrade(db: DbOption = None) -> None:
+    """Bring the database to the newest schema (creates it if needed; seeds the 98 municipalities)."""
+    from dk2020flow.store.db import head_revision, safe_url
+    from dk2020flow.store.db import upgrade as run_upgrade
+
+    settings = settings_for(db)
+    run_upgrade(settings.database_url)
+    out.print(f"database {safe_url(settings.database_url)} is at revision {head_revision()}")
+
+
+@db_app.command("status")
+@handle_errors
+def status(db: DbOption = None) -> None:
+    """Show the schema revision of the database and of this release (exit 5 when behind)."""
+    from dk2020flow.store.db import current_revision, head_revision, make_engine, safe_url
+
+    settings = settings_for(db)
+    engine = make_engine(settings.database_url)
+    current, head = current_revision(engine), head_revision()
+    out.print(f"{safe_url(settings.database_url)}: revision {current or 'none'}; this release needs {head}")
+    if current != head:
+        out.print("run `dk2020flow db upgrade`")
+        raise typer.Exit(5)
+
+
+@participants_app.command("import")
+@handle_errors
+def import_(
+    file: Annotated[Path, typer.Argument(help="CSV of municipalities and/or contacts.")],
+    db: DbOption = None,
+) -> None:
+    """Import municipalities and contacts from CSV: every row is checked; a bad file imports nothing."""
+    from dk2020flow.store.participants import parse_participants_csv
+
+    service = open_service(db)
+    municipalities, contacts = parse_participants_csv(file)
+    with service.store.transaction() as tx:
+        tx.replace_participants(municipalities, contacts)
+    out.print(f"imported {len(municipalities)} municipalities and {len(contacts)} contacts from {file}")
+
+
+@participants_app.command("list")
+@handle_errors
+def list_participants(
+    region: Annotated[str | None, typer.Option("--region", help="Only this region.")] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the municipalities the database knows."""
+    service = open_service(db)
+    with service.store.read() as tx:
+        rows = [m for m in tx.municipalities() if region is None or m.region == region]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title=f"{len(rows)} municipalities")
+    for column in ("code", "name", "region", "group"):
+        table.add_column(column)
+    for m in rows:
+        table.add_row(m.code, m.name, m.region, m.group)
+    out.print(table)
+
+
+def workflow_load(
+    paths: Annotated[list[Path], typer.Argument(help="Workflow files to store as definition versions.")],
+    db: DbOption = None,
+) -> None:
+    """Store workflow files in the database; an unchanged file is a no-op, a changed one a new version."""
+    service = open_service(db)
+    for path in paths:
+        stored, created = service.load_workflow(path)
+        verb = "loaded as a new version" if created else "unchanged (already loaded)"
+        out.print(f"{stored.name} {stored.version_label} ({stored.content_hash[:12]}) {verb}: id {stored.id}")
+
+
+def workflow_list(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """List the stored definition versions."""
+    service = open_service(db)
+    stored = service.definitions()
+    if as_json:
+        print_json([{k: v for k, v in vars_of(d).items() if k not in {"source_text", "templates"}} for d in stored])
+        return
+    table = Table(title=f"{len(stored)} definition version(s)")
+    for column in ("id", "workflow", "version", "hash", "loaded", "from"):
+        table.add_column(column)
+    for d in stored:
+        table.add_row(str(d.id), d.name, d.version_label, d.content_hash[:12], local(d.loaded_at), d.source_path)
+    out.print(table)
+
+
+def vars_of(value: object) -> dict[str, object]:
+    from dataclasses import asdict
+
+    return asdict(value)  # type: ignore[call-overload, no-any-return]

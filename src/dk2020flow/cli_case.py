@@ -1,0 +1,358 @@
+"""`dk2020flow case …`: open, list, show, fire, set, check, extend, history, migrate."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from dk2020flow.cli_common import (
+    ActorOption,
+    DbOption,
+    JsonOption,
+    NowOption,
+    WorkflowOption,
+    actor_name,
+    handle_errors,
+    local,
+    open_service,
+    out,
+    parse_now,
+    parse_pairs,
+    print_json,
+)
+from dk2020flow.definition.durations import parse_duration
+from dk2020flow.engine.records import CaseSnapshot
+from dk2020flow.store.port import CaseFilter
+
+case_app = typer.Typer(no_args_is_help=True, help="Open cases and move them through their workflow.")
+
+DataOption = Annotated[
+    list[str] | None,
+    typer.Option("--data", "-d", help="FIELD=VALUE carried by the trigger (repeat for more)."),
+]
+CommentOption = Annotated[str, typer.Option("--comment", "-m", help="A comment for the log.")]
+
+
+def _summary(case: CaseSnapshot) -> dict[str, object]:
+    return {
+        "id": case.id,
+        "workflow": case.workflow,
+        "municipality": case.municipality_name,
+        "code": case.municipality_code,
+        "region": case.region,
+        "cohort": case.cohort,
+        "state": case.state,
+        "entered_at": case.entered_at,
+        "version": case.version,
+    }
+
+
+def _said(case: CaseSnapshot, verb: str) -> None:
+    out.print(f"case {case.id} ({case.municipality_name}, {case.workflow}) {verb}: state {case.state}")
+
+
+@case_app.command("open")
+@handle_errors
+def open_(
+    workflow: Annotated[str, typer.Argument(help="The workflow, e.g. dk2020.")],
+    municipality: Annotated[str, typer.Argument(help="Municipality name or three-digit code.")],
+    role: Annotated[str | None, typer.Option("--role", "-r", help="Your role.")] = None,
+    cohort: Annotated[str | None, typer.Option("--cohort", help="The cohort (round), if known.")] = None,
+    state: Annotated[
+        str | None, typer.Option("--state", help="Open directly in this later state (needs --reason).")
+    ] = None,
+    reason: Annotated[str, typer.Option("--reason", help="Why the case starts in a later state.")] = "",
+    data: DataOption = None,
+    actor: ActorOption = None,
+    db: DbOption = None,
+    now: NowOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Open a case for a municipality in a workflow (timers are computed from --now)."""
+    service = open_service(db, now)
+    case = service.open_case(
+        workflow,
+        municipality,
+        actor=actor_name(actor),
+        role=role,
+        cohort=cohort,
+        state=state,
+        reason=reason,
+        data=parse_pairs(data, "--data"),
+    )
+    if as_json:
+        print_json(_summary(case))
+    else:
+        _said(case, "opened")
+
+
+@case_app.command("list")
+@handle_errors
+def list_(
+    workflow: WorkflowOption = None,
+    state: Annotated[str | None, typer.Option("--state", help="Only cases in this state.")] = None,
+    cohort: Annotated[str | None, typer.Option("--cohort", help="Only this cohort.")] = None,
+    region: Annotated[str | None, typer.Option("--region", help="Only this region.")] = None,
+    overdue: Annotated[bool, typer.Option("--overdue", help="Only cases past a deadline.")] = False,
+    db: DbOption = None,
+    now: NowOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List cases, filtered by workflow, state, cohort, region or overdue."""
+    service = open_service(db, now)
+    cases = service.list_cases(
+        CaseFilter(
+            workflow=workflow,
+            state=state,
+            cohort=cohort,
+            region=region,
+            overdue_at=parse_now(now) if overdue else None,
+        )
+    )
+    if as_json:
+        print_json([_summary(c) for c in cases])
+        return
+    table = Table(title=f"{len(cases)} case(s)")
+    for column in ("id", "workflow", "municipality", "region", "cohort", "state", "since"):
+        table.add_column(column)
+    for c in cases:
+        table.add_row(
+            str(c.id), c.workflow, c.municipality_name, c.region, c.cohort or "—", c.state,
+            local(c.entered_at),
+        )
+    out.print(table)
+
+
+@case_app.command("show")
+@handle_errors
+def show(
+    case: Annotated[str, typer.Argument(help="Case id, municipality code or name.")],
+    workflow: WorkflowOption = None,
+    db: DbOption = None,
+    now: NowOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a case: state, data, checklists, pending deadlines, queued mail, warnings."""
+    service = open_service(db, now)
+    details = service.show(case, workflow=workflow)
+    c = details.case
+    if as_json:
+        print_json(
+            {
+                **_summary(c),
+                "definition_version": details.definition_version,
+                "data": dict(c.data),
+                "checklists": {k: {i: {"status": v.status, "comment": v.comment} for i, v in items.items()} for k, items in c.checklists.items()},
+                "pending_timers": [
+                    {"timer": t.timer, "kind": t.kind, "index": t.index, "due_at": t.due_at, "deadline_at": t.deadline_at}
+                    for t in details.timers
+                ],
+                "outbox": [
+                    {"id": m.id, "template": m.template, "status": m.status, "subject": m.subject, "not_before": m.not_before}
+                    for m in details.outbox
+                ],
+                "possible_triggers": details.possible_triggers,
+                "warnings": details.warnings,
+            }
+        )
+        return
+    out.print(f"[bold]case {c.id}[/] {c.municipality_name} ({c.municipality_code}, {c.region})")
+    out.print(f"workflow {c.workflow} version {details.definition_version}, cohort {c.cohort or '—'}")
+    out.print(f"state [bold]{c.state}[/] since {local(c.entered_at)}; opened {local(c.opened_at)}")
+    if c.data:
+        out.print("data: " + ", ".join(f"{k}={v}" for k, v in sorted(c.data.items())), markup=False)
+    for name, items in c.checklists.items():
+        counts: dict[str, int] = {}
+        for item in items.values():
+            counts[item.status] = counts.get(item.status, 0) + 1
+        out.print(f"checklist {name}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    out.print("possible triggers: " + (", ".join(details.possible_triggers) or "none"))
+    timers = Table(title="pending deadlines")
+    for column in ("timer", "firing", "due", "deadline"):
+        timers.add_column(column)
+    for t in details.timers:
+        timers.add_row(t.timer, f"{t.kind}{'#' + str(t.index) if t.index else ''}", local(t.due_at), local(t.deadline_at))
+    out.print(timers)
+    mail = Table(title="mail")
+    for column in ("id", "template", "status", "to", "subject"):
+        mail.add_column(column)
+    for m in details.outbox:
+        mail.add_row(str(m.id), m.template, m.status, ", ".join(a for _, a in m.to) or "—", m.subject)
+    out.print(mail)
+    for warning in details.warnings:
+        out.print(f"[yellow]warning:[/] {warning}")
+
+
+@case_app.command("fire")
+@handle_errors
+def fire(
+    case: Annotated[str, typer.Argument(help="Case id, municipality code or name.")],
+    trigger: Annotated[str, typer.Argument(help="The trigger, e.g. decide_participate.")],
+    role: Annotated[str, typer.Option("--role", "-r", help="The role you act in.")],
+    data: DataOption = None,
+    comment: CommentOption = "",
+    actor: ActorOption = None,
+    workflow: WorkflowOption = None,
+    db: DbOption = None,
+    now: NowOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Fire a trigger on a case. A refusal says why, exits 3 and changes nothing."""
+    service = open_service(db, now)
+    moved = service.fire(
+        case, trigger, actor=actor_name(actor), role=role, data=parse_pairs(data, "--data"),
+        comment=comment, workflow=workflow,
+    )
+    if as_json:
+        print_json(_summary(moved))
+    else:
+        _said(moved, f"{trigger}")
+
+
+@case_app.command("set")
+@handle_errors
+def set_(
+    case: Annotated[str, typer.Argument(help="Case id, municipality code or name.")],
+    values: Annotated[list[str], typer.Argument(help="FIELD=VALUE pairs.")],
+    role: Annotated[str, typer.Option("--role", "-r", help="The role you act in.")],
+    comment: CommentOption = "",
+    actor: ActorOption = None,
+    workflow: WorkflowOption = None,
+    db: DbOption = None,
+    now: NowOption = None,
+) -> None:
+    """Set or correct case data outside a transition (logged)."""
+    service = open_service(db, now)
+    changed = service.set_data(
+        case, parse_pairs(values, "FIELD=VALUE"), actor=actor_name(actor), role=role,
+        comment=comment, workflow=workflow,
+    )
+    _said(changed, "updated")
+
+
+@case_app.command("check")
+@handle_errors
+def check(
+    case: Annotated[str, typer.Argument(help="Case id, municipality code or name.")],
+    checklist: Annotated[str, typer.Argument(help="The checklist, e.g. capf.")],
+    items: Annotated[
+        list[str], typer.Argument(help="ITEM=STATUS pairs (met, partly_met, not_met, not_applicable).")
+    ],
+    role: Annotated[str, typer.Option("--role", "-r", help="The role you act in.")],
+    comment: CommentOption = "",
+    actor: ActorOption = None,
+    workflow: WorkflowOption = None,
+    db: DbOption = None,
+    now: NowOption = None,
+) -> None:
+    """Record checklist statuses (e.g. the CAPF screening) for one or many items."""
+    service = open_service(db, now)
+    pairs = parse_pairs(items, "ITEM=STATUS")
+    changed = service.check(
+        case, checklist, {k: (v, comment) for k, v in pairs.items()}, actor=actor_name(actor),
+        role=role, workflow=workflow,
+    )
+    _said(changed, f"{checklist} recorded")
+
+
+@case_app.command("extend")
+@handle_errors
+def extend(
+    case: Annotated[str, typer.Argument(help="Case id, municipality code or name.")],
+    timer: Annotated[str, typer.Argument(help="The deadline (timer name), e.g. plan_due.")],
+    role: Annotated[str, typer.Option("--role", "-r", help="The role you act in.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why the deadline moves (logged).")],
+    to: Annotated[str | None, typer.Option("--to", help="The new deadline (ISO 8601).")] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Move by a span, e.g. P1M.")] = None,
+    actor: ActorOption = None,
+    workflow: WorkflowOption = None,
+    db: DbOption = None,
+    now: NowOption = None,
+) -> None:
+    """Move one deadline of one case, with a reason; reminders are recomputed."""
+    service = open_service(db, now)
+    try:
+        span = parse_duration(by) if by else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--by") from None
+    new = parse_now(to) if to else None
+    changed = service.extend(
+        case, timer, actor=actor_name(actor), role=role, reason=reason, to=new, by=span,
+        workflow=workflow,
+    )
+    _said(changed, f"deadline {timer} moved")
+
+
+@case_app.command("history")
+@handle_errors
+def history(
+    case: Annotated[str, typer.Argument(help="Case id, municipality code or name.")],
+    workflow: WorkflowOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The case's append-only log: every change with actor, role, trigger and time."""
+    service = open_service(db)
+    snapshot, events = service.history(case, workflow=workflow)
+    if as_json:
+        print_json(
+            [
+                {
+                    "seq": e.seq, "at": e.record.at, "kind": e.record.kind, "actor": e.record.actor,
+                    "role": e.record.role, "trigger": e.record.trigger,
+                    "from": e.record.from_state, "to": e.record.to_state,
+                    "comment": e.record.comment, "data": dict(e.record.data),
+                }
+                for e in events
+            ]
+        )
+        return
+    table = Table(title=f"case {snapshot.id} {snapshot.municipality_name}: {len(events)} event(s)")
+    for column in ("#", "at", "kind", "who", "trigger", "from → to", "comment"):
+        table.add_column(column)
+    for e in events:
+        r = e.record
+        who = f"{r.actor} ({r.role})" if r.role else r.actor
+        move = f"{r.from_state or '—'} → {r.to_state or '—'}"
+        table.add_row(str(e.seq), local(r.at), r.kind, who, r.trigger or "", move, r.comment)
+    out.print(table)
+
+
+@case_app.command("migrate")
+@handle_errors
+def migrate(
+    workflow: Annotated[str, typer.Argument(help="The workflow whose open cases move to its newest version.")],
+    mapping: Annotated[
+        list[str] | None, typer.Option("--map", help="OLD_STATE=NEW_STATE (repeat for more).")
+    ] = None,
+    apply: Annotated[bool, typer.Option("--apply", help="Migrate; without it, a dry run.")] = False,
+    actor: ActorOption = None,
+    db: DbOption = None,
+    now: NowOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Move running cases to the newest loaded version: a dry run first, then --apply."""
+    service = open_service(db, now)
+    plan = service.migrate(
+        workflow, state_map=parse_pairs(mapping, "--map"), actor=actor_name(actor), dry_run=not apply
+    )
+    if as_json:
+        print_json(plan)
+    else:
+        table = Table(title=f"{workflow}: {', '.join(plan.from_versions) or '—'} → {plan.to_version}")
+        for column in ("case", "municipality", "state", "timers", "problem"):
+            table.add_column(column)
+        for item in plan.items:
+            timers = "; ".join(f"{t} {k} {local(at)}" for t, k, at in item.timers)
+            table.add_row(str(item.case_id), item.municipality, f"{item.from_state} → {item.to_state}", timers, item.problem)
+        out.print(table)
+        if plan.applied:
+            out.print(f"migrated {len(plan.items)} case(s)")
+        elif any(i.problem for i in plan.items):
+            out.print("nothing migrated: fix the problems above (e.g. with --map)")
+        else:
+            out.print("dry run: nothing changed; run again with --apply to migrate")
+    if any(i.problem for i in plan.items):
+        raise typer.Exit(3)

@@ -1,0 +1,140 @@
+"""What every command shares: the database option, `--now`, JSON output, errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import os
+from collections.abc import Callable
+from dataclasses import asdict, is_dataclass
+from functools import wraps
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from dk2020flow.clock import FixedClock, SystemClock, parse_instant
+from dk2020flow.errors import Dk2020flowError
+from dk2020flow.service import Service
+from dk2020flow.settings import Settings
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Database URL (sqlite:///FILE or postgresql+psycopg://…); "
+        "default: $DK2020FLOW_DATABASE_URL or sqlite:///dk2020flow.db",
+        show_default=False,
+    ),
+]
+NowOption = Annotated[
+    str | None,
+    typer.Option(
+        "--now",
+        help="Act as of this instant (ISO 8601, e.g. 2020-08-19T12:00+02:00); default: the clock.",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+ActorOption = Annotated[
+    str | None, typer.Option("--as", help="Who acts (recorded in the log); default: your login.")
+]
+RoleOption = Annotated[str, typer.Option("--role", "-r", help="The role you act in.")]
+WorkflowOption = Annotated[
+    str | None, typer.Option("--workflow", "-w", help="The workflow, when a name is ambiguous.")
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def settings_for(db: str | None) -> Settings:
+    settings = Settings()
+    if db:
+        settings = settings.model_copy(update={"database_url": db})
+    return settings
+
+
+def open_service(db: str | None, now: str | None = None, *, timezone: str = "Europe/Copenhagen") -> Service:
+    """A service over the chosen database, with the clock fixed at `--now` if given."""
+    from dk2020flow.store.db import require_current_schema
+    from dk2020flow.store.repository import SqlStore
+
+    settings = settings_for(db)
+    store = SqlStore(settings.database_url)
+    require_current_schema(store.engine)
+    clock = FixedClock(parse_now(now, timezone)) if now else SystemClock()
+    return Service(store, clock=clock, settings=settings)
+
+
+def parse_now(now: str | None, timezone: str = "Europe/Copenhagen") -> dt.datetime:
+    if now is None:
+        return SystemClock().now()
+    try:
+        return parse_instant(now, timezone)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--now") from None
+
+
+def actor_name(given: str | None) -> str:
+    if given:
+        return given
+    try:
+        return os.environ.get("DK2020FLOW_ACTOR") or getpass.getuser()
+    except OSError:
+        return "unknown"
+
+
+def parse_pairs(pairs: list[str] | None, what: str) -> dict[str, str]:
+    """`key=value` options into a dict; a clear message for anything else."""
+    result: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint=what)
+        result[key.strip()] = value
+    return result
+
+
+def print_json(value: Any) -> None:
+    typer.echo(json.dumps(to_jsonable(value), ensure_ascii=False, indent=2))
+
+
+def to_jsonable(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return to_jsonable(asdict(value))
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if hasattr(value, "value") and isinstance(value.value, str):
+        return value.value
+    return value
+
+
+def local(instant: dt.datetime | None, tz: str = "Europe/Copenhagen") -> str:
+    """An instant as a local time people read (with the offset, so it is unambiguous)."""
+    if instant is None:
+        return "—"
+    from zoneinfo import ZoneInfo
+
+    return instant.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %z")
+
+
+def handle_errors(func: F) -> F:
+    """Turn every Dk2020flowError into one line on stderr and its exit code."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except Dk2020flowError as exc:
+            err.print(f"error: {exc}", markup=False, style="red")
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,321 @@
+"""``dk2020flow outbox …`` (the operator's view of mail) and ``dk2020flow mail preview``."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from dk2020flow.cli_common import (
+    DbOption,
+    JsonOption,
+    NowOption,
+    WorkflowOption,
+    err,
+    handle_errors,
+    local,
+    open_service,
+    out,
+    parse_now,
+    print_json,
+)
+from dk2020flow.errors import NotFoundError
+from dk2020flow.store.port import OutboxMessage, OutboxStatus
+
+TIMEZONE = "Europe/Copenhagen"
+
+outbox_app = typer.Typer(
+    no_args_is_help=True,
+    help="The outbox: list, inspect, retry and purge outgoing mail.",
+)
+mail_app = typer.Typer(no_args_is_help=True, help="Preview the mail a case would get.")
+
+
+def _addresses(pairs: tuple[tuple[str, str], ...]) -> str:
+    return ", ".join(f"{name} <{email}>" if name else email for name, email in pairs) or "—"
+
+
+def _message_json(msg: OutboxMessage, *, full: bool) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": msg.id,
+        "case_id": msg.case_id,
+        "status": msg.status.value,
+        "template": msg.template,
+        "language": msg.language,
+        "to": [{"name": n, "email": e} for n, e in msg.to],
+        "cc": [{"name": n, "email": e} for n, e in msg.cc],
+        "subject": msg.subject,
+        "attempts": msg.attempts,
+        "not_before": msg.not_before,
+        "next_attempt_at": msg.next_attempt_at,
+        "lease_until": msg.lease_until,
+        "last_error": msg.last_error,
+        "created_at": msg.created_at,
+        "sent_at": msg.sent_at,
+        "message_id": msg.message_id,
+        "attachments": ["invitation.ics"] if msg.ics else [],
+    }
+    if full:
+        data.update(text=msg.text, html=msg.html, ics=msg.ics)
+    return data
+
+
+_STYLE = {
+    OutboxStatus.PENDING: "cyan",
+    OutboxStatus.SENDING: "blue",
+    OutboxStatus.SENT: "green",
+    OutboxStatus.DEAD: "red",
+    OutboxStatus.PARKED: "yellow",
+}
+
+
+@outbox_app.command("list")
+@handle_errors
+def list_command(
+    status: Annotated[
+        OutboxStatus | None, typer.Option("--status", "-s", help="Only messages in this status.")
+    ] = None,
+    case: Annotated[
+        str | None, typer.Option("--case", "-c", help="Only one case's messages (id or municipality).")
+    ] = None,
+    workflow: WorkflowOption = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 100,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List messages, newest first."""
+    service = open_service(db)
+    with service.store.read() as tx:
+        case_id = service.resolve(tx, case, workflow).id if case else None
+        messages = tx.outbox(status=status, case_id=case_id, limit=limit)
+    if as_json:
+        print_json([_message_json(m, full=False) for m in messages])
+        return
+    if not messages:
+        out.print("No messages.")
+        return
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("id", "status", "case", "template", "to", "subject", "tries", "when", "error"):
+        table.add_column(column, overflow="fold")
+    for m in messages:
+        when = m.sent_at if m.status is OutboxStatus.SENT else m.next_attempt_at
+        table.add_row(
+            str(m.id),
+            f"[{_STYLE[m.status]}]{m.status.value}[/]",
+            str(m.case_id or "—"),
+            f"{m.template}.{m.language}",
+            _addresses(m.to),
+            m.subject,
+            str(m.attempts),
+            local(when, TIMEZONE),
+            (m.last_error or "")[:80],
+        )
+    out.print(table)
+
+
+def _get(service: Any, message_id: int) -> OutboxMessage:
+    with service.store.read() as tx:
+        msg: OutboxMessage | None = tx.outbox_message(message_id)
+    if msg is None:
+        raise NotFoundError(
+            f"there is no message {message_id} in the outbox (`dk2020flow outbox list` shows them)"
+        )
+    return msg
+
+
+@outbox_app.command("show")
+@handle_errors
+def show_command(
+    message_id: Annotated[int, typer.Argument(metavar="ID", help="The message's id.")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one message: headers, both bodies, attachments and the last error."""
+    msg = _get(open_service(db), message_id)
+    if as_json:
+        print_json(_message_json(msg, full=True))
+        return
+    rows = [
+        ("Id", str(msg.id)),
+        ("Status", msg.status.value),
+        ("Case", str(msg.case_id or "—")),
+        ("Message-ID", msg.message_id),
+        ("To", _addresses(msg.to)),
+        ("Cc", _addresses(msg.cc)),
+        ("Subject", msg.subject),
+        ("Template", f"{msg.template} ({msg.language})"),
+        ("Created", local(msg.created_at, TIMEZONE)),
+        ("Not before", local(msg.not_before, TIMEZONE)),
+        ("Attempts", str(msg.attempts)),
+        ("Next attempt", local(msg.next_attempt_at, TIMEZONE)),
+        ("Lease until", local(msg.lease_until, TIMEZONE)),
+        ("Sent", local(msg.sent_at, TIMEZONE)),
+        ("Attachments", "invitation.ics (text/calendar)" if msg.ics else "—"),
+        ("Last error", msg.last_error or "—"),
+    ]
+    for label, value in rows:
+        out.print(f"{label + ':':<14}{value}", markup=False)
+    out.print("\n--- text ---", markup=False)
+    out.print(msg.text, markup=False)
+    out.print("\n--- html ---", markup=False)
+    out.print(msg.html or "(none)", markup=False)
+
+
+@outbox_app.command("retry")
+@handle_errors
+def retry_command(
+    message_id: Annotated[
+        int | None, typer.Argument(metavar="[ID]", help="The dead or parked message to send again.")
+    ] = None,
+    all_dead: Annotated[
+        bool, typer.Option("--all-dead", help="Send every dead message again.")
+    ] = False,
+    all_parked: Annotated[
+        bool, typer.Option("--all-parked", help="Send every parked message again.")
+    ] = False,
+    now: NowOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Put dead (or parked) messages back in the queue; their attempts start over.
+
+    The running daemon picks them up at its next sweep.
+    """
+    if (message_id is None) == (not (all_dead or all_parked)):
+        raise typer.BadParameter("give a message ID, or --all-dead / --all-parked (not both)")
+    service = open_service(db, now)
+    when = service.clock.now()
+    requeued: list[int] = []
+    refused: list[tuple[int, str]] = []
+    with service.store.transaction() as tx:
+        if message_id is not None:
+            msg = tx.outbox_message(message_id)
+            if msg is None:
+                raise NotFoundError(
+                    f"there is no message {message_id} in the outbox "
+                    "(`dk2020flow outbox list` shows them)"
+                )
+            if tx.requeue(message_id, when):
+                requeued.append(message_id)
+            else:
+                refused.append((message_id, msg.status.value))
+        statuses = [
+            s
+            for s, wanted in ((OutboxStatus.DEAD, all_dead), (OutboxStatus.PARKED, all_parked))
+            if wanted
+        ]
+        for status in statuses:
+            while True:
+                batch = [m.id for m in tx.outbox(status=status, limit=1000)]
+                done = [row_id for row_id in batch if tx.requeue(row_id, when)]
+                requeued.extend(done)
+                if not done:
+                    break
+    if as_json:
+        print_json({"requeued": requeued, "refused": [{"id": i, "status": s} for i, s in refused]})
+    else:
+        for row_id, status in refused:
+            err.print(
+                f"message {row_id} is {status}: only dead or parked messages can be retried",
+                markup=False,
+            )
+        if requeued:
+            out.print(f"Requeued {len(requeued)} message(s): {_ids(requeued)}", markup=False)
+        elif not refused:
+            out.print("Nothing to retry.")
+    if refused:
+        raise typer.Exit(1)
+
+
+def _ids(ids: list[int]) -> str:
+    shown = ", ".join(str(i) for i in ids[:20])
+    return shown + (f" … (+{len(ids) - 20})" if len(ids) > 20 else "")
+
+
+@outbox_app.command("purge")
+@handle_errors
+def purge_command(
+    sent_before: Annotated[
+        str,
+        typer.Option(
+            "--sent-before",
+            help="Delete sent messages sent before this date or instant (ISO 8601).",
+        ),
+    ],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete sent messages older than a date. Dead, parked and unsent mail is never purged."""
+    try:
+        before = parse_now(sent_before, TIMEZONE)
+    except typer.BadParameter as exc:
+        raise typer.BadParameter(str(exc.message), param_hint="--sent-before") from None
+    service = open_service(db)
+    with service.store.transaction() as tx:
+        count = tx.purge_sent(before)
+    if as_json:
+        print_json({"purged": count, "sent_before": before})
+    else:
+        out.print(f"Purged {count} sent message(s) sent before {local(before, TIMEZONE)}.")
+
+
+# ----------------------------------------------------------------------------- preview
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:60] or "case"
+
+
+@mail_app.command("preview")
+@handle_errors
+def preview_command(
+    case: Annotated[str, typer.Argument(help="The case: id, municipality code or name.")],
+    template: Annotated[str, typer.Argument(help="The template's name, e.g. decision_reminder.")],
+    lang: Annotated[
+        str | None, typer.Option("--lang", "-l", help="Language (da, en); default: the recipient's.")
+    ] = None,
+    workflow: WorkflowOption = None,
+    html: Annotated[bool, typer.Option("--html", help="Print the HTML body instead.")] = False,
+    now: NowOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show exactly what a template would send to a case now (nothing is queued)."""
+    service = open_service(db, now)
+    previews = service.preview(case, template, language=lang, workflow=workflow)
+    if as_json:
+        print_json(
+            [
+                {
+                    "to": [{"name": n, "email": e} for n, e in p.to],
+                    "cc": [{"name": n, "email": e} for n, e in p.cc],
+                    "language": p.language,
+                    "subject": p.mail.subject,
+                    "text": p.mail.text,
+                    "html": p.mail.html,
+                }
+                for p in previews
+            ]
+        )
+        return
+    folder = Path(tempfile.gettempdir()) / "dk2020flow-preview"
+    for number, preview in enumerate(previews):
+        if number:
+            out.print("\n" + "=" * 72 + "\n")
+        if html:
+            out.print(preview.mail.html, markup=False)
+            continue
+        out.print(f"To:       {_addresses(preview.to)}", markup=False)
+        out.print(f"Cc:       {_addresses(preview.cc)}", markup=False)
+        out.print(f"Subject:  {preview.mail.subject}", markup=False)
+        out.print(f"Language: {preview.language}", markup=False)
+        out.print("", markup=False)
+        out.print(preview.mail.text, markup=False)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{_safe(case)}-{_safe(template)}.{preview.language}.html"
+        path.write_text(preview.mail.html, encoding="utf-8")
+        out.print(f"\n(HTML version: {path} — or run with --html to print it)", markup=False)

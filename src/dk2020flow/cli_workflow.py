@@ -1,0 +1,141 @@
+"""``dk2020flow workflow …``: validate, draw and describe workflow files."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from dk2020flow.definition import DefinitionError, Diagnostic, LoadedWorkflow, load_workflow
+from dk2020flow.definition.graph import to_dot, to_mermaid
+from dk2020flow.definition.schema_export import schema_text
+
+EXIT_INVALID = 2
+
+workflow_app = typer.Typer(
+    no_args_is_help=True,
+    help="Validate, draw and describe workflow files.",
+)
+
+
+class GraphFormat(StrEnum):
+    MERMAID = "mermaid"
+    DOT = "dot"
+
+
+def _expand(paths: list[Path]) -> list[Path]:
+    """Folders stand for the .yaml/.yml files directly inside them."""
+    expanded: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            inside = sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
+            expanded += inside or [path]
+        else:
+            expanded.append(path)
+    return expanded
+
+
+def _check(path: Path) -> tuple[LoadedWorkflow | None, tuple[Diagnostic, ...]]:
+    try:
+        loaded = load_workflow(path)
+    except DefinitionError as exc:
+        return None, exc.diagnostics
+    return loaded, loaded.warnings
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+@workflow_app.command("validate")
+def validate_command(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Workflow files (or folders of them) to check.")
+    ],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON document on stdout instead.")
+    ] = False,
+) -> None:
+    """Check workflow files and their templates; report every problem as FILE:LINE:COLUMN.
+
+    Exit status 0 when every file is valid (warnings allowed), 2 when any has errors.
+    """
+    results: list[dict[str, Any]] = []
+    errors = warnings = 0
+    for path in _expand(paths):
+        loaded, diagnostics = _check(path)
+        file_errors = sum(1 for d in diagnostics if d.is_error)
+        errors += file_errors
+        warnings += len(diagnostics) - file_errors
+        results.append(_result(path, loaded, diagnostics))
+        if as_json:
+            continue
+        for diagnostic in diagnostics:
+            typer.echo(str(diagnostic), err=True)
+        if loaded is not None:
+            workflow = loaded.workflow
+            typer.echo(
+                f"{path}: ok - {workflow.workflow} {workflow.version}, "
+                f"{_plural(len(workflow.states), 'state')}, "
+                f"{_plural(len(workflow.transitions), 'transition')}, "
+                f"{_plural(len(loaded.templates), 'template file')}"
+            )
+    if as_json:
+        summary = {"files": results, "errors": errors, "warnings": warnings}
+        typer.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+    else:
+        typer.echo(
+            f"{_plural(len(results), 'file')} checked: {_plural(errors, 'error')}, "
+            f"{_plural(warnings, 'warning')}",
+            err=True,
+        )
+    if errors:
+        raise typer.Exit(EXIT_INVALID)
+
+
+def _result(
+    path: Path, loaded: LoadedWorkflow | None, diagnostics: tuple[Diagnostic, ...]
+) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "path": str(path),
+        "valid": loaded is not None,
+        "diagnostics": [d.to_json() for d in diagnostics],
+    }
+    if loaded is not None:
+        result |= {
+            "workflow": loaded.workflow.workflow,
+            "version": loaded.workflow.version,
+            "content_hash": loaded.content_hash,
+        }
+    return result
+
+
+@workflow_app.command("graph")
+def graph_command(
+    path: Annotated[Path, typer.Argument(help="The workflow file to draw.")],
+    output_format: Annotated[
+        GraphFormat, typer.Option("--format", "-f", help="mermaid (no Graphviz needed) or dot.")
+    ] = GraphFormat.MERMAID,
+) -> None:
+    """Print the state diagram: every state, transitions with triggers and roles, timers.
+
+    Templates are not checked here, so a workflow can be drawn before its mails exist.
+    """
+    try:
+        loaded = load_workflow(path, check_templates=False)
+    except DefinitionError as exc:
+        for diagnostic in exc.diagnostics:
+            typer.echo(str(diagnostic), err=True)
+        typer.echo(f"{path}: cannot draw a workflow with errors", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    draw = to_mermaid if output_format is GraphFormat.MERMAID else to_dot
+    typer.echo(draw(loaded.workflow), nl=False)
+
+
+@workflow_app.command("schema")
+def schema_command() -> None:
+    """Print the JSON Schema of workflow files (for editors' validation and completion)."""
+    typer.echo(schema_text(), nl=False)

@@ -1,0 +1,160 @@
+"""Loading a workflow file: bytes → YAML with positions → ``Workflow`` → validated.
+
+``load_workflow`` is the one door through which a workflow enters the system.
+It either returns a ``LoadedWorkflow`` (immutable, with the templates it
+names and a content hash that versions both) or raises ``DefinitionError``
+with every problem found, each located at FILE:LINE:COLUMN.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+from pydantic import ValidationError
+
+from dk2020flow.definition.diagnostics import DefinitionError, Diagnostic
+from dk2020flow.definition.model import Workflow
+from dk2020flow.definition.schema_errors import schema_diagnostics
+from dk2020flow.definition.source import MAX_BYTES, decode, read_yaml
+from dk2020flow.definition.template_check import TemplateSet, read_template_dir
+from dk2020flow.definition.validate import validate
+
+TemplateSource = Path | Mapping[str, str]
+"""A folder of ``<template>.<lang>.jinja`` files, or their texts by file name."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadedWorkflow:
+    """A workflow that passed every check, with the template texts it uses."""
+
+    workflow: Workflow
+    source_text: str
+    path: Path
+    templates: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    content_hash: str
+    warnings: tuple[Diagnostic, ...] = ()
+    template_dir: Path | None = None
+
+
+def default_template_dir(path: Path, workflow_name: str) -> Path:
+    """``workflows/dk2020.yaml`` → ``notifications/dk2020/``."""
+    return path.parent.parent / "notifications" / workflow_name
+
+
+def load_workflow(
+    path: Path, *, templates: TemplateSource | None = None, check_templates: bool = True
+) -> LoadedWorkflow:
+    """Read, parse and validate the workflow file at ``path``.
+
+    ``templates`` defaults to the folder ``../notifications/<workflow name>/`` beside
+    the file's folder. ``check_templates=False`` skips the template checks (for a
+    diagram of a workflow whose mails are not written yet).
+    """
+    file = str(path)
+    try:
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise DefinitionError([_unreadable(file, exc)]) from None
+    text, problems = decode(raw, file)
+    if text is None:
+        raise DefinitionError(problems)
+    return _load(text, file, path, templates, default_dir=True, check_templates=check_templates)
+
+
+def load_workflow_text(
+    text: str, name: str, *, templates: Mapping[str, str] | None = None
+) -> LoadedWorkflow:
+    """Load a workflow from its text (e.g. a stored definition); ``name`` labels diagnostics.
+
+    Gives the same ``Workflow`` and content hash as ``load_workflow`` on a file with
+    this text and these templates. Without ``templates`` the template checks are skipped.
+    """
+    raw = text.encode("utf-8", errors="surrogatepass")
+    decoded, problems = decode(raw, name)
+    if decoded is None:
+        raise DefinitionError(problems)
+    return _load(
+        decoded,
+        name,
+        Path(name),
+        templates,
+        default_dir=False,
+        check_templates=templates is not None,
+    )
+
+
+def _load(
+    text: str,
+    file: str,
+    path: Path,
+    templates: TemplateSource | None,
+    *,
+    default_dir: bool,
+    check_templates: bool,
+) -> LoadedWorkflow:
+    document = read_yaml(text, file)
+    if document.data is None:
+        raise DefinitionError(document.diagnostics)
+    try:
+        workflow = Workflow.model_validate(document.data)
+    except ValidationError as exc:
+        raise DefinitionError(schema_diagnostics(exc, document.locator, file)) from None
+
+    problems: list[Diagnostic] = []
+    template_set = TemplateSet(sources={}, directory=None)
+    if isinstance(templates, Mapping):
+        template_set = TemplateSet(sources=dict(templates), directory=None)
+    elif templates is not None or default_dir:
+        directory = templates or default_template_dir(path, workflow.workflow)
+        template_set, unreadable = read_template_dir(directory)
+        problems += unreadable
+
+    problems += validate(
+        workflow,
+        document.locator,
+        file,
+        templates=template_set if check_templates else None,
+    )
+    if any(problem.is_error for problem in problems):
+        raise DefinitionError(problems)
+    return LoadedWorkflow(
+        workflow=workflow,
+        source_text=text,
+        path=path,
+        templates=MappingProxyType(dict(template_set.sources)),
+        content_hash=content_hash(text, template_set.sources),
+        warnings=tuple(problems),
+        template_dir=template_set.directory,
+    )
+
+
+def content_hash(text: str, templates: Mapping[str, str]) -> str:
+    """sha256 (hex) over the workflow text and its templates, sorted by file name."""
+    digest = hashlib.sha256()
+
+    def part(label: str, content: str) -> None:
+        data = content.encode("utf-8", errors="surrogatepass")
+        digest.update(f"{label}\0{len(data)}\0".encode())
+        digest.update(data)
+
+    part("workflow", text)
+    for name in sorted(templates):
+        part(f"template:{name}", templates[name])
+    return digest.hexdigest()
+
+
+def _unreadable(file: str, exc: OSError) -> Diagnostic:
+    if isinstance(exc, FileNotFoundError):
+        message, hint = "no such file", "check the path"
+    elif isinstance(exc, IsADirectoryError):
+        message, hint = "this is a folder, not a file", "name a .yaml file inside it"
+    elif isinstance(exc, PermissionError):
+        message, hint = "permission denied", "check the file's permissions"
+    else:
+        message, hint = f"cannot read the file ({exc.strerror or exc})", "check the path"
+    return Diagnostic(file=file, line=1, column=1, code="DF001", message=message, hint=hint)

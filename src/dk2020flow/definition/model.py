@@ -1,0 +1,569 @@
+"""The typed, frozen shape of a workflow file.
+
+These pydantic models are the schema of the YAML format (docs/workflow-format.md)
+and the source of the JSON Schema that editors use. They check *shape*; the
+cross-references (states, roles, templates, reachability …) are checked in
+``validate.py``. Once a file has passed both, the resulting ``Workflow`` is
+immutable and nothing downstream re-validates it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from dk2020flow.definition.durations import Duration, parse_duration
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)]
+"""Identifiers: lower-case letters, digits and underscores, starting with a letter."""
+
+ItemId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", max_length=32)]
+"""Checklist item ids such as ``P1.1``."""
+
+ANY_OPEN_STATE = "*"
+"""``from: "*"`` means every state that is not terminal."""
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+Text = str | dict[str, str]
+"""Human text: one string, or one string per language code (``{da: …, en: …}``)."""
+
+
+def text_in(text: Text | None, language: str, fallback: str = "") -> str:
+    """Pick the text for ``language`` from a ``Text`` value (first language as fallback)."""
+    if text is None:
+        return fallback
+    if isinstance(text, str):
+        return text
+    return text.get(language) or next(iter(text.values()), fallback)
+
+
+TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def _check_time_of_day(value: str) -> str:
+    if not TIME_OF_DAY.match(value):
+        raise ValueError(f"time of day must be HH:MM (24-hour), got {value!r}")
+    return value
+
+
+def _to_duration(value: Any) -> Duration:
+    if isinstance(value, Duration):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"a duration is an ISO 8601 text such as P14D or P1M, got {value!r}")
+    return parse_duration(value)
+
+
+# ----------------------------------------------------------------------------- metadata
+
+
+class OptionalHoliday(StrEnum):
+    """Danish days that are holidays for many, but not public holidays in law."""
+
+    MAY_1 = "may_1"
+    CONSTITUTION_DAY = "constitution_day"
+    CHRISTMAS_EVE = "christmas_eve"
+    NEW_YEARS_EVE = "new_years_eve"
+
+
+class Calendar(Frozen):
+    """Which days are business days."""
+
+    country: Literal["DK"] = "DK"
+    closed_on: tuple[OptionalHoliday, ...] = Field(
+        default=(
+            OptionalHoliday.CONSTITUTION_DAY,
+            OptionalHoliday.CHRISTMAS_EVE,
+            OptionalHoliday.NEW_YEARS_EVE,
+        ),
+        description="Optional days that count as closed (not business days).",
+    )
+    extra_closed_days: tuple[dt.date, ...] = ()
+
+
+class OfficeHours(Frozen):
+    """Mail that falls due outside these hours waits for the next opening unless urgent."""
+
+    days: Literal["business_days", "every_day"] = "business_days"
+    opens: str = "08:00"
+    closes: str = "17:00"
+
+    _opens = field_validator("opens", "closes")(_check_time_of_day)
+
+    @model_validator(mode="after")
+    def _opens_before_closes(self) -> OfficeHours:
+        if self.opens >= self.closes:
+            raise ValueError("office hours must open before they close")
+        return self
+
+
+class Links(Frozen):
+    """Addresses that templates may show (``links.programme`` …)."""
+
+    programme: str = ""
+    help_email: str = ""
+    help_name: str = ""
+
+
+# ----------------------------------------------------------------------------- roles, fields
+
+
+class Role(Frozen):
+    title: Text = ""
+    receives_mail: bool = Field(
+        default=False,
+        description="True for roles that are contacts on a case (recipients of its mail).",
+    )
+    description: str = ""
+    name: str = Field(default="", description="Name used for the role's shared mailbox.")
+    email: str = Field(
+        default="",
+        description="A shared mailbox for the role on every case (e.g. the secretariat); "
+        "used when a case has no contact of its own in this role.",
+    )
+
+
+class FieldType(StrEnum):
+    TEXT = "text"
+    DATE = "date"
+    DATETIME = "datetime"
+    EMAIL = "email"
+    BOOLEAN = "boolean"
+    INTEGER = "integer"
+    URL = "url"
+    CHOICE = "choice"
+    COHORT = "cohort"
+
+
+class FieldDef(Frozen):
+    """A piece of case data that triggers carry or set."""
+
+    type: FieldType = FieldType.TEXT
+    title: Text = ""
+    choices: tuple[str, ...] = ()
+    max_length: int = Field(default=2000, ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _choices_only_for_choice(self) -> FieldDef:
+        if self.type is FieldType.CHOICE and not self.choices:
+            raise ValueError("a field of type choice needs a list of choices")
+        if self.type is not FieldType.CHOICE and self.choices:
+            raise ValueError("choices are only allowed on a field of type choice")
+        return self
+
+
+# ----------------------------------------------------------------------------- mail
+
+
+class MailSpec(Frozen):
+    template: Name
+    to: tuple[Name, ...] = Field(min_length=1)
+    cc: tuple[Name, ...] = ()
+    urgent: bool = Field(default=False, description="Send outside office hours too.")
+
+    @field_validator("to", "cc", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+
+def _mail_list(value: Any) -> Any:
+    """``mail:`` accepts one mail or a list of mails."""
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, dict) else value
+
+
+# ----------------------------------------------------------------------------- cohorts
+
+
+class CalendarEvent(Frozen):
+    """A dated programme event (start conference, workshop) for a cohort."""
+
+    title: Text
+    at: dt.datetime = Field(description="Local start time in the workflow's timezone.")
+    duration: Duration = Field(default_factory=lambda: parse_duration("PT3H"))
+    location: str = ""
+    regions: tuple[str, ...] = Field(
+        default=(), description="Only cases in these regions; empty means every region."
+    )
+    states: tuple[Name, ...] = Field(
+        min_length=1, description="Cases in these states at the time are invited."
+    )
+    mail: MailSpec
+    invite_before: Duration = Field(
+        default_factory=lambda: parse_duration("P21D"),
+        description="The invitation goes out this long before the event.",
+    )
+    reminders: tuple[Duration, ...] = Field(
+        default=(), description="Reminder mails this long before the event."
+    )
+    cancelled: bool = False
+    sequence: int = Field(default=0, ge=0, description="Raise when the event changes.")
+
+    _durations = field_validator("duration", mode="before")(_to_duration)
+
+    @field_validator("reminders", mode="before")
+    @classmethod
+    def _reminder_durations(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [value]
+        return tuple(_to_duration(v) for v in value) if isinstance(value, list | tuple) else value
+
+    @field_validator("at")
+    @classmethod
+    def _naive_local(cls, value: dt.datetime) -> dt.datetime:
+        if value.tzinfo is not None:
+            raise ValueError("write event times as local times without an offset")
+        return value
+
+
+class Cohort(Frozen):
+    """A round of the programme with its own dates."""
+
+    title: Text
+    application_deadline: dt.datetime | dt.date
+    start: dt.datetime | dt.date
+    planned_end: dt.datetime | dt.date
+    events: dict[Name, CalendarEvent] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Cohort:
+        def as_dt(value: dt.datetime | dt.date) -> dt.datetime:
+            if isinstance(value, dt.datetime):
+                return value.replace(tzinfo=None)
+            return dt.datetime.combine(value, dt.time())
+
+        if as_dt(self.start) > as_dt(self.planned_end):
+            raise ValueError("a cohort's start must come before its planned_end")
+        return self
+
+    def date(self, name: str) -> dt.datetime | dt.date:
+        value: dt.datetime | dt.date = getattr(self, name)
+        return value
+
+
+COHORT_DATES = ("application_deadline", "start", "planned_end")
+
+
+# ----------------------------------------------------------------------------- checklists
+
+
+class ItemStatus(StrEnum):
+    MET = "met"
+    PARTLY_MET = "partly_met"
+    NOT_MET = "not_met"
+    NOT_APPLICABLE = "not_applicable"
+
+
+class Checklist(Frozen):
+    title: Text
+    items: dict[ItemId, Text] = Field(min_length=1)
+    roles: tuple[Name, ...] = Field(min_length=1, description="Roles that may record statuses.")
+
+
+# ----------------------------------------------------------------------------- guards
+
+
+class Condition(Frozen):
+    """One condition of a guard. Exactly one form per entry.
+
+    - ``field: X`` with ``present: true|false`` or ``equals: V`` or ``in: [..]``
+    - ``all_true: [flag, …]``: every named boolean field is true
+    - ``checklist: capf`` with ``all_in: [met, not_applicable]``
+    - ``any: [conditions]``: at least one holds
+    """
+
+    field: Name | None = None
+    present: bool | None = None
+    equals: str | int | bool | None = None
+    in_: tuple[str | int | bool, ...] | None = Field(default=None, alias="in")
+    all_true: tuple[Name, ...] | None = None
+    checklist: Name | None = None
+    all_in: tuple[ItemStatus, ...] | None = None
+    any: tuple[Condition, ...] | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Condition:
+        forms = [
+            self.field is not None,
+            self.all_true is not None,
+            self.checklist is not None,
+            self.any is not None,
+        ]
+        if sum(forms) != 1:
+            raise ValueError("a condition has exactly one of: field, all_true, checklist, any")
+        if self.field is not None:
+            tests = [self.present is not None, self.equals is not None, self.in_ is not None]
+            if sum(tests) != 1:
+                raise ValueError("a field condition needs exactly one of: present, equals, in")
+        elif self.present is not None or self.equals is not None or self.in_ is not None:
+            raise ValueError("present, equals and in belong to a field condition")
+        if self.checklist is not None and not self.all_in:
+            raise ValueError("a checklist condition needs all_in: [statuses]")
+        if self.checklist is None and self.all_in is not None:
+            raise ValueError("all_in belongs to a checklist condition")
+        return self
+
+
+# ----------------------------------------------------------------------------- timers
+
+
+class MissedPolicy(StrEnum):
+    FIRE_ALL = "fire_all"
+    LATEST_ONCE = "latest_once"
+    SKIP_OLDER_THAN = "skip_older_than"
+
+
+class Missed(Frozen):
+    """What to do with firings that fell due while no daemon ran."""
+
+    policy: MissedPolicy = MissedPolicy.FIRE_ALL
+    window: Duration | None = None
+
+    _window = field_validator("window", mode="before")(
+        lambda v: None if v is None else _to_duration(v)
+    )
+
+    @model_validator(mode="after")
+    def _window_for_skip(self) -> Missed:
+        if self.policy is MissedPolicy.SKIP_OLDER_THAN and self.window is None:
+            raise ValueError("policy skip_older_than needs a window (e.g. P7D)")
+        return self
+
+
+class Due(Frozen):
+    """When a timer falls due. Exactly one anchor:
+
+    - ``at``: an absolute local date-time (or a date; ``time`` gives the hour)
+    - ``after`` / ``business_days`` alone: relative to entering the state
+    - ``cohort_date: start`` (+ ``after``/``business_days``): relative to the case's cohort
+    - ``field: some_date`` (+ ``after``/``business_days``): relative to a date on the case
+    ``time: "HH:MM"`` fixes the local time of day of the result.
+    """
+
+    at: dt.datetime | dt.date | None = None
+    cohort_date: Literal["application_deadline", "start", "planned_end"] | None = None
+    field: Name | None = None
+    after: Duration | None = None
+    business_days: int | None = Field(default=None, ge=-500, le=500)
+    time: str | None = None
+
+    _after = field_validator("after", mode="before")(
+        lambda v: None if v is None else _to_duration(v)
+    )
+
+    @field_validator("time")
+    @classmethod
+    def _time(cls, value: str | None) -> str | None:
+        return None if value is None else _check_time_of_day(value)
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _date_text_is_a_date(cls, value: Any) -> Any:
+        # pydantic would read "2020-08-31" as a datetime at 00:00; a date alone means 23:59.
+        if isinstance(value, str) and re.fullmatch(r"\s*\d{4}-\d{2}-\d{2}\s*", value):
+            return dt.date.fromisoformat(value.strip())
+        return value
+
+    @field_validator("at")
+    @classmethod
+    def _naive_local(cls, value: dt.datetime | dt.date | None) -> dt.datetime | dt.date | None:
+        if isinstance(value, dt.datetime) and value.tzinfo is not None:
+            raise ValueError("write times as local times without an offset")
+        return value
+
+    @model_validator(mode="after")
+    def _one_anchor(self) -> Due:
+        anchors = [self.at is not None, self.cohort_date is not None, self.field is not None]
+        if sum(anchors) > 1:
+            raise ValueError("use only one of at, cohort_date, field")
+        if self.after is not None and self.business_days is not None:
+            raise ValueError("use after (a duration) or business_days, not both")
+        if self.at is not None and (self.after is not None or self.business_days is not None):
+            raise ValueError("an absolute time (at) takes no offset")
+        if sum(anchors) == 0 and self.after is None and self.business_days is None:
+            raise ValueError("give at, cohort_date, field, after or business_days")
+        return self
+
+
+class OnDue(Frozen):
+    trigger: Name | None = None
+    mail: tuple[MailSpec, ...] = ()
+    _mail = field_validator("mail", mode="before")(_mail_list)
+
+
+class Reminders(Frozen):
+    before: tuple[Duration, ...] = Field(min_length=1)
+    mail: MailSpec
+
+    @field_validator("before", mode="before")
+    @classmethod
+    def _durations(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [value]
+        return tuple(_to_duration(v) for v in value) if isinstance(value, list | tuple) else value
+
+
+class Repeat(Frozen):
+    every: Duration
+    times: int = Field(ge=1, le=100)
+    mail: MailSpec
+    _every = field_validator("every", mode="before")(_to_duration)
+
+
+class Escalate(Frozen):
+    after: Duration
+    to: tuple[Name, ...] = Field(min_length=1)
+    mail: MailSpec
+    trigger: Name | None = None
+    _after = field_validator("after", mode="before")(_to_duration)
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+
+class Timer(Frozen):
+    """A deadline on a state, armed on entry and cancelled on leaving."""
+
+    description: str = ""
+    due: Due
+    on_due: OnDue = Field(default_factory=OnDue)
+    reminders: Reminders | None = None
+    repeat: Repeat | None = None
+    escalate: Escalate | None = None
+    missed: Missed = Field(default_factory=Missed)
+    extend_roles: tuple[Name, ...] = Field(
+        default=(), description="Roles that may move this deadline for one case."
+    )
+    calendar_invite: bool = Field(
+        default=False, description="Attach an .ics of the deadline to its mails."
+    )
+
+
+# ----------------------------------------------------------------------------- states, transitions
+
+
+class OnEntry(Frozen):
+    mail: tuple[MailSpec, ...] = ()
+    _mail = field_validator("mail", mode="before")(_mail_list)
+
+
+class State(Frozen):
+    title: Text = ""
+    description: str = ""
+    initial: bool = False
+    terminal: bool = False
+    on_entry: OnEntry = Field(default_factory=OnEntry)
+    timers: dict[Name, Timer] = Field(default_factory=dict)
+    may_open_here: bool = Field(
+        default=False,
+        description="Cases may be opened directly in this state (joining mid-course).",
+    )
+
+    @model_validator(mode="after")
+    def _terminal_has_no_timers(self) -> State:
+        if self.terminal and self.timers:
+            raise ValueError("a terminal state cannot have timers")
+        if self.terminal and self.initial:
+            raise ValueError("a state cannot be both initial and terminal")
+        return self
+
+
+class Transition(Frozen):
+    trigger: Name
+    from_: tuple[str, ...] = Field(alias="from", min_length=1)
+    to: Name
+    title: Text = ""
+    description: str = ""
+    roles: tuple[Name, ...] = ()
+    automatic: bool = Field(default=False, description="Fires by itself once `when` holds.")
+    requires: tuple[Name, ...] = Field(default=(), description="Fields the trigger must carry.")
+    accepts: tuple[Name, ...] = Field(default=(), description="Fields the trigger may carry.")
+    sets: dict[Name, str | int | bool | None] = Field(default_factory=dict)
+    when: tuple[Condition, ...] = ()
+    mail: tuple[MailSpec, ...] = ()
+
+    _mail = field_validator("mail", mode="before")(_mail_list)
+
+    @field_validator("from_", "roles", "requires", "accepts", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _roles_or_automatic(self) -> Transition:
+        if self.automatic and self.roles:
+            raise ValueError("an automatic transition fires by itself: give it no roles")
+        if self.automatic and not self.when:
+            raise ValueError("an automatic transition needs a `when` guard")
+        if self.automatic and self.requires:
+            raise ValueError("an automatic transition carries no data: remove `requires`")
+        return self
+
+
+# ----------------------------------------------------------------------------- the workflow
+
+
+class Workflow(Frozen):
+    """A whole workflow file."""
+
+    workflow: Name = Field(description="The workflow's name, used on the command line.")
+    version: str = Field(min_length=1, max_length=64, description="A label for people.")
+    title: Text
+    description: str = ""
+    timezone: str = "Europe/Copenhagen"
+    calendar: Calendar = Field(default_factory=Calendar)
+    languages: tuple[str, ...] = Field(default=("da", "en"), min_length=1)
+    office_hours: OfficeHours = Field(default_factory=OfficeHours)
+    links: Links = Field(default_factory=Links)
+    roles: dict[Name, Role] = Field(min_length=1)
+    fields: dict[Name, FieldDef] = Field(default_factory=dict)
+    cohorts: dict[Name, Cohort] = Field(default_factory=dict)
+    checklists: dict[Name, Checklist] = Field(default_factory=dict)
+    states: dict[Name, State] = Field(min_length=1)
+    transitions: tuple[Transition, ...] = ()
+
+    @field_validator("languages")
+    @classmethod
+    def _language_codes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for code in value:
+            if code not in {"da", "en"}:
+                raise ValueError(f"language {code!r} is not offered; use da and/or en")
+        if len(set(value)) != len(value):
+            raise ValueError("a language is listed twice")
+        return value
+
+    @property
+    def default_language(self) -> str:
+        return self.languages[0]
+
+    @property
+    def initial_state(self) -> str:
+        return next(name for name, state in self.states.items() if state.initial)
+
+    def open_states(self) -> tuple[str, ...]:
+        return tuple(name for name, state in self.states.items() if not state.terminal)
+
+    def sources(self, transition: Transition) -> tuple[str, ...]:
+        """The concrete source states of a transition (``*`` expanded)."""
+        if ANY_OPEN_STATE in transition.from_:
+            return self.open_states()
+        return transition.from_
+
+    def transitions_named(self, trigger: str) -> tuple[Transition, ...]:
+        return tuple(t for t in self.transitions if t.trigger == trigger)
+
+    def contact_roles(self) -> tuple[str, ...]:
+        return tuple(name for name, role in self.roles.items() if role.receives_mail)

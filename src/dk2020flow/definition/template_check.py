@@ -1,0 +1,211 @@
+"""The mails a workflow sends, and the checks of their templates (DF060–DF062).
+
+Templates live in one folder per workflow as ``<template>.<lang>.jinja``. Each
+template a workflow names must exist in every language it offers and render
+with the variables the engine passes for that kind of mail. Rendering is the
+renderer's job (``dk2020flow.notify.render``); until it is installed the
+check falls back to "the file exists".
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from dk2020flow.definition.diagnostics import Diagnostic
+from dk2020flow.definition.model import MailSpec, Workflow
+from dk2020flow.definition.source import Locator, NodePath
+
+MAX_TEMPLATE_BYTES = 256 * 1024
+LANGUAGE_NAMES = {"da": "Danish", "en": "English"}
+
+
+@dataclass(frozen=True)
+class TemplateSet:
+    sources: Mapping[str, str]
+    directory: Path | None
+
+    def display(self, file: str) -> str:
+        return str(self.directory / file) if self.directory is not None else file
+
+
+def template_file(template: str, language: str) -> str:
+    return f"{template}.{language}.jinja"
+
+
+def read_template_dir(directory: Path) -> tuple[TemplateSet, list[Diagnostic]]:
+    """Every ``*.jinja`` file under ``directory`` by its relative name; a missing folder is empty."""
+    sources: dict[str, str] = {}
+    problems: list[Diagnostic] = []
+    if not directory.is_dir():
+        return TemplateSet(sources, directory), problems
+    for file in sorted(directory.rglob("*.jinja")):
+        name = file.relative_to(directory).as_posix()
+        if not file.is_file() or any(part.startswith(".") for part in Path(name).parts):
+            continue
+        try:
+            raw = file.read_bytes()
+            if len(raw) > MAX_TEMPLATE_BYTES:
+                raise ValueError(f"the template is larger than {MAX_TEMPLATE_BYTES // 1024} kB")
+            if b"\x00" in raw:
+                raise ValueError("the template is binary, not text")
+            sources[name] = raw.decode("utf-8")
+        except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+            problems.append(
+                Diagnostic(
+                    file=str(file),
+                    line=1,
+                    column=1,
+                    code="DF062",
+                    message=f"cannot read the template: {exc}",
+                    hint="save templates as UTF-8 text",
+                )
+            )
+    return TemplateSet(sources, directory), problems
+
+
+@dataclass(frozen=True)
+class MailUse:
+    """One ``mail:`` entry of the workflow, where it sits and what kind of mail it is."""
+
+    spec: MailSpec
+    path: NodePath
+    kind: str  # a notify.render.MailKind value
+
+
+def mail_uses(workflow: Workflow) -> Iterator[MailUse]:
+    for name, state in workflow.states.items():
+        base: NodePath = ("states", name)
+        for index, spec in enumerate(state.on_entry.mail):
+            yield MailUse(spec, (*base, "on_entry", "mail", index), "state_entry")
+        for timer_name, timer in state.timers.items():
+            timer_path = (*base, "timers", timer_name)
+            for index, spec in enumerate(timer.on_due.mail):
+                yield MailUse(spec, (*timer_path, "on_due", "mail", index), "timer")
+            for part in ("reminders", "repeat", "escalate"):
+                holder = getattr(timer, part)
+                if holder is not None:
+                    yield MailUse(holder.mail, (*timer_path, part, "mail"), "timer")
+    for index, transition in enumerate(workflow.transitions):
+        for mail_index, spec in enumerate(transition.mail):
+            yield MailUse(spec, ("transitions", index, "mail", mail_index), "transition")
+    for cohort_name, cohort in workflow.cohorts.items():
+        for event_name, event in cohort.events.items():
+            path = ("cohorts", cohort_name, "events", event_name, "mail")
+            yield MailUse(event.mail, path, "event")
+
+
+class _Checker(Protocol):
+    def has(self, template: str, language: str) -> bool: ...
+
+    def problems(
+        self, template: str, language: str, workflow: Workflow, kind: str
+    ) -> list[tuple[str, int | None, str]]: ...
+
+
+class _ExistsOnly:
+    """Used while no renderer is installed: a template is fine if its file exists."""
+
+    def __init__(self, sources: Mapping[str, str]) -> None:
+        self.sources = sources
+
+    def has(self, template: str, language: str) -> bool:
+        return template_file(template, language) in self.sources
+
+    def problems(
+        self, template: str, language: str, workflow: Workflow, kind: str
+    ) -> list[tuple[str, int | None, str]]:
+        return []
+
+
+class _RendererChecker:
+    def __init__(self, renderer: Any, kinds: Any) -> None:
+        self.renderer = renderer
+        self.kinds = kinds
+
+    def has(self, template: str, language: str) -> bool:
+        return bool(self.renderer.has(template, language))
+
+    def problems(
+        self, template: str, language: str, workflow: Workflow, kind: str
+    ) -> list[tuple[str, int | None, str]]:
+        found = self.renderer.check(template, language, workflow, self.kinds(kind))
+        return [(str(p.file), p.line, str(p.message)) for p in found]
+
+
+def _checker(sources: Mapping[str, str], timezone: str) -> _Checker:
+    try:
+        render = importlib.import_module("dk2020flow.notify.render")
+        renderer, kinds = render.Renderer, render.MailKind
+    except (ImportError, AttributeError):
+        return _ExistsOnly(sources)
+    return _RendererChecker(renderer(sources, timezone=timezone), kinds)
+
+
+def check_templates(
+    workflow: Workflow, templates: TemplateSet, locator: Locator, file: str
+) -> list[Diagnostic]:
+    """DF060 for a missing language version (once, at its first use), DF061 for render errors."""
+    uses: dict[str, list[MailUse]] = {}
+    for use in mail_uses(workflow):
+        uses.setdefault(use.spec.template, []).append(use)
+    checker = _checker(templates.sources, _known_timezone(workflow.timezone))
+    problems: list[Diagnostic] = []
+    for template, where in uses.items():
+        line, column = locator.find((*where[0].path, "template"))
+        for language in workflow.languages:
+            if not checker.has(template, language):
+                expected = templates.display(template_file(template, language))
+                times = f" (used {len(where)} times)" if len(where) > 1 else ""
+                problems.append(
+                    Diagnostic(
+                        file=file,
+                        line=line,
+                        column=column,
+                        code="DF060",
+                        message=f"template `{template}` has no {LANGUAGE_NAMES[language]} "
+                        f"version{times}",
+                        hint=f"create {expected} with blocks subject, text and html",
+                    )
+                )
+                continue
+            for kind in dict.fromkeys(use.kind for use in where):
+                problems += _render_problems(checker, template, language, workflow, kind, templates)
+    return problems
+
+
+def _render_problems(
+    checker: _Checker,
+    template: str,
+    language: str,
+    workflow: Workflow,
+    kind: str,
+    templates: TemplateSet,
+) -> list[Diagnostic]:
+    try:
+        found = checker.problems(template, language, workflow, kind)
+    except Exception as exc:  # a renderer bug must not become a traceback here
+        found = [(template_file(template, language), None, f"the template check failed: {exc!r}")]
+    return [
+        Diagnostic(
+            file=templates.display(problem_file),
+            line=problem_line or 1,
+            column=1,
+            code="DF061",
+            message=f"template `{template}` ({language}, {kind.replace('_', ' ')} mail): {message}",
+            hint="templates may use only the variables listed in docs/workflow-format.md",
+        )
+        for problem_file, problem_line, message in found
+    ]
+
+
+def _known_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (KeyError, ValueError, OSError):  # ZoneInfoNotFoundError is a KeyError
+        return "Europe/Copenhagen"
+    return name

@@ -1,0 +1,694 @@
+"""The pure core: given a case, a request and `now`, decide what changes.
+
+Every function here is a function of its inputs. It returns a ``Decision``
+(new case snapshot, events, timers to arm and cancel, mail to queue) or raises
+``RefusedError`` saying which check failed; it never does I/O nor reads a clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from dk2020flow.definition.durations import Duration
+from dk2020flow.definition.model import ItemStatus, MailSpec, State, Timer
+from dk2020flow.engine import timers as timing
+from dk2020flow.engine.fields import FieldValueError, as_date, check_comment, coerce
+from dk2020flow.engine.guards import holds
+from dk2020flow.engine.machine import CompiledWorkflow
+from dk2020flow.engine.records import (
+    CaseSnapshot,
+    ChecklistItem,
+    Decision,
+    DueTimer,
+    EventKind,
+    EventRecord,
+    JsonValue,
+    MailIntent,
+    TimerArm,
+    TimerKind,
+)
+from dk2020flow.errors import RefusalReason, RefusedError
+
+SYSTEM_ACTOR = "dk2020flow"
+MAX_AUTOMATIC_CHAIN = 20
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Actor:
+    """Who acts: a person in a role, or the engine itself (role None)."""
+
+    name: str
+    role: str | None
+
+
+SYSTEM = Actor(name=SYSTEM_ACTOR, role=None)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Municipality:
+    code: str
+    name: str
+    region: str
+
+
+# ----------------------------------------------------------------------------- opening
+
+
+def open_case(
+    wf: CompiledWorkflow,
+    *,
+    municipality: Municipality,
+    actor: Actor,
+    now: dt.datetime,
+    cohort: str | None = None,
+    state: str | None = None,
+    reason: str = "",
+    data: Mapping[str, Any] | None = None,
+) -> Decision:
+    """A new case in the initial state, or directly in a later one (with a reason)."""
+    definition = wf.workflow
+    _check_role_exists(wf, actor)
+    target = state or definition.initial_state
+    if target not in definition.states:
+        raise RefusedError(
+            RefusalReason.INVALID_STATE,
+            f"{target!r} is not a state of {definition.workflow}; "
+            f"states: {', '.join(definition.states)}",
+        )
+    if target != definition.initial_state:
+        if not definition.states[target].may_open_here:
+            allowed = [n for n, s in definition.states.items() if s.may_open_here]
+            raise RefusedError(
+                RefusalReason.INVALID_STATE,
+                f"cases cannot be opened directly in {target!r}; "
+                f"allowed: {', '.join([definition.initial_state, *allowed])}",
+            )
+        if not reason.strip():
+            raise RefusedError(
+                RefusalReason.MISSING_DATA,
+                f"opening a case directly in {target!r} needs a reason (--reason)",
+            )
+    values = _coerce_all(wf, dict(data or {}))
+    if cohort is not None:
+        if cohort not in definition.cohorts:
+            raise RefusedError(
+                RefusalReason.INVALID_DATA,
+                f"{cohort!r} is not a cohort; choose one of {', '.join(definition.cohorts)}",
+            )
+        values["cohort"] = cohort
+    cohort_value = values.get("cohort")
+    case = CaseSnapshot(
+        id=None,
+        workflow=definition.workflow,
+        definition_id=wf.definition_id,
+        municipality_code=municipality.code,
+        municipality_name=municipality.name,
+        region=municipality.region,
+        state=target,
+        epoch=1,
+        cohort=cohort_value if isinstance(cohort_value, str) else None,
+        data=values,
+        checklists={},
+        entered_at=now,
+        opened_at=now,
+        version=1,
+        closed=definition.states[target].terminal,
+    )
+    opened = EventRecord(
+        kind=EventKind.OPENED,
+        at=now,
+        actor=actor.name,
+        role=actor.role,
+        to_state=target,
+        comment=check_comment(reason) if reason else "",
+        data={"cohort": case.cohort, **values, "definition_id": wf.definition_id},
+    )
+    arms, mails = _enter(wf, case, now)
+    decision = Decision(case=case, events=(opened,), arm=arms, mails=mails)
+    return _run_automatic(wf, decision, now)
+
+
+# ----------------------------------------------------------------------------- triggers
+
+
+def fire_trigger(
+    wf: CompiledWorkflow,
+    case: CaseSnapshot,
+    *,
+    trigger: str,
+    actor: Actor,
+    now: dt.datetime,
+    data: Mapping[str, Any] | None = None,
+    comment: str = "",
+) -> Decision:
+    """Fire a named trigger; refuse with the reason when any check fails."""
+    definition = wf.workflow
+    candidates = definition.transitions_named(trigger)
+    if not candidates:
+        raise RefusedError(
+            RefusalReason.UNKNOWN_TRIGGER,
+            f"{trigger!r} is not a trigger of {definition.workflow}; "
+            f"triggers: {', '.join(sorted({t.trigger for t in definition.transitions}))}",
+        )
+    from_here = [t for t in candidates if case.state in definition.sources(t)]
+    if not from_here:
+        valid = available_triggers(wf, case)
+        raise RefusedError(
+            RefusalReason.INVALID_FROM_STATE,
+            f"{trigger!r} cannot fire in state {case.state!r}; "
+            f"possible now: {', '.join(valid) or 'none'}",
+        )
+    if actor.role is not None:
+        _check_role_exists(wf, actor)
+        allowed = [t for t in from_here if actor.role in t.roles]
+        if not allowed:
+            roles = sorted({r for t in from_here for r in t.roles})
+            raise RefusedError(
+                RefusalReason.ROLE,
+                f"role {actor.role!r} may not fire {trigger!r}; "
+                f"allowed roles: {', '.join(roles) or 'none (automatic)'}",
+            )
+        from_here = allowed
+    if all(t.automatic for t in from_here) and actor.role is not None:
+        raise RefusedError(
+            RefusalReason.ROLE, f"{trigger!r} is automatic: it fires by itself once its guard holds"
+        )
+    given = dict(data or {})
+    transition = from_here[0]
+    allowed_fields = set(transition.requires) | set(transition.accepts)
+    unexpected = sorted(set(given) - allowed_fields)
+    if unexpected:
+        raise RefusedError(
+            RefusalReason.INVALID_DATA,
+            f"{trigger!r} does not take {', '.join(unexpected)}; "
+            f"it takes: {', '.join(sorted(allowed_fields)) or 'no data'}",
+        )
+    missing = [name for name in transition.requires if given.get(name) in (None, "")]
+    if missing:
+        raise RefusedError(
+            RefusalReason.MISSING_DATA,
+            f"{trigger!r} needs {', '.join(missing)} (e.g. --data {missing[0]}=…)",
+        )
+    values = _coerce_all(wf, given)
+    clean_comment = _comment(comment)
+    proposed = {**case.data, **values, **transition.sets}
+    taken, reasons = wf.run(case.state, trigger, proposed, case.checklists)
+    if taken is None:
+        raise RefusedError(
+            RefusalReason.GUARD, f"{trigger!r} is not allowed yet: {'; '.join(reasons)}"
+        )
+    proposed = {**case.data, **values, **taken.sets}
+    return _transition(wf, case, taken.trigger, taken.to, proposed, actor, now, clean_comment, values)
+
+
+def available_triggers(wf: CompiledWorkflow, case: CaseSnapshot) -> list[str]:
+    """Triggers a person can fire from the case's state (automatic ones excluded)."""
+    definition = wf.workflow
+    return sorted(
+        {
+            t.trigger
+            for t in definition.transitions
+            if not t.automatic and case.state in definition.sources(t)
+        }
+    )
+
+
+def _transition(
+    wf: CompiledWorkflow,
+    case: CaseSnapshot,
+    trigger: str,
+    target: str,
+    data: dict[str, JsonValue],
+    actor: Actor,
+    now: dt.datetime,
+    comment: str,
+    carried: Mapping[str, JsonValue],
+) -> Decision:
+    definition = wf.workflow
+    transition = next(
+        t for t in definition.transitions_named(trigger) if case.state in definition.sources(t)
+    )
+    cohort = data.get("cohort")
+    internal = target == case.state
+    moved = replace(
+        case,
+        state=target,
+        epoch=case.epoch if internal else case.epoch + 1,
+        data=data,
+        cohort=cohort if isinstance(cohort, str) else case.cohort,
+        entered_at=case.entered_at if internal else now,
+        version=case.version + 1,
+        closed=definition.states[target].terminal,
+    )
+    event = EventRecord(
+        kind=EventKind.TRANSITION,
+        at=now,
+        actor=actor.name,
+        role=actor.role,
+        trigger=trigger,
+        from_state=case.state,
+        to_state=target,
+        comment=comment,
+        data=dict(carried),
+    )
+    mails = tuple(
+        _mail(spec, kind="transition", trigger=trigger, comment=comment, actor=actor.name)
+        for spec in transition.mail
+    )
+    arms: tuple[TimerArm, ...] = ()
+    if not internal:
+        arms, entry_mails = _enter(wf, moved, now)
+        mails += entry_mails
+    decision = Decision(
+        case=moved, events=(event,), arm=arms, cancel_pending=not internal, mails=mails
+    )
+    return _run_automatic(wf, decision, now)
+
+
+def _run_automatic(wf: CompiledWorkflow, decision: Decision, now: dt.datetime) -> Decision:
+    """Fire automatic transitions whose guard now holds, in the same decision."""
+    definition = wf.workflow
+    for _ in range(MAX_AUTOMATIC_CHAIN):
+        case = decision.case
+        ready = next(
+            (
+                t
+                for t in definition.transitions
+                if t.automatic
+                and case.state in definition.sources(t)
+                and holds(t.when, definition, case.data, case.checklists) is None
+            ),
+            None,
+        )
+        if ready is None:
+            return decision
+        data = {**case.data, **ready.sets}
+        step = _transition(wf, case, ready.trigger, ready.to, data, SYSTEM, now, "", {})
+        decision = _merge(decision, step)
+    return decision
+
+
+def _merge(first: Decision, second: Decision) -> Decision:
+    """Two decisions applied in order, as one change."""
+    return Decision(
+        case=replace(second.case, version=first.case.version),
+        events=first.events + second.events,
+        arm=tuple(a for a in first.arm if a.epoch == second.case.epoch) + second.arm,
+        cancel_pending=first.cancel_pending or second.cancel_pending,
+        cancel_timers=first.cancel_timers + second.cancel_timers,
+        mails=first.mails + second.mails,
+    )
+
+
+# ----------------------------------------------------------------------------- entering a state
+
+
+def _enter(
+    wf: CompiledWorkflow, case: CaseSnapshot, now: dt.datetime
+) -> tuple[tuple[TimerArm, ...], tuple[MailIntent, ...]]:
+    state = wf.workflow.states[case.state]
+    mails = tuple(_mail(spec, kind="state_entry") for spec in state.on_entry.mail)
+    arms: list[TimerArm] = []
+    for name, timer in state.timers.items():
+        due_at = deadline_of(wf, case, timer)
+        if due_at is None:
+            continue
+        arms.extend(_arms_for(wf, case, name, timer, due_at, armed_at=now))
+    return tuple(arms), mails
+
+
+def deadline_of(wf: CompiledWorkflow, case: CaseSnapshot, timer: Timer) -> dt.datetime | None:
+    """The timer's deadline for this case, or None when its anchor is not set on the case."""
+    cohort = wf.workflow.cohorts.get(case.cohort) if case.cohort else None
+    fields = {name: as_date(value) for name, value in case.data.items()}
+    try:
+        return timing.compute_due(
+            timer.due,
+            tz=wf.tz,
+            calendar=wf.calendar,
+            entered_at=case.entered_at,
+            cohort=cohort,
+            fields=fields,
+        )
+    except timing.DueUnavailable:
+        return None
+
+
+def _arms_for(
+    wf: CompiledWorkflow,
+    case: CaseSnapshot,
+    name: str,
+    timer: Timer,
+    due_at: dt.datetime,
+    *,
+    armed_at: dt.datetime,
+) -> list[TimerArm]:
+    firings = timing.drop_past_reminders(
+        timing.schedule(timer, due_at=due_at, tz=wf.tz), armed_at
+    )
+    return [
+        TimerArm(
+            timer=name,
+            kind=TimerKind(f.kind.value),
+            index=f.index,
+            due_at=f.due_at,
+            deadline_at=due_at,
+            epoch=case.epoch,
+        )
+        for f in firings
+    ]
+
+
+def _mail(spec: MailSpec, *, kind: str, **extra: Any) -> MailIntent:
+    return MailIntent(
+        template=spec.template, to=spec.to, cc=spec.cc, urgent=spec.urgent, kind=kind, **extra
+    )
+
+
+# ----------------------------------------------------------------------------- timers
+
+
+def fire_timer(
+    wf: CompiledWorkflow, case: CaseSnapshot, due: DueTimer, now: dt.datetime
+) -> Decision | None:
+    """Fire one due timer; None when it is stale (the case left the state it was armed in)."""
+    state: State = wf.workflow.states[case.state]
+    timer = state.timers.get(due.timer)
+    if due.epoch != case.epoch or timer is None:
+        return None
+    deadline = {"timer": due.timer, "deadline_at": due.deadline_at, "ics": timer.calendar_invite}
+    event = EventRecord(
+        kind=EventKind.TIMER,
+        at=now,
+        actor=SYSTEM_ACTOR,
+        trigger=f"{due.timer}:{due.kind.value}" + (f"#{due.index}" if due.index else ""),
+        from_state=case.state,
+        to_state=case.state,
+        data={
+            "timer": due.timer,
+            "kind": due.kind.value,
+            "index": due.index,
+            "due_at": due.due_at.isoformat(),
+            "deadline_at": due.deadline_at.isoformat(),
+        },
+    )
+    mails: tuple[MailIntent, ...] = ()
+    trigger: str | None = None
+    if due.kind is TimerKind.REMINDER and timer.reminders:
+        mails = (_mail(timer.reminders.mail, kind="timer", **deadline),)
+    elif due.kind is TimerKind.DEADLINE:
+        mails = tuple(_mail(s, kind="timer", **deadline) for s in timer.on_due.mail)
+        trigger = timer.on_due.trigger
+    elif due.kind is TimerKind.REPEAT and timer.repeat:
+        mails = (_mail(timer.repeat.mail, kind="timer", **deadline),)
+    elif due.kind is TimerKind.ESCALATION and timer.escalate:
+        mails = (_mail(timer.escalate.mail, kind="timer", **deadline),)
+        trigger = timer.escalate.trigger
+        event = replace(event, data={**event.data, "escalated_to": list(timer.escalate.to)})
+    touched = replace(case, version=case.version + 1)
+    decision = Decision(case=touched, events=(event,), mails=mails)
+    if trigger is None:
+        return decision
+    try:
+        step = fire_trigger(wf, touched, trigger=trigger, actor=SYSTEM, now=now)
+    except RefusedError as refused:
+        note = replace(event, comment=f"trigger {trigger} refused: {refused}")
+        return replace(decision, events=(note,))
+    return _merge(decision, step)
+
+
+def skipped_firing(case: CaseSnapshot, due: DueTimer, reason: str, now: dt.datetime) -> Decision:
+    """A firing dropped by the missed-firing policy, written to the case's log."""
+    event = EventRecord(
+        kind=EventKind.FIRING_SKIPPED,
+        at=now,
+        actor=SYSTEM_ACTOR,
+        trigger=f"{due.timer}:{due.kind.value}",
+        from_state=case.state,
+        to_state=case.state,
+        comment=reason,
+        data={"timer": due.timer, "kind": due.kind.value, "due_at": due.due_at.isoformat()},
+    )
+    return Decision(case=replace(case, version=case.version + 1), events=(event,))
+
+
+# ----------------------------------------------------------------------------- data, checklists
+
+
+def set_data(
+    wf: CompiledWorkflow,
+    case: CaseSnapshot,
+    *,
+    actor: Actor,
+    values: Mapping[str, Any],
+    now: dt.datetime,
+    comment: str = "",
+) -> Decision:
+    """Correct or add case data outside a transition (recorded; may fire automatic ones)."""
+    _require_open(case)
+    _check_role_exists(wf, actor)
+    if not values:
+        raise RefusedError(RefusalReason.MISSING_DATA, "give at least one field=value to set")
+    if "cohort" in values and case.state != wf.workflow.initial_state:
+        raise RefusedError(
+            RefusalReason.INVALID_DATA,
+            "the cohort can only be changed by a transition once a case has left its first state",
+        )
+    clean = _coerce_all(wf, dict(values))
+    data = {**case.data, **clean}
+    cohort = data.get("cohort")
+    changed = replace(
+        case,
+        data=data,
+        cohort=cohort if isinstance(cohort, str) else case.cohort,
+        version=case.version + 1,
+    )
+    event = EventRecord(
+        kind=EventKind.DATA_SET,
+        at=now,
+        actor=actor.name,
+        role=actor.role,
+        from_state=case.state,
+        to_state=case.state,
+        comment=_comment(comment),
+        data=clean,
+    )
+    return _run_automatic(wf, Decision(case=changed, events=(event,)), now)
+
+
+def record_checklist(
+    wf: CompiledWorkflow,
+    case: CaseSnapshot,
+    *,
+    checklist: str,
+    items: Mapping[str, tuple[str, str]],
+    actor: Actor,
+    now: dt.datetime,
+) -> Decision:
+    """Record the status and comment of one or many checklist items."""
+    _require_open(case)
+    spec = wf.workflow.checklists.get(checklist)
+    if spec is None:
+        raise RefusedError(
+            RefusalReason.INVALID_DATA,
+            f"{checklist!r} is not a checklist; checklists: {', '.join(wf.workflow.checklists) or 'none'}",
+        )
+    if actor.role not in spec.roles:
+        raise RefusedError(
+            RefusalReason.ROLE,
+            f"role {actor.role!r} may not record {checklist}; allowed: {', '.join(spec.roles)}",
+        )
+    if not items:
+        raise RefusedError(RefusalReason.MISSING_DATA, "give at least one ITEM=STATUS")
+    statuses = {s.value for s in ItemStatus}
+    current = dict(case.checklists.get(checklist, {}))
+    recorded: dict[str, dict[str, str]] = {}
+    for item_id, (status, comment) in items.items():
+        if item_id not in spec.items:
+            raise RefusedError(
+                RefusalReason.INVALID_DATA,
+                f"{item_id!r} is not an item of {checklist}; items: {', '.join(spec.items)}",
+            )
+        if status not in statuses:
+            raise RefusedError(
+                RefusalReason.INVALID_DATA,
+                f"{status!r} is not a status; use one of {', '.join(sorted(statuses))}",
+            )
+        current[item_id] = ChecklistItem(status=status, comment=_comment(comment))
+        recorded[item_id] = {"status": status, "comment": current[item_id].comment}
+    changed = replace(
+        case,
+        checklists={**case.checklists, checklist: current},
+        version=case.version + 1,
+    )
+    event = EventRecord(
+        kind=EventKind.CHECKLIST,
+        at=now,
+        actor=actor.name,
+        role=actor.role,
+        trigger=checklist,
+        from_state=case.state,
+        to_state=case.state,
+        data={"checklist": checklist, "items": recorded},
+    )
+    return _run_automatic(wf, Decision(case=changed, events=(event,)), now)
+
+
+# ----------------------------------------------------------------------------- deadlines
+
+
+def extend_deadline(
+    wf: CompiledWorkflow,
+    case: CaseSnapshot,
+    *,
+    timer: str,
+    current_deadline: dt.datetime,
+    new_deadline: dt.datetime | None = None,
+    by: Duration | None = None,
+    actor: Actor,
+    reason: str,
+    now: dt.datetime,
+) -> Decision:
+    """Move one deadline of one case (later or earlier), with a reason, by an allowed role."""
+    _require_open(case)
+    spec = wf.workflow.states[case.state].timers.get(timer)
+    if spec is None:
+        names = ", ".join(wf.workflow.states[case.state].timers) or "none"
+        raise RefusedError(
+            RefusalReason.INVALID_DATA,
+            f"state {case.state!r} has no timer {timer!r}; its timers: {names}",
+        )
+    if actor.role not in spec.extend_roles:
+        raise RefusedError(
+            RefusalReason.ROLE,
+            f"role {actor.role!r} may not move {timer}; allowed: {', '.join(spec.extend_roles) or 'nobody'}",
+        )
+    if not reason.strip():
+        raise RefusedError(RefusalReason.MISSING_DATA, "moving a deadline needs a reason (--reason)")
+    if (new_deadline is None) == (by is None):
+        raise RefusedError(RefusalReason.MISSING_DATA, "give either a new deadline (--to) or a span (--by)")
+    if by is not None:
+        local = current_deadline.astimezone(wf.tz).replace(tzinfo=None) + by.delta
+        new_deadline = timing.to_utc(local, wf.tz)
+    assert new_deadline is not None
+    if new_deadline <= now:
+        raise RefusedError(
+            RefusalReason.INVALID_DATA,
+            f"the new deadline {new_deadline.isoformat()} is not in the future",
+        )
+    arms = _arms_for(wf, case, timer, spec, new_deadline, armed_at=now)
+    event = EventRecord(
+        kind=EventKind.DEADLINE_EXTENDED,
+        at=now,
+        actor=actor.name,
+        role=actor.role,
+        trigger=timer,
+        from_state=case.state,
+        to_state=case.state,
+        comment=_comment(reason),
+        data={"timer": timer, "from": current_deadline.isoformat(), "to": new_deadline.isoformat()},
+    )
+    return Decision(
+        case=replace(case, version=case.version + 1),
+        events=(event,),
+        arm=tuple(arms),
+        cancel_timers=(timer,),
+    )
+
+
+# ----------------------------------------------------------------------------- migration
+
+
+def migrate_case(
+    old: CompiledWorkflow,
+    new: CompiledWorkflow,
+    case: CaseSnapshot,
+    *,
+    state_map: Mapping[str, str],
+    actor: Actor,
+    now: dt.datetime,
+) -> Decision:
+    """Move a running case to a newer definition version; its timers are recomputed."""
+    target = state_map.get(case.state, case.state)
+    if target not in new.workflow.states:
+        raise RefusedError(
+            RefusalReason.INVALID_STATE,
+            f"state {case.state!r} has no counterpart in version {new.workflow.version}; "
+            f"map it with --map {case.state}=NEW_STATE",
+        )
+    unknown = sorted(k for k in case.data if k not in new.workflow.fields)
+    if unknown:
+        raise RefusedError(
+            RefusalReason.INVALID_DATA,
+            f"the new version has no field {', '.join(unknown)}; add them to it before migrating",
+        )
+    moved = replace(
+        case,
+        definition_id=new.definition_id,
+        state=target,
+        epoch=case.epoch + 1,
+        entered_at=case.entered_at if target == case.state else now,
+        version=case.version + 1,
+        closed=new.workflow.states[target].terminal,
+    )
+    state = new.workflow.states[target]
+    arms: list[TimerArm] = []
+    for name, timer in state.timers.items():
+        due_at = deadline_of(new, moved, timer)
+        if due_at is not None:
+            arms.extend(_arms_for(new, moved, name, timer, due_at, armed_at=now))
+    event = EventRecord(
+        kind=EventKind.MIGRATED,
+        at=now,
+        actor=actor.name,
+        role=actor.role,
+        from_state=case.state,
+        to_state=target,
+        data={
+            "from_definition": old.definition_id,
+            "to_definition": new.definition_id,
+            "from_version": old.workflow.version,
+            "to_version": new.workflow.version,
+        },
+    )
+    return Decision(case=moved, events=(event,), arm=tuple(arms), cancel_pending=True)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _check_role_exists(wf: CompiledWorkflow, actor: Actor) -> None:
+    if actor.role is not None and actor.role not in wf.workflow.roles:
+        raise RefusedError(
+            RefusalReason.ROLE,
+            f"{actor.role!r} is not a role of {wf.workflow.workflow}; "
+            f"roles: {', '.join(wf.workflow.roles)}",
+        )
+
+
+def _require_open(case: CaseSnapshot) -> None:
+    if case.closed:
+        raise RefusedError(
+            RefusalReason.INVALID_FROM_STATE, f"the case is closed (state {case.state!r})"
+        )
+
+
+def _coerce_one(wf: CompiledWorkflow, name: str, value: Any) -> JsonValue:
+    try:
+        return coerce(wf.workflow, name, value)
+    except FieldValueError as exc:
+        raise RefusedError(RefusalReason.INVALID_DATA, str(exc)) from None
+
+
+def _coerce_all(wf: CompiledWorkflow, values: dict[str, Any]) -> dict[str, JsonValue]:
+    return {name: _coerce_one(wf, name, value) for name, value in values.items()}
+
+
+def _comment(comment: str) -> str:
+    try:
+        return check_comment(comment)
+    except FieldValueError as exc:
+        raise RefusedError(RefusalReason.INVALID_DATA, str(exc)) from None

@@ -1,0 +1,58 @@
+"""The exception tree of dk2020flow.
+
+Every error the project raises on purpose is a ``Dk2020flowError``; the CLI
+turns one into a line on stderr and an exit code. Anything else reaching the
+user as a traceback is a bug.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Dk2020flowError(Exception):
+    """Root of every error dk2020flow raises on purpose."""
+
+    exit_code = 1
+
+
+class RefusalReason(StrEnum):
+    """Which check refused a change."""
+
+    UNKNOWN_TRIGGER = "unknown_trigger"
+    INVALID_FROM_STATE = "invalid_from_state"
+    INVALID_STATE = "invalid_state"
+    ROLE = "role"
+    GUARD = "guard"
+    MISSING_DATA = "missing_data"
+    INVALID_DATA = "invalid_data"
+
+
+class RefusedError(Dk2020flowError):
+    """A change was refused: not valid from the state, a guard failed, a role or data is wrong."""
+
+    exit_code = 3
+
+    def __init__(self, reason: RefusalReason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class ConflictError(Dk2020flowError):
+    """A concurrent change won: reload the case and try again."""
+
+    exit_code = 4
+
+
+class NotFoundError(Dk2020flowError):
+    """A case, workflow or definition version that does not exist."""
+
+
+class SchemaBehindError(Dk2020flowError):
+    """The database schema is older than this release: run the migrations first."""
+
+    exit_code = 5
+
+
+class DeliveryError(Dk2020flowError):
+    """A message could not be delivered (the transport said no)."""

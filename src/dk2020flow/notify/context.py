@@ -1,0 +1,572 @@
+"""The data a mail template sees: plain dicts, strings, numbers and datetimes.
+
+Templates run in a sandbox, but the sandbox still lets a template call methods
+on whatever it is given. So nothing here hands a template an ORM row, a
+service or a pydantic model: the engine describes a case with the small frozen
+views below, and :func:`build_context` turns them into a tree of plain dicts.
+:func:`sample_context` goes through the same path with realistic values, for
+template checks and previews.
+
+Times in the context are timezone-aware; the ``date``/``datetime``/``time``
+filters show them in the workflow's timezone (docs/templates.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from dk2020flow.definition.model import ItemStatus, Workflow, text_in
+
+
+class MailKind(StrEnum):
+    """Where in a workflow a mail is sent from (decides which variables are set)."""
+
+    STATE_ENTRY = "state_entry"
+    TRANSITION = "transition"
+    TIMER = "timer"
+    EVENT = "event"
+
+
+# ----------------------------------------------------------------------------- input views
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseView:
+    id: int | str
+    reference: str
+    state: str
+    cohort: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+    opened_at: dt.datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class MunicipalityView:
+    code: str
+    name: str
+    region: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecipientView:
+    name: str
+    email: str
+    role: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeadlineView:
+    """A timer of the case's current state. ``name`` is the timer's name in the workflow."""
+
+    name: str
+    due_at: dt.datetime
+    extended: bool = False
+    description: str | None = None
+    """Defaults to the timer's description in the workflow file."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventView:
+    """A programme event (start conference, workshop) of a cohort."""
+
+    name: str
+    title: str
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    location: str = ""
+    cancelled: bool = False
+    reminder: bool = False
+    """True for the reminder mails sent before the event (same template)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransitionView:
+    trigger: str
+    comment: str = ""
+    actor: str = ""
+    """Who fired the trigger, as a person would read it (a name, or a role title)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChecklistEntry:
+    status: ItemStatus | str | None = None
+    comment: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChecklistView:
+    name: str
+    entries: Mapping[str, ChecklistEntry] = field(default_factory=dict)
+    """Recorded statuses by item id; items without an entry show as not yet screened."""
+
+
+# ----------------------------------------------------------------------------- building
+
+
+_STATUS_TITLES: dict[str, dict[str, str]] = {
+    "da": {
+        "met": "opfyldt",
+        "partly_met": "delvist opfyldt",
+        "not_met": "ikke opfyldt",
+        "not_applicable": "ikke relevant",
+        "": "ikke screenet endnu",
+    },
+    "en": {
+        "met": "met",
+        "partly_met": "partly met",
+        "not_met": "not met",
+        "not_applicable": "not applicable",
+        "": "not screened yet",
+    },
+}
+
+
+def municipality_title(name: str, language: str) -> str:
+    """The formal name: "Aarhus" -> "Aarhus Kommune" / "Aarhus Municipality"."""
+    if name.lower().endswith(("kommune", "municipality")):
+        return name
+    if name == "Bornholm":
+        return "Bornholms Regionskommune" if language == "da" else "Bornholm Regional Municipality"
+    return f"{name} Kommune" if language == "da" else f"{name} Municipality"
+
+
+def _aware(value: dt.datetime, what: str) -> dt.datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{what} must be a timezone-aware datetime, got {value!r}")
+    return value
+
+
+def _local(value: dt.datetime | dt.date, zone: ZoneInfo) -> dt.datetime | dt.date:
+    """A date stays a date; a naive local datetime from the workflow file becomes aware."""
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=zone)
+    return value
+
+
+def _plain(value: Any, path: str) -> Any:
+    """A deep copy made only of types a template may safely hold."""
+    if value is None or isinstance(value, str | bool | int | float | dt.date | dt.time):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v, f"{path}.{k}") for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    raise TypeError(
+        f"{path} is a {type(value).__name__}; templates get only plain data "
+        "(text, numbers, booleans, dates, lists and dicts)"
+    )
+
+
+def build_context(
+    workflow: Workflow,
+    language: str,
+    *,
+    now: dt.datetime,
+    case: CaseView,
+    municipality: MunicipalityView,
+    recipient: RecipientView,
+    deadline: DeadlineView | None = None,
+    event: EventView | None = None,
+    transition: TransitionView | None = None,
+    checklist: ChecklistView | None = None,
+) -> dict[str, Any]:
+    """The template context for one mail to one recipient (plain data only).
+
+    ``now`` is the time the mail is made (from the injected clock); it decides
+    ``deadline.overdue``. ``deadline`` is the timer that fired for timer mails,
+    and may be the state's first deadline for state-entry mails.
+    """
+    zone = ZoneInfo(workflow.timezone)
+    now = _aware(now, "now")
+    state = workflow.states.get(case.state)
+    role = workflow.roles.get(recipient.role)
+
+    cohorts = [
+        {
+            "name": name,
+            "title": text_in(cohort.title, language, name),
+            "application_deadline": _local(cohort.application_deadline, zone),
+            "start": _local(cohort.start, zone),
+            "planned_end": _local(cohort.planned_end, zone),
+        }
+        for name, cohort in workflow.cohorts.items()
+    ]
+    cohort_ctx = next((dict(c) for c in cohorts if c["name"] == case.cohort), None)
+    cohort_title = cohort_ctx["title"] if cohort_ctx else ""
+
+    deadline_ctx: dict[str, Any] | None = None
+    if deadline is not None:
+        timer = state.timers.get(deadline.name) if state is not None else None
+        description = deadline.description
+        if description is None:
+            description = timer.description if timer is not None else ""
+        deadline_ctx = {
+            "name": deadline.name,
+            "description": description,
+            "due_at": _aware(deadline.due_at, "deadline.due_at"),
+            "extended": deadline.extended,
+            "overdue": now >= deadline.due_at,
+        }
+
+    event_ctx: dict[str, Any] | None = None
+    if event is not None:
+        event_ctx = {
+            "name": event.name,
+            "title": event.title,
+            "starts_at": _aware(event.starts_at, "event.starts_at"),
+            "ends_at": _aware(event.ends_at, "event.ends_at"),
+            "location": event.location,
+            "cancelled": event.cancelled,
+            "reminder": event.reminder,
+        }
+
+    transition_ctx: dict[str, Any] | None = None
+    if transition is not None:
+        defs = workflow.transitions_named(transition.trigger)
+        title = text_in(defs[0].title, language, transition.trigger) if defs else ""
+        transition_ctx = {
+            "trigger": transition.trigger,
+            "title": title or transition.trigger,
+            "comment": transition.comment,
+            "actor": transition.actor,
+        }
+
+    checklist_ctx: dict[str, Any] | None = None
+    if checklist is not None:
+        definition = workflow.checklists[checklist.name]
+        titles = _STATUS_TITLES.get(language, _STATUS_TITLES["en"])
+        items = []
+        for item_id, item_title in definition.items.items():
+            entry = checklist.entries.get(item_id, ChecklistEntry())
+            status = str(entry.status) if entry.status is not None else ""
+            items.append(
+                {
+                    "id": item_id,
+                    "title": text_in(item_title, language, item_id),
+                    "status": status,
+                    "status_title": titles.get(status, status),
+                    "comment": entry.comment,
+                }
+            )
+        checklist_ctx = {
+            "name": checklist.name,
+            "title": text_in(definition.title, language, checklist.name),
+            "items": items,
+        }
+
+    return {
+        "language": language,
+        "now": now,
+        "workflow": {
+            "name": workflow.workflow,
+            "title": text_in(workflow.title, language, workflow.workflow),
+        },
+        "case": {
+            "id": case.id,
+            "reference": case.reference,
+            "state": case.state,
+            "state_title": text_in(state.title, language, case.state) if state else case.state,
+            "cohort": case.cohort,
+            "cohort_title": cohort_title,
+            "data": _plain(dict(case.data), "case.data"),
+            "opened_at": _aware(case.opened_at, "case.opened_at"),
+        },
+        "municipality": {
+            "code": municipality.code,
+            "name": municipality.name,
+            "title": municipality_title(municipality.name, language),
+            "region": municipality.region,
+        },
+        "recipient": {
+            "name": recipient.name,
+            "email": recipient.email,
+            "role": recipient.role,
+            "role_title": text_in(role.title, language, recipient.role) if role else "",
+        },
+        "deadline": deadline_ctx,
+        "event": event_ctx,
+        "cohort": cohort_ctx,
+        "cohorts": cohorts,
+        "checklist": checklist_ctx,
+        "transition": transition_ctx,
+        "links": {
+            "programme": workflow.links.programme,
+            "help_email": workflow.links.help_email,
+            "help_name": workflow.links.help_name,
+        },
+    }
+
+
+# ----------------------------------------------------------------------------- samples
+
+
+@dataclass(frozen=True)
+class TemplateUse:
+    """One place in a workflow that sends a template."""
+
+    template: str
+    kind: MailKind
+    state: str | None = None
+    timer: str | None = None
+    trigger: str | None = None
+    cohort: str | None = None
+    event: str | None = None
+    roles: tuple[str, ...] = ()
+
+
+def template_uses(workflow: Workflow) -> list[TemplateUse]:
+    """Every place the workflow sends a mail, in file order."""
+    uses: list[TemplateUse] = []
+    for state_name, state in workflow.states.items():
+        for spec in state.on_entry.mail:
+            roles = spec.to + spec.cc
+            uses.append(TemplateUse(spec.template, MailKind.STATE_ENTRY, state_name, roles=roles))
+        for timer_name, timer in state.timers.items():
+            specs = list(timer.on_due.mail)
+            specs += [part.mail for part in (timer.reminders, timer.repeat, timer.escalate) if part]
+            for spec in specs:
+                uses.append(
+                    TemplateUse(
+                        spec.template,
+                        MailKind.TIMER,
+                        state_name,
+                        timer=timer_name,
+                        roles=spec.to + spec.cc,
+                    )
+                )
+    for transition in workflow.transitions:
+        for spec in transition.mail:
+            uses.append(
+                TemplateUse(
+                    spec.template,
+                    MailKind.TRANSITION,
+                    transition.to,
+                    trigger=transition.trigger,
+                    roles=spec.to + spec.cc,
+                )
+            )
+    for cohort_name, cohort in workflow.cohorts.items():
+        for event_name, event in cohort.events.items():
+            spec = event.mail
+            uses.append(
+                TemplateUse(
+                    spec.template,
+                    MailKind.EVENT,
+                    event.states[0],
+                    cohort=cohort_name,
+                    event=event_name,
+                    roles=spec.to + spec.cc,
+                )
+            )
+    return uses
+
+
+def template_kinds(workflow: Workflow) -> dict[str, frozenset[MailKind]]:
+    """For each template the workflow names: the kinds of place it is sent from."""
+    kinds: dict[str, set[MailKind]] = {}
+    for use in template_uses(workflow):
+        kinds.setdefault(use.template, set()).add(use.kind)
+    return {name: frozenset(found) for name, found in kinds.items()}
+
+
+_SAMPLE_PEOPLE: dict[str, tuple[str, str]] = {
+    "mayor": ("Jacob Bundsgaard", "borgmester@aarhus.example.dk"),
+    "contact_person": ("Mette Lindholm", "mette.lindholm@aarhus.example.dk"),
+    "regional_advisor": ("Søren Kjær", "soren.kjaer@rm.example.dk"),
+}
+
+_SAMPLE_DATA: dict[str, Any] = {
+    "cohort": "round1",
+    "decision_date": "2020-08-27",
+    "contact_name": "Mette Lindholm",
+    "contact_email": "mette.lindholm@aarhus.example.dk",
+    "commitment_signed": True,
+    "staff_hours_per_week": 60,
+    "advisor_name": "Søren Kjær",
+    "inventory_base_year": 2018,
+    "plan_url": "https://aarhus.example.dk/klimaplan-udkast.pdf",
+}
+
+
+def _sample_state(workflow: Workflow, kind: MailKind, template: str | None) -> TemplateUse:
+    for use in template_uses(workflow):
+        if use.kind is kind and (template is None or use.template == template):
+            return use
+    for use in template_uses(workflow):
+        if use.kind is kind:
+            return use
+    return TemplateUse(template or "", kind, workflow.initial_state)
+
+
+def sample_context(
+    workflow: Workflow,
+    language: str,
+    kind: MailKind,
+    *,
+    template: str | None = None,
+    sparse: bool = False,
+) -> dict[str, Any]:
+    """A realistic context (Aarhus, round 1) for checking and previewing a template.
+
+    With ``template``, the sample sits where the workflow sends that template
+    (its state, timer or event). With ``sparse=True``, every variable that may
+    be missing in real use is missing: ``case.data`` is empty and only the
+    variables the kind guarantees are set (``deadline`` for timer mails,
+    ``event`` for event mails, ``transition`` for transition mails).
+    """
+    zone = ZoneInfo(workflow.timezone)
+    use = _sample_state(workflow, kind, template)
+    state_name = use.state or workflow.initial_state
+    state = workflow.states[state_name]
+    cohort_name = use.cohort or ("round1" if "round1" in workflow.cohorts else None)
+    if cohort_name is None and workflow.cohorts:
+        cohort_name = next(iter(workflow.cohorts))
+
+    role = next((r for r in use.roles if r in workflow.roles), None) or next(
+        iter(workflow.contact_roles() or workflow.roles)
+    )
+    role_def = workflow.roles[role]
+    name, email = _SAMPLE_PEOPLE.get(role, (role_def.name or "Aarhus Kommune", role_def.email))
+    if not email:
+        email = "kontakt@aarhus.example.dk"
+
+    deadline: DeadlineView | None = None
+    if kind is MailKind.TIMER or (kind is MailKind.STATE_ENTRY and state.timers and not sparse):
+        timer_name = use.timer or next(iter(state.timers), "deadline")
+        timer = state.timers.get(timer_name)
+        due = dt.datetime(2020, 8, 31, 23, 59, tzinfo=zone)
+        if timer is not None and isinstance(timer.due.at, dt.datetime):
+            due = timer.due.at.replace(tzinfo=zone)
+        elif timer is not None and timer.due.cohort_date and cohort_name:
+            value = workflow.cohorts[cohort_name].date(timer.due.cohort_date)
+            local = value if isinstance(value, dt.datetime) else dt.datetime.combine(value, dt.time())
+            due = local.replace(tzinfo=zone)
+            if timer.due.after is not None:
+                due = (local + timer.due.after.delta).replace(tzinfo=zone)
+        elif timer is not None:
+            local = dt.datetime(2021, 1, 4, 9, 0)
+            if timer.due.after is not None:
+                local += timer.due.after.delta
+            elif timer.due.business_days is not None:
+                local += dt.timedelta(days=round(timer.due.business_days * 7 / 5))
+            if timer.due.time is not None:
+                hour, minute = (int(part) for part in timer.due.time.split(":"))
+                local = local.replace(hour=hour, minute=minute)
+            due = local.replace(tzinfo=zone)
+        deadline = DeadlineView(name=timer_name, due_at=due)
+
+    event: EventView | None = None
+    if kind is MailKind.EVENT:
+        event = _sample_event(workflow, language, use, cohort_name, zone)
+
+    now = dt.datetime(2020, 6, 15, 9, 0, tzinfo=zone)
+    if deadline is not None:
+        late = kind is MailKind.TIMER and (
+            template is None or "overdue" in template or "escalation" in template
+        )
+        now = deadline.due_at + (dt.timedelta(hours=8) if late else -dt.timedelta(days=3))
+    elif event is not None:
+        now = event.starts_at - dt.timedelta(days=14)
+
+    transition: TransitionView | None = None
+    entering = [t for t in workflow.transitions if t.to == state_name]
+    if kind is MailKind.TRANSITION or (kind is MailKind.STATE_ENTRY and entering and not sparse):
+        trigger = use.trigger or (entering[0].trigger if entering else "withdraw")
+        transition = TransitionView(
+            trigger=trigger,
+            comment=(
+                "Se vores bemærkninger til de enkelte krav nedenfor."
+                if language == "da"
+                else "See our comments on each requirement below."
+            ),
+            actor=name,
+        )
+
+    checklist: ChecklistView | None = None
+    if workflow.checklists and not sparse:
+        checklist_name = next(iter(workflow.checklists))
+        items = list(workflow.checklists[checklist_name].items)
+        entries = {item: ChecklistEntry(status=ItemStatus.MET) for item in items}
+        if len(items) > 2:
+            entries[items[2]] = ChecklistEntry(
+                status=ItemStatus.PARTLY_MET,
+                comment="Delmål for 2030 mangler." if language == "da" else "2030 target missing.",
+            )
+        checklist = ChecklistView(name=checklist_name, entries=entries)
+
+    return build_context(
+        workflow,
+        language,
+        now=now,
+        case=CaseView(
+            id=751,
+            reference="DK2020-751",
+            state=state_name,
+            cohort=None if sparse else cohort_name,
+            data={} if sparse else dict(_SAMPLE_DATA, cohort=cohort_name),
+            opened_at=dt.datetime(2020, 6, 15, 9, 0, tzinfo=zone),
+        ),
+        municipality=MunicipalityView(code="751", name="Aarhus", region="Midtjylland"),
+        recipient=RecipientView(name=name, email=email, role=role),
+        deadline=deadline,
+        event=event,
+        transition=transition,
+        checklist=checklist,
+    )
+
+
+def _sample_event(
+    workflow: Workflow,
+    language: str,
+    use: TemplateUse,
+    cohort_name: str | None,
+    zone: ZoneInfo,
+) -> EventView:
+    cohort = workflow.cohorts.get(use.cohort or cohort_name or "")
+    if cohort is not None and cohort.events:
+        event_name = use.event if use.event in cohort.events else next(iter(cohort.events))
+        spec = cohort.events[event_name]
+        starts = spec.at.replace(tzinfo=zone)
+        return EventView(
+            name=event_name,
+            title=text_in(spec.title, language, event_name),
+            starts_at=starts,
+            ends_at=(spec.at + spec.duration.delta).replace(tzinfo=zone),
+            location=spec.location,
+            cancelled=spec.cancelled,
+        )
+    starts = dt.datetime(2020, 11, 26, 10, 0, tzinfo=zone)
+    return EventView(
+        name="start_conference",
+        title="Startkonference" if language == "da" else "Start conference",
+        starts_at=starts,
+        ends_at=starts + dt.timedelta(hours=6),
+        location="Online",
+    )
+
+
+def event_view(
+    workflow: Workflow,
+    language: str,
+    cohort: str,
+    event: str,
+    *,
+    reminder: bool = False,
+) -> EventView:
+    """The view of a programme event as the workflow file describes it."""
+    zone = ZoneInfo(workflow.timezone)
+    spec = workflow.cohorts[cohort].events[event]
+    return EventView(
+        name=event,
+        title=text_in(spec.title, language, event),
+        starts_at=spec.at.replace(tzinfo=zone),
+        ends_at=(spec.at + spec.duration.delta).replace(tzinfo=zone),
+        location=spec.location,
+        cancelled=spec.cancelled,
+        reminder=reminder,
+    )

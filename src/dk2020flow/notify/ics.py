@@ -1,0 +1,210 @@
+"""Calendar attachments (iCalendar, RFC 5545/5546) for programme events and deadlines.
+
+An event invitation is ``METHOD:REQUEST`` with an ORGANIZER, so calendar
+clients offer "add to calendar"; a deadline is a point in time with a
+reminder alarm, sent as ``METHOD:PUBLISH`` (nothing to answer). An update
+sends the same UID with a higher SEQUENCE; a cancellation sends
+``METHOD:CANCEL`` and ``STATUS:CANCELLED`` with the same UID. Times carry the
+workflow's timezone with its VTIMEZONE, so "26 November 10:00" stays right
+in every client.
+
+UIDs are stable and chosen by the caller (:func:`event_uid`,
+:func:`deadline_uid`); ``stamp`` (DTSTAMP) is passed in, never read from a
+clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+import icalendar
+
+PRODID = "-//dk2020flow//dk2020flow//DA"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._\-]")
+
+
+class CalendarMethod(StrEnum):
+    REQUEST = "REQUEST"
+    PUBLISH = "PUBLISH"
+    CANCEL = "CANCEL"
+
+
+@dataclass(frozen=True)
+class CalendarAttachment:
+    """An ``.ics`` file ready to attach: ``text/calendar; method=…``."""
+
+    content: str
+    method: CalendarMethod
+    filename: str = "invitation.ics"
+
+
+def _part(value: str | int) -> str:
+    return _UNSAFE.sub("_", str(value))
+
+
+def event_uid(workflow: str, cohort: str, event: str, domain: str) -> str:
+    """``event-dk2020-round1-start_conference@domain``: one per event, shared by all cases."""
+    return f"event-{_part(workflow)}-{_part(cohort)}-{_part(event)}@{domain}"
+
+
+def deadline_uid(case: str | int, timer: str, domain: str) -> str:
+    """``deadline-751-reply_deadline@domain``: one per deadline of a case."""
+    return f"deadline-{_part(case)}-{_part(timer)}@{domain}"
+
+
+def _clean(text: str) -> str:
+    return text.replace("\r", " ").strip()
+
+
+def _aware(value: dt.datetime, what: str) -> dt.datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware, got {value!r}")
+    return value
+
+
+def _calendar(method: CalendarMethod, event: icalendar.Event, years: tuple[int, int]) -> str:
+    cal = icalendar.Calendar()
+    cal.add("prodid", PRODID)
+    cal.add("version", "2.0")
+    cal.add("calscale", "GREGORIAN")
+    cal.add("method", method.value)
+    cal.add_component(event)
+    cal.add_missing_timezones(
+        first_date=dt.date(years[0] - 1, 1, 1), last_date=dt.date(years[1] + 1, 12, 31)
+    )
+    content: bytes = cal.to_ical()
+    return content.decode("utf-8")
+
+
+def _base_event(
+    *,
+    uid: str,
+    summary: str,
+    stamp: dt.datetime,
+    sequence: int,
+    cancelled: bool,
+    description: str,
+    location: str,
+    url: str,
+) -> icalendar.Event:
+    if not uid or any(c in uid for c in "\r\n"):
+        raise ValueError("a calendar UID must be a non-empty single line")
+    event = icalendar.Event()
+    event.add("uid", uid)
+    event.add("dtstamp", _aware(stamp, "stamp").astimezone(dt.UTC))
+    event.add("sequence", sequence)
+    event.add("summary", _clean(summary))
+    if description:
+        event.add("description", description.replace("\r\n", "\n"))
+    if location:
+        event.add("location", _clean(location))
+    if url:
+        event.add("url", _clean(url))
+    event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
+    return event
+
+
+def event_calendar(
+    *,
+    uid: str,
+    summary: str,
+    starts_at: dt.datetime,
+    ends_at: dt.datetime,
+    timezone: str,
+    stamp: dt.datetime,
+    organizer: tuple[str, str],
+    attendees: tuple[tuple[str, str], ...] = (),
+    location: str = "",
+    description: str = "",
+    url: str = "",
+    sequence: int = 0,
+    cancelled: bool = False,
+) -> CalendarAttachment:
+    """An invitation (or its cancellation) for a programme event.
+
+    ``organizer`` and ``attendees`` are ``(name, address)`` pairs.
+    """
+    zone = ZoneInfo(timezone)
+    start = _aware(starts_at, "starts_at").astimezone(zone)
+    end = _aware(ends_at, "ends_at").astimezone(zone)
+    if end <= start:
+        raise ValueError("an event must end after it starts")
+    event = _base_event(
+        uid=uid,
+        summary=summary,
+        stamp=stamp,
+        sequence=sequence,
+        cancelled=cancelled,
+        description=description,
+        location=location,
+        url=url,
+    )
+    event.add("dtstart", start)
+    event.add("dtend", end)
+    event.add("transp", "OPAQUE")
+    name, address = organizer
+    event.add("organizer", f"mailto:{address}", parameters={"CN": _clean(name) or address})
+    for attendee_name, attendee_address in attendees:
+        event.add(
+            "attendee",
+            f"mailto:{attendee_address}",
+            parameters={
+                "CN": _clean(attendee_name) or attendee_address,
+                "ROLE": "REQ-PARTICIPANT",
+                "PARTSTAT": "NEEDS-ACTION",
+                "RSVP": "FALSE",
+            },
+        )
+    if not cancelled:
+        alarm = icalendar.Alarm()
+        alarm.add("action", "DISPLAY")
+        alarm.add("description", _clean(summary))
+        alarm.add("trigger", -dt.timedelta(days=1))
+        event.add_component(alarm)
+    method = CalendarMethod.CANCEL if cancelled else CalendarMethod.REQUEST
+    content = _calendar(method, event, (start.year, end.year))
+    return CalendarAttachment(content, method, "cancel.ics" if cancelled else "invitation.ics")
+
+
+def deadline_calendar(
+    *,
+    uid: str,
+    summary: str,
+    due_at: dt.datetime,
+    timezone: str,
+    stamp: dt.datetime,
+    description: str = "",
+    url: str = "",
+    alarm_before: dt.timedelta = dt.timedelta(days=3),
+    sequence: int = 0,
+    cancelled: bool = False,
+) -> CalendarAttachment:
+    """A deadline as a calendar entry: a point in time that blocks nothing, with an alarm."""
+    zone = ZoneInfo(timezone)
+    due = _aware(due_at, "due_at").astimezone(zone)
+    event = _base_event(
+        uid=uid,
+        summary=summary,
+        stamp=stamp,
+        sequence=sequence,
+        cancelled=cancelled,
+        description=description,
+        location="",
+        url=url,
+    )
+    event.add("dtstart", due)
+    event.add("dtend", due)
+    event.add("transp", "TRANSPARENT")
+    if not cancelled:
+        alarm = icalendar.Alarm()
+        alarm.add("action", "DISPLAY")
+        alarm.add("description", _clean(summary))
+        alarm.add("trigger", -abs(alarm_before))
+        event.add_component(alarm)
+    method = CalendarMethod.CANCEL if cancelled else CalendarMethod.PUBLISH
+    content = _calendar(method, event, (due.year, due.year))
+    return CalendarAttachment(content, method, "cancel.ics" if cancelled else "deadline.ics")

@@ -1,0 +1,396 @@
+"""Transports: how a built message leaves the process.
+
+- :class:`SmtpTransport` talks to a mail server through aiosmtplib, keeping one
+  connection open across a batch and reconnecting once when the server has
+  dropped it.
+- :class:`FolderTransport` writes one ``.eml`` file per message (the embedded
+  default: no mail server needed). The file is named after the Message-ID and
+  written atomically, so a resend replaces the same file.
+- :class:`ConsoleTransport` prints messages, for debugging.
+
+Every failure is a :class:`TemporaryDeliveryError` (retry later) or a
+:class:`PermanentDeliveryError` (park the message as dead); the outbox
+delivery loop decides on that alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import ssl
+import sys
+import tempfile
+from dataclasses import dataclass
+from email import policy
+from email.message import EmailMessage
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal, Protocol, TextIO, runtime_checkable
+
+import aiosmtplib
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from dk2020flow.notify.errors import (
+    DeliveryError,
+    MailConfigError,
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+)
+from dk2020flow.notify.message import validate_address
+
+# ----------------------------------------------------------------------------- results
+
+
+class SendOutcome(StrEnum):
+    SENT = "sent"
+    """Every recipient was accepted."""
+    PARTIAL = "partial"
+    """Some recipients were accepted, others refused (see ``refused``)."""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    address: str
+    code: int
+    reason: str
+
+    @property
+    def permanent(self) -> bool:
+        return self.code >= 500
+
+
+@dataclass(frozen=True)
+class SendResult:
+    accepted: tuple[str, ...]
+    refused: tuple[Refusal, ...] = ()
+    response: str = ""
+
+    @property
+    def outcome(self) -> SendOutcome:
+        return SendOutcome.PARTIAL if self.refused else SendOutcome.SENT
+
+
+@runtime_checkable
+class Transport(Protocol):
+    async def open(self) -> None: ...
+
+    async def send(self, message: EmailMessage, recipients: list[str]) -> SendResult: ...
+
+    async def close(self) -> None: ...
+
+
+def _check_recipients(recipients: list[str]) -> list[str]:
+    if not recipients:
+        raise PermanentDeliveryError("the message has no recipients")
+    return [validate_address(address) for address in recipients]
+
+
+# ----------------------------------------------------------------------------- SMTP
+
+
+def _classify(exc: Exception, what: str) -> DeliveryError:
+    """Turn an aiosmtplib error into a temporary or permanent delivery error."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        codes = [r.code for r in exc.recipients]
+        detail = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
+        if codes and all(code >= 500 for code in codes):
+            return PermanentDeliveryError(
+                f"every recipient was refused: {detail}", code=max(codes)
+            )
+        return TemporaryDeliveryError(
+            f"every recipient was refused, some only for now: {detail}",
+            code=min(codes) if codes else None,
+        )
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+        # The message is fine: the settings are not. Retry once they are fixed.
+        return TemporaryDeliveryError(
+            f"the SMTP server refused the login ({exc.code} {exc.message}); "
+            "check DK2020FLOW_SMTP_USERNAME and DK2020FLOW_SMTP_PASSWORD",
+            code=exc.code,
+        )
+    if isinstance(exc, aiosmtplib.SMTPTimeoutError | aiosmtplib.SMTPConnectTimeoutError):
+        return TemporaryDeliveryError(f"{what}: the SMTP server did not answer in time")
+    if isinstance(exc, aiosmtplib.SMTPConnectError):
+        return TemporaryDeliveryError(f"{what}: cannot connect to the SMTP server: {exc}")
+    if isinstance(exc, aiosmtplib.SMTPServerDisconnected):
+        return TemporaryDeliveryError(f"{what}: the SMTP server closed the connection")
+    if isinstance(exc, aiosmtplib.SMTPNotSupported):
+        return TemporaryDeliveryError(f"{what}: the SMTP server does not support it: {exc}")
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        kind = PermanentDeliveryError if exc.code >= 500 else TemporaryDeliveryError
+        return kind(f"{what}: the SMTP server answered {exc.code} {exc.message}", code=exc.code)
+    if isinstance(exc, ssl.SSLError):
+        return TemporaryDeliveryError(f"{what}: TLS failed: {exc}")
+    if isinstance(exc, OSError | aiosmtplib.SMTPException):
+        return TemporaryDeliveryError(f"{what}: {exc or type(exc).__name__}")
+    if isinstance(exc, ValueError):
+        return PermanentDeliveryError(f"{what}: {exc}")
+    return TemporaryDeliveryError(f"{what}: {type(exc).__name__}: {exc}")
+
+
+class SmtpTransport:
+    """SMTP through aiosmtplib; one connection per batch (``open`` … ``close``).
+
+    ``starttls``: True requires STARTTLS, False never uses it, None upgrades
+    only when the server offers it. ``use_tls`` is implicit TLS (port 465).
+    ``send`` connects on demand too, so ``open`` is optional.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int | None = None,
+        starttls: bool | None = None,
+        use_tls: bool = False,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 30.0,
+        local_hostname: str | None = None,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
+        if use_tls and starttls:
+            raise MailConfigError("use either implicit TLS (tls) or STARTTLS (starttls), not both")
+        if (username is None) != (password is None):
+            raise MailConfigError("give both an SMTP username and a password, or neither")
+        self.host = host
+        self.port = port if port is not None else (465 if use_tls else 25)
+        self.starttls = starttls
+        self.use_tls = use_tls
+        self.username = username
+        self._password = password
+        self.timeout = timeout
+        self.local_hostname = local_hostname
+        self.tls_context = tls_context
+        self._client: aiosmtplib.SMTP | None = None
+
+    def __repr__(self) -> str:
+        return f"SmtpTransport(host={self.host!r}, port={self.port}, username={self.username!r})"
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._client.is_connected
+
+    async def open(self) -> None:
+        if self.connected:
+            return
+        client = aiosmtplib.SMTP(
+            hostname=self.host,
+            port=self.port,
+            use_tls=self.use_tls,
+            start_tls=False if self.use_tls else self.starttls,
+            username=self.username,
+            password=self._password,
+            timeout=self.timeout,
+            local_hostname=self.local_hostname,
+            tls_context=self.tls_context,
+        )
+        try:
+            await client.connect()
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                client.close()
+            raise _classify(exc, f"connecting to {self.host}:{self.port}") from exc
+        self._client = client
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        if client.is_connected:
+            try:
+                await client.quit()
+            except Exception:  # noqa: BLE001 - closing anyway
+                client.close()
+
+    async def _drop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    async def send(self, message: EmailMessage, recipients: list[str]) -> SendResult:
+        addresses = _check_recipients(recipients)
+        for attempt in (1, 2):
+            await self.open()
+            assert self._client is not None
+            try:
+                errors, response = await self._client.send_message(
+                    message, recipients=addresses
+                )
+            except aiosmtplib.SMTPServerDisconnected as exc:
+                # An idle connection the server dropped: reconnect once and resend.
+                await self._drop()
+                if attempt == 2:
+                    raise _classify(exc, "sending") from exc
+                continue
+            except Exception as exc:
+                if not self.connected:
+                    await self._drop()
+                raise _classify(exc, "sending") from exc
+            refused = tuple(
+                Refusal(address, reply.code, reply.message) for address, reply in errors.items()
+            )
+            refused_set = {r.address for r in refused}
+            accepted = tuple(a for a in addresses if a not in refused_set)
+            return SendResult(accepted=accepted, refused=refused, response=response)
+        raise TemporaryDeliveryError("sending: the SMTP server kept closing the connection")
+
+
+# ----------------------------------------------------------------------------- folder
+
+
+_UNSAFE_FILE = re.compile(r"[^A-Za-z0-9._@+\-]")
+
+
+def message_filename(message: EmailMessage) -> str:
+    """``outbox-42.751@dk2020.example.dk.eml`` from the Message-ID."""
+    message_id = str(message.get("Message-ID", "")).strip().strip("<>")
+    if not message_id:
+        raise PermanentDeliveryError("the message has no Message-ID; build it with one")
+    name = _UNSAFE_FILE.sub("_", message_id)[:200].lstrip(".")
+    return f"{name}.eml"
+
+
+class FolderTransport:
+    """Writes each message to ``<folder>/<Message-ID>.eml`` (atomically, idempotently)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"FolderTransport(path={str(self.path)!r})"
+
+    async def open(self) -> None:
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TemporaryDeliveryError(
+                f"cannot create the mail folder {self.path}: {exc.strerror}"
+            ) from exc
+
+    async def close(self) -> None:
+        return None
+
+    async def send(self, message: EmailMessage, recipients: list[str]) -> SendResult:
+        addresses = _check_recipients(recipients)
+        target = self.path / message_filename(message)
+        data = message.as_bytes(policy=policy.SMTP)
+        await self.open()
+        try:
+            fd, temp = tempfile.mkstemp(dir=self.path, prefix=".tmp-", suffix=".eml")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(temp, target)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+                raise
+        except OSError as exc:
+            raise TemporaryDeliveryError(f"cannot write {target}: {exc.strerror}") from exc
+        return SendResult(accepted=tuple(addresses), response=f"written to {target}")
+
+
+# ----------------------------------------------------------------------------- console
+
+
+class ConsoleTransport:
+    """Prints each message (headers and the plain-text part) to a stream."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def send(self, message: EmailMessage, recipients: list[str]) -> SendResult:
+        addresses = _check_recipients(recipients)
+        out = self.stream or sys.stdout
+        out.write("=" * 72 + "\n")
+        for name in ("Message-ID", "Date", "From", "To", "Cc", "Subject"):
+            if message.get(name):
+                out.write(f"{name}: {message[name]}\n")
+        out.write(f"Envelope-To: {', '.join(addresses)}\n\n")
+        body = message.get_body(preferencelist=("plain",))
+        if isinstance(body, EmailMessage):
+            out.write(str(body.get_content()))
+        attachments = [part.get_filename() or "" for part in message.iter_attachments()]
+        if attachments:
+            out.write(f"\n[attachments: {', '.join(attachments)}]\n")
+        out.flush()
+        return SendResult(accepted=tuple(addresses), response="printed")
+
+
+# ----------------------------------------------------------------------------- settings
+
+
+class MailSettings(BaseSettings):
+    """Mail settings from ``DK2020FLOW_MAIL_*`` and ``DK2020FLOW_SMTP_*`` variables.
+
+    Each field reads the variable of its upper-cased name with the prefix
+    ``DK2020FLOW_`` (``smtp_host`` from ``DK2020FLOW_SMTP_HOST``). The SMTP
+    password belongs in the environment only and is never shown: ``repr``
+    leaves it out and the value is a ``SecretStr``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="DK2020FLOW_", extra="ignore", frozen=True)
+
+    mail_transport: Literal["folder", "smtp", "console"] = "folder"
+    mail_folder: Path = Path("outbox")
+    mail_sender: str = Field(
+        default="dk2020flow@example.org", description="The From address of every message."
+    )
+    mail_sender_name: str = "DK2020"
+    mail_message_id_domain: str = Field(
+        default="dk2020flow.local", description="The right-hand side of every Message-ID."
+    )
+    smtp_host: str = ""
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)
+    smtp_starttls: bool | None = Field(
+        default=None, description="true: require STARTTLS; false: never; unset: when offered."
+    )
+    smtp_tls: bool = Field(default=False, description="Implicit TLS (usually port 465).")
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = Field(default=None, repr=False)
+    smtp_timeout: float = Field(default=30.0, gt=0, le=600)
+
+
+def transport_from_settings(settings: MailSettings | None = None) -> Transport:
+    """The transport the settings ask for; :class:`MailConfigError` names what is missing."""
+    settings = settings if settings is not None else MailSettings()
+    if settings.mail_transport == "folder":
+        return FolderTransport(settings.mail_folder)
+    if settings.mail_transport == "console":
+        return ConsoleTransport()
+    if not settings.smtp_host:
+        raise MailConfigError(
+            "the smtp transport needs a server: set DK2020FLOW_SMTP_HOST "
+            "(and DK2020FLOW_SMTP_PORT if it is not 25/465)"
+        )
+    if settings.smtp_username and settings.smtp_password is None:
+        raise MailConfigError(
+            "DK2020FLOW_SMTP_USERNAME is set but DK2020FLOW_SMTP_PASSWORD is not "
+            "(the password is read from the environment only)"
+        )
+    if settings.smtp_password is not None and not settings.smtp_username:
+        raise MailConfigError(
+            "DK2020FLOW_SMTP_PASSWORD is set but DK2020FLOW_SMTP_USERNAME is not"
+        )
+    password = settings.smtp_password
+    return SmtpTransport(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        starttls=settings.smtp_starttls,
+        use_tls=settings.smtp_tls,
+        username=settings.smtp_username or None,
+        password=password.get_secret_value() if password is not None else None,
+        timeout=settings.smtp_timeout,
+    )
+

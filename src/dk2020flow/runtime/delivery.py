@@ -1,0 +1,412 @@
+"""Outbox delivery: claim due messages, send them over one connection, mark each.
+
+The life of a message (DESIGN.md invariant 4)::
+
+    pending ──claim (lease)──► sending ──send ok──► sent
+       ▲                          │
+       └──── retry (back-off) ◄───┤ temporary failure (connection refused, 4xx,
+                                  │ timeout, dropped connection)
+                                  └──► dead  permanent failure (5xx, bad address)
+                                             or mail_max_attempts tries
+
+1. One short transaction claims up to ``mail_batch_size`` messages: it sets
+   them ``sending`` with a lease (``lease_until = now + mail_lease_seconds``)
+   and counts the attempt. Expired leases are claimed first.
+2. Outside any transaction, the messages go out through ONE transport
+   connection for the batch (reopened once if it drops).
+3. After each send, one short transaction marks that message ``sent``, back to
+   ``pending`` with ``next_attempt_at`` (exponential back-off with jitter), or
+   ``dead`` with the reason.
+
+**At least once.** A crash (or kill -9) between a send and its mark leaves the
+row ``sending``; when its lease expires another delivery claims it and sends
+it again, with the same ``Message-ID`` (made from the row when it was
+queued), so the recipient's mail system or a person can recognise the
+duplicate. A message is never lost; in that narrow window it may be sent
+twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import parseaddr
+from enum import StrEnum
+from typing import Any, Protocol
+
+from dk2020flow.notify.errors import (
+    InvalidAddressError,
+    MessageError,
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+)
+from dk2020flow.notify.ics import CalendarAttachment, CalendarMethod
+from dk2020flow.notify.message import build_message
+from dk2020flow.notify.render import RenderedMail
+from dk2020flow.notify.transports import Transport
+from dk2020flow.runtime.logs import LOGGER_NAME, log_action
+from dk2020flow.settings import Settings
+from dk2020flow.store.port import OutboxMessage, Store
+
+logger = logging.getLogger(f"{LOGGER_NAME}.delivery")
+
+MAX_ERROR = 1000
+
+
+class RandomSource(Protocol):
+    """What back-off needs of ``random.Random`` (seed it in tests)."""
+
+    def random(self) -> float: ...
+
+
+class Outcome(StrEnum):
+    DELIVERED = "delivered"
+    RETRY = "retry"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DeliveryOutcome:
+    """What happened to one message of a batch."""
+
+    outbox_id: int
+    message_id: str
+    outcome: Outcome
+    attempts: int
+    detail: str = ""
+    next_attempt_at: dt.datetime | None = None
+
+
+@dataclass(kw_only=True, slots=True)
+class DeliveryResult:
+    claimed: int = 0
+    sent: int = 0
+    retried: int = 0
+    dead: int = 0
+    outcomes: list[DeliveryOutcome] = field(default_factory=list)
+
+    def add(self, outcome: DeliveryOutcome) -> None:
+        self.outcomes.append(outcome)
+        if outcome.outcome is Outcome.DELIVERED:
+            self.sent += 1
+        elif outcome.outcome is Outcome.RETRY:
+            self.retried += 1
+        else:
+            self.dead += 1
+
+
+# ----------------------------------------------------------------------------- back-off
+
+
+def next_attempt(
+    now: dt.datetime,
+    attempts: int,
+    base: dt.timedelta,
+    cap: dt.timedelta,
+    rng: RandomSource,
+) -> dt.datetime:
+    """When to try again after ``attempts`` failed tries (``attempts >= 1``).
+
+    Exponential back-off with "equal jitter": the span doubles with every try
+    (``base``, ``2·base``, ``4·base`` … up to ``cap``) and the wait is drawn
+    uniformly from the upper half of it, ``[span/2, span]``, so daemons that
+    failed together do not come back together, and no wait is ever shorter
+    than half the span. Pure: the same ``rng`` state gives the same answer.
+    """
+    if attempts < 1:
+        raise ValueError(f"attempts counts the tries made so far (>= 1), got {attempts}")
+    if base <= dt.timedelta(0) or cap < base:
+        raise ValueError(f"need 0 < base <= cap, got base={base}, cap={cap}")
+    exponent = min(attempts - 1, 62)  # 2**62 · base overflows no float, and is capped anyway
+    span = min(cap.total_seconds(), base.total_seconds() * 2.0**exponent)
+    wait = span / 2 + rng.random() * span / 2
+    return now + dt.timedelta(seconds=wait)
+
+
+# ----------------------------------------------------------------------------- messages
+
+
+class UnsendableError(ValueError):
+    """The stored message cannot become a valid e-mail (a permanent failure)."""
+
+
+def _ics_method(ics: str) -> CalendarMethod:
+    match = re.search(r"^METHOD:([A-Za-z-]+)\s*$", ics, re.MULTILINE)
+    try:
+        return CalendarMethod(match.group(1).upper()) if match else CalendarMethod.PUBLISH
+    except ValueError:
+        return CalendarMethod.PUBLISH
+
+
+def sender_mailbox(sender: str | tuple[str, str]) -> tuple[str, str]:
+    """``"Name <addr>"`` (or a ``(name, addr)`` pair) as a ``(name, addr)`` pair."""
+    if isinstance(sender, tuple):
+        return sender
+    name, address = parseaddr(sender)
+    return (name, address or sender)
+
+
+def build_email(
+    row: OutboxMessage, *, sender: str | tuple[str, str], date: dt.datetime
+) -> EmailMessage:
+    """The e-mail for an outbox row: From, To, Cc, Subject, Date, the row's
+    Message-ID, the text body with the HTML alternative, and the ``.ics``.
+
+    Raises ``UnsendableError`` for a row that can never be sent (no recipient,
+    an invalid address, a header that would carry a line break).
+    """
+    if not row.to:
+        raise UnsendableError(
+            "the message has no recipient (add a contact, then `dk2020flow outbox retry`)"
+        )
+    try:
+        return build_message(
+            RenderedMail(subject=row.subject, text=row.text, html=row.html),
+            sender=sender_mailbox(sender),
+            to=row.to,
+            cc=row.cc,
+            message_id=row.message_id,
+            date=date,
+            language=row.language,
+            calendar=(
+                CalendarAttachment(content=row.ics, method=_ics_method(row.ics))
+                if row.ics
+                else None
+            ),
+            headers={"X-Dk2020flow-Outbox-Id": str(row.id)},
+        )
+    except (MessageError, InvalidAddressError) as exc:
+        raise UnsendableError(str(exc)) from exc
+    except (ValueError, TypeError) as exc:
+        raise UnsendableError(f"the message cannot be built: {exc}") from exc
+
+
+# ----------------------------------------------------------------------------- delivery
+
+
+def _clip(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_ERROR else text[: MAX_ERROR - 1] + "…"
+
+
+def _refusals(answer: Any) -> dict[str, str]:
+    """Per-recipient refusals from a transport's answer to ``send``."""
+    if isinstance(answer, tuple) and answer and isinstance(answer[0], Mapping):
+        answer = answer[0]  # aiosmtplib's (errors, response)
+    if not isinstance(answer, Mapping):
+        return {}
+    refused: dict[str, str] = {}
+    for address, reason in answer.items():
+        if isinstance(reason, tuple) and len(reason) == 2:
+            code, text = reason
+            if isinstance(text, bytes):
+                text = text.decode("utf-8", "replace")
+            reason = f"{code} {text}"
+        refused[str(address)] = str(reason)
+    return refused
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Batch:
+    store: Store
+    now: dt.datetime
+    settings: Settings
+    rng: RandomSource
+    on_outcome: Callable[[DeliveryOutcome], None] | None
+
+
+def _record(batch: _Batch, result: DeliveryResult, outcome: DeliveryOutcome) -> None:
+    result.add(outcome)
+    log_action(
+        logger,
+        outcome.outcome.value,
+        level=logging.WARNING if outcome.outcome is Outcome.DEAD else logging.INFO,
+        outbox_id=outcome.outbox_id,
+        message_id=outcome.message_id,
+        attempts=outcome.attempts,
+        **({"next_attempt_at": outcome.next_attempt_at} if outcome.next_attempt_at else {}),
+        **({"error": outcome.detail} if outcome.detail else {}),
+    )
+    if batch.on_outcome is not None:
+        batch.on_outcome(outcome)
+
+
+def _mark_sent(batch: _Batch, row: OutboxMessage, result: DeliveryResult, note: str) -> None:
+    with batch.store.transaction() as tx:
+        tx.mark_sent(row.id, batch.now, note=note)
+    _record(
+        batch,
+        result,
+        DeliveryOutcome(
+            outbox_id=row.id,
+            message_id=row.message_id,
+            outcome=Outcome.DELIVERED,
+            attempts=row.attempts,
+            detail=note,
+        ),
+    )
+
+
+def _mark_dead(batch: _Batch, row: OutboxMessage, result: DeliveryResult, error: str) -> None:
+    error = _clip(error)
+    with batch.store.transaction() as tx:
+        tx.mark_dead(row.id, error, batch.now)
+    _record(
+        batch,
+        result,
+        DeliveryOutcome(
+            outbox_id=row.id,
+            message_id=row.message_id,
+            outcome=Outcome.DEAD,
+            attempts=row.attempts,
+            detail=error,
+        ),
+    )
+
+
+def _mark_failed(batch: _Batch, row: OutboxMessage, result: DeliveryResult, error: str) -> None:
+    """A temporary failure: back off, or give up after ``mail_max_attempts`` tries."""
+    settings = batch.settings
+    if row.attempts >= settings.mail_max_attempts:
+        _mark_dead(
+            batch, row, result, f"gave up after {row.attempts} attempts; last error: {error}"
+        )
+        return
+    error = _clip(error)
+    when = next_attempt(
+        batch.now,
+        max(row.attempts, 1),
+        dt.timedelta(seconds=settings.mail_backoff_seconds),
+        dt.timedelta(seconds=max(settings.mail_backoff_max_seconds, settings.mail_backoff_seconds)),
+        batch.rng,
+    )
+    with batch.store.transaction() as tx:
+        tx.mark_retry(row.id, when, error)
+    _record(
+        batch,
+        result,
+        DeliveryOutcome(
+            outbox_id=row.id,
+            message_id=row.message_id,
+            outcome=Outcome.RETRY,
+            attempts=row.attempts,
+            detail=error,
+            next_attempt_at=when,
+        ),
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    name = type(exc).__name__
+    if isinstance(exc, TemporaryDeliveryError | PermanentDeliveryError):
+        return text or name
+    return f"{name}: {text}" if text else name
+
+
+async def _close_quietly(transport: Transport) -> None:
+    try:
+        await transport.close()
+    except Exception:  # noqa: BLE001 - closing a broken connection must not mask the real outcome
+        logger.debug("closing the transport failed", exc_info=True)
+
+
+async def adeliver_batch(
+    store: Store,
+    transport: Transport,
+    *,
+    now: dt.datetime,
+    settings: Settings,
+    rng: RandomSource,
+    sender: str | tuple[str, str],
+    on_outcome: Callable[[DeliveryOutcome], None] | None = None,
+) -> DeliveryResult:
+    """The async body of :func:`deliver_batch`."""
+    batch = _Batch(store=store, now=now, settings=settings, rng=rng, on_outcome=on_outcome)
+    result = DeliveryResult()
+    lease_until = now + dt.timedelta(seconds=settings.mail_lease_seconds)
+    with store.transaction() as tx:
+        rows = tx.claim_outbox(now, settings.mail_batch_size, lease_until)
+    result.claimed = len(rows)
+    if not rows:
+        return result
+
+    connected = False
+    connect_error = ""
+    try:
+        for position, row in enumerate(rows):
+            try:
+                message = build_email(row, sender=sender, date=now)
+            except UnsendableError as exc:
+                _mark_dead(batch, row, result, str(exc))
+                continue
+            if not connected:
+                try:
+                    await transport.open()
+                    connected = True
+                except PermanentDeliveryError as exc:
+                    connect_error = f"cannot connect to the mail server: {_describe(exc)}"
+                except (TemporaryDeliveryError, OSError, TimeoutError) as exc:
+                    connect_error = f"cannot connect to the mail server: {_describe(exc)}"
+                if not connected:
+                    # No connection for this batch: every message left waits for the next try.
+                    for rest in rows[position:]:
+                        _mark_failed(batch, rest, result, connect_error)
+                    break
+            try:
+                answer = await transport.send(message)
+            except PermanentDeliveryError as exc:
+                _mark_dead(batch, row, result, _describe(exc))
+                continue
+            except (TemporaryDeliveryError, OSError, TimeoutError) as exc:
+                _mark_failed(batch, row, result, _describe(exc))
+                # The connection may be gone: reopen it for the next message.
+                await _close_quietly(transport)
+                connected = False
+                continue
+            refused = _refusals(answer)
+            note = ""
+            if refused:
+                note = _clip(
+                    "some recipients refused: "
+                    + "; ".join(f"{addr}: {why}" for addr, why in refused.items())
+                )
+            _mark_sent(batch, row, result, note)
+    finally:
+        if connected:
+            await _close_quietly(transport)
+    return result
+
+
+def deliver_batch(
+    store: Store,
+    transport: Transport,
+    *,
+    now: dt.datetime,
+    settings: Settings,
+    rng: RandomSource,
+    sender: str | tuple[str, str],
+    on_outcome: Callable[[DeliveryOutcome], None] | None = None,
+) -> DeliveryResult:
+    """Deliver one batch of the outbox as of ``now``; see the module docstring.
+
+    ``sender`` is the From header (``MailSettings``' sender). Store errors
+    propagate (the claimed rows keep their lease and are taken again when it
+    expires); transport errors never do: they become retries or dead letters.
+    """
+    return asyncio.run(
+        adeliver_batch(
+            store,
+            transport,
+            now=now,
+            settings=settings,
+            rng=rng,
+            sender=sender,
+            on_outcome=on_outcome,
+        )
+    )

@@ -1,0 +1,235 @@
+"""The narrow port between the application and the database.
+
+Everything above the store (service, daemon, reports) talks to these
+protocols; SQLModel and SQL stay below them. ``Store.transaction()`` gives a
+``Tx`` whose writes commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from dk2020flow.engine.records import CaseSnapshot, Decision, DueTimer, EventRecord, TimerStatus
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"  # waiting for not_before / next_attempt_at
+    SENDING = "sending"  # leased by a daemon until lease_until
+    SENT = "sent"
+    DEAD = "dead"  # permanent failure or too many tries: shown to operators
+    PARKED = "parked"  # could not be addressed (no contact for a role); kept with the reason
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StoredDefinition:
+    id: int
+    name: str
+    version_label: str
+    content_hash: str
+    source_text: str
+    templates: Mapping[str, str]
+    source_path: str
+    loaded_at: dt.datetime
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Municipality:
+    code: str
+    name: str
+    region: str
+    group: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Contact:
+    municipality_code: str
+    role: str
+    name: str
+    email: str
+    language: str = "da"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NewMail:
+    """A rendered message to queue in the outbox."""
+
+    case_id: int | None
+    template: str
+    language: str
+    to: tuple[tuple[str, str], ...]  # (name, address)
+    cc: tuple[tuple[str, str], ...]
+    subject: str
+    text: str
+    html: str
+    ics: str | None
+    not_before: dt.datetime
+    created_at: dt.datetime
+    urgent: bool = False
+    status: OutboxStatus = OutboxStatus.PENDING
+    reason: str = ""  # why a message is parked
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class OutboxMessage:
+    id: int
+    case_id: int | None
+    template: str
+    language: str
+    to: tuple[tuple[str, str], ...]
+    cc: tuple[tuple[str, str], ...]
+    subject: str
+    text: str
+    html: str
+    ics: str | None
+    status: OutboxStatus
+    attempts: int
+    not_before: dt.datetime
+    next_attempt_at: dt.datetime
+    lease_until: dt.datetime | None
+    last_error: str
+    created_at: dt.datetime
+    sent_at: dt.datetime | None
+    message_id: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StoredEvent:
+    id: int
+    case_id: int
+    seq: int
+    record: EventRecord
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StoredTimer:
+    id: int
+    case_id: int | None
+    timer: str
+    kind: str
+    index: int
+    due_at: dt.datetime
+    deadline_at: dt.datetime
+    epoch: int
+    status: TimerStatus
+    fired_at: dt.datetime | None
+    note: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CaseFilter:
+    workflow: str | None = None
+    state: str | None = None
+    cohort: str | None = None
+    region: str | None = None
+    overdue_at: dt.datetime | None = None
+    """Only cases with a pending deadline due before this instant."""
+    open_only: bool = False
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ProgrammeTimer:
+    """A dated programme event (or its reminder) of a cohort, fanned out to cases."""
+
+    id: int
+    definition_id: int
+    cohort: str
+    event: str
+    kind: str  # "event" | "event_reminder"
+    index: int
+    due_at: dt.datetime
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DaemonInfo:
+    id: str
+    host: str
+    pid: int
+    started_at: dt.datetime
+    last_tick_at: dt.datetime | None
+    last_seen_at: dt.datetime
+    stopped_at: dt.datetime | None
+    stats: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Tx(Protocol):
+    def savepoint(self) -> AbstractContextManager[None]:
+        """A nested all-or-nothing unit inside the transaction (one firing of a batch)."""
+        ...
+
+    # definitions
+    def save_definition(
+        self,
+        *,
+        name: str,
+        version_label: str,
+        content_hash: str,
+        source_text: str,
+        templates: Mapping[str, str],
+        source_path: str,
+        now: dt.datetime,
+    ) -> tuple[StoredDefinition, bool]: ...
+    def definition(self, definition_id: int) -> StoredDefinition: ...
+    def latest_definition(self, name: str) -> StoredDefinition | None: ...
+    def definitions(self) -> list[StoredDefinition]: ...
+
+    # participants
+    def municipalities(self) -> list[Municipality]: ...
+    def find_municipality(self, code_or_name: str) -> Municipality | None: ...
+    def contacts(self, municipality_code: str) -> list[Contact]: ...
+    def replace_participants(
+        self, municipalities: Sequence[Municipality], contacts: Sequence[Contact]
+    ) -> None: ...
+
+    # cases
+    def insert_case(self, decision: Decision, mails: Sequence[NewMail]) -> int: ...
+    def apply(
+        self, decision: Decision, mails: Sequence[NewMail], *, expected_version: int
+    ) -> None: ...
+    def load_case(self, case_id: int) -> CaseSnapshot: ...
+    def case_ids(self, flt: CaseFilter) -> list[int]: ...
+    def cases(self, flt: CaseFilter) -> list[CaseSnapshot]: ...
+    def find_cases_by_ref(self, ref: str, workflow: str | None) -> list[CaseSnapshot]: ...
+    def history(self, case_id: int) -> list[StoredEvent]: ...
+    def timers_of(self, case_id: int, *, pending_only: bool = True) -> list[StoredTimer]: ...
+    def append_event(self, case_id: int, record: EventRecord) -> None: ...
+
+    # timers
+    def claim_due_timers(self, now: dt.datetime, limit: int) -> list[DueTimer]: ...
+    def finish_timer(
+        self, timer_id: int, status: TimerStatus, at: dt.datetime, note: str = ""
+    ) -> None: ...
+    def next_due_at(self) -> dt.datetime | None: ...
+    def arm_programme_timers(self, definition_id: int, rows: Sequence[ProgrammeTimer]) -> None: ...
+    def claim_programme_timers(self, now: dt.datetime, limit: int) -> list[ProgrammeTimer]: ...
+    def finish_programme_timer(self, timer_id: int, at: dt.datetime, note: str = "") -> None: ...
+
+    # outbox
+    def queue_mail(self, mails: Sequence[NewMail]) -> list[int]: ...
+    def claim_outbox(
+        self, now: dt.datetime, limit: int, lease_until: dt.datetime
+    ) -> list[OutboxMessage]: ...
+    def mark_sent(self, message_id: int, at: dt.datetime) -> None: ...
+    def mark_retry(self, message_id: int, next_attempt_at: dt.datetime, error: str) -> None: ...
+    def mark_dead(self, message_id: int, error: str, at: dt.datetime) -> None: ...
+    def outbox(
+        self, *, status: OutboxStatus | None = None, case_id: int | None = None, limit: int = 100
+    ) -> list[OutboxMessage]: ...
+    def outbox_message(self, message_id: int) -> OutboxMessage | None: ...
+    def requeue(self, message_id: int, now: dt.datetime) -> bool: ...
+    def purge_sent(self, before: dt.datetime) -> int: ...
+
+    # daemons
+    def heartbeat(self, info: DaemonInfo) -> None: ...
+    def daemons(self) -> list[DaemonInfo]: ...
+
+
+class Store(Protocol):
+    url: str
+
+    def transaction(self) -> AbstractContextManager[Tx]: ...
+    def read(self) -> AbstractContextManager[Tx]: ...

@@ -1,0 +1,117 @@
+"""The statements that claim work and answer the daemon's questions.
+
+Claims read ``(status, due_at)`` / ``(status, next_attempt_at)`` through their
+indexes, so a tick costs in proportion to what is due, not to the number of
+cases (DESIGN.md invariant 8). On PostgreSQL they lock the rows they return
+with ``FOR UPDATE SKIP LOCKED``, so concurrent daemons never get the same row;
+on SQLite (one writer at a time, ``BEGIN IMMEDIATE``) the clause is a no-op.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import Select, and_, exists, func, select
+
+from dk2020flow.engine.records import TimerKind, TimerStatus
+from dk2020flow.store import tables as t
+from dk2020flow.store.port import CaseFilter, OutboxStatus
+
+PENDING = TimerStatus.PENDING.value
+
+
+def due_timers(now: dt.datetime, limit: int) -> Select[Any]:
+    """Pending case timers due at ``now``, earliest first, locked for the caller."""
+    return (
+        select(t.timers.c.id)
+        .where(t.timers.c.status == PENDING, t.timers.c.due_at <= now)
+        .order_by(t.timers.c.due_at, t.timers.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+
+
+def due_programme_timers(now: dt.datetime, limit: int) -> Select[Any]:
+    pt = t.programme_timers
+    return (
+        select(pt.c.id)
+        .where(pt.c.status == PENDING, pt.c.due_at <= now)
+        .order_by(pt.c.due_at, pt.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+
+
+def expired_leases(now: dt.datetime, limit: int) -> Select[Any]:
+    """Messages a daemon took for sending and never finished (it crashed)."""
+    o = t.outbox
+    return (
+        select(o.c.id)
+        .where(o.c.status == OutboxStatus.SENDING.value, o.c.lease_until <= now)
+        .order_by(o.c.lease_until, o.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+
+
+def deliverable(now: dt.datetime, limit: int) -> Select[Any]:
+    """Pending messages whose time has come; urgent ones first."""
+    o = t.outbox
+    return (
+        select(o.c.id)
+        .where(
+            o.c.status == OutboxStatus.PENDING.value,
+            o.c.next_attempt_at <= now,
+            o.c.not_before <= now,
+        )
+        .order_by(o.c.urgent.desc(), o.c.next_attempt_at, o.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+
+
+def next_due_candidates() -> list[Select[Any]]:
+    """One ``min(...)`` per kind of work; the daemon sleeps until the earliest."""
+    o = t.outbox
+    return [
+        select(func.min(t.timers.c.due_at)).where(t.timers.c.status == PENDING),
+        select(func.min(t.programme_timers.c.due_at)).where(t.programme_timers.c.status == PENDING),
+        select(func.min(o.c.next_attempt_at)).where(o.c.status == OutboxStatus.PENDING.value),
+        select(func.min(o.c.lease_until)).where(o.c.status == OutboxStatus.SENDING.value),
+    ]
+
+
+def case_rows() -> Select[Any]:
+    """Cases joined with their municipality's name and region."""
+    return select(
+        t.cases, t.municipalities.c.name.label("municipality_name"), t.municipalities.c.region
+    ).join(t.municipalities, t.municipalities.c.code == t.cases.c.municipality_code)
+
+
+def filter_cases(query: Select[Any], flt: CaseFilter) -> Select[Any]:
+    c = t.cases.c
+    if flt.workflow is not None:
+        query = query.where(c.workflow == flt.workflow)
+    if flt.state is not None:
+        query = query.where(c.state == flt.state)
+    if flt.cohort is not None:
+        query = query.where(c.cohort == flt.cohort)
+    if flt.region is not None:
+        query = query.where(t.municipalities.c.region == flt.region)
+    if flt.open_only:
+        query = query.where(c.closed.is_(False))
+    if flt.overdue_at is not None:
+        tm = t.timers.c
+        query = query.where(
+            exists().where(
+                and_(
+                    tm.case_id == c.id,
+                    tm.status == PENDING,
+                    tm.kind == TimerKind.DEADLINE.value,
+                    tm.epoch == c.epoch,
+                    tm.due_at < flt.overdue_at,
+                )
+            )
+        )
+    return query.order_by(c.id)

@@ -1,0 +1,236 @@
+"""The database schema, as SQLModel tables.
+
+These classes are the schema (alembic compares migrations against
+``SQLModel.metadata``) and nothing more: the engine never sees a row. The
+store's queries use the ``Table`` objects at the bottom of this module and
+convert rows to and from the port's frozen records (``store/port.py``).
+See docs/data-model.md for what every column means.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlmodel import Field, SQLModel
+
+from dk2020flow.store.types import JsonType, UtcDateTime
+
+# Set before any table is defined, so that every constraint and index gets a
+# stable, predictable name (alembic needs them to alter constraints, above
+# all on SQLite where batch mode recreates tables).
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+NAME = 64  # identifiers from workflow files (states, timers, roles, triggers …)
+
+
+def _col(type_: Any, *args: Any, nullable: bool = False, **kwargs: Any) -> Any:
+    """A column for ``Field(sa_column=…)``: NOT NULL unless asked otherwise."""
+    return Field(sa_column=Column(type_, *args, nullable=nullable, **kwargs))
+
+
+class DefinitionRow(SQLModel, table=True):
+    """A workflow definition exactly as loaded; immutable, versioned by content."""
+
+    __tablename__ = "definitions"
+    __table_args__ = (UniqueConstraint("name", "content_hash"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = _col(String(NAME))
+    version_label: str = _col(String(100))
+    content_hash: str = _col(String(128))
+    source_text: str = _col(Text)
+    templates: dict[str, str] = _col(JsonType)
+    source_path: str = _col(Text)
+    loaded_at: Any = _col(UtcDateTime)
+
+
+class MunicipalityRow(SQLModel, table=True):
+    __tablename__ = "municipalities"
+
+    code: str = Field(sa_column=Column(String(3), primary_key=True))
+    name: str = _col(String(100), unique=True)
+    region: str = _col(String(NAME))
+    dk2020_group: str = _col(String(NAME))
+
+
+class ContactRow(SQLModel, table=True):
+    __tablename__ = "contacts"
+    __table_args__ = (UniqueConstraint("municipality_code", "role", "email"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    municipality_code: str = _col(String(3), ForeignKey("municipalities.code"))
+    role: str = _col(String(NAME))
+    name: str = _col(String(200))
+    email: str = _col(String(320))
+    language: str = _col(String(8))
+
+
+class CaseRow(SQLModel, table=True):
+    """One participant's case in one workflow; ``version`` is the optimistic lock."""
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        UniqueConstraint("workflow", "municipality_code"),
+        Index("ix_cases_workflow_state", "workflow", "state"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workflow: str = _col(String(NAME))
+    definition_id: int = _col(Integer, ForeignKey("definitions.id"))
+    municipality_code: str = _col(String(3), ForeignKey("municipalities.code"))
+    state: str = _col(String(NAME))
+    epoch: int = _col(Integer)
+    cohort: str | None = _col(String(NAME), nullable=True)
+    data: dict[str, Any] = _col(JsonType)
+    checklists: dict[str, Any] = _col(JsonType)
+    entered_at: Any = _col(UtcDateTime)
+    opened_at: Any = _col(UtcDateTime)
+    closed: bool = _col(Boolean)
+    version: int = _col(Integer)
+
+
+class EventRow(SQLModel, table=True):
+    """The append-only log: one row per change of a case, numbered by ``seq``."""
+
+    __tablename__ = "events"
+    __table_args__ = (UniqueConstraint("case_id", "seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = _col(Integer, ForeignKey("cases.id"))
+    seq: int = _col(Integer)
+    at: Any = _col(UtcDateTime)
+    kind: str = _col(String(32))
+    actor: str = _col(String(200))
+    role: str | None = _col(String(NAME), nullable=True)
+    trigger: str | None = _col(String(NAME), nullable=True)
+    from_state: str | None = _col(String(NAME), nullable=True)
+    to_state: str | None = _col(String(NAME), nullable=True)
+    comment: str = _col(Text)
+    data: dict[str, Any] = _col(JsonType)
+    epoch: int = _col(Integer)
+
+
+class TimerRow(SQLModel, table=True):
+    """One firing of a case timer; claimed by (status, due_at)."""
+
+    __tablename__ = "timers"
+    __table_args__ = (
+        Index("ix_timers_status_due_at", "status", "due_at"),
+        Index("ix_timers_case_id_status", "case_id", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = _col(Integer, ForeignKey("cases.id"))
+    timer: str = _col(String(NAME))
+    kind: str = _col(String(32))
+    idx: int = _col(Integer)
+    due_at: Any = _col(UtcDateTime)
+    deadline_at: Any = _col(UtcDateTime)
+    epoch: int = _col(Integer)
+    status: str = _col(String(16))
+    fired_at: Any = _col(UtcDateTime, nullable=True)
+    note: str = _col(Text)
+    claimed_by: str | None = _col(String(200), nullable=True)
+
+
+class ProgrammeTimerRow(SQLModel, table=True):
+    """A dated programme event of a cohort (or its reminder), armed once per definition."""
+
+    __tablename__ = "programme_timers"
+    __table_args__ = (
+        UniqueConstraint("definition_id", "cohort", "event", "kind", "idx"),
+        Index("ix_programme_timers_status_due_at", "status", "due_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    definition_id: int = _col(Integer, ForeignKey("definitions.id"))
+    cohort: str = _col(String(NAME))
+    event: str = _col(String(NAME))
+    kind: str = _col(String(32))
+    idx: int = _col(Integer)
+    due_at: Any = _col(UtcDateTime)
+    status: str = _col(String(16))
+    fired_at: Any = _col(UtcDateTime, nullable=True)
+    note: str = _col(Text)
+
+
+class OutboxRow(SQLModel, table=True):
+    """A rendered message waiting for, in, or done with delivery."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_outbox_case_id", "case_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int | None = _col(Integer, ForeignKey("cases.id"), nullable=True)
+    template: str = _col(String(NAME))
+    language: str = _col(String(8))
+    to_addresses: list[list[str]] = _col(JsonType)
+    cc_addresses: list[list[str]] = _col(JsonType)
+    subject: str = _col(Text)
+    text: str = _col(Text)
+    html: str = _col(Text)
+    ics: str | None = _col(Text, nullable=True)
+    status: str = _col(String(16))
+    attempts: int = _col(Integer)
+    not_before: Any = _col(UtcDateTime)
+    next_attempt_at: Any = _col(UtcDateTime)
+    lease_until: Any = _col(UtcDateTime, nullable=True)
+    last_error: str = _col(Text)
+    created_at: Any = _col(UtcDateTime)
+    sent_at: Any = _col(UtcDateTime, nullable=True)
+    dead_at: Any = _col(UtcDateTime, nullable=True)
+    urgent: bool = _col(Boolean)
+    reason: str = _col(Text)
+    message_id: str | None = _col(String(255), nullable=True, unique=True)
+
+
+class DaemonRow(SQLModel, table=True):
+    """A scheduler daemon's heartbeat."""
+
+    __tablename__ = "daemons"
+
+    id: str = Field(sa_column=Column(String(200), primary_key=True))
+    host: str = _col(String(255))
+    pid: int = _col(Integer)
+    started_at: Any = _col(UtcDateTime)
+    last_tick_at: Any = _col(UtcDateTime, nullable=True)
+    last_seen_at: Any = _col(UtcDateTime)
+    stopped_at: Any = _col(UtcDateTime, nullable=True)
+    stats: dict[str, Any] = _col(JsonType)
+
+
+def _table(model: type[SQLModel]) -> Table:
+    return cast(Table, model.__table__)  # type: ignore[attr-defined]
+
+
+definitions = _table(DefinitionRow)
+municipalities = _table(MunicipalityRow)
+contacts = _table(ContactRow)
+cases = _table(CaseRow)
+events = _table(EventRow)
+timers = _table(TimerRow)
+programme_timers = _table(ProgrammeTimerRow)
+outbox = _table(OutboxRow)
+daemons = _table(DaemonRow)
+
+metadata = SQLModel.metadata
