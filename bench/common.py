@@ -152,3 +152,44 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
             return True
         time.sleep(interval)
     return predicate()
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def parallel(target: Callable[..., None], args: tuple[Any, ...], workers: int, timeout: float) -> list[dict[str, Any]]:
+    """Run ``target(barrier, queue, *args)`` in ``workers`` spawned processes.
+
+    Each worker does its setup, waits on the barrier so all start together, and
+    puts one dict on the queue (with ``start``/``end`` from ``time.monotonic``).
+    Workers still running after ``timeout`` seconds are terminated.
+    """
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(workers)
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=target, args=(barrier, queue, *args)) for _ in range(workers)]
+    for proc in procs:
+        proc.start()
+    results: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        for _ in procs:
+            remaining = max(0.1, deadline - time.monotonic())
+            results.append(queue.get(timeout=remaining))
+    finally:
+        for proc in procs:
+            proc.join(timeout=max(0.1, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(5)
+    errors = [r["error"] for r in results if r.get("error")]
+    if errors:
+        raise RuntimeError(errors[0])
+    return results
+
+
+def span(results: list[dict[str, Any]]) -> float:
+    """Wall time from the first worker's start to the last one's end."""
+    return max(r["end"] for r in results) - min(r["start"] for r in results)

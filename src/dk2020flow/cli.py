@@ -44,7 +44,7 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted", markup=False)
         sys.exit(130)
-    except Exception as exc:  # noqa: BLE001 - the last line of defence in front of a user
+    except Exception as exc:
         if os.environ.get("DK2020FLOW_DEBUG"):
             raise
         err.print(

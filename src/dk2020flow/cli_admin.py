@@ -44,7 +44,9 @@ def status(db: DbOption = None) -> None:
     settings = settings_for(db)
     engine = make_engine(settings.database_url)
     current, head = current_revision(engine), head_revision()
-    out.print(f"{safe_url(settings.database_url)}: revision {current or 'none'}; this release needs {head}")
+    out.print(
+        f"{safe_url(settings.database_url)}: revision {current or 'none'}; this release needs {head}"
+    )
     if current != head:
         out.print("run `dk2020flow db upgrade`")
         raise typer.Exit(5)
@@ -63,7 +65,9 @@ def import_(
     municipalities, contacts = parse_participants_csv(file)
     with service.store.transaction() as tx:
         tx.replace_participants(municipalities, contacts)
-    out.print(f"imported {len(municipalities)} municipalities and {len(contacts)} contacts from {file}")
+    out.print(
+        f"imported {len(municipalities)} municipalities and {len(contacts)} contacts from {file}"
+    )
 
 
 @participants_app.command("list")
@@ -89,7 +93,9 @@ def list_participants(
 
 
 def workflow_load(
-    paths: Annotated[list[Path], typer.Argument(help="Workflow files to store as definition versions.")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Workflow files to store as definition versions.")
+    ],
     db: DbOption = None,
 ) -> None:
     """Store workflow files in the database; an unchanged file is a no-op, a changed one a new version."""
@@ -97,7 +103,9 @@ def workflow_load(
     for path in paths:
         stored, created = service.load_workflow(path)
         verb = "loaded as a new version" if created else "unchanged (already loaded)"
-        out.print(f"{stored.name} {stored.version_label} ({stored.content_hash[:12]}) {verb}: id {stored.id}")
+        out.print(
+            f"{stored.name} {stored.version_label} ({stored.content_hash[:12]}) {verb}: id {stored.id}"
+        )
 
 
 def workflow_list(db: DbOption = None, as_json: JsonOption = False) -> None:
@@ -105,13 +113,25 @@ def workflow_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     service = open_service(db)
     stored = service.definitions()
     if as_json:
-        print_json([{k: v for k, v in vars_of(d).items() if k not in {"source_text", "templates"}} for d in stored])
+        print_json(
+            [
+                {k: v for k, v in vars_of(d).items() if k not in {"source_text", "templates"}}
+                for d in stored
+            ]
+        )
         return
     table = Table(title=f"{len(stored)} definition version(s)")
     for column in ("id", "workflow", "version", "hash", "loaded", "from"):
         table.add_column(column)
     for d in stored:
-        table.add_row(str(d.id), d.name, d.version_label, d.content_hash[:12], local(d.loaded_at), d.source_path)
+        table.add_row(
+            str(d.id),
+            d.name,
+            d.version_label,
+            d.content_hash[:12],
+            local(d.loaded_at),
+            d.source_path,
+        )
     out.print(table)
 
 

@@ -26,7 +26,9 @@ from dk2020flow.definition.durations import parse_duration
 from dk2020flow.engine.records import CaseSnapshot
 from dk2020flow.store.port import CaseFilter
 
-case_app = typer.Typer(no_args_is_help=True, help="Open cases and move them through their workflow.")
+case_app = typer.Typer(
+    no_args_is_help=True, help="Open cases and move them through their workflow."
+)
 
 DataOption = Annotated[
     list[str] | None,
@@ -50,7 +52,9 @@ def _summary(case: CaseSnapshot) -> dict[str, object]:
 
 
 def _said(case: CaseSnapshot, verb: str) -> None:
-    out.print(f"case {case.id} ({case.municipality_name}, {case.workflow}) {verb}: state {case.state}")
+    out.print(
+        f"case {case.id} ({case.municipality_name}, {case.workflow}) {verb}: state {case.state}"
+    )
 
 
 @case_app.command("open")
@@ -59,11 +63,16 @@ def open_(
     workflow: Annotated[str, typer.Argument(help="The workflow, e.g. dk2020.")],
     municipality: Annotated[str, typer.Argument(help="Municipality name or three-digit code.")],
     role: Annotated[str | None, typer.Option("--role", "-r", help="Your role.")] = None,
-    cohort: Annotated[str | None, typer.Option("--cohort", help="The cohort (round), if known.")] = None,
-    state: Annotated[
-        str | None, typer.Option("--state", help="Open directly in this later state (needs --reason).")
+    cohort: Annotated[
+        str | None, typer.Option("--cohort", help="The cohort (round), if known.")
     ] = None,
-    reason: Annotated[str, typer.Option("--reason", help="Why the case starts in a later state.")] = "",
+    state: Annotated[
+        str | None,
+        typer.Option("--state", help="Open directly in this later state (needs --reason)."),
+    ] = None,
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why the case starts in a later state.")
+    ] = "",
     data: DataOption = None,
     actor: ActorOption = None,
     db: DbOption = None,
@@ -119,7 +128,12 @@ def list_(
         table.add_column(column)
     for c in cases:
         table.add_row(
-            str(c.id), c.workflow, c.municipality_name, c.region, c.cohort or "—", c.state,
+            str(c.id),
+            c.workflow,
+            c.municipality_name,
+            c.region,
+            c.cohort or "—",
+            c.state,
             local(c.entered_at),
         )
     out.print(table)
@@ -144,13 +158,28 @@ def show(
                 **_summary(c),
                 "definition_version": details.definition_version,
                 "data": dict(c.data),
-                "checklists": {k: {i: {"status": v.status, "comment": v.comment} for i, v in items.items()} for k, items in c.checklists.items()},
+                "checklists": {
+                    k: {i: {"status": v.status, "comment": v.comment} for i, v in items.items()}
+                    for k, items in c.checklists.items()
+                },
                 "pending_timers": [
-                    {"timer": t.timer, "kind": t.kind, "index": t.index, "due_at": t.due_at, "deadline_at": t.deadline_at}
+                    {
+                        "timer": t.timer,
+                        "kind": t.kind,
+                        "index": t.index,
+                        "due_at": t.due_at,
+                        "deadline_at": t.deadline_at,
+                    }
                     for t in details.timers
                 ],
                 "outbox": [
-                    {"id": m.id, "template": m.template, "status": m.status, "subject": m.subject, "not_before": m.not_before}
+                    {
+                        "id": m.id,
+                        "template": m.template,
+                        "status": m.status,
+                        "subject": m.subject,
+                        "not_before": m.not_before,
+                    }
                     for m in details.outbox
                 ],
                 "possible_triggers": details.possible_triggers,
@@ -159,7 +188,9 @@ def show(
         )
         return
     out.print(f"[bold]case {c.id}[/] {c.municipality_name} ({c.municipality_code}, {c.region})")
-    out.print(f"workflow {c.workflow} version {details.definition_version}, cohort {c.cohort or '—'}")
+    out.print(
+        f"workflow {c.workflow} version {details.definition_version}, cohort {c.cohort or '—'}"
+    )
     out.print(f"state [bold]{c.state}[/] since {local(c.entered_at)}; opened {local(c.opened_at)}")
     if c.data:
         out.print("data: " + ", ".join(f"{k}={v}" for k, v in sorted(c.data.items())), markup=False)
@@ -173,13 +204,20 @@ def show(
     for column in ("timer", "firing", "due", "deadline"):
         timers.add_column(column)
     for t in details.timers:
-        timers.add_row(t.timer, f"{t.kind}{'#' + str(t.index) if t.index else ''}", local(t.due_at), local(t.deadline_at))
+        timers.add_row(
+            t.timer,
+            f"{t.kind}{'#' + str(t.index) if t.index else ''}",
+            local(t.due_at),
+            local(t.deadline_at),
+        )
     out.print(timers)
     mail = Table(title="mail")
     for column in ("id", "template", "status", "to", "subject"):
         mail.add_column(column)
     for m in details.outbox:
-        mail.add_row(str(m.id), m.template, m.status, ", ".join(a for _, a in m.to) or "—", m.subject)
+        mail.add_row(
+            str(m.id), m.template, m.status, ", ".join(a for _, a in m.to) or "—", m.subject
+        )
     out.print(mail)
     for warning in details.warnings:
         out.print(f"[yellow]warning:[/] {warning}")
@@ -202,8 +240,13 @@ def fire(
     """Fire a trigger on a case. A refusal says why, exits 3 and changes nothing."""
     service = open_service(db, now)
     moved = service.fire(
-        case, trigger, actor=actor_name(actor), role=role, data=parse_pairs(data, "--data"),
-        comment=comment, workflow=workflow,
+        case,
+        trigger,
+        actor=actor_name(actor),
+        role=role,
+        data=parse_pairs(data, "--data"),
+        comment=comment,
+        workflow=workflow,
     )
     if as_json:
         print_json(_summary(moved))
@@ -226,8 +269,12 @@ def set_(
     """Set or correct case data outside a transition (logged)."""
     service = open_service(db, now)
     changed = service.set_data(
-        case, parse_pairs(values, "FIELD=VALUE"), actor=actor_name(actor), role=role,
-        comment=comment, workflow=workflow,
+        case,
+        parse_pairs(values, "FIELD=VALUE"),
+        actor=actor_name(actor),
+        role=role,
+        comment=comment,
+        workflow=workflow,
     )
     _said(changed, "updated")
 
@@ -238,7 +285,8 @@ def check(
     case: Annotated[str, typer.Argument(help="Case id, municipality code or name.")],
     checklist: Annotated[str, typer.Argument(help="The checklist, e.g. capf.")],
     items: Annotated[
-        list[str], typer.Argument(help="ITEM=STATUS pairs (met, partly_met, not_met, not_applicable).")
+        list[str],
+        typer.Argument(help="ITEM=STATUS pairs (met, partly_met, not_met, not_applicable)."),
     ],
     role: Annotated[str, typer.Option("--role", "-r", help="The role you act in.")],
     comment: CommentOption = "",
@@ -251,8 +299,12 @@ def check(
     service = open_service(db, now)
     pairs = parse_pairs(items, "ITEM=STATUS")
     changed = service.check(
-        case, checklist, {k: (v, comment) for k, v in pairs.items()}, actor=actor_name(actor),
-        role=role, workflow=workflow,
+        case,
+        checklist,
+        {k: (v, comment) for k, v in pairs.items()},
+        actor=actor_name(actor),
+        role=role,
+        workflow=workflow,
     )
     _said(changed, f"{checklist} recorded")
 
@@ -279,7 +331,13 @@ def extend(
         raise typer.BadParameter(str(exc), param_hint="--by") from None
     new = parse_now(to) if to else None
     changed = service.extend(
-        case, timer, actor=actor_name(actor), role=role, reason=reason, to=new, by=span,
+        case,
+        timer,
+        actor=actor_name(actor),
+        role=role,
+        reason=reason,
+        to=new,
+        by=span,
         workflow=workflow,
     )
     _said(changed, f"deadline {timer} moved")
@@ -300,10 +358,16 @@ def history(
         print_json(
             [
                 {
-                    "seq": e.seq, "at": e.record.at, "kind": e.record.kind, "actor": e.record.actor,
-                    "role": e.record.role, "trigger": e.record.trigger,
-                    "from": e.record.from_state, "to": e.record.to_state,
-                    "comment": e.record.comment, "data": dict(e.record.data),
+                    "seq": e.seq,
+                    "at": e.record.at,
+                    "kind": e.record.kind,
+                    "actor": e.record.actor,
+                    "role": e.record.role,
+                    "trigger": e.record.trigger,
+                    "from": e.record.from_state,
+                    "to": e.record.to_state,
+                    "comment": e.record.comment,
+                    "data": dict(e.record.data),
                 }
                 for e in events
             ]
@@ -323,7 +387,9 @@ def history(
 @case_app.command("migrate")
 @handle_errors
 def migrate(
-    workflow: Annotated[str, typer.Argument(help="The workflow whose open cases move to its newest version.")],
+    workflow: Annotated[
+        str, typer.Argument(help="The workflow whose open cases move to its newest version.")
+    ],
     mapping: Annotated[
         list[str] | None, typer.Option("--map", help="OLD_STATE=NEW_STATE (repeat for more).")
     ] = None,
@@ -336,17 +402,28 @@ def migrate(
     """Move running cases to the newest loaded version: a dry run first, then --apply."""
     service = open_service(db, now)
     plan = service.migrate(
-        workflow, state_map=parse_pairs(mapping, "--map"), actor=actor_name(actor), dry_run=not apply
+        workflow,
+        state_map=parse_pairs(mapping, "--map"),
+        actor=actor_name(actor),
+        dry_run=not apply,
     )
     if as_json:
         print_json(plan)
     else:
-        table = Table(title=f"{workflow}: {', '.join(plan.from_versions) or '—'} → {plan.to_version}")
+        table = Table(
+            title=f"{workflow}: {', '.join(plan.from_versions) or '—'} → {plan.to_version}"
+        )
         for column in ("case", "municipality", "state", "timers", "problem"):
             table.add_column(column)
         for item in plan.items:
             timers = "; ".join(f"{t} {k} {local(at)}" for t, k, at in item.timers)
-            table.add_row(str(item.case_id), item.municipality, f"{item.from_state} → {item.to_state}", timers, item.problem)
+            table.add_row(
+                str(item.case_id),
+                item.municipality,
+                f"{item.from_state} → {item.to_state}",
+                timers,
+                item.problem,
+            )
         out.print(table)
         if plan.applied:
             out.print(f"migrated {len(plan.items)} case(s)")

@@ -58,7 +58,9 @@ def settings_for(db: str | None) -> Settings:
     return settings
 
 
-def open_service(db: str | None, now: str | None = None, *, timezone: str = "Europe/Copenhagen") -> Service:
+def open_service(
+    db: str | None, now: str | None = None, *, timezone: str = "Europe/Copenhagen"
+) -> Service:
     """A service over the chosen database, with the clock fixed at `--now` if given."""
     from dk2020flow.store.db import require_current_schema
     from dk2020flow.store.repository import SqlStore

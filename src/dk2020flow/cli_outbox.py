@@ -75,12 +75,13 @@ _STYLE = {
 
 @outbox_app.command("list")
 @handle_errors
-def list_command(
+def list_command(  # noqa: PLR0917 - typer reads the options from the signature
     status: Annotated[
         OutboxStatus | None, typer.Option("--status", "-s", help="Only messages in this status.")
     ] = None,
     case: Annotated[
-        str | None, typer.Option("--case", "-c", help="Only one case's messages (id or municipality).")
+        str | None,
+        typer.Option("--case", "-c", help="Only one case's messages (id or municipality)."),
     ] = None,
     workflow: WorkflowOption = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 100,
@@ -167,7 +168,7 @@ def show_command(
 
 @outbox_app.command("retry")
 @handle_errors
-def retry_command(
+def retry_command(  # noqa: PLR0917 - typer reads the options from the signature
     message_id: Annotated[
         int | None, typer.Argument(metavar="[ID]", help="The dead or parked message to send again.")
     ] = None,
@@ -208,9 +209,9 @@ def retry_command(
             for s, wanted in ((OutboxStatus.DEAD, all_dead), (OutboxStatus.PARKED, all_parked))
             if wanted
         ]
-        for status in statuses:
+        for wanted_status in statuses:
             while True:
-                batch = [m.id for m in tx.outbox(status=status, limit=1000)]
+                batch = [m.id for m in tx.outbox(status=wanted_status, limit=1000)]
                 done = [row_id for row_id in batch if tx.requeue(row_id, when)]
                 requeued.extend(done)
                 if not done:
@@ -272,11 +273,12 @@ def _safe(name: str) -> str:
 
 @mail_app.command("preview")
 @handle_errors
-def preview_command(
+def preview_command(  # noqa: PLR0917 - typer reads the options from the signature
     case: Annotated[str, typer.Argument(help="The case: id, municipality code or name.")],
     template: Annotated[str, typer.Argument(help="The template's name, e.g. decision_reminder.")],
     lang: Annotated[
-        str | None, typer.Option("--lang", "-l", help="Language (da, en); default: the recipient's.")
+        str | None,
+        typer.Option("--lang", "-l", help="Language (da, en); default: the recipient's."),
     ] = None,
     workflow: WorkflowOption = None,
     html: Annotated[bool, typer.Option("--html", help="Print the HTML body instead.")] = False,

@@ -40,7 +40,7 @@ from dk2020flow.cli_common import (
     settings_for,
 )
 from dk2020flow.clock import Clock, FixedClock, SystemClock
-from dk2020flow.errors import Dk2020flowError
+from dk2020flow.notify.errors import MailConfigError
 from dk2020flow.runtime.logs import LogFormat, configure_logging
 from dk2020flow.store.port import DaemonInfo, OutboxStatus
 
@@ -67,10 +67,6 @@ class ShiftedClock:
         return f"ShiftedClock(now={self.now().isoformat()})"
 
 
-class MailConfigError(Dk2020flowError):
-    """The DK2020FLOW_SMTP_* / mail settings are invalid."""
-
-
 def _secrets(url: str) -> list[str]:
     found: list[str] = []
     try:
@@ -79,14 +75,14 @@ def _secrets(url: str) -> list[str]:
         password = None
     if password:
         found.append(str(password))
-    for name in ("DK2020FLOW_SMTP_PASSWORD", "DK2020FLOW_MAIL_PASSWORD"):
+    for name in ("DK2020FLOW_SMTP_PASSWORD",):
         value = os.environ.get(name, "")
         if value:
             found.append(value)
     return found
 
 
-def _mail() -> tuple[Any, str]:
+def _mail() -> tuple[Any, tuple[str, str]]:
     """The configured transport and sender (From) address."""
     from pydantic import ValidationError
 
@@ -102,8 +98,7 @@ def _mail() -> tuple[Any, str]:
             f"invalid mail settings ({problems}); check the DK2020FLOW_SMTP_* / DK2020FLOW_MAIL_* "
             "variables (docs/operations.md, 'Mail')"
         ) from None
-    sender = str(getattr(mail, "sender", "") or getattr(mail, "from_address", "") or "")
-    return transport_from_settings(mail), sender
+    return transport_from_settings(mail), (mail.mail_sender_name, mail.mail_sender)
 
 
 @scheduler_app.command("run")
@@ -130,7 +125,7 @@ def run_command(
     SIGTERM or Ctrl-C: the current batch finishes, then the daemon exits 0.
     On SQLite only one daemon may run per database file (a second one exits 6).
     """
-    from dk2020flow.runtime.daemon import DEFAULT_SENDER, Daemon
+    from dk2020flow.runtime.daemon import Daemon
     from dk2020flow.service import Service
     from dk2020flow.store.db import require_current_schema
     from dk2020flow.store.repository import SqlStore
@@ -156,7 +151,7 @@ def run_command(
             clock=clock,
             settings=settings,
             once=once,
-            sender=sender or DEFAULT_SENDER,
+            sender=sender,
         )
         code = daemon.run()
     finally:
@@ -382,7 +377,8 @@ def _print_status(report: StatusReport, wall_now: dt.datetime) -> None:
         out.print(f"Daemons alive: none{seen}", markup=False)
     out.print(f"Last tick:      {_ago(report.last_tick_at, wall_now)}", markup=False)
     out.print(f"Due now:        {report.due_now}")
-    out.print(f"Overdue:        {report.overdue} (due more than {report.overdue_minutes:g} min ago)")
+    late = f"due more than {report.overdue_minutes:g} min ago"
+    out.print(f"Overdue:        {report.overdue} ({late})")
     out.print(f"Oldest unfired: {local(report.oldest_unfired, TIMEZONE)}", markup=False)
     out.print(f"Next due:       {local(report.next_due, TIMEZONE)}", markup=False)
     mail = ", ".join(f"{status} {count}" for status, count in report.outbox.items())

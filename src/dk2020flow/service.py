@@ -32,7 +32,6 @@ from dk2020flow.engine.records import (
     EventKind,
     EventRecord,
     MailIntent,
-    TimerKind,
     TimerStatus,
 )
 from dk2020flow.errors import Dk2020flowError, NotFoundError, RefusalReason, RefusedError
@@ -47,12 +46,12 @@ from dk2020flow.notify.context import (
     TransitionView,
     build_context,
 )
+from dk2020flow.notify.ics import deadline_ics, event_ics
 from dk2020flow.notify.render import RenderedMail, Renderer
 from dk2020flow.settings import Settings
 from dk2020flow.store.port import (
     CaseFilter,
     Contact,
-    Municipality,
     NewMail,
     OutboxStatus,
     ProgrammeTimer,
@@ -173,7 +172,9 @@ class Service:
         if found is None or found.content_hash != stored.content_hash:
             # Stored versions passed every check when loaded; parse without re-rendering.
             loaded = load_workflow_text(stored.source_text, stored.source_path)
-            found = compiled(loaded.workflow, stored.id, stored.content_hash, dict(stored.templates))
+            found = compiled(
+                loaded.workflow, stored.id, stored.content_hash, dict(stored.templates)
+            )
             self._definitions[stored.id] = found
         return found
 
@@ -239,9 +240,7 @@ class Service:
         found = tx.find_cases_by_ref(ref, workflow)
         if not found:
             where = f" in {workflow}" if workflow else ""
-            raise NotFoundError(
-                f"no case {ref!r}{where}; `dk2020flow case list` shows the cases"
-            )
+            raise NotFoundError(f"no case {ref!r}{where}; `dk2020flow case list` shows the cases")
         if len(found) > 1:
             names = ", ".join(sorted({c.workflow for c in found}))
             raise AmbiguousError(
@@ -280,7 +279,9 @@ class Service:
                 if refused.reason is RefusalReason.ROLE:
                     # Acting without the role is security-relevant: it stays in the case's
                     # log (the case itself does not change).
-                    tx.append_event(case.id or 0, _refusal_event(case, trigger, actor, role, refused, now))
+                    tx.append_event(
+                        case.id or 0, _refusal_event(case, trigger, actor, role, refused, now)
+                    )
             else:
                 return self._apply(tx, wf, case, decision, now)
         raise refusal
@@ -301,7 +302,12 @@ class Service:
             case = self.resolve(tx, ref, workflow)
             wf = self.compiled(tx, case.definition_id)
             decision = decide.set_data(
-                wf, case, actor=Actor(name=actor, role=role), values=values, now=now, comment=comment
+                wf,
+                case,
+                actor=Actor(name=actor, role=role),
+                values=values,
+                now=now,
+                comment=comment,
             )
             return self._apply(tx, wf, case, decision, now)
 
@@ -321,7 +327,12 @@ class Service:
             case = self.resolve(tx, ref, workflow)
             wf = self.compiled(tx, case.definition_id)
             decision = decide.record_checklist(
-                wf, case, checklist=checklist, items=items, actor=Actor(name=actor, role=role), now=now
+                wf,
+                case,
+                checklist=checklist,
+                items=items,
+                actor=Actor(name=actor, role=role),
+                now=now,
             )
             return self._apply(tx, wf, case, decision, now)
 
@@ -405,7 +416,9 @@ class Service:
             if not contacts.get(role)
         ]
 
-    def history(self, ref: str, *, workflow: str | None = None) -> tuple[CaseSnapshot, list[StoredEvent]]:
+    def history(
+        self, ref: str, *, workflow: str | None = None
+    ) -> tuple[CaseSnapshot, list[StoredEvent]]:
         with self.store.read() as tx:
             case = self.resolve(tx, ref, workflow)
             return case, tx.history(case.id or 0)
@@ -457,7 +470,12 @@ class Service:
                 from_versions.add(old.workflow.version)
                 try:
                     decision = decide.migrate_case(
-                        old, new, case, state_map=state_map, actor=Actor(name=actor, role=None), now=now
+                        old,
+                        new,
+                        case,
+                        state_map=state_map,
+                        actor=Actor(name=actor, role=None),
+                        now=now,
                     )
                 except RefusedError as refused:
                     items.append(
@@ -543,7 +561,9 @@ class Service:
             spec = wf.workflow.states[case.state].timers.get(name)
             if spec is None:
                 for row in group:
-                    tx.finish_timer(row.id, TimerStatus.DISCARDED, now, "no such timer in the state")
+                    tx.finish_timer(
+                        row.id, TimerStatus.DISCARDED, now, "no such timer in the state"
+                    )
                 result.discarded += len(group)
                 continue
             plan = timing.resolve_missed(
@@ -590,7 +610,9 @@ class Service:
                 if event is None:
                     tx.finish_programme_timer(row.id, now, "the event is no longer in the workflow")
                     continue
-                cases = tx.cases(CaseFilter(workflow=wf.workflow.workflow, cohort=row.cohort, open_only=True))
+                cases = tx.cases(
+                    CaseFilter(workflow=wf.workflow.workflow, cohort=row.cohort, open_only=True)
+                )
                 invited = [
                     c
                     for c in cases
@@ -608,7 +630,11 @@ class Service:
                         ics=True,
                         cancelled=event.cancelled,
                     )
-                    mails.extend(self._render(tx, wf, case, intent, now, reminder=row.kind == "event_reminder"))
+                    mails.extend(
+                        self._render(
+                            tx, wf, case, intent, now, reminder=row.kind == "event_reminder"
+                        )
+                    )
                 if mails:
                     tx.queue_mail(mails)
                 tx.finish_programme_timer(row.id, now, f"{len(invited)} case(s) invited")
@@ -710,22 +736,33 @@ class Service:
         contacts = self._contacts(tx, wf, case)
         to = [c for role in intent.to for c in contacts.get(role, [])]
         cc = [c for role in intent.cc for c in contacts.get(role, [])]
-        not_before = now if intent.urgent else timing.next_office_opening(
-            now, definition.office_hours, wf.calendar, wf.tz
+        not_before = (
+            now
+            if intent.urgent
+            else timing.next_office_opening(now, definition.office_hours, wf.calendar, wf.tz)
         )
 
         def lang_of(contact: Contact) -> str:
             if language:
                 return language
-            return contact.language if contact.language in definition.languages else definition.default_language
+            return (
+                contact.language
+                if contact.language in definition.languages
+                else definition.default_language
+            )
 
         if not to:
             missing = ", ".join(intent.to)
             recipient = Contact(
-                municipality_code=case.municipality_code, role=intent.to[0], name="", email="",
+                municipality_code=case.municipality_code,
+                role=intent.to[0],
+                name="",
+                email="",
                 language=definition.default_language,
             )
-            rendered = self._render_one(wf, case, intent, recipient, lang_of(recipient), now, reminder)
+            rendered = self._render_one(
+                wf, case, intent, recipient, lang_of(recipient), now, reminder
+            )
             return [
                 NewMail(
                     case_id=case.id,
@@ -762,7 +799,7 @@ class Service:
                     subject=rendered.subject,
                     text=rendered.text,
                     html=rendered.html,
-                    ics=self._ics(wf, case, intent),
+                    ics=self._ics(wf, case, intent, now),
                     not_before=not_before,
                     created_at=now,
                     urgent=intent.urgent,
@@ -783,7 +820,9 @@ class Service:
         definition = wf.workflow
         deadline: DeadlineView | None = None
         if intent.deadline_at is not None and intent.timer:
-            deadline = DeadlineView(name=intent.timer, due_at=intent.deadline_at, extended=intent.extended)
+            deadline = DeadlineView(
+                name=intent.timer, due_at=intent.deadline_at, extended=intent.extended
+            )
         event: EventView | None = None
         if intent.event:
             cohort_name, event_name = intent.event.split(".", 1)
@@ -809,7 +848,10 @@ class Service:
             entries = case.checklists.get(name, {})
             checklist = ChecklistView(
                 name=name,
-                entries={k: ChecklistEntry(status=v.status, comment=v.comment) for k, v in entries.items()},
+                entries={
+                    k: ChecklistEntry(status=v.status, comment=v.comment)
+                    for k, v in entries.items()
+                },
             )
         context = build_context(
             definition,
@@ -826,7 +868,9 @@ class Service:
             municipality=MunicipalityView(
                 code=case.municipality_code, name=case.municipality_name, region=case.region
             ),
-            recipient=RecipientView(name=recipient.name, email=recipient.email, role=recipient.role),
+            recipient=RecipientView(
+                name=recipient.name, email=recipient.email, role=recipient.role
+            ),
             deadline=deadline,
             event=event,
             transition=transition,
@@ -834,11 +878,11 @@ class Service:
         )
         return self.renderer(wf).render(intent.template, language, context)
 
-    def _ics(self, wf: CompiledWorkflow, case: CaseSnapshot, intent: MailIntent) -> str | None:
+    def _ics(
+        self, wf: CompiledWorkflow, case: CaseSnapshot, intent: MailIntent, now: dt.datetime
+    ) -> str | None:
         if not intent.event and not (intent.ics and intent.deadline_at and intent.timer):
             return None
-        from dk2020flow.notify.ics import deadline_ics, event_ics
-
         definition = wf.workflow
         if intent.event:
             cohort_name, event_name = intent.event.split(".", 1)
@@ -848,6 +892,10 @@ class Service:
                 uid=f"event-{definition.workflow}-{cohort_name}-{event_name}@dk2020flow",
                 timezone=definition.timezone,
                 language=definition.default_language,
+                stamp=now,
+                organizer=(definition.links.help_name, definition.links.help_email)
+                if definition.links.help_email
+                else None,
             )
         if intent.ics and intent.deadline_at is not None and intent.timer:
             return deadline_ics(
@@ -864,7 +912,12 @@ class Service:
 
 
 def _refusal_event(
-    case: CaseSnapshot, trigger: str, actor: str, role: str | None, refused: RefusedError, now: dt.datetime
+    case: CaseSnapshot,
+    trigger: str,
+    actor: str,
+    role: str | None,
+    refused: RefusedError,
+    now: dt.datetime,
 ) -> EventRecord:
     return EventRecord(
         kind=EventKind.REFUSED,
@@ -892,15 +945,24 @@ def _programme_timers(wf: CompiledWorkflow, now: dt.datetime) -> list[ProgrammeT
             firings = timing.drop_past_reminders(timing.event_reminders(event, wf.tz), now)
             rows.append(
                 ProgrammeTimer(
-                    id=0, definition_id=wf.definition_id, cohort=cohort_name, event=event_name,
-                    kind="event", index=0,
+                    id=0,
+                    definition_id=wf.definition_id,
+                    cohort=cohort_name,
+                    event=event_name,
+                    kind="event",
+                    index=0,
                     due_at=timing.add_duration(starts, event.invite_before, wf.tz, times=-1),
                 )
             )
             rows.extend(
                 ProgrammeTimer(
-                    id=0, definition_id=wf.definition_id, cohort=cohort_name, event=event_name,
-                    kind="event_reminder", index=f.index, due_at=f.due_at,
+                    id=0,
+                    definition_id=wf.definition_id,
+                    cohort=cohort_name,
+                    event=event_name,
+                    kind="event_reminder",
+                    index=f.index,
+                    due_at=f.due_at,
                 )
                 for f in firings
             )
@@ -943,18 +1005,27 @@ def _find_mail_spec(wf: CompiledWorkflow, template: str) -> tuple[MailIntent, st
                 specs.append(timer.escalate.mail)
             for spec in specs:
                 if spec.template == template:
-                    return MailIntent(template=template, to=spec.to, cc=spec.cc, kind="timer", timer=name), name
+                    return MailIntent(
+                        template=template, to=spec.to, cc=spec.cc, kind="timer", timer=name
+                    ), name
     for transition in definition.transitions:
         for spec in transition.mail:
             if spec.template == template:
                 return MailIntent(
-                    template=template, to=spec.to, cc=spec.cc, kind="transition", trigger=transition.trigger
+                    template=template,
+                    to=spec.to,
+                    cc=spec.cc,
+                    kind="transition",
+                    trigger=transition.trigger,
                 ), ""
     for cohort_name, cohort in definition.cohorts.items():
         for event_name, event in cohort.events.items():
             if event.mail.template == template:
                 return MailIntent(
-                    template=template, to=event.mail.to, cc=event.mail.cc, kind="event",
+                    template=template,
+                    to=event.mail.to,
+                    cc=event.mail.cc,
+                    kind="event",
                     event=f"{cohort_name}.{event_name}",
                 ), ""
     return None

@@ -370,14 +370,20 @@ def _due(
                 severity=Severity.WARNING,
             )
     if due.at is None and due.cohort_date is None and due.field is None:
-        if due.after is not None:
-            _positive(report, due.after, (*here, "after"), "a deadline after entering the state")
-        if due.business_days is not None and due.business_days <= 0:
+        # Counted from entering the state: zero means at once, negative means in the past.
+        if due.after is not None and due.after.approximate() < dt.timedelta(0):
+            report.add(
+                "DF051",
+                (*here, "after"),
+                f"a deadline counted from entering the state cannot be in the past ({due.after})",
+                "write it without a minus sign, e.g. P14D",
+            )
+        if due.business_days is not None and due.business_days < 0:
             report.add(
                 "DF051",
                 (*here, "business_days"),
-                "a deadline counted from entering the state needs a positive number of "
-                f"business days, not {due.business_days}",
+                "a deadline counted from entering the state cannot be in the past "
+                f"({due.business_days} business days)",
                 "count forwards, e.g. business_days: 10",
             )
 

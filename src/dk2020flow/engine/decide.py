@@ -201,7 +201,9 @@ def fire_trigger(
             RefusalReason.GUARD, f"{trigger!r} is not allowed yet: {'; '.join(reasons)}"
         )
     proposed = {**case.data, **values, **taken.sets}
-    return _transition(wf, case, taken.trigger, taken.to, proposed, actor, now, clean_comment, values)
+    return _transition(
+        wf, case, taken.trigger, taken.to, proposed, actor, now, clean_comment, values
+    )
 
 
 def available_triggers(wf: CompiledWorkflow, case: CaseSnapshot) -> list[str]:
@@ -310,13 +312,22 @@ def _enter(
     wf: CompiledWorkflow, case: CaseSnapshot, now: dt.datetime
 ) -> tuple[tuple[TimerArm, ...], tuple[MailIntent, ...]]:
     state = wf.workflow.states[case.state]
-    mails = tuple(_mail(spec, kind="state_entry") for spec in state.on_entry.mail)
     arms: list[TimerArm] = []
     for name, timer in state.timers.items():
         due_at = deadline_of(wf, case, timer)
         if due_at is None:
             continue
         arms.extend(_arms_for(wf, case, name, timer, due_at, armed_at=now))
+    # Entry mail names the state's first deadline ("svar senest 31. august 2020").
+    first = min(
+        (a for a in arms if a.kind is TimerKind.DEADLINE and a.due_at > now),
+        key=lambda a: a.due_at,
+        default=None,
+    )
+    deadline: dict[str, Any] = (
+        {"timer": first.timer, "deadline_at": first.deadline_at} if first else {}
+    )
+    mails = tuple(_mail(spec, kind="state_entry", **deadline) for spec in state.on_entry.mail)
     return tuple(arms), mails
 
 
@@ -346,9 +357,7 @@ def _arms_for(
     *,
     armed_at: dt.datetime,
 ) -> list[TimerArm]:
-    firings = timing.drop_past_reminders(
-        timing.schedule(timer, due_at=due_at, tz=wf.tz), armed_at
-    )
+    firings = timing.drop_past_reminders(timing.schedule(timer, due_at=due_at, tz=wf.tz), armed_at)
     return [
         TimerArm(
             timer=name,
@@ -567,9 +576,13 @@ def extend_deadline(
             f"role {actor.role!r} may not move {timer}; allowed: {', '.join(spec.extend_roles) or 'nobody'}",
         )
     if not reason.strip():
-        raise RefusedError(RefusalReason.MISSING_DATA, "moving a deadline needs a reason (--reason)")
+        raise RefusedError(
+            RefusalReason.MISSING_DATA, "moving a deadline needs a reason (--reason)"
+        )
     if (new_deadline is None) == (by is None):
-        raise RefusedError(RefusalReason.MISSING_DATA, "give either a new deadline (--to) or a span (--by)")
+        raise RefusedError(
+            RefusalReason.MISSING_DATA, "give either a new deadline (--to) or a span (--by)"
+        )
     if by is not None:
         local = current_deadline.astimezone(wf.tz).replace(tzinfo=None) + by.delta
         new_deadline = timing.to_utc(local, wf.tz)

@@ -55,7 +55,9 @@ def _coerce(workflow: Workflow, field: FieldDef, value: Any) -> JsonValue:
         try:
             parsed = dt.datetime.fromisoformat(text)
         except ValueError:
-            raise FieldValueError(f"{text!r} is not a date-time; write e.g. 2020-08-31T12:00+02:00") from None
+            raise FieldValueError(
+                f"{text!r} is not a date-time; write e.g. 2020-08-31T12:00+02:00"
+            ) from None
         if parsed.tzinfo is None:
             raise FieldValueError(f"{text!r} needs a UTC offset, e.g. +02:00")
         return parsed.astimezone(dt.UTC).isoformat()
@@ -72,7 +74,9 @@ def _coerce(workflow: Workflow, field: FieldDef, value: Any) -> JsonValue:
     if kind is FieldType.CHOICE and text not in field.choices:
         raise FieldValueError(f"{text!r} is not one of {', '.join(field.choices)}")
     if kind is FieldType.COHORT and text not in workflow.cohorts:
-        raise FieldValueError(f"{text!r} is not a cohort; choose one of {', '.join(workflow.cohorts)}")
+        raise FieldValueError(
+            f"{text!r} is not a cohort; choose one of {', '.join(workflow.cohorts)}"
+        )
     return text
 
 
@@ -99,9 +103,7 @@ def _integer(value: Any) -> int:
 
 
 def _text(value: Any, max_length: int) -> str:
-    if not isinstance(value, str):
-        value = str(value)
-    text = value.strip()
+    text = (value if isinstance(value, str) else str(value)).strip()
     if not text:
         raise FieldValueError("is empty")
     if len(text) > max_length:

@@ -53,7 +53,9 @@ def _why_not(
         ]
         if pending:
             shown = ", ".join(pending[:6]) + (" …" if len(pending) > 6 else "")
-            return f"checklist {c.checklist}: {len(pending)} item(s) not {'/'.join(allowed)}: {shown}"
+            return (
+                f"checklist {c.checklist}: {len(pending)} item(s) not {'/'.join(allowed)}: {shown}"
+            )
         return None
     assert c.any is not None
     reasons = [_why_not(sub, workflow, data, checklists) for sub in c.any]

@@ -444,12 +444,14 @@ def sample_context(
             due = timer.due.at.replace(tzinfo=zone)
         elif timer is not None and timer.due.cohort_date and cohort_name:
             value = workflow.cohorts[cohort_name].date(timer.due.cohort_date)
-            local = value if isinstance(value, dt.datetime) else dt.datetime.combine(value, dt.time())
+            local = (
+                value if isinstance(value, dt.datetime) else dt.datetime.combine(value, dt.time())
+            )
             due = local.replace(tzinfo=zone)
             if timer.due.after is not None:
                 due = (local + timer.due.after.delta).replace(tzinfo=zone)
         elif timer is not None:
-            local = dt.datetime(2021, 1, 4, 9, 0)
+            local = dt.datetime(2021, 1, 4, 9, 0)  # noqa: DTZ001 - local wall time
             if timer.due.after is not None:
                 local += timer.due.after.delta
             elif timer.due.business_days is not None:

@@ -23,6 +23,8 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 
+from dk2020flow.definition.model import CalendarEvent, text_in
+
 PRODID = "-//dk2020flow//dk2020flow//DA"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._\-]")
 
@@ -116,7 +118,7 @@ def event_calendar(
     ends_at: dt.datetime,
     timezone: str,
     stamp: dt.datetime,
-    organizer: tuple[str, str],
+    organizer: tuple[str, str] | None = None,
     attendees: tuple[tuple[str, str], ...] = (),
     location: str = "",
     description: str = "",
@@ -126,7 +128,9 @@ def event_calendar(
 ) -> CalendarAttachment:
     """An invitation (or its cancellation) for a programme event.
 
-    ``organizer`` and ``attendees`` are ``(name, address)`` pairs.
+    ``organizer`` and ``attendees`` are ``(name, address)`` pairs. With an
+    organizer the file is a meeting request (``METHOD:REQUEST``); without one
+    it is published (``METHOD:PUBLISH``), as RFC 5546 requires.
     """
     zone = ZoneInfo(timezone)
     start = _aware(starts_at, "starts_at").astimezone(zone)
@@ -146,8 +150,9 @@ def event_calendar(
     event.add("dtstart", start)
     event.add("dtend", end)
     event.add("transp", "OPAQUE")
-    name, address = organizer
-    event.add("organizer", f"mailto:{address}", parameters={"CN": _clean(name) or address})
+    if organizer is not None:
+        name, address = organizer
+        event.add("organizer", f"mailto:{address}", parameters={"CN": _clean(name) or address})
     for attendee_name, attendee_address in attendees:
         event.add(
             "attendee",
@@ -165,7 +170,10 @@ def event_calendar(
         alarm.add("description", _clean(summary))
         alarm.add("trigger", -dt.timedelta(days=1))
         event.add_component(alarm)
-    method = CalendarMethod.CANCEL if cancelled else CalendarMethod.REQUEST
+    if cancelled:
+        method = CalendarMethod.CANCEL
+    else:
+        method = CalendarMethod.REQUEST if organizer is not None else CalendarMethod.PUBLISH
     content = _calendar(method, event, (start.year, end.year))
     return CalendarAttachment(content, method, "cancel.ics" if cancelled else "invitation.ics")
 
@@ -208,3 +216,66 @@ def deadline_calendar(
     method = CalendarMethod.CANCEL if cancelled else CalendarMethod.PUBLISH
     content = _calendar(method, event, (due.year, due.year))
     return CalendarAttachment(content, method, "cancel.ics" if cancelled else "deadline.ics")
+
+
+# ----------------------------------------------------------------------------- from the workflow
+
+
+def event_ics(
+    spec: CalendarEvent,
+    *,
+    uid: str,
+    timezone: str,
+    language: str,
+    stamp: dt.datetime | None = None,
+    organizer: tuple[str, str] | None = None,
+) -> str:
+    """The ``.ics`` text for a programme event as the workflow file describes it.
+
+    ``spec.sequence`` and ``spec.cancelled`` decide update and cancellation.
+    ``stamp`` should be the injected ``now``; without it DTSTAMP is the event's
+    start, so the same event always gives the same file. Without an
+    ``organizer`` the calendar is published (``METHOD:PUBLISH``) rather than
+    sent as a meeting request, which needs one.
+    """
+    zone = ZoneInfo(timezone)
+    starts = spec.at.replace(tzinfo=zone)
+    ends = (spec.at + spec.duration.delta).replace(tzinfo=zone)
+    attachment = event_calendar(
+        uid=uid,
+        summary=text_in(spec.title, language),
+        starts_at=starts,
+        ends_at=ends,
+        timezone=timezone,
+        stamp=stamp or starts,
+        organizer=organizer,
+        location=spec.location,
+        sequence=spec.sequence,
+        cancelled=spec.cancelled,
+    )
+    return attachment.content
+
+
+def deadline_ics(
+    *,
+    title: str,
+    due_at: dt.datetime,
+    uid: str,
+    timezone: str,
+    sequence: int = 0,
+    cancelled: bool = False,
+    stamp: dt.datetime | None = None,
+    description: str = "",
+) -> str:
+    """The ``.ics`` text for a deadline; ``stamp`` defaults to ``due_at``."""
+    attachment = deadline_calendar(
+        uid=uid,
+        summary=title,
+        due_at=due_at,
+        timezone=timezone,
+        stamp=stamp or due_at,
+        description=description,
+        sequence=sequence,
+        cancelled=cancelled,
+    )
+    return attachment.content

@@ -34,7 +34,8 @@ from jinja2 import (
     TemplateSyntaxError,
     UndefinedError,
 )
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
 from dk2020flow.definition.model import Workflow
@@ -103,7 +104,7 @@ def _to_local(value: Any, zone: ZoneInfo) -> dt.datetime | dt.date:
 
 
 def _date_filter(locale: str, zone: ZoneInfo) -> Callable[..., str]:
-    def date(value: Any, format: str = "long") -> str:  # noqa: A002 - Jinja argument name
+    def date(value: Any, format: str = "long") -> str:
         local = _to_local(value, zone)
         day = local.date() if isinstance(local, dt.datetime) else local
         return str(format_date(day, format=format, locale=locale))
@@ -112,7 +113,7 @@ def _date_filter(locale: str, zone: ZoneInfo) -> Callable[..., str]:
 
 
 def _time_filter(locale: str, zone: ZoneInfo) -> Callable[..., str]:
-    def time(value: Any, format: str = "HH:mm") -> str:  # noqa: A002
+    def time(value: Any, format: str = "HH:mm") -> str:
         local = _to_local(value, zone)
         if not isinstance(local, dt.datetime):
             raise TypeError("the time filter needs a date-time, not a date")
@@ -126,7 +127,7 @@ def _datetime_filter(locale: str, zone: ZoneInfo) -> Callable[..., str]:
     date = _date_filter(locale, zone)
     time = _time_filter(locale, zone)
 
-    def datetime(value: Any, format: str = "long") -> str:  # noqa: A002
+    def datetime(value: Any, format: str = "long") -> str:
         local = _to_local(value, zone)
         if not isinstance(local, dt.datetime):
             return date(local, format)

@@ -96,9 +96,7 @@ def _classify(exc: Exception, what: str) -> DeliveryError:
         codes = [r.code for r in exc.recipients]
         detail = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
         if codes and all(code >= 500 for code in codes):
-            return PermanentDeliveryError(
-                f"every recipient was refused: {detail}", code=max(codes)
-            )
+            return PermanentDeliveryError(f"every recipient was refused: {detail}", code=max(codes))
         return TemporaryDeliveryError(
             f"every recipient was refused, some only for now: {detail}",
             code=min(codes) if codes else None,
@@ -202,7 +200,7 @@ class SmtpTransport:
         if client.is_connected:
             try:
                 await client.quit()
-            except Exception:  # noqa: BLE001 - closing anyway
+            except Exception:
                 client.close()
 
     async def _drop(self) -> None:
@@ -216,9 +214,7 @@ class SmtpTransport:
             await self.open()
             assert self._client is not None
             try:
-                errors, response = await self._client.send_message(
-                    message, recipients=addresses
-                )
+                errors, response = await self._client.send_message(message, recipients=addresses)
             except aiosmtplib.SMTPServerDisconnected as exc:
                 # An idle connection the server dropped: reconnect once and resend.
                 await self._drop()
@@ -380,9 +376,7 @@ def transport_from_settings(settings: MailSettings | None = None) -> Transport:
             "(the password is read from the environment only)"
         )
     if settings.smtp_password is not None and not settings.smtp_username:
-        raise MailConfigError(
-            "DK2020FLOW_SMTP_PASSWORD is set but DK2020FLOW_SMTP_USERNAME is not"
-        )
+        raise MailConfigError("DK2020FLOW_SMTP_PASSWORD is set but DK2020FLOW_SMTP_USERNAME is not")
     password = settings.smtp_password
     return SmtpTransport(
         host=settings.smtp_host,
@@ -393,4 +387,3 @@ def transport_from_settings(settings: MailSettings | None = None) -> Transport:
         password=password.get_secret_value() if password is not None else None,
         timeout=settings.smtp_timeout,
     )
-

@@ -79,7 +79,7 @@ ERROR_RETRY_SECONDS = 10.0
 """After a failed pass (database down …), try again this soon (or at the sweep, if sooner)."""
 IDLE_RETRY_SECONDS = 5.0
 """A pass that found work due but could take none (another daemon holds it) waits this long."""
-DEFAULT_SENDER = "dk2020flow <noreply@dk2020flow.local>"
+DEFAULT_SENDER = ("dk2020flow", "dk2020flow@example.org")
 
 
 class DaemonLockedError(Dk2020flowError):
@@ -133,10 +133,10 @@ class DaemonLock:
             handle.seek(0)
             holder = handle.read().strip()
             handle.close()
-            pid = holder.split()[0] if holder else ""
-            who = f" (pid {pid}" + (f", {holder.split()[1]}" if len(holder.split()) > 1 else "") + ")"
+            words = holder.split()
+            who = f" (pid {words[0]}" + (f", daemon {words[1]}" if len(words) > 1 else "") + ")"
             raise DaemonLockedError(
-                f"another scheduler daemon{who if pid else ''} already runs against the SQLite "
+                f"another scheduler daemon{who if words else ''} already runs against the SQLite "
                 f"database {self.database}: on SQLite only one daemon may run per database file. "
                 "Stop it first, or move to PostgreSQL to run several "
                 "(docs/operations.md, 'Scaling out')"
@@ -212,7 +212,7 @@ class Daemon:
         clock: Clock,
         settings: Settings,
         once: bool = False,
-        sender: str = DEFAULT_SENDER,
+        sender: str | tuple[str, str] = DEFAULT_SENDER,
         rng: RandomSource | None = None,
         wall: Clock | None = None,
         single_sqlite_daemon: bool = True,
@@ -223,7 +223,7 @@ class Daemon:
         self.settings = settings
         self.once = once
         self.sender = sender
-        self.rng: RandomSource = rng or random.Random()  # noqa: S311 - jitter, not security
+        self.rng: RandomSource = rng or random.Random()
         self.wall: Clock = wall or SystemClock()
         self.host = socket.gethostname()
         self.pid = os.getpid()
@@ -472,23 +472,23 @@ class Daemon:
             self.last_tick_at = self.wall.now()
             self.counters["ticks"] += 1
             if result.did_work or not sweep:
-                log_action(
-                    logger,
-                    "tick",
-                    now=now,
-                    batches=result.batches,
-                    fired=result.dispatch.fired,
-                    discarded=result.dispatch.discarded,
-                    skipped=result.dispatch.skipped,
-                    failed=result.dispatch.failed,
-                    deferred=result.dispatch.deferred,
-                    programme=result.dispatch.programme,
-                    delivered=result.delivery.sent,
-                    retried=result.delivery.retried,
-                    dead=result.delivery.dead,
-                    next_due=result.next_due,
-                    **({"sweep": True} if sweep else {}),
-                )
+                fields: dict[str, Any] = {
+                    "now": now,
+                    "batches": result.batches,
+                    "fired": result.dispatch.fired,
+                    "discarded": result.dispatch.discarded,
+                    "skipped": result.dispatch.skipped,
+                    "failed": result.dispatch.failed,
+                    "deferred": result.dispatch.deferred,
+                    "programme": result.dispatch.programme,
+                    "delivered": result.delivery.sent,
+                    "retried": result.delivery.retried,
+                    "dead": result.delivery.dead,
+                    "next_due": result.next_due,
+                }
+                if sweep:
+                    fields["sweep"] = True
+                log_action(logger, "tick", **fields)
             return result
 
     def _dispatch(self, result: TickResult) -> None:
@@ -563,10 +563,7 @@ class Daemon:
         info = self.info(stopped=stopped)
         with self.service.store.transaction() as tx:
             tx.heartbeat(info)
-        log_action(
-            logger,
-            "heartbeat",
-            daemon=self.id,
-            last_tick_at=self.last_tick_at,
-            **({"stopped_at": info.stopped_at} if stopped else {}),
-        )
+        fields: dict[str, Any] = {"daemon": self.id, "last_tick_at": self.last_tick_at}
+        if stopped:
+            fields["stopped_at"] = info.stopped_at
+        log_action(logger, "heartbeat", **fields)

@@ -32,7 +32,7 @@ import asyncio
 import datetime as dt
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import parseaddr
@@ -46,9 +46,9 @@ from dk2020flow.notify.errors import (
     TemporaryDeliveryError,
 )
 from dk2020flow.notify.ics import CalendarAttachment, CalendarMethod
-from dk2020flow.notify.message import build_message
+from dk2020flow.notify.message import build_message, envelope_recipients
 from dk2020flow.notify.render import RenderedMail
-from dk2020flow.notify.transports import Transport
+from dk2020flow.notify.transports import SendResult, Transport
 from dk2020flow.runtime.logs import LOGGER_NAME, log_action
 from dk2020flow.settings import Settings
 from dk2020flow.store.port import OutboxMessage, Store
@@ -194,21 +194,14 @@ def _clip(text: str) -> str:
     return text if len(text) <= MAX_ERROR else text[: MAX_ERROR - 1] + "…"
 
 
-def _refusals(answer: Any) -> dict[str, str]:
-    """Per-recipient refusals from a transport's answer to ``send``."""
-    if isinstance(answer, tuple) and answer and isinstance(answer[0], Mapping):
-        answer = answer[0]  # aiosmtplib's (errors, response)
-    if not isinstance(answer, Mapping):
-        return {}
-    refused: dict[str, str] = {}
-    for address, reason in answer.items():
-        if isinstance(reason, tuple) and len(reason) == 2:
-            code, text = reason
-            if isinstance(text, bytes):
-                text = text.decode("utf-8", "replace")
-            reason = f"{code} {text}"
-        refused[str(address)] = str(reason)
-    return refused
+def _refusals(answer: SendResult) -> str:
+    """The per-recipient refusals of a partly accepted message, for ``last_error``."""
+    if not answer.refused:
+        return ""
+    return _clip(
+        "some recipients refused: "
+        + "; ".join(f"{r.address}: {r.code} {r.reason}" for r in answer.refused)
+    )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -222,15 +215,20 @@ class _Batch:
 
 def _record(batch: _Batch, result: DeliveryResult, outcome: DeliveryOutcome) -> None:
     result.add(outcome)
+    fields: dict[str, Any] = {
+        "outbox_id": outcome.outbox_id,
+        "message_id": outcome.message_id,
+        "attempts": outcome.attempts,
+    }
+    if outcome.next_attempt_at is not None:
+        fields["next_attempt_at"] = outcome.next_attempt_at
+    if outcome.detail:
+        fields["error"] = outcome.detail
     log_action(
         logger,
         outcome.outcome.value,
         level=logging.WARNING if outcome.outcome is Outcome.DEAD else logging.INFO,
-        outbox_id=outcome.outbox_id,
-        message_id=outcome.message_id,
-        attempts=outcome.attempts,
-        **({"next_attempt_at": outcome.next_attempt_at} if outcome.next_attempt_at else {}),
-        **({"error": outcome.detail} if outcome.detail else {}),
+        **fields,
     )
     if batch.on_outcome is not None:
         batch.on_outcome(outcome)
@@ -238,7 +236,11 @@ def _record(batch: _Batch, result: DeliveryResult, outcome: DeliveryOutcome) -> 
 
 def _mark_sent(batch: _Batch, row: OutboxMessage, result: DeliveryResult, note: str) -> None:
     with batch.store.transaction() as tx:
-        tx.mark_sent(row.id, batch.now, note=note)
+        if note:
+            # Some recipients refused: sent, with the refusals kept in last_error.
+            tx.mark_sent(row.id, batch.now, note=note)
+        else:
+            tx.mark_sent(row.id, batch.now)
     _record(
         batch,
         result,
@@ -312,7 +314,7 @@ def _describe(exc: BaseException) -> str:
 async def _close_quietly(transport: Transport) -> None:
     try:
         await transport.close()
-    except Exception:  # noqa: BLE001 - closing a broken connection must not mask the real outcome
+    except Exception:  # closing a broken connection must not mask the real outcome
         logger.debug("closing the transport failed", exc_info=True)
 
 
@@ -359,7 +361,7 @@ async def adeliver_batch(
                         _mark_failed(batch, rest, result, connect_error)
                     break
             try:
-                answer = await transport.send(message)
+                answer = await transport.send(message, envelope_recipients(message))
             except PermanentDeliveryError as exc:
                 _mark_dead(batch, row, result, _describe(exc))
                 continue
@@ -369,13 +371,7 @@ async def adeliver_batch(
                 await _close_quietly(transport)
                 connected = False
                 continue
-            refused = _refusals(answer)
-            note = ""
-            if refused:
-                note = _clip(
-                    "some recipients refused: "
-                    + "; ".join(f"{addr}: {why}" for addr, why in refused.items())
-                )
+            note = _refusals(answer)
             _mark_sent(batch, row, result, note)
     finally:
         if connected:

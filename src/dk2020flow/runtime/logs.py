@@ -31,7 +31,12 @@ class LogFormat(StrEnum):
 
 
 def log_action(
-    logger: logging.Logger, action: str, message: str = "", *, level: int = logging.INFO, **fields: Any
+    logger: logging.Logger,
+    action: str,
+    message: str = "",
+    *,
+    level: int = logging.INFO,
+    **fields: Any,
 ) -> None:
     """Log one action with its fields (``extra`` carries them to the formatters)."""
     logger.log(level, message or action, extra={"action": action, "fields": fields})

@@ -151,6 +151,8 @@ class Action(_Frozen):
     probability: float = Field(default=1.0, ge=0, le=1)
     groups: tuple[str, ...] = ()
     """Only participants in these dk2020 groups (empty: all)."""
+    municipalities: tuple[str, ...] = ()
+    """Only these municipalities, by name or code (empty: all)."""
     cohorts: tuple[str, ...] = ()
     """Only cases in these cohorts (empty: all)."""
     visits: Literal["any", "first", "later"] = "any"
@@ -183,6 +185,7 @@ class ContactTemplate(_Frozen):
 
 class OpenRule(_Frozen):
     groups: tuple[str, ...] = ()
+    municipalities: tuple[str, ...] = ()
     skip: bool = False
     """Do not open a case for these participants."""
     state: Name | dict[Name, float] | None = None

@@ -155,11 +155,15 @@ def translate_error(error: Exception, url: str) -> Exception:
             f"the disk under the database at {where} is full: free some space and "
             "run the command again (nothing was changed)"
         )
-    if "readonly database" in low or "read-only" in low or sqlstate == "25006":
+    if "read-only transaction" in low or sqlstate == "25006":
+        return DatabaseReadOnlyError(
+            f"the database at {where} refused a write in a read-only transaction: is it a "
+            "replica, or is default_transaction_read_only on? (Or a write inside Store.read().)"
+        )
+    if "readonly database" in low or "read-only" in low:
         return DatabaseReadOnlyError(
             f"the database at {where} is read-only: check the permissions of the file and "
-            "its directory (SQLite writes -wal and -shm files beside it), or the server's "
-            "read-only setting"
+            "its directory (SQLite writes -wal and -shm files beside it)"
         )
     if "unable to open database file" in low:
         return DatabaseUnavailableError(

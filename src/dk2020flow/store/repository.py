@@ -631,8 +631,12 @@ class SqlTx:
         rows = self._conn.execute(select(t.outbox).where(o.id.in_(ids)))
         return sorted((_message(row) for row in rows), key=lambda m: order[m.id])
 
-    def mark_sent(self, message_id: int, at: dt.datetime) -> None:
-        self._set_outbox(message_id, status=OutboxStatus.SENT.value, sent_at=at, lease_until=None)
+    def mark_sent(self, message_id: int, at: dt.datetime, note: str = "") -> None:
+        """Sent; ``note`` (e.g. the recipients the server refused) goes to ``last_error``."""
+        values: dict[str, Any] = {"sent_at": at, "lease_until": None}
+        if note:
+            values["last_error"] = note
+        self._set_outbox(message_id, status=OutboxStatus.SENT.value, **values)
 
     def mark_retry(self, message_id: int, next_attempt_at: dt.datetime, error: str) -> None:
         self._set_outbox(

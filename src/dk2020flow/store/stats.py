@@ -41,8 +41,8 @@ def timer_stats(
     due_now = overdue = 0
     oldest: list[dt.datetime] = []
     upcoming: list[dt.datetime] = []
-    with translated_errors(url), engine.connect() as conn:
-        conn = conn.execution_options(**{READ_ONLY_OPTION: True})
+    with translated_errors(url), engine.connect() as raw:
+        conn = raw.execution_options(**{READ_ONLY_OPTION: True})
         with conn.begin() as trans:
             for table in (t.timers, t.programme_timers):
                 c = table.c
@@ -77,8 +77,8 @@ def outbox_counts(engine: Engine) -> dict[OutboxStatus, int]:
     url = engine.url.render_as_string(hide_password=False)
     counts = dict.fromkeys(OutboxStatus, 0)
     o = t.outbox.c
-    with translated_errors(url), engine.connect() as conn:
-        conn = conn.execution_options(**{READ_ONLY_OPTION: True})
+    with translated_errors(url), engine.connect() as raw:
+        conn = raw.execution_options(**{READ_ONLY_OPTION: True})
         with conn.begin() as trans:
             for status, count in conn.execute(select(o.status, func.count()).group_by(o.status)):
                 counts[OutboxStatus(status)] = int(count)

@@ -29,8 +29,15 @@ def service(store: SqlStore) -> Service:
         assert aarhus is not None
         tx.replace_participants(
             tx.municipalities(),
-            [Contact(municipality_code=aarhus.code, role="contact_person", name="Anna Jensen",
-                     email="anna@aarhus.example.dk", language="da")],
+            [
+                Contact(
+                    municipality_code=aarhus.code,
+                    role="contact_person",
+                    name="Anna Jensen",
+                    email="anna@aarhus.example.dk",
+                    language="da",
+                )
+            ],
         )
     return svc
 
@@ -54,7 +61,9 @@ def test_open_fire_and_history(service: Service, store: SqlStore) -> None:
     case = service.open_case("mini", "Aarhus", actor="tester", role="secretariat")
     assert case.id is not None and case.state == "draft"
     assert counts(store, case.id) == (1, 2, 1)  # opened event; reminder + deadline; welcome mail
-    moved = service.fire("Aarhus", "submit", actor="anna", role="contact_person", data={"note": "klar"})
+    moved = service.fire(
+        "Aarhus", "submit", actor="anna", role="contact_person", data={"note": "klar"}
+    )
     assert moved.state == "submitted"
     _, events = service.history("751")
     assert [e.record.kind for e in events] == [EventKind.OPENED, EventKind.TRANSITION]
@@ -91,8 +100,12 @@ def test_concurrent_change_conflicts(service: Service, store: SqlStore) -> None:
     wf = service.compiled_latest("mini")
     from dk2020flow.engine import decide
 
-    first = decide.fire_trigger(wf, case, trigger="submit", actor=decide.Actor(name="a", role="contact_person"), now=START)
-    second = decide.fire_trigger(wf, case, trigger="expire", actor=decide.Actor(name="b", role="secretariat"), now=START)
+    first = decide.fire_trigger(
+        wf, case, trigger="submit", actor=decide.Actor(name="a", role="contact_person"), now=START
+    )
+    second = decide.fire_trigger(
+        wf, case, trigger="expire", actor=decide.Actor(name="b", role="secretariat"), now=START
+    )
     with store.transaction() as tx:
         tx.apply(first, [], expected_version=case.version)
     before = counts(store, case.id)
@@ -134,10 +147,22 @@ def test_stale_timers_are_discarded(service: Service) -> None:
 def test_extend_deadline(service: Service) -> None:
     service.open_case("mini", "Aarhus", actor="tester", role="secretariat")
     with pytest.raises(RefusedError):
-        service.extend("Aarhus", "submit_by", actor="anna", role="contact_person", reason="x",
-                       to=START + dt.timedelta(days=30))
-    service.extend("Aarhus", "submit_by", actor="sek", role="secretariat", reason="sick leave",
-                   to=START + dt.timedelta(days=30))
+        service.extend(
+            "Aarhus",
+            "submit_by",
+            actor="anna",
+            role="contact_person",
+            reason="x",
+            to=START + dt.timedelta(days=30),
+        )
+    service.extend(
+        "Aarhus",
+        "submit_by",
+        actor="sek",
+        role="secretariat",
+        reason="sick leave",
+        to=START + dt.timedelta(days=30),
+    )
     shown = service.show("Aarhus")
     deadlines = [t.due_at for t in shown.timers if t.kind == "deadline"]
     assert deadlines == [START + dt.timedelta(days=30)]
@@ -148,7 +173,9 @@ def test_list_filters(service: Service) -> None:
     service.open_case("mini", "Aarhus", actor="t", role="secretariat")
     service.open_case("mini", "Odense", actor="t", role="secretariat")
     assert len(service.list_cases(CaseFilter(workflow="mini"))) == 2
-    assert [c.municipality_name for c in service.list_cases(CaseFilter(region="Syddanmark"))] == ["Odense"]
+    assert [c.municipality_name for c in service.list_cases(CaseFilter(region="Syddanmark"))] == [
+        "Odense"
+    ]
     overdue = service.list_cases(CaseFilter(overdue_at=START + dt.timedelta(days=11)))
     assert len(overdue) == 2
     with pytest.raises(RefusedError, match="already has case"):

@@ -1,4 +1,4 @@
-"""Builders for the store suite: definitions, decisions, mail and timers as the service makes them."""
+"""Builders for the store suite: definitions, decisions, mail and timers, as the service makes."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from dk2020flow.engine.records import (
     TimerArm,
     TimerKind,
 )
-from dk2020flow.store.port import NewMail, OutboxStatus
+from dk2020flow.store.port import NewMail
 from dk2020flow.store.repository import SqlStore
 
 CPH = dt.timezone(dt.timedelta(hours=2), "CEST")
@@ -53,7 +53,12 @@ class Build:
         return replace(base, **changes)  # type: ignore[arg-type]
 
     def arm(
-        self, timer: str = "reply", *, due: dt.datetime, epoch: int = 1, index: int = 0,
+        self,
+        timer: str = "reply",
+        *,
+        due: dt.datetime,
+        epoch: int = 1,
+        index: int = 0,
         kind: TimerKind = TimerKind.DEADLINE,
     ) -> TimerArm:
         return TimerArm(
@@ -83,8 +88,13 @@ class Build:
         return replace(base, **changes)  # type: ignore[arg-type]
 
     def open(
-        self, store: SqlStore, municipality: str = "751", *, arm: Sequence[TimerArm] = (),
-        mails: Sequence[NewMail] = (), **changes: object,
+        self,
+        store: SqlStore,
+        municipality: str = "751",
+        *,
+        arm: Sequence[TimerArm] = (),
+        mails: Sequence[NewMail] = (),
+        **changes: object,
     ) -> int:
         """Open a case in its own transaction; return its id."""
         decision = self.decision(self.case(municipality, **changes), arm=tuple(arm))
@@ -104,6 +114,4 @@ def build(store: SqlStore) -> Iterator[Build]:
             source_path="workflows/dk2020.yaml",
             now=T0,
         )
-    yield Build(definition.id)
-
-
+    return Build(definition.id)

@@ -22,8 +22,12 @@ UTC = dt.UTC
 
 def test_a_new_case_round_trips(store: SqlStore, build: Build) -> None:
     case = build.case(
-        checklists={"capf": {"P1.1": ChecklistItem(status="met", comment="ok"),
-                             "P1.2": ChecklistItem(status="open")}},
+        checklists={
+            "capf": {
+                "P1.1": ChecklistItem(status="met", comment="ok"),
+                "P1.2": ChecklistItem(status="open"),
+            }
+        },
     )
     opened = build.event(comment="åbnet", data={"reason": "pilot", "count": 2})
     with store.transaction() as tx:
@@ -52,19 +56,15 @@ def test_times_come_back_as_the_same_instant_in_utc(store: SqlStore, build: Buil
     assert loaded.entered_at.hour == 0
 
 
-def test_a_naive_datetime_is_refused_and_nothing_is_written(
-    store: SqlStore, build: Build
-) -> None:
-    naive = dt.datetime(2020, 6, 20, 10, 0)  # noqa: DTZ001
+def test_a_naive_datetime_is_refused_and_nothing_is_written(store: SqlStore, build: Build) -> None:
+    naive = dt.datetime(2020, 6, 20, 10, 0)
     with pytest.raises(NaiveDatetimeError, match="naive datetime 2020-06-20T10:00:00"):
         build.open(store, entered_at=naive)
     with store.read() as tx:
         assert tx.cases(CaseFilter()) == []
 
 
-def test_apply_writes_case_events_timers_and_mail_together(
-    store: SqlStore, build: Build
-) -> None:
+def test_apply_writes_case_events_timers_and_mail_together(store: SqlStore, build: Build) -> None:
     due = dt.datetime(2020, 8, 31, 23, 59, tzinfo=CPH)
     case_id = build.open(store, arm=[build.arm("reply", due=due)])
     with store.read() as tx:
@@ -73,8 +73,16 @@ def test_apply_writes_case_events_timers_and_mail_together(
     moved = replace(case, state="decided", epoch=2, data={**case.data, "decision": "yes"})
     decision = build.decision(
         moved,
-        [build.event(EventKind.TRANSITION, trigger="decide", from_state="invited",
-                     to_state="decided", role="council", at=T0 + dt.timedelta(days=3))],
+        [
+            build.event(
+                EventKind.TRANSITION,
+                trigger="decide",
+                from_state="invited",
+                to_state="decided",
+                role="council",
+                at=T0 + dt.timedelta(days=3),
+            )
+        ],
         arm=(build.arm("onboarding", due=due + dt.timedelta(days=30), epoch=2),),
         cancel_pending=True,
     )
@@ -104,8 +112,11 @@ def test_cancel_timers_discards_named_firings_at_the_current_epoch_before_re_arm
     due = dt.datetime(2020, 8, 31, 21, 59, tzinfo=UTC)
     case_id = build.open(
         store,
-        arm=[build.arm("reply", due=due), build.arm("reply", due=due, index=1),
-             build.arm("other", due=due)],
+        arm=[
+            build.arm("reply", due=due),
+            build.arm("reply", due=due, index=1),
+            build.arm("other", due=due),
+        ],
     )
     with store.read() as tx:
         case = tx.load_case(case_id)
@@ -134,13 +145,20 @@ def test_optimistic_lock_the_second_writer_gets_a_conflict_and_writes_nothing(
     assert first.version == second.version == 1
 
     with store.transaction() as tx:
-        tx.apply(build.decision(replace(first, state="a", epoch=2)), [build.mail()],
-                 expected_version=first.version)
-    with pytest.raises(ConflictError, match=f"case {case_id} was changed by someone else"), \
-            store.transaction() as tx:
         tx.apply(
-            build.decision(replace(second, state="b", epoch=2),
-                           arm=(build.arm(due=T0 + dt.timedelta(days=1), epoch=2),)),
+            build.decision(replace(first, state="a", epoch=2)),
+            [build.mail()],
+            expected_version=first.version,
+        )
+    with (
+        pytest.raises(ConflictError, match=f"case {case_id} was changed by someone else"),
+        store.transaction() as tx,
+    ):
+        tx.apply(
+            build.decision(
+                replace(second, state="b", epoch=2),
+                arm=(build.arm(due=T0 + dt.timedelta(days=1), epoch=2),),
+            ),
             [build.mail(template="other")],
             expected_version=second.version,
         )
@@ -158,17 +176,22 @@ def test_an_exception_inside_the_transaction_leaves_nothing(store: SqlStore, bui
     with store.read() as tx:
         case = tx.load_case(case_id)
 
-    class Boom(Exception):
+    class BoomError(Exception):
         pass
 
-    with pytest.raises(Boom), store.transaction() as tx:
-        tx.apply(
-            build.decision(replace(case, state="decided", epoch=2),
-                           arm=(build.arm(due=T0, epoch=2),)),
-            [build.mail()],
-            expected_version=case.version,
-        )
-        raise Boom
+    def change_then_fail() -> None:
+        with store.transaction() as tx:
+            tx.apply(
+                build.decision(
+                    replace(case, state="decided", epoch=2), arm=(build.arm(due=T0, epoch=2),)
+                ),
+                [build.mail()],
+                expected_version=case.version,
+            )
+            raise BoomError
+
+    with pytest.raises(BoomError):
+        change_then_fail()
 
     with store.read() as tx:
         assert tx.load_case(case_id) == case
@@ -185,8 +208,11 @@ def test_a_failing_savepoint_does_not_undo_its_neighbours(store: SqlStore, build
             try:
                 with tx.savepoint():
                     case = tx.load_case(case_id)
-                    tx.apply(build.decision(replace(case, state="next", epoch=2)), [build.mail()],
-                             expected_version=case.version)
+                    tx.apply(
+                        build.decision(replace(case, state="next", epoch=2)),
+                        [build.mail()],
+                        expected_version=case.version,
+                    )
                     if n == 1:
                         raise RuntimeError("this firing fails")
             except RuntimeError:
@@ -269,5 +295,7 @@ def test_append_event_continues_the_sequence(store: SqlStore, build: Build) -> N
     with store.read() as tx:
         history = tx.history(case_id)
     assert [(e.seq, e.record.kind) for e in history] == [
-        (1, EventKind.OPENED), (2, EventKind.FIRING_SKIPPED), (3, EventKind.MAIL_PARKED)
+        (1, EventKind.OPENED),
+        (2, EventKind.FIRING_SKIPPED),
+        (3, EventKind.MAIL_PARKED),
     ]

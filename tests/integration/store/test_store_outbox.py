@@ -35,7 +35,10 @@ def test_queued_mail_round_trips_with_a_stable_message_id(
     assert stored.message_id == f"<dk2020flow.{message_id}.20200801@dk2020.example.dk>"
     assert (stored.to, stored.cc) == (mail.to, mail.cc)
     assert (stored.subject, stored.text, stored.html, stored.ics) == (
-        mail.subject, mail.text, mail.html, mail.ics
+        mail.subject,
+        mail.text,
+        mail.html,
+        mail.ics,
     )
     assert (stored.status, stored.attempts, stored.last_error) == (OutboxStatus.PENDING, 0, "")
     assert stored.not_before == stored.next_attempt_at == mail.not_before
@@ -59,11 +62,13 @@ def test_claim_outbox_respects_not_before_and_puts_urgent_first(
     store: SqlStore, build: Build
 ) -> None:
     with store.transaction() as tx:
-        later, normal, urgent = tx.queue_mail([
-            build.mail(not_before=_minutes(10)),
-            build.mail(),
-            build.mail(urgent=True),
-        ])
+        later, normal, urgent = tx.queue_mail(
+            [
+                build.mail(not_before=_minutes(10)),
+                build.mail(),
+                build.mail(urgent=True),
+            ]
+        )
     with store.transaction() as tx:
         claimed = tx.claim_outbox(T0, limit=10, lease_until=T0 + LEASE)
     assert [m.id for m in claimed] == [urgent, normal]
@@ -96,7 +101,10 @@ def test_retry_dead_requeue_sent_and_purge(store: SqlStore, build: Build) -> Non
         retry = tx.outbox_message(first)
         assert retry is not None
         assert (retry.status, retry.next_attempt_at, retry.last_error, retry.lease_until) == (
-            OutboxStatus.PENDING, _minutes(2), "421 try later", None
+            OutboxStatus.PENDING,
+            _minutes(2),
+            "421 try later",
+            None,
         )
         assert tx.next_due_at() == _minutes(2)
     with store.transaction() as tx:
@@ -114,7 +122,9 @@ def test_retry_dead_requeue_sent_and_purge(store: SqlStore, build: Build) -> Non
         again = tx.outbox_message(first)
         assert again is not None
         assert (again.status, again.attempts, again.next_attempt_at) == (
-            OutboxStatus.PENDING, 0, _minutes(3)
+            OutboxStatus.PENDING,
+            0,
+            _minutes(3),
         )
 
     with store.transaction() as tx:
@@ -122,7 +132,8 @@ def test_retry_dead_requeue_sent_and_purge(store: SqlStore, build: Build) -> Non
         tx.mark_sent(m.id, _minutes(4))
     with store.read() as tx:
         sent = tx.outbox_message(first)
-        assert sent is not None and (sent.status, sent.sent_at) == (OutboxStatus.SENT, _minutes(4))
+        assert sent is not None
+        assert (sent.status, sent.sent_at) == (OutboxStatus.SENT, _minutes(4))
     with store.transaction() as tx:
         assert tx.purge_sent(_minutes(4)) == 0
         assert tx.purge_sent(_minutes(5)) == 1
@@ -134,9 +145,9 @@ def test_parked_mail_is_kept_with_its_reason_and_can_be_requeued(
     store: SqlStore, build: Build
 ) -> None:
     with store.transaction() as tx:
-        (parked,) = tx.queue_mail([
-            build.mail(to=(), status=OutboxStatus.PARKED, reason="no contact_person for 751")
-        ])
+        (parked,) = tx.queue_mail(
+            [build.mail(to=(), status=OutboxStatus.PARKED, reason="no contact_person for 751")]
+        )
     with store.transaction() as tx:
         assert tx.claim_outbox(_minutes(60), 10, _minutes(65)) == []
         assert [m.id for m in tx.outbox(status=OutboxStatus.PARKED)] == [parked]
@@ -156,3 +167,19 @@ def test_outbox_listing_filters_and_unknown_ids(store: SqlStore, build: Build) -
         assert tx.outbox_message(loose + 100) is None
     with store.transaction() as tx, pytest.raises(NotFoundError, match="no message 999"):
         tx.mark_sent(999, T0)
+
+
+def test_sent_with_a_note_keeps_it(store: SqlStore, build: Build) -> None:
+    with store.transaction() as tx:
+        (message_id,) = tx.queue_mail([build.mail()])
+    with store.transaction() as tx:
+        tx.claim_outbox(T0, 10, T0 + LEASE)
+        tx.mark_sent(message_id, T0, note="gone@aarhus.example.dk: 550 no such user")
+    with store.read() as tx:
+        sent = tx.outbox_message(message_id)
+    assert sent is not None
+    assert (sent.status, sent.last_error, sent.lease_until) == (
+        OutboxStatus.SENT,
+        "gone@aarhus.example.dk: 550 no such user",
+        None,
+    )

@@ -30,7 +30,9 @@ def test_claim_due_timers_takes_due_pending_ones_earliest_first(
     with store.transaction() as tx:
         claimed = tx.claim_due_timers(_hours(3), limit=10)
     assert [(t.case_id, t.timer, t.due_at) for t in claimed] == [
-        (a, "d", _hours(1)), (b, "r", _hours(2)), (a, "r", _hours(3))
+        (a, "d", _hours(1)),
+        (b, "r", _hours(2)),
+        (a, "r", _hours(3)),
     ]
     assert claimed[0].kind is TimerKind.DEADLINE
     assert claimed[0].deadline_at == _hours(1)
@@ -39,28 +41,35 @@ def test_claim_due_timers_takes_due_pending_ones_earliest_first(
         assert [t.due_at for t in tx.claim_due_timers(_hours(3), limit=2)] == [_hours(1), _hours(2)]
 
 
-def test_a_claim_changes_nothing_until_the_timer_is_finished(
-    store: SqlStore, build: Build
-) -> None:
+def test_a_claim_changes_nothing_until_the_timer_is_finished(store: SqlStore, build: Build) -> None:
     case_id = build.open(store, arm=[build.arm(due=_hours(1))])
 
-    class Crash(Exception):
+    class CrashError(Exception):
         pass
 
-    with pytest.raises(Crash), store.transaction() as tx:
-        (timer,) = tx.claim_due_timers(_hours(1), limit=10)
-        tx.finish_timer(timer.id, TimerStatus.FIRED, _hours(1))
-        raise Crash  # the daemon dies mid-batch: the rollback releases the timer
+    def fire_then_crash() -> None:
+        with store.transaction() as tx:
+            (timer,) = tx.claim_due_timers(_hours(1), limit=10)
+            tx.finish_timer(timer.id, TimerStatus.FIRED, _hours(1))
+            raise CrashError(timer.id)  # the daemon dies mid-batch: the rollback releases it
+
+    with pytest.raises(CrashError) as crash:
+        fire_then_crash()
+    timer_id = crash.value.args[0]
 
     with store.transaction() as tx:
         (again,) = tx.claim_due_timers(_hours(1), limit=10)
-        assert again.id == timer.id
+        assert again.id == timer_id
         tx.finish_timer(again.id, TimerStatus.FIRED, _hours(2), note="sent reminder")
 
-    with store.read() as tx:
+    with store.transaction() as tx:
         assert tx.claim_due_timers(_hours(5), limit=10) == []
         (done,) = tx.timers_of(case_id, pending_only=False)
-    assert (done.status, done.fired_at, done.note) == (TimerStatus.FIRED, _hours(2), "sent reminder")
+    assert (done.status, done.fired_at, done.note) == (
+        TimerStatus.FIRED,
+        _hours(2),
+        "sent reminder",
+    )
 
 
 def test_a_timer_cannot_be_finished_twice(store: SqlStore, build: Build) -> None:
@@ -68,8 +77,10 @@ def test_a_timer_cannot_be_finished_twice(store: SqlStore, build: Build) -> None
     with store.transaction() as tx:
         (timer,) = tx.claim_due_timers(_hours(1), limit=1)
         tx.finish_timer(timer.id, TimerStatus.SKIPPED, _hours(1), note="older than the window")
-    with pytest.raises(ConflictError, match=f"timer {timer.id} is not pending"), \
-            store.transaction() as tx:
+    with (
+        pytest.raises(ConflictError, match=f"timer {timer.id} is not pending"),
+        store.transaction() as tx,
+    ):
         tx.finish_timer(timer.id, TimerStatus.FIRED, _hours(2))
 
 
@@ -82,10 +93,20 @@ def test_next_due_at_is_the_earliest_of_timers_programme_timers_and_mail(
     with store.read() as tx:
         assert tx.next_due_at() == _hours(5)
     with store.transaction() as tx:
-        tx.arm_programme_timers(build.definition_id, [
-            ProgrammeTimer(id=0, definition_id=build.definition_id, cohort="round1",
-                           event="workshop", kind="event", index=0, due_at=_hours(4)),
-        ])
+        tx.arm_programme_timers(
+            build.definition_id,
+            [
+                ProgrammeTimer(
+                    id=0,
+                    definition_id=build.definition_id,
+                    cohort="round1",
+                    event="workshop",
+                    kind="event",
+                    index=0,
+                    due_at=_hours(4),
+                ),
+            ],
+        )
     with store.read() as tx:
         assert tx.next_due_at() == _hours(4)
     with store.transaction() as tx:
@@ -97,10 +118,24 @@ def test_next_due_at_is_the_earliest_of_timers_programme_timers_and_mail(
 
 def test_programme_timers_are_armed_once_and_claimed_once(store: SqlStore, build: Build) -> None:
     rows = [
-        ProgrammeTimer(id=0, definition_id=build.definition_id, cohort="round1", event="start",
-                       kind="event", index=0, due_at=_hours(10)),
-        ProgrammeTimer(id=0, definition_id=build.definition_id, cohort="round1", event="start",
-                       kind="event_reminder", index=0, due_at=_hours(1)),
+        ProgrammeTimer(
+            id=0,
+            definition_id=build.definition_id,
+            cohort="round1",
+            event="start",
+            kind="event",
+            index=0,
+            due_at=_hours(10),
+        ),
+        ProgrammeTimer(
+            id=0,
+            definition_id=build.definition_id,
+            cohort="round1",
+            event="start",
+            kind="event_reminder",
+            index=0,
+            due_at=_hours(1),
+        ),
     ]
     with store.transaction() as tx:
         tx.arm_programme_timers(build.definition_id, rows)

@@ -43,8 +43,15 @@ ROLES = sorted(WF.workflow.roles)
 ITEMS = sorted(WF.workflow.checklists["capf"].items)
 
 step = st.one_of(
-    st.tuples(st.just("fire"), st.sampled_from(TRIGGERS), st.sampled_from(ROLES), st.integers(0, 3)),
-    st.tuples(st.just("check"), st.sampled_from(ITEMS), st.sampled_from(["met", "not_met", "not_applicable"]), st.just(0)),
+    st.tuples(
+        st.just("fire"), st.sampled_from(TRIGGERS), st.sampled_from(ROLES), st.integers(0, 3)
+    ),
+    st.tuples(
+        st.just("check"),
+        st.sampled_from(ITEMS),
+        st.sampled_from(["met", "not_met", "not_applicable"]),
+        st.just(0),
+    ),
     st.tuples(st.just("timer"), st.just(""), st.just(""), st.integers(0, 5)),
 )
 
@@ -69,17 +76,32 @@ def test_replay_gives_the_current_state(steps: list[tuple[str, str, str, int]], 
                 transition = WF.workflow.transitions_named(a)[0]
                 wanted = list(transition.requires)[: len(transition.requires) - (n == 3)]
                 data = {f: VALUES[f][(seed + number) % len(VALUES[f])] for f in wanted}
-                result = decide.fire_trigger(WF, case, trigger=a, actor=Actor(name="p", role=b), now=now, data=data)
+                result = decide.fire_trigger(
+                    WF, case, trigger=a, actor=Actor(name="p", role=b), now=now, data=data
+                )
             elif kind == "check":
                 result = decide.record_checklist(
-                    WF, case, checklist="capf", items={a: (b, "")}, actor=Actor(name="s", role="secretariat"), now=now
+                    WF,
+                    case,
+                    checklist="capf",
+                    items={a: (b, "")},
+                    actor=Actor(name="s", role="secretariat"),
+                    now=now,
                 )
             else:
                 if not pending:
                     continue
                 arm = pending[n % len(pending)]
-                due = DueTimer(id=number, case_id=1, timer=arm.timer, kind=arm.kind, index=arm.index,
-                               due_at=arm.due_at, deadline_at=arm.deadline_at, epoch=arm.epoch)
+                due = DueTimer(
+                    id=number,
+                    case_id=1,
+                    timer=arm.timer,
+                    kind=arm.kind,
+                    index=arm.index,
+                    due_at=arm.due_at,
+                    deadline_at=arm.deadline_at,
+                    epoch=arm.epoch,
+                )
                 fired = decide.fire_timer(WF, case, due, max(now, arm.due_at))
                 if fired is None:
                     continue
