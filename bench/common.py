@@ -12,11 +12,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
-PG_ADMIN = os.environ.get("BENCH_PG_ADMIN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
+PG_ADMIN = os.environ.get(
+    "BENCH_PG_ADMIN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+)
 PG_URL = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/{db}")
 
 
@@ -37,7 +40,9 @@ class Result:
 
 
 def unavailable(section: str, name: str, unit: str, reason: str) -> Result:
-    return Result(section=section, name=name, value=None, unit=unit, note=reason, status="unavailable")
+    return Result(
+        section=section, name=name, value=None, unit=unit, note=reason, status="unavailable"
+    )
 
 
 def failed(section: str, name: str, unit: str, error: BaseException) -> Result:
@@ -55,7 +60,7 @@ def pg_available() -> str | None:
 
         with psycopg.connect(PG_ADMIN, connect_timeout=3) as conn:
             conn.execute("select 1")
-    except Exception as exc:  # noqa: BLE001 - any failure means "not available"
+    except Exception as exc:
         return f"PostgreSQL not reachable ({type(exc).__name__}: {exc})".splitlines()[0]
     return None
 
@@ -103,6 +108,17 @@ class Workdir:
 
 def sqlite_path(url: str) -> str:
     return url.removeprefix("sqlite:///")
+
+
+def sqlite_scalar(url: str, sql: str) -> Any:
+    """One value read with a plain read-only connection (never waits for the write lock)."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{sqlite_path(url)}?mode=ro", uri=True, timeout=5.0)
+    try:
+        return conn.execute(sql).fetchone()[0]
+    finally:
+        conn.close()
 
 
 # --------------------------------------------------------------------------- timing
@@ -157,7 +173,9 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
 # --------------------------------------------------------------------------- processes
 
 
-def parallel(target: Callable[..., None], args: tuple[Any, ...], workers: int, timeout: float) -> list[dict[str, Any]]:
+def parallel(
+    target: Callable[..., None], args: tuple[Any, ...], workers: int, timeout: float
+) -> list[dict[str, Any]]:
     """Run ``target(barrier, queue, *args)`` in ``workers`` spawned processes.
 
     Each worker does its setup, waits on the barrier so all start together, and
@@ -175,9 +193,17 @@ def parallel(target: Callable[..., None], args: tuple[Any, ...], workers: int, t
     results: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout
     try:
-        for _ in procs:
-            remaining = max(0.1, deadline - time.monotonic())
-            results.append(queue.get(timeout=remaining))
+        while len(results) < workers:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"workers did not finish within {timeout:.0f} s")
+            try:
+                results.append(queue.get(timeout=1.0))
+            except Empty:
+                if not any(proc.is_alive() for proc in procs) and queue.empty():
+                    codes = [proc.exitcode for proc in procs]
+                    raise RuntimeError(
+                        f"workers died without a result (exit codes {codes})"
+                    ) from None
     finally:
         for proc in procs:
             proc.join(timeout=max(0.1, deadline - time.monotonic()))

@@ -44,8 +44,10 @@ def _dk2020flow_worker(barrier: Any, queue: Any, url: str) -> None:
                 break
         end = time.monotonic()
         store.close()
-        queue.put({"fired": fired, "failed": failed, "errors": errors[:3], "start": start, "end": end})
-    except BaseException:  # noqa: BLE001 - reported to the parent, which raises
+        queue.put(
+            {"fired": fired, "failed": failed, "errors": errors[:3], "start": start, "end": end}
+        )
+    except BaseException:
         queue.put({"error": traceback.format_exc(limit=8)})
 
 
@@ -55,7 +57,7 @@ def _raw_pg_worker(barrier: Any, queue: Any, url: str, batch: int) -> None:
         start = time.monotonic()
         fired, _ = raw.run_pg(url, batch)
         queue.put({"fired": fired, "start": start, "end": time.monotonic()})
-    except BaseException:  # noqa: BLE001
+    except BaseException:
         queue.put({"error": traceback.format_exc(limit=8)})
 
 
@@ -92,7 +94,14 @@ def run(work: Workdir, n: int, n_per_tx: int, pg_reason: str | None) -> list[Res
 
     def add(name: str, rate: float, note: str = "", extra: dict[str, Any] | None = None) -> None:
         results.append(
-            Result(section=SECTION, name=name, value=rate, unit="firings/s", note=note, extra=extra or {})
+            Result(
+                section=SECTION,
+                name=name,
+                value=rate,
+                unit="firings/s",
+                note=note,
+                extra=extra or {},
+            )
         )
 
     with phase(f"dk2020flow fire_due on SQLite, {n} timers"):
@@ -117,8 +126,14 @@ def run(work: Workdir, n: int, n_per_tx: int, pg_reason: str | None) -> list[Res
             "raw SQL, PostgreSQL, 2 workers x 100 SKIP LOCKED",
         ):
             results.append(
-                Result(section=SECTION, name=name, value=None, unit="firings/s", note=pg_reason,
-                       status="unavailable")
+                Result(
+                    section=SECTION,
+                    name=name,
+                    value=None,
+                    unit="firings/s",
+                    note=pg_reason,
+                    status="unavailable",
+                )
             )
         return results
     for workers in (1, 2):
@@ -139,6 +154,8 @@ def run(work: Workdir, n: int, n_per_tx: int, pg_reason: str | None) -> list[Res
         url = fresh_pg("raw2x100")
         prepare(url, n)
         found = parallel(_raw_pg_worker, (url, 100), 2, timeout=600)
-        add("raw SQL, PostgreSQL, 2 workers x 100 SKIP LOCKED",
-            sum(r["fired"] for r in found) / span(found))
+        add(
+            "raw SQL, PostgreSQL, 2 workers x 100 SKIP LOCKED",
+            sum(r["fired"] for r in found) / span(found),
+        )
     return results

@@ -63,15 +63,28 @@ def _statements(p: str) -> dict[str, str]:
     }
 
 
-def _params(rows: list[tuple[int, int]], sqlite: bool, tag: str) -> dict[str, list[tuple[Any, ...]]]:
+def _params(
+    rows: list[tuple[int, int]], sqlite: bool, tag: str
+) -> dict[str, list[tuple[Any, ...]]]:
     now = _stamp(FIRE_AT, sqlite)
     true = 1 if sqlite else True
     return {
         "case": [(now, case_id) for _, case_id in rows],
         "event": [(case_id, now, "{}") for _, case_id in rows],
         "mail": [
-            (case_id, MAIL_TO, "[]", MAIL_SUBJECT, MAIL_TEXT, MAIL_HTML, now, now, now, true,
-             f"<{tag}.{timer_id}@bench.local>")
+            (
+                case_id,
+                MAIL_TO,
+                "[]",
+                MAIL_SUBJECT,
+                MAIL_TEXT,
+                MAIL_HTML,
+                now,
+                now,
+                now,
+                true,
+                f"<{tag}.{timer_id}@bench.local>",
+            )
             for timer_id, case_id in rows
         ],
         "timer": [(now, timer_id) for timer_id, _ in rows],

@@ -12,9 +12,9 @@ import datetime as dt
 import string
 from collections.abc import Callable, Iterator, Sequence
 
+from common import BENCH_DIR
 from sqlalchemy import func, insert, select
 
-from common import BENCH_DIR
 from dk2020flow.clock import ManualClock
 from dk2020flow.service import Service
 from dk2020flow.store import db

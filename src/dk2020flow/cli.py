@@ -12,6 +12,7 @@ from dk2020flow.cli_admin import db_app, participants_app, workflow_list, workfl
 from dk2020flow.cli_case import case_app
 from dk2020flow.cli_common import err, handle_errors
 from dk2020flow.cli_outbox import mail_app, outbox_app
+from dk2020flow.cli_process import register as register_process
 from dk2020flow.cli_scheduler import scheduler_app
 from dk2020flow.cli_workflow import workflow_app
 
@@ -29,6 +30,7 @@ app.add_typer(participants_app, name="participants")
 app.add_typer(scheduler_app, name="scheduler")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(mail_app, name="mail")
+register_process(app)  # simulate, report, demo
 
 
 @app.command("version")

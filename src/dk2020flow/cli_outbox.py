@@ -75,7 +75,7 @@ _STYLE = {
 
 @outbox_app.command("list")
 @handle_errors
-def list_command(  # noqa: PLR0917 - typer reads the options from the signature
+def list_command(
     status: Annotated[
         OutboxStatus | None, typer.Option("--status", "-s", help="Only messages in this status.")
     ] = None,
@@ -168,7 +168,7 @@ def show_command(
 
 @outbox_app.command("retry")
 @handle_errors
-def retry_command(  # noqa: PLR0917 - typer reads the options from the signature
+def retry_command(
     message_id: Annotated[
         int | None, typer.Argument(metavar="[ID]", help="The dead or parked message to send again.")
     ] = None,
@@ -273,7 +273,7 @@ def _safe(name: str) -> str:
 
 @mail_app.command("preview")
 @handle_errors
-def preview_command(  # noqa: PLR0917 - typer reads the options from the signature
+def preview_command(
     case: Annotated[str, typer.Argument(help="The case: id, municipality code or name.")],
     template: Annotated[str, typer.Argument(help="The template's name, e.g. decision_reminder.")],
     lang: Annotated[

@@ -4,7 +4,7 @@
 conventions):
 
 - 0 OK: a daemon is alive (or nothing is due), no dead mail;
-- 1 WARNING: dead mail waits for an operator; or timers are overdue by more
+- 1 WARNING: dead or parked mail waits for an operator; or timers are overdue by more
   than ``--overdue-minutes`` while a daemon is alive (it is behind or stuck);
   or timers are due but not yet overdue and no daemon is alive (normal
   between two cron runs of ``--once``);
@@ -245,6 +245,13 @@ def build_status(
         reasons.append(
             f"{dead} dead message(s): see `dk2020flow outbox list --status dead`, "
             "then `dk2020flow outbox retry`"
+        )
+    parked = counts[OutboxStatus.PARKED]
+    if parked:
+        health = max(health, Health.WARNING)
+        reasons.append(
+            f"{parked} parked message(s) with no recipient: add the contacts "
+            "(`dk2020flow participants import`), then `dk2020flow outbox retry --all-parked`"
         )
     if crashed:
         health = max(health, Health.WARNING)

@@ -34,7 +34,13 @@ from dk2020flow.engine.records import (
     MailIntent,
     TimerStatus,
 )
-from dk2020flow.errors import Dk2020flowError, NotFoundError, RefusalReason, RefusedError
+from dk2020flow.errors import (
+    ConflictError,
+    Dk2020flowError,
+    NotFoundError,
+    RefusalReason,
+    RefusedError,
+)
 from dk2020flow.notify.context import (
     CaseView,
     ChecklistEntry,
@@ -531,6 +537,10 @@ class Service:
                 try:
                     with tx.savepoint():
                         self._fire_case_timers(tx, case_id, rows, now, result)
+                except ConflictError:
+                    # Another daemon changed this case meanwhile: its rows stay pending
+                    # and are fired on the next tick against the new version.
+                    result.deferred += len(rows)
                 except Dk2020flowError as exc:
                     result.errors.append(f"case {case_id}: {exc}")
                     with tx.savepoint():

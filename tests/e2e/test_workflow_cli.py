@@ -19,7 +19,12 @@ def run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     command = shutil.which("dk2020flow")
     assert command, "the dk2020flow command is not installed (pip install -e .)"
     return subprocess.run(
-        [command, "workflow", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+        [command, "workflow", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 

@@ -142,7 +142,7 @@ def to_dot(workflow: Workflow) -> str:
         "    rankdir=TB;",
         '    node [shape=box, style=rounded, fontname="Helvetica"];',
         '    edge [fontname="Helvetica", fontsize=10];',
-        "    __start [shape=point, width=0.2, label=\"\"];",
+        '    __start [shape=point, width=0.2, label=""];',
     ]
     for name, state in workflow.states.items():
         label = "\n".join([_title(workflow, name), f"({name})", *_timer_lines(workflow, name)])

@@ -21,7 +21,7 @@ from dk2020flow.definition.model import NAME_PATTERN, Workflow
 from dk2020flow.definition.source import Locator, NodePath
 
 _TYPE_HINTS = {
-    "string_type": "write it as text; put quotes around values such as \"2020.1\" or \"08:00\"",
+    "string_type": 'write it as text; put quotes around values such as "2020.1" or "08:00"',
     "int_type": "write a whole number",
     "int_parsing": "write a whole number",
     "int_from_float": "write a whole number",
@@ -102,7 +102,10 @@ def _describe(error: ErrorDetails) -> tuple[str, bool, str, str]:
         text = str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
         return "DF013", False, text, "see docs/workflow-format.md for this key"
     hint = _TYPE_HINTS.get(kind, "")
-    if kind == "string_pattern_mismatch" and (error.get("ctx") or {}).get("pattern") != NAME_PATTERN:
+    if (
+        kind == "string_pattern_mismatch"
+        and (error.get("ctx") or {}).get("pattern") != NAME_PATTERN
+    ):
         hint = "see docs/workflow-format.md for the form this value takes"
     return "DF012", loc[-1:] == ("[key]",), _type_message(error), hint
 

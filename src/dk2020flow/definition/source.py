@@ -22,7 +22,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from dk2020flow.definition.diagnostics import Diagnostic
 
 MAX_BYTES = 2 * 1024 * 1024
-MAX_NODES = 200_000
+MAX_NODES = 100_000
 """Nodes visited after expanding aliases: a few hundred times a large real workflow."""
 MAX_DEPTH = 64
 
@@ -125,6 +125,15 @@ def read_yaml(text: str, file: str) -> Document:
     """Parse ``text`` into plain data and a locator; refuse what a workflow file cannot be."""
     if not text.strip():
         return _failed(file, 1, 1, "DF004", "the file is empty", "start with `workflow: <name>`")
+    too_deep = _flow_too_deep(text)
+    if too_deep is not None:
+        return _failed(
+            file,
+            *_offset_position(text, too_deep),
+            "DF007",
+            f"brackets are nested more than {MAX_DEPTH} levels deep",
+            "close the [ and { you open; a workflow needs only a few levels",
+        )
     try:
         root = _yaml().load(text)
     except DuplicateKeyError as exc:
@@ -175,6 +184,36 @@ def read_yaml(text: str, file: str) -> Document:
     return _Converter(file).run(root)
 
 
+def _flow_too_deep(text: str) -> int | None:
+    """Offset of the first ``[``/``{`` nested deeper than MAX_DEPTH, skipping quotes and comments.
+
+    ruamel's scanner slows down with the square of the bracket depth (a few thousand
+    ``[`` take seconds), so such a document is refused before it is parsed. Brackets
+    inside plain texts are counted too; that only matters with dozens left open.
+    """
+    depth = 0
+    offset = 0
+    previous = "\n"
+    while offset < len(text):
+        char = text[offset]
+        if char in "\"'" and previous in " \t\n[{,:":
+            closing = text.find(char, offset + 1)
+            offset = len(text) if closing < 0 else closing
+        elif char == "#" and previous in " \t\n":
+            newline = text.find("\n", offset)
+            offset = len(text) if newline < 0 else newline
+            char = "\n"
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return offset
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+        previous = char
+        offset += 1
+    return None
+
+
 def _yaml() -> YAML:
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
@@ -194,7 +233,7 @@ class _Converter:
         self.locator.values[()] = (1, 1)
         try:
             data = self._node(root, (), 0)
-        except _TooBig as exc:
+        except _TooBigError as exc:
             line, column = exc.position
             return _failed(self.file, line, column, "DF007", exc.message, exc.hint)
         if self.diagnostics:
@@ -204,13 +243,13 @@ class _Converter:
     def _node(self, node: Any, path: NodePath, depth: int) -> Any:
         self.visited += 1
         if self.visited > MAX_NODES:
-            raise _TooBig(
+            raise _TooBigError(
                 self.locator.values.get(path, (1, 1)),
                 "the document expands to too many values (aliases used as a bomb?)",
                 "use fewer anchors and aliases (&name / *name); write the values out",
             )
         if depth > MAX_DEPTH:
-            raise _TooBig(
+            raise _TooBigError(
                 self.locator.values.get(path, (1, 1)),
                 f"the document is nested more than {MAX_DEPTH} levels deep "
                 "(an alias that refers to itself?)",
@@ -302,7 +341,7 @@ def _plain_scalar(value: Any) -> Any:
     return _UNSUPPORTED
 
 
-class _TooBig(Exception):
+class _TooBigError(Exception):
     def __init__(self, position: Position, message: str, hint: str) -> None:
         super().__init__(message)
         self.position = position

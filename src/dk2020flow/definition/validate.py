@@ -183,7 +183,9 @@ def _conditions(
         for position, name in enumerate(condition.all_true or ()):
             field = workflow.fields.get(name)
             if field is None:
-                report.unknown("DF024", (*here, "all_true", position), "field", name, workflow.fields)
+                report.unknown(
+                    "DF024", (*here, "all_true", position), "field", name, workflow.fields
+                )
             elif field.type is not FieldType.BOOLEAN:
                 report.add(
                     "DF041",

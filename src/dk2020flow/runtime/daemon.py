@@ -63,7 +63,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from dk2020flow.clock import Clock, SystemClock
-from dk2020flow.errors import Dk2020flowError
+from dk2020flow.errors import ConflictError, Dk2020flowError
 from dk2020flow.notify.transports import Transport
 from dk2020flow.runtime.delivery import DeliveryResult, RandomSource, deliver_batch
 from dk2020flow.runtime.logs import LOGGER_NAME, log_action
@@ -79,6 +79,8 @@ ERROR_RETRY_SECONDS = 10.0
 """After a failed pass (database down …), try again this soon (or at the sweep, if sooner)."""
 IDLE_RETRY_SECONDS = 5.0
 """A pass that found work due but could take none (another daemon holds it) waits this long."""
+MAX_CONFLICT_RETRIES = 5
+"""A batch rolled back by a concurrent daemon is taken again this many times in a row."""
 DEFAULT_SENDER = ("dk2020flow", "dk2020flow@example.org")
 
 
@@ -176,10 +178,7 @@ class TickResult:
     @property
     def did_work(self) -> bool:
         return bool(
-            self.dispatch.total
-            or self.delivery.sent
-            or self.delivery.retried
-            or self.delivery.dead
+            self.dispatch.total or self.delivery.sent or self.delivery.retried or self.delivery.dead
         )
 
 
@@ -493,9 +492,20 @@ class Daemon:
 
     def _dispatch(self, result: TickResult) -> None:
         limit = self.settings.batch_size
+        conflicts = 0
         while True:
             now = self.clock.now()
-            part = self.service.fire_due(now, limit=limit)
+            try:
+                part = self.service.fire_due(now, limit=limit)
+            except ConflictError as exc:
+                # Another daemon won a lock (PostgreSQL deadlock/serialisation): the whole
+                # batch rolled back, nothing half-done; take the work again.
+                conflicts += 1
+                log_action(logger, "conflict", str(exc), level=logging.WARNING, retry=conflicts)
+                if conflicts > MAX_CONFLICT_RETRIES or self.stopping:
+                    raise
+                continue
+            conflicts = 0
             result.batches += 1
             _add(result.dispatch, part)
             self._count_dispatch(part)

@@ -236,11 +236,8 @@ def _record(batch: _Batch, result: DeliveryResult, outcome: DeliveryOutcome) -> 
 
 def _mark_sent(batch: _Batch, row: OutboxMessage, result: DeliveryResult, note: str) -> None:
     with batch.store.transaction() as tx:
-        if note:
-            # Some recipients refused: sent, with the refusals kept in last_error.
-            tx.mark_sent(row.id, batch.now, note=note)
-        else:
-            tx.mark_sent(row.id, batch.now)
+        # Some recipients may have refused: sent, with the refusals kept in last_error.
+        tx.mark_sent(row.id, batch.now, note=note)
     _record(
         batch,
         result,

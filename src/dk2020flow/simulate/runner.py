@@ -404,47 +404,49 @@ def _loop(
 ) -> None:
     now = start
     span = (end - start).total_seconds()
+    timers_at, mail_at = rq.next_work(run.engine)
     while True:
-        _dispatch(run, now)
-        _act(run, now)
-        deliver(now)
+        busy = False
+        if timers_at is not None and timers_at <= now:
+            busy = _dispatch(run, now) or busy
+        busy = _act(run, now) or busy
+        if busy or (mail_at is not None and mail_at <= now):
+            deliver(now)
         run.instants += 1
         if progress is not None:
             progress(min(1.0, (now - start).total_seconds() / span), f"{now:%Y-%m-%d}")
-        following = _next_instant(run, now)
+        timers_at, mail_at = rq.next_work(run.engine)
+        following = min(
+            [t for t in (timers_at, mail_at) if t is not None]
+            + ([run.queue[0][0]] if run.queue else []),
+            default=None,
+        )
         if following is None or following > end:
             break
-        now = following
+        now = max(following, now + dt.timedelta(seconds=1))
         run.clock.set(now)
     run.clock.set(end)
     if progress is not None:
         progress(1.0, f"{end:%Y-%m-%d}")
 
 
-def _next_instant(run: _Run, now: dt.datetime) -> dt.datetime | None:
-    candidates: list[dt.datetime] = []
-    if run.queue:
-        candidates.append(run.queue[0][0])
-    due = run.service.next_due_at()
-    if due is not None and due <= now:
-        # A pending message waits for office hours (not_before) or its next attempt.
-        later = [rq.next_timer_at(run.engine), rq.next_deliverable_at(run.engine)]
-        due = min((d for d in later if d is not None), default=None)
-    if due is not None:
-        candidates.append(max(due, now + dt.timedelta(seconds=1)))
-    return min(candidates, default=None)
-
-
-def _dispatch(run: _Run, now: dt.datetime) -> None:
+def _dispatch(run: _Run, now: dt.datetime) -> bool:
+    """Fire every due timer (as the daemon does); True when something fired."""
+    fired = False
     for _ in range(MAX_DISPATCH_ROUNDS):
         result = run.service.fire_due(now)
         run.dispatch_errors.extend(result.errors)
         if result.total == 0:
             break
-    _sync(run)
+        fired = True
+    if fired:
+        _sync(run)
+    return fired
 
 
-def _act(run: _Run, now: dt.datetime) -> None:
+def _act(run: _Run, now: dt.datetime) -> bool:
+    """Take the participant actions due at ``now``; True when one was taken."""
+    acted = False
     while run.queue and run.queue[0][0] <= now:
         _, _, plan = heapq.heappop(run.queue)
         case = run.cases.get(plan.case_id)
@@ -452,7 +454,10 @@ def _act(run: _Run, now: dt.datetime) -> None:
             continue  # the case moved on (a timer, another action) before this one
         case.planned -= 1
         _take(run, case, plan.action, now)
+        acted = True
+    if acted:
         _sync(run)
+    return acted
 
 
 def _take(run: _Run, case: _Case, action: Action, now: dt.datetime) -> None:

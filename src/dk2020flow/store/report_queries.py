@@ -38,6 +38,7 @@ class EventLine:
     to_state: str | None
     comment: str
     data: dict[str, Any]
+    epoch: int
     municipality_code: str
     municipality_name: str
 
@@ -113,6 +114,7 @@ def events(engine: Engine, *, workflow: str | None = None, after_id: int = 0) ->
                 to_state=r.to_state,
                 comment=r.comment,
                 data=dict(r.data or {}),
+                epoch=r.epoch,
                 municipality_code=r.mcode,
                 municipality_name=r.mname,
             )
@@ -213,6 +215,25 @@ def outbox_counts(engine: Engine, *, workflow: str | None = None) -> dict[str, i
         query = query.where(o.case_id.in_(_workflow_cases(workflow)))
     with _read(engine) as conn:
         return {str(status): int(n) for status, n in conn.execute(query)}
+
+
+def next_work(engine: Engine) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """(earliest pending case or programme timer, earliest moment a pending message may go out).
+
+    A message may go out at the later of its ``not_before`` (office hours) and
+    its ``next_attempt_at`` (back-off); ``Service.next_due_at`` reads only the
+    latter, which is already past for mail held until the office opens.
+    """
+    o, tm, pt = t.outbox.c, t.timers.c, t.programme_timers.c
+    ready = case((o.not_before > o.next_attempt_at, o.not_before), else_=o.next_attempt_at)
+    with _read(engine) as conn:
+        case_timer = conn.execute(select(func.min(tm.due_at)).where(tm.status == PENDING)).scalar()
+        programme = conn.execute(select(func.min(pt.due_at)).where(pt.status == PENDING)).scalar()
+        mail = conn.execute(
+            select(func.min(ready)).where(o.status == OutboxStatus.PENDING.value)
+        ).scalar()
+    timers_at = [_aware(v) for v in (case_timer, programme) if v is not None]
+    return (min(timers_at) if timers_at else None), (_aware(mail) if mail is not None else None)
 
 
 def next_deliverable_at(engine: Engine) -> dt.datetime | None:

@@ -506,7 +506,8 @@ class SqlTx:
             raise ConflictError(f"timer {timer_id} is not pending any more (fired elsewhere?)")
 
     def next_due_at(self) -> dt.datetime | None:
-        """The earliest instant at which some timer, programme timer or message is due."""
+        """The earliest instant at which a timer, a programme timer or a message is due
+        (counting the lease expiry of messages being sent: a crashed daemon's mail)."""
         candidates = [self._conn.execute(q).scalar() for q in queries.next_due_candidates()]
         present = [when for when in candidates if when is not None]
         return min(present) if present else None

@@ -214,7 +214,9 @@ def test_store_errors_in_a_pass_are_logged_not_raised(
 
 def test_logs_never_show_the_password(log_lines: io.StringIO) -> None:
     logger = logging.getLogger("dk2020flow.daemon")
-    logger.info("connecting with s3cret-pass", extra={"action": "tick", "fields": {"x": "s3cret-pass"}})
+    logger.info(
+        "connecting with s3cret-pass", extra={"action": "tick", "fields": {"x": "s3cret-pass"}}
+    )
     assert "s3cret-pass" not in log_lines.getvalue()
     assert "***" in log_lines.getvalue()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import email
-import inspect
 import random
 from email import policy
 from email.message import EmailMessage
@@ -14,7 +13,7 @@ import pytest
 from dk2020flow.notify.transports import SmtpTransport
 from dk2020flow.runtime.delivery import Outcome, deliver_batch, next_attempt
 from dk2020flow.settings import Settings
-from dk2020flow.store.port import OutboxStatus, Tx
+from dk2020flow.store.port import OutboxStatus
 from dk2020flow.store.repository import SqlStore
 
 from .conftest import ICS, T0, SmtpServer, free_port, new_mail, queue
@@ -202,7 +201,9 @@ def test_5xx_is_dead(sqlite_store: SqlStore, smtp_server: SmtpServer, settings: 
     assert "554" in stored.last_error
 
 
-def test_4xx_is_retried(sqlite_store: SqlStore, smtp_server: SmtpServer, settings: Settings) -> None:
+def test_4xx_is_retried(
+    sqlite_store: SqlStore, smtp_server: SmtpServer, settings: Settings
+) -> None:
     smtp_server.handler.data_reply = "451 4.3.0 Try again later"
     (row_id,) = queue(sqlite_store, new_mail())
     result = deliver(sqlite_store, smtp_server.port, T0, settings)
@@ -224,11 +225,6 @@ def test_every_recipient_refused_is_dead_with_the_reasons(
     assert "550" in stored.last_error
 
 
-@pytest.mark.xfail(
-    "note" not in inspect.signature(Tx.mark_sent).parameters,
-    reason="needs port.Tx.mark_sent(..., note='') to keep partial refusals in last_error",
-    strict=False,
-)
 def test_some_recipients_refused_is_sent_with_the_refusals_noted(
     sqlite_store: SqlStore, smtp_server: SmtpServer, settings: Settings
 ) -> None:
@@ -282,7 +278,10 @@ def test_an_expired_lease_is_sent_again_with_the_same_message_id(
         claimed = tx.claim_outbox(T0, 10, T0 + dt.timedelta(seconds=settings.mail_lease_seconds))
     assert [m.id for m in claimed] == [row_id]
     # The process "died" here: nothing marks it. Before the lease expires nobody takes it …
-    assert deliver(sqlite_store, smtp_server.port, T0 + dt.timedelta(seconds=10), settings).claimed == 0
+    assert (
+        deliver(sqlite_store, smtp_server.port, T0 + dt.timedelta(seconds=10), settings).claimed
+        == 0
+    )
     # … afterwards it is sent, with its Message-ID.
     later = T0 + dt.timedelta(seconds=settings.mail_lease_seconds + 1)
     assert deliver(sqlite_store, smtp_server.port, later, settings).sent == 1

@@ -10,10 +10,9 @@ import re
 from pathlib import Path
 
 import pytest
+from definition_helpers import CASES, diagnostics_of
 
 from dk2020flow.definition.diagnostics import CODES
-
-from definition_helpers import CASES, diagnostics_of
 
 EXPECT = re.compile(r"^# expect: (DF\d{3}) (\d+):(\d+)$", re.MULTILINE)
 LINE_FORMAT = re.compile(r"^(?P<file>.+?):(\d+):(\d+): (DF\d{3}) (warning: )?\S.*$")

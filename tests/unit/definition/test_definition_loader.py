@@ -101,10 +101,12 @@ def test_alias_bomb_and_deep_nesting_are_df007(tmp_path: Path) -> None:
         prev, name = chr(97 + index), chr(98 + index)
         lines.append(f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]")
     assert [p[0] for p in problems("\n".join(lines) + "\n", tmp_path)] == ["DF007"]
-    assert problems("workflow: " + "[" * 100 + "]" * 100 + "\n", tmp_path)[0][0] == "DF007"
-    assert problems("workflow: " + "[" * 20_000 + "]" * 20_000 + "\n", tmp_path) == [
-        ("DF007", 1, 1)
-    ]
+    flow = "workflow: " + "[" * 20_000 + "]" * 20_000 + "\n"
+    assert problems(flow, tmp_path) == [("DF007", 1, 75)]  # the 65th bracket
+    block = "".join(" " * i + f"k{i}:\n" for i in range(1200)) + " " * 1200 + "v: 1\n"
+    assert [code for code, _, _ in problems(block, tmp_path)] == ["DF007"]
+    quoted = 'title: "' + "[" * 100 + '"\n'
+    assert "DF007" not in {code for code, _, _ in problems(quoted, tmp_path)}
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,399 @@
+"""The programme report: plain dataclasses, computed from the event logs as of an instant.
+
+Everything is replayed from the append-only event log (DESIGN.md invariant
+2), so ``--at 2021-06-01`` shows the programme as it stood then: each case's
+state, cohort and checklist as of that instant, its live deadlines, and the
+number of cases in each state at the start of every month up to then.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from dk2020flow.definition.loader import load_workflow_text
+from dk2020flow.definition.model import ItemStatus, Timer, Workflow, text_in
+from dk2020flow.errors import NotFoundError
+from dk2020flow.store import report_queries as rq
+from dk2020flow.store.port import CaseFilter
+from dk2020flow.store.repository import SqlStore
+
+UNDECIDED = "undecided"
+STATUSES = tuple(s.value for s in ItemStatus)
+HOLDING_BACK = (ItemStatus.PARTLY_MET.value, ItemStatus.NOT_MET.value)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RegionDecisions:
+    """Decisions and sign-ups of one region (the follow-up KL promises)."""
+
+    region: str
+    cases: int
+    by_round: dict[str, int]
+    """Cases that joined each round (pilot, round1, round2 …)."""
+    declined: int
+    """Declined and not (yet) joined."""
+    undecided: int
+    """Still waiting for the council's decision."""
+    withdrawn: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StateCount:
+    state: str
+    cohort: str
+    region: str
+    cases: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class OverdueCase:
+    case_id: int
+    municipality: str
+    region: str
+    state: str
+    deadline: str
+    """The timer's name."""
+    description: str
+    due_at: dt.datetime
+    days_overdue: int
+    owners: tuple[str, ...]
+    """The roles the deadline mails (To), as their titles."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RequirementStatus:
+    item: str
+    title: str
+    by_status: dict[str, int]
+    """Cases whose latest screening gave this status (met, partly_met, not_met, not_applicable)."""
+    holding_back: int
+    """Open cases in screening or revision with this item partly or not met."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MonthlyStates:
+    months: list[dt.date]
+    states: list[str]
+    counts: list[list[int]]
+    """counts[i][j]: cases in states[j] at the start of months[i]."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Report:
+    title: str
+    workflow: str
+    version: str
+    at: dt.datetime
+    timezone: str
+    cases: int
+    state_titles: dict[str, str]
+    cohort_titles: dict[str, str]
+    by_state: dict[str, int]
+    signups: dict[str, int]
+    """Cases that joined each round (whatever became of them afterwards)."""
+    regions: list[RegionDecisions]
+    states: list[StateCount]
+    overdue: list[OverdueCase]
+    checklist: str
+    checklist_title: str
+    requirements: list[RequirementStatus]
+    screened_cases: int
+    mail: dict[str, int]
+    over_time: MonthlyStates
+    notes: list[str] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- building
+
+
+@dataclass(slots=True)
+class _Replayed:
+    case_id: int
+    municipality: str
+    region: str
+    state: str = ""
+    cohort: str | None = None
+    epoch: int = 0
+    opened: bool = False
+    checklists: dict[str, dict[str, str]] = field(default_factory=dict)
+    history: list[tuple[dt.datetime, str]] = field(default_factory=list)
+
+
+def build_report(
+    store: SqlStore, *, workflow: str | None = None, at: dt.datetime | None = None
+) -> Report:
+    """The report of ``workflow`` (the only or the largest one when None) as of ``at`` (now)."""
+    at = at or dt.datetime.now(dt.UTC)
+    with store.read() as tx:
+        name = workflow or _default_workflow(tx.definitions(), tx.cases(CaseFilter()))
+        stored = tx.latest_definition(name)
+        if stored is None:
+            raise NotFoundError(
+                f"no workflow {name!r} in the database; load it with "
+                f"`dk2020flow workflow load workflows/{name}.yaml` (or run `dk2020flow demo`)"
+            )
+        cases = tx.cases(CaseFilter(workflow=name))
+    definition = _workflow(stored.source_text, stored.source_path)
+    regions = {c.id: c.region for c in cases}
+    replayed = _replay(rq.events(store.engine, workflow=name), regions, at)
+    language = definition.default_language
+    tz = ZoneInfo(definition.timezone)
+    live = [r for r in replayed.values() if r.opened]
+    return Report(
+        title=text_in(definition.title, language, definition.workflow),
+        workflow=name,
+        version=definition.version,
+        at=at,
+        timezone=definition.timezone,
+        cases=len(live),
+        state_titles={s: text_in(v.title, language, s) for s, v in definition.states.items()},
+        cohort_titles={c: text_in(v.title, language, c) for c, v in definition.cohorts.items()},
+        by_state=_by_state(definition, live),
+        signups=_signups(definition, live),
+        regions=_regions(definition, live),
+        states=_state_matrix(definition, live),
+        overdue=_overdue(definition, store, name, replayed, at),
+        checklist=next(iter(definition.checklists), ""),
+        checklist_title=next(
+            (text_in(c.title, language) for c in definition.checklists.values()), ""
+        ),
+        requirements=_requirements(definition, live),
+        screened_cases=sum(1 for r in live if r.checklists),
+        mail=_mail(rq.outbox_lines(store.engine, workflow=name), at),
+        over_time=_monthly(definition, live, at, tz),
+    )
+
+
+def _default_workflow(definitions: Sequence[Any], cases: Sequence[Any]) -> str:
+    counts = Counter(c.workflow for c in cases)
+    if counts:
+        return counts.most_common(1)[0][0]
+    if definitions:
+        return str(definitions[-1].name)
+    raise NotFoundError(
+        "the database has no workflow yet: load one with `dk2020flow workflow load FILE`, "
+        "or run `dk2020flow demo`"
+    )
+
+
+@lru_cache(maxsize=8)
+def _workflow(source_text: str, source_path: str) -> Workflow:
+    return load_workflow_text(source_text, source_path).workflow
+
+
+def _replay(
+    lines: Sequence[rq.EventLine], regions: dict[int | None, str], at: dt.datetime
+) -> dict[int, _Replayed]:
+    cases: dict[int, _Replayed] = {}
+    for line in lines:
+        if line.at > at:
+            continue
+        case = cases.get(line.case_id)
+        if case is None:
+            case = cases[line.case_id] = _Replayed(
+                case_id=line.case_id,
+                municipality=line.municipality_name,
+                region=regions.get(line.case_id, ""),
+            )
+        case.epoch = line.epoch
+        cohort = line.data.get("cohort")
+        if isinstance(cohort, str) and line.kind in {"opened", "transition", "data_set"}:
+            case.cohort = cohort
+        if line.kind == "opened":
+            case.opened = True
+        if line.to_state and line.to_state != case.state:
+            case.state = line.to_state
+            case.history.append((line.at, line.to_state))
+        if line.kind == "checklist":
+            items = line.data.get("items", {})
+            recorded = case.checklists.setdefault(str(line.data.get("checklist", line.trigger)), {})
+            for item, value in items.items():
+                if isinstance(value, dict):
+                    recorded[str(item)] = str(value.get("status", ""))
+    return cases
+
+
+def _state_order(definition: Workflow, states: Sequence[str]) -> list[str]:
+    order = list(definition.states)
+    return sorted(set(states), key=lambda s: order.index(s) if s in order else len(order))
+
+
+def _by_state(definition: Workflow, cases: Sequence[_Replayed]) -> dict[str, int]:
+    counts = Counter(c.state for c in cases)
+    return {s: counts[s] for s in _state_order(definition, list(counts))}
+
+
+def _joined(case: _Replayed, definition: Workflow) -> str | None:
+    """The round a case joined: it has a cohort and has left the decision states."""
+    if case.cohort and case.cohort in definition.cohorts and case.state not in {
+        definition.initial_state,
+        "declined",
+        "not_participating",
+    }:
+        return case.cohort
+    return None
+
+
+def _signups(definition: Workflow, cases: Sequence[_Replayed]) -> dict[str, int]:
+    counts = Counter(j for c in cases if (j := _joined(c, definition)))
+    return {cohort: counts[cohort] for cohort in definition.cohorts}
+
+
+def _regions(definition: Workflow, cases: Sequence[_Replayed]) -> list[RegionDecisions]:
+    by_region: dict[str, list[_Replayed]] = defaultdict(list)
+    for case in cases:
+        by_region[case.region].append(case)
+    rows = []
+    for region, members in sorted(by_region.items()):
+        joined = Counter(j for c in members if (j := _joined(c, definition)))
+        rows.append(
+            RegionDecisions(
+                region=region,
+                cases=len(members),
+                by_round={cohort: joined[cohort] for cohort in definition.cohorts},
+                declined=sum(1 for c in members if c.state in {"declined", "not_participating"}),
+                undecided=sum(1 for c in members if c.state == definition.initial_state),
+                withdrawn=sum(1 for c in members if c.state == "withdrawn"),
+            )
+        )
+    return rows
+
+
+def _state_matrix(definition: Workflow, cases: Sequence[_Replayed]) -> list[StateCount]:
+    counts = Counter((c.state, c.cohort or "—", c.region) for c in cases)
+    order = list(definition.states)
+    return [
+        StateCount(state=s, cohort=cohort, region=region, cases=n)
+        for (s, cohort, region), n in sorted(
+            counts.items(), key=lambda kv: (order.index(kv[0][0]) if kv[0][0] in order else 99, kv[0][1:])
+        )
+    ]
+
+
+def _overdue(
+    definition: Workflow,
+    store: SqlStore,
+    workflow: str,
+    replayed: dict[int, _Replayed],
+    at: dt.datetime,
+) -> list[OverdueCase]:
+    language = definition.default_language
+    latest: dict[tuple[int, str, int], rq.TimerLine] = {}
+    for line in rq.timers(store.engine, workflow=workflow):
+        if line.kind != "deadline":
+            continue
+        key = (line.case_id, line.timer, line.epoch)
+        if key not in latest or line.id > latest[key].id:
+            latest[key] = line
+    rows = []
+    for (case_id, timer, epoch), line in latest.items():
+        case = replayed.get(case_id)
+        if case is None or case.epoch != epoch or line.deadline_at >= at:
+            continue
+        state = definition.states.get(case.state)
+        if state is None or state.terminal or timer not in state.timers:
+            continue
+        spec = state.timers[timer]
+        if not _is_deadline(spec):
+            continue
+        owners = spec.on_due.mail[0].to if spec.on_due.mail else ()
+        if not owners and spec.reminders is not None:
+            owners = spec.reminders.mail.to
+        rows.append(
+            OverdueCase(
+                case_id=case_id,
+                municipality=case.municipality,
+                region=case.region,
+                state=case.state,
+                deadline=timer,
+                description=spec.description,
+                due_at=line.deadline_at,
+                days_overdue=(at - line.deadline_at).days,
+                owners=tuple(
+                    text_in(definition.roles[r].title, language, r) if r in definition.roles else r
+                    for r in owners
+                ),
+            )
+        )
+    return sorted(rows, key=lambda r: (-r.days_overdue, r.municipality))
+
+
+def _is_deadline(timer: Timer) -> bool:
+    """A deadline someone must meet (it reminds, escalates or may be extended), rather than
+    a timer that only sends a notice or moves the case itself."""
+    return bool(timer.reminders or timer.escalate or timer.repeat or timer.extend_roles)
+
+
+def _requirements(definition: Workflow, cases: Sequence[_Replayed]) -> list[RequirementStatus]:
+    if not definition.checklists:
+        return []
+    name, checklist = next(iter(definition.checklists.items()))
+    language = definition.default_language
+    waiting = {"screening", "revising"}
+    rows = []
+    for item, title in checklist.items.items():
+        statuses = Counter(
+            c.checklists[name][item] for c in cases if item in c.checklists.get(name, {})
+        )
+        rows.append(
+            RequirementStatus(
+                item=item,
+                title=text_in(title, language, item),
+                by_status={s: statuses[s] for s in STATUSES},
+                holding_back=sum(
+                    1
+                    for c in cases
+                    if c.state in waiting and c.checklists.get(name, {}).get(item) in HOLDING_BACK
+                ),
+            )
+        )
+    return rows
+
+
+def _mail(lines: Sequence[rq.OutboxLine], at: dt.datetime) -> dict[str, int]:
+    counts = Counter(line.status for line in lines if line.created_at <= at)
+    return {s: counts[s] for s in ("sent", "pending", "sending", "parked", "dead")}
+
+
+def _monthly(
+    definition: Workflow, cases: Sequence[_Replayed], at: dt.datetime, tz: ZoneInfo
+) -> MonthlyStates:
+    starts = [h[0][0] for c in cases if (h := c.history)]
+    if not starts:
+        return MonthlyStates(months=[], states=[], counts=[])
+    first = min(starts).astimezone(tz).date().replace(day=1)
+    last = at.astimezone(tz).date()
+    months: list[dt.date] = []
+    month = first
+    while month <= last:
+        months.append(month)
+        month = (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    states = _state_order(definition, [s for c in cases for _, s in c.history])
+    index = {s: j for j, s in enumerate(states)}
+    counts = [[0] * len(states) for _ in months]
+    instants = [
+        dt.datetime.combine(m, dt.time(), tzinfo=tz).astimezone(dt.UTC) for m in months
+    ]
+    for case in cases:
+        position = 0
+        current: str | None = None
+        for i, instant in enumerate(instants):
+            while position < len(case.history) and case.history[position][0] <= instant:
+                current = case.history[position][1]
+                position += 1
+            if current is not None:
+                counts[i][index[current]] += 1
+    # The last point is the report instant itself, so the chart ends where the tables do.
+    if months and months[-1] != last:
+        months.append(last)
+        counts.append([0] * len(states))
+        for case in cases:
+            if case.state in index:
+                counts[-1][index[case.state]] += 1
+    return MonthlyStates(months=months, states=states, counts=counts)
