@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 DAEMON = "from dk2020flow.cli import main; main()"
 
@@ -17,8 +14,7 @@ DAEMON = "from dk2020flow.cli import main; main()"
 class DaemonProcess:
     """``dk2020flow scheduler run`` on ``url`` with the system clock, mail into a folder.
 
-    ``stop()`` sends SIGTERM (the daemon finishes its batch and exits) and returns the
-    child's own rusage from ``os.wait4``: its CPU times and peak RSS (``ru_maxrss``, kB).
+    ``stop()`` sends SIGTERM: the daemon finishes its batch and exits.
     """
 
     def __init__(self, url: str, folder: Path, **env: str) -> None:
@@ -49,32 +45,31 @@ class DaemonProcess:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
-        self.rusage: Any = None
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
     def alive(self) -> bool:
-        return self.rusage is None and self.proc.poll() is None
+        return self.proc.poll() is None
 
-    def stop(self, timeout: float = 30.0) -> Any:
-        """SIGTERM, then SIGKILL after ``timeout`` seconds; the child's rusage."""
-        if self.rusage is not None:
-            return self.rusage
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while True:
-            pid, _status, rusage = os.wait4(self.proc.pid, os.WNOHANG)
-            if pid:
-                self.rusage = rusage
-                self.proc.returncode = _status
-                return rusage
-            if time.monotonic() > deadline:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                deadline = time.monotonic() + 10
-            time.sleep(0.05)
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM (the daemon finishes its batch), SIGKILL after ``timeout`` s; exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        return self.proc.wait(10)
+
+    def peak_rss_mb(self) -> float:
+        """The process's peak resident set (``VmHWM``), read while it runs.
+
+        Not ``ru_maxrss`` from ``wait4``: that also counts the parent's pages the child
+        shared between fork and exec, i.e. the benchmark's own memory.
+        """
+        return vm_hwm_mb(self.proc.pid)
 
     def tail(self, lines: int = 3) -> str:
         try:
@@ -82,3 +77,11 @@ class DaemonProcess:
         except OSError:
             return ""
         return " | ".join(text[-lines:])
+
+
+def vm_hwm_mb(pid: int | str) -> float:
+    """``VmHWM`` of ``/proc/PID/status`` in MB (``pid`` may be ``"self"``)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM in /proc/{pid}/status")

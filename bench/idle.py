@@ -12,11 +12,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 import time
 from typing import Any
 
 import psutil
-from common import Result, Workdir, median_time, percentile, phase, sqlite_scalar, wait_until
+from common import (
+    Result,
+    Workdir,
+    median_time,
+    percentile,
+    phase,
+    sqlite_path,
+    sqlite_scalar,
+    wait_until,
+)
 from daemonproc import DaemonProcess
 from sqlalchemy import select
 from workload import FIRE_AT, prepare
@@ -166,13 +176,22 @@ def lateness(work: Workdir, count: int, spacing: float) -> list[Result]:
     ]
 
 
-def daemon_rss(work: Workdir, cases: int, due: int) -> Result:
+def daemon_rss(work: Workdir, cases: int, due: int, url: str | None = None) -> Result:
     """Peak RSS of a daemon on ``cases`` open cases that fires ``due`` of them, delivers
-    their mail into a folder, then idles."""
+    their mail into a folder, then idles. ``url``: a database of ``cases`` cases with
+    future timers to reuse (``due`` of them are made due), else one is built."""
     name = f"daemon peak RSS, {cases:,} cases ({due:,} firings + their mail)"
-    url = work.sqlite("rss")
-    with phase(f"daemon RSS: {cases:,} cases"):
-        prepare(url, cases, due_at=lambda i: FIRE_AT if i < due else FUTURE)
+    if url is None:
+        url = work.sqlite("rss")
+        with phase(f"daemon RSS: {cases:,} cases"):
+            prepare(url, cases, due_at=lambda i: FIRE_AT if i < due else FUTURE)
+    else:
+        with sqlite3.connect(sqlite_path(url)) as conn:
+            conn.execute(
+                "UPDATE timers SET due_at = ?, deadline_at = ? WHERE id <= ?",
+                (FIRE_AT.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds"),) * 2
+                + (due,),
+            )
     daemon = DaemonProcess(url, work.path / "rss-daemon")
 
     def finished() -> bool:
@@ -185,11 +204,19 @@ def daemon_rss(work: Workdir, cases: int, due: int) -> Result:
     try:
         done = wait_until(lambda: finished() or not daemon.alive(), timeout=600, interval=0.5)
         time.sleep(2.0)
+        peak = daemon.peak_rss_mb() if daemon.alive() else None
     finally:
-        rusage = daemon.stop()
-    note = "ru_maxrss of the daemon process; target: under 150 MB"
+        daemon.stop()
+    note = "VmHWM of the daemon process; target: under 150 MB"
     if not done or not finished():
         note += f"; the work did not finish: {daemon.tail()}"
-    return Result(
-        section="5. memory", name=name, value=rusage.ru_maxrss / 1024, unit="MB", note=note
-    )
+    if peak is None:
+        return Result(
+            section="5. memory",
+            name=name,
+            value=None,
+            unit="MB",
+            note=f"the daemon exited early: {daemon.tail()}",
+            status="error",
+        )
+    return Result(section="5. memory", name=name, value=peak, unit="MB", note=note)

@@ -62,8 +62,8 @@ def import_(
     from dk2020flow.store.participants import parse_participants_csv
 
     service = open_service(db)
-    municipalities, contacts = parse_participants_csv(file)
     with service.store.transaction() as tx:
+        municipalities, contacts = parse_participants_csv(file, known=tx.municipalities())
         tx.replace_participants(municipalities, contacts)
     out.print(
         f"imported {len(municipalities)} municipalities and {len(contacts)} contacts from {file}"

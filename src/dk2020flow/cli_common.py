@@ -9,15 +9,17 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from functools import wraps
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
 from dk2020flow.clock import FixedClock, SystemClock, parse_instant
 from dk2020flow.errors import Dk2020flowError
-from dk2020flow.service import Service
 from dk2020flow.settings import Settings
+
+if TYPE_CHECKING:
+    from dk2020flow.service import Service
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -62,6 +64,8 @@ def open_service(
     db: str | None, now: str | None = None, *, timezone: str = "Europe/Copenhagen"
 ) -> Service:
     """A service over the chosen database, with the clock fixed at `--now` if given."""
+    # Imported here so that `--help` and light commands start fast.
+    from dk2020flow.service import Service
     from dk2020flow.store.db import require_current_schema
     from dk2020flow.store.repository import SqlStore
 

@@ -51,7 +51,9 @@ def _date(text: str | None, option: str) -> dt.date | None:
     try:
         return dt.date.fromisoformat(text.strip()[:10])
     except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a date; write YYYY-MM-DD", param_hint=option) from None
+        raise typer.BadParameter(
+            f"{text!r} is not a date; write YYYY-MM-DD", param_hint=option
+        ) from None
 
 
 def _default_period(workflow_path: Path) -> tuple[dt.date, dt.date]:
@@ -119,7 +121,9 @@ def _summary_tables(result: Any) -> None:
             *(str(summary.by_cohort_state.get(c, {}).get(state, "")) for c in cohorts),
             str(total),
         )
-    table.add_row("all", *(str(summary.by_cohort[c]) for c in cohorts), str(summary.cases), style="bold")
+    table.add_row(
+        "all", *(str(summary.by_cohort[c]) for c in cohorts), str(summary.cases), style="bold"
+    )
     out.print(table)
     mail = ", ".join(f"{n} {status}" for status, n in sorted(summary.mail.items())) or "none"
     out.print(
@@ -172,11 +176,15 @@ def simulate(
     workflow: Annotated[Path, typer.Argument(help="The workflow file to simulate.")],
     start: Annotated[
         str | None,
-        typer.Option("--from", help="First day (YYYY-MM-DD); default: shortly before the first deadline."),
+        typer.Option(
+            "--from", help="First day (YYYY-MM-DD); default: shortly before the first deadline."
+        ),
     ] = None,
     end: Annotated[
         str | None,
-        typer.Option("--to", help="Last day (YYYY-MM-DD); default: a while after the last cohort ends."),
+        typer.Option(
+            "--to", help="Last day (YYYY-MM-DD); default: a while after the last cohort ends."
+        ),
     ] = None,
     participants: Annotated[
         Path | None,
@@ -184,16 +192,23 @@ def simulate(
     ] = None,
     behaviour: Annotated[
         Path | None,
-        typer.Option("--behaviour", help="Behaviour profile (YAML/JSON); default: the DK2020 profile."),
+        typer.Option(
+            "--behaviour", help="Behaviour profile (YAML/JSON); default: the DK2020 profile."
+        ),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed, the same run.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Random seed: the same seed, the same run.")
+    ] = 0,
     out_dir: Annotated[
         Path | None,
         typer.Option("--out", help="Folder for the mails (.eml) and the full timeline."),
     ] = None,
-    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when problems are flagged.")] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 1 when problems are flagged.")
+    ] = False,
     print_behaviour: Annotated[
-        bool, typer.Option("--print-behaviour", help="Print the default behaviour profile and stop.")
+        bool,
+        typer.Option("--print-behaviour", help="Print the default behaviour profile and stop."),
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -265,12 +280,17 @@ def _print_simulation(result: Any, out_dir: Path | None) -> None:
 
 
 def report(
-    workflow: Annotated[str | None, typer.Option("--workflow", "-w", help="The workflow to report on.")] = None,
+    workflow: Annotated[
+        str | None, typer.Option("--workflow", "-w", help="The workflow to report on.")
+    ] = None,
     at: Annotated[
-        str | None, typer.Option("--at", help="Report as of this day (YYYY-MM-DD, end of day); default: now.")
+        str | None,
+        typer.Option("--at", help="Report as of this day (YYYY-MM-DD, end of day); default: now."),
     ] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv, json or html.")] = "table",
-    out_file: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file.")] = None,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write to this file.")
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """The programme's report: sign-ups, states, overdue cases, CAPF requirements, mail."""
@@ -279,13 +299,17 @@ def report(
     from dk2020flow.store.repository import SqlStore
 
     if fmt not in FORMATS:
-        raise typer.BadParameter(f"{fmt!r}: choose one of {', '.join(FORMATS)}", param_hint="--format")
+        raise typer.BadParameter(
+            f"{fmt!r}: choose one of {', '.join(FORMATS)}", param_hint="--format"
+        )
     day = _date(at, "--at")
     instant = None
     if day is not None:
         from zoneinfo import ZoneInfo
 
-        instant = dt.datetime.combine(day, dt.time(23, 59, 59), tzinfo=ZoneInfo("Europe/Copenhagen"))
+        instant = dt.datetime.combine(
+            day, dt.time(23, 59, 59), tzinfo=ZoneInfo("Europe/Copenhagen")
+        )
     service = open_service(db)
     store = service.store
     assert isinstance(store, SqlStore)
@@ -308,11 +332,18 @@ def report(
 
 
 def demo(
-    folder: Annotated[Path, typer.Option("--dir", help="Where to put the database, mails and report.")] = Path(),
+    folder: Annotated[
+        Path, typer.Option("--dir", help="Where to put the database, mails and report.")
+    ] = Path(),
     fresh: Annotated[
-        bool, typer.Option("--fresh", help="Delete an earlier demo's database, outbox/ and report.html first.")
+        bool,
+        typer.Option(
+            "--fresh", help="Delete an earlier demo's database, outbox/ and report.html first."
+        ),
     ] = False,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed of the simulated programme.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Random seed of the simulated programme.")
+    ] = 0,
 ) -> None:
     """Set up a DK2020 programme to explore: database, 98 municipalities, 2020-2023 simulated.
 

@@ -1,5 +1,9 @@
 """Application operations: the engine's decisions, written by the store in one transaction.
 
+The service is split by concern: this module (definitions and case operations),
+``service_mail`` (recipients and rendering), ``service_dispatch`` (firing due
+timers) and ``service_migrate`` (moving cases between definition versions).
+
 The CLI, the daemon and the simulation call these; none of them touches the
 store or the engine directly for a change. Each operation:
 
@@ -13,14 +17,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from dk2020flow.clock import Clock
 from dk2020flow.definition.durations import Duration
 from dk2020flow.definition.loader import load_workflow, load_workflow_text
-from dk2020flow.definition.model import text_in
 from dk2020flow.engine import decide
 from dk2020flow.engine import timers as timing
 from dk2020flow.engine.decide import Actor
@@ -28,38 +31,29 @@ from dk2020flow.engine.machine import CompiledWorkflow, compiled
 from dk2020flow.engine.records import (
     CaseSnapshot,
     Decision,
-    DueTimer,
     EventKind,
     EventRecord,
-    MailIntent,
-    TimerStatus,
 )
 from dk2020flow.errors import (
-    ConflictError,
     Dk2020flowError,
     NotFoundError,
     RefusalReason,
     RefusedError,
 )
-from dk2020flow.notify.context import (
-    CaseView,
-    ChecklistEntry,
-    ChecklistView,
-    DeadlineView,
-    EventView,
-    MunicipalityView,
-    RecipientView,
-    TransitionView,
-    build_context,
+from dk2020flow.notify.render import RenderedMail
+from dk2020flow.service_dispatch import DispatchResult, fire_due
+from dk2020flow.service_mail import (
+    MailComposer,
+    Preview,
+    all_templates,
+    find_mail_spec,
+    roles_mailed,
 )
-from dk2020flow.notify.ics import deadline_ics, event_ics
-from dk2020flow.notify.render import RenderedMail, Renderer
+from dk2020flow.service_migrate import MigrationItem, MigrationPlan
+from dk2020flow.service_migrate import migrate as migrate_cases
 from dk2020flow.settings import Settings
 from dk2020flow.store.port import (
     CaseFilter,
-    Contact,
-    NewMail,
-    OutboxStatus,
     ProgrammeTimer,
     Store,
     StoredDefinition,
@@ -67,6 +61,16 @@ from dk2020flow.store.port import (
     StoredTimer,
     Tx,
 )
+
+__all__ = [
+    "AmbiguousError",
+    "CaseDetails",
+    "DispatchResult",
+    "MigrationItem",
+    "MigrationPlan",
+    "Preview",
+    "Service",
+]
 
 
 class AmbiguousError(Dk2020flowError):
@@ -83,48 +87,6 @@ class CaseDetails:
     possible_triggers: list[str]
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class MigrationItem:
-    case_id: int
-    municipality: str
-    from_state: str
-    to_state: str
-    timers: list[tuple[str, str, dt.datetime]]
-    problem: str = ""
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class MigrationPlan:
-    workflow: str
-    from_versions: list[str]
-    to_version: str
-    items: list[MigrationItem]
-    applied: bool
-
-
-@dataclass(kw_only=True, slots=True)
-class DispatchResult:
-    fired: int = 0
-    discarded: int = 0
-    skipped: int = 0
-    failed: int = 0
-    deferred: int = 0
-    programme: int = 0
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def total(self) -> int:
-        return self.fired + self.discarded + self.skipped + self.failed + self.programme
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Preview:
-    to: tuple[tuple[str, str], ...]
-    cc: tuple[tuple[str, str], ...]
-    language: str
-    mail: RenderedMail
-
-
 class Service:
     """The operations of dk2020flow over one store, with an injected clock."""
 
@@ -132,7 +94,7 @@ class Service:
         self.store = store
         self.clock = clock
         self.settings = settings or Settings()
-        self._renderers: dict[int, Renderer] = {}
+        self.mail = MailComposer()
         self._definitions: dict[int, CompiledWorkflow] = {}
 
     # ------------------------------------------------------------------ definitions
@@ -184,13 +146,6 @@ class Service:
             self._definitions[stored.id] = found
         return found
 
-    def renderer(self, wf: CompiledWorkflow) -> Renderer:
-        found = self._renderers.get(wf.definition_id)
-        if found is None:
-            found = Renderer(wf.templates, timezone=wf.workflow.timezone)
-            self._renderers[wf.definition_id] = found
-        return found
-
     # ------------------------------------------------------------------ cases
 
     def open_case(
@@ -236,7 +191,7 @@ class Service:
             )
             case_id = tx.insert_case(decision, [])
             case = replace(decision.case, id=case_id)
-            mails = self._render_all(tx, wf, replace(decision, case=case), now)
+            mails = self.mail.render_all(tx, wf, replace(decision, case=case), now)
             if mails:
                 tx.queue_mail(mails)
             return case
@@ -289,7 +244,7 @@ class Service:
                         case.id or 0, _refusal_event(case, trigger, actor, role, refused, now)
                     )
             else:
-                return self._apply(tx, wf, case, decision, now)
+                return self.apply(tx, wf, case, decision, now)
         raise refusal
 
     def set_data(
@@ -315,7 +270,7 @@ class Service:
                 now=now,
                 comment=comment,
             )
-            return self._apply(tx, wf, case, decision, now)
+            return self.apply(tx, wf, case, decision, now)
 
     def check(
         self,
@@ -340,7 +295,7 @@ class Service:
                 actor=Actor(name=actor, role=role),
                 now=now,
             )
-            return self._apply(tx, wf, case, decision, now)
+            return self.apply(tx, wf, case, decision, now)
 
     def extend(
         self,
@@ -380,9 +335,9 @@ class Service:
                 reason=reason,
                 now=now,
             )
-            return self._apply(tx, wf, case, decision, now)
+            return self.apply(tx, wf, case, decision, now)
 
-    def _apply(
+    def apply(
         self,
         tx: Tx,
         wf: CompiledWorkflow,
@@ -390,7 +345,7 @@ class Service:
         decision: Decision,
         now: dt.datetime,
     ) -> CaseSnapshot:
-        mails = self._render_all(tx, wf, decision, now)
+        mails = self.mail.render_all(tx, wf, decision, now)
         tx.apply(decision, mails, expected_version=case.version)
         return decision.case
 
@@ -413,8 +368,8 @@ class Service:
 
     def _warnings(self, tx: Tx, wf: CompiledWorkflow, case: CaseSnapshot) -> list[str]:
         """Roles this case mails that have no recipient (their mail would be parked)."""
-        contacts = self._contacts(tx, wf, case)
-        needed = sorted(_roles_mailed(wf))
+        contacts = self.mail.contacts(tx, wf, case)
+        needed = sorted(roles_mailed(wf))
         return [
             f"no contact in role {role!r}: its mail will be parked "
             "(import contacts with `dk2020flow participants import`)"
@@ -441,7 +396,7 @@ class Service:
         with self.store.read() as tx:
             return self.latest(tx, workflow)
 
-    # ------------------------------------------------------------------ migration
+    # ------------------------------------------------------------------ migration and timers
 
     def migrate(
         self,
@@ -453,203 +408,13 @@ class Service:
         now: dt.datetime | None = None,
     ) -> MigrationPlan:
         """Move every open case of ``workflow`` to its newest version (dry run first)."""
-        now = now or self.clock.now()
-        with self.store.transaction() as tx:
-            new = self.latest(tx, workflow)
-            unknown = sorted(v for v in state_map.values() if v not in new.workflow.states)
-            if unknown:
-                raise RefusedError(
-                    RefusalReason.INVALID_STATE,
-                    f"--map names states that version {new.workflow.version} does not have: "
-                    f"{', '.join(unknown)}",
-                )
-            cases = [
-                c
-                for c in tx.cases(CaseFilter(workflow=workflow, open_only=True))
-                if c.definition_id != new.definition_id
-            ]
-            items: list[MigrationItem] = []
-            from_versions: set[str] = set()
-            decisions: list[tuple[CompiledWorkflow, CaseSnapshot, Decision]] = []
-            for case in cases:
-                old = self.compiled(tx, case.definition_id)
-                from_versions.add(old.workflow.version)
-                try:
-                    decision = decide.migrate_case(
-                        old,
-                        new,
-                        case,
-                        state_map=state_map,
-                        actor=Actor(name=actor, role=None),
-                        now=now,
-                    )
-                except RefusedError as refused:
-                    items.append(
-                        MigrationItem(
-                            case_id=case.id or 0,
-                            municipality=case.municipality_name,
-                            from_state=case.state,
-                            to_state="?",
-                            timers=[],
-                            problem=str(refused),
-                        )
-                    )
-                    continue
-                decisions.append((new, case, decision))
-                items.append(
-                    MigrationItem(
-                        case_id=case.id or 0,
-                        municipality=case.municipality_name,
-                        from_state=case.state,
-                        to_state=decision.case.state,
-                        timers=[(a.timer, a.kind.value, a.due_at) for a in decision.arm],
-                    )
-                )
-            problems = [i for i in items if i.problem]
-            apply = not dry_run and not problems
-            if apply:
-                for wf, case, decision in decisions:
-                    self._apply(tx, wf, case, decision, now)
-            return MigrationPlan(
-                workflow=workflow,
-                from_versions=sorted(from_versions),
-                to_version=new.workflow.version,
-                items=items,
-                applied=apply,
-            )
-
-    # ------------------------------------------------------------------ timers (the daemon's work)
+        return migrate_cases(
+            self, workflow, state_map=state_map, actor=actor, dry_run=dry_run, now=now
+        )
 
     def fire_due(self, now: dt.datetime, *, limit: int | None = None) -> DispatchResult:
-        """Fire the timers due at ``now``: one transaction, a savepoint per case.
-
-        A firing that fails is recorded as failed and does not undo the others;
-        a crash before commit releases every claim (the rows stay pending).
-        """
-        limit = limit or self.settings.batch_size
-        result = DispatchResult()
-        with self.store.transaction() as tx:
-            due = tx.claim_due_timers(now, limit)
-            by_case: dict[int, list[DueTimer]] = {}
-            for row in due:
-                by_case.setdefault(row.case_id, []).append(row)
-            for case_id, rows in by_case.items():
-                try:
-                    with tx.savepoint():
-                        self._fire_case_timers(tx, case_id, rows, now, result)
-                except ConflictError:
-                    # Another daemon changed this case meanwhile: its rows stay pending
-                    # and are fired on the next tick against the new version.
-                    result.deferred += len(rows)
-                except Dk2020flowError as exc:
-                    result.errors.append(f"case {case_id}: {exc}")
-                    with tx.savepoint():
-                        for row in rows:
-                            tx.finish_timer(row.id, TimerStatus.FAILED, now, str(exc)[:500])
-                    result.failed += len(rows)
-            result.programme += self._fire_programme(tx, now, limit)
-        return result
-
-    def _fire_case_timers(
-        self, tx: Tx, case_id: int, rows: list[DueTimer], now: dt.datetime, result: DispatchResult
-    ) -> None:
-        case = tx.load_case(case_id)
-        wf = self.compiled(tx, case.definition_id)
-        version = case.version
-        stale = [r for r in rows if r.epoch != case.epoch]
-        for row in stale:
-            tx.finish_timer(row.id, TimerStatus.DISCARDED, now, "the case left the state")
-        result.discarded += len(stale)
-        live = [r for r in rows if r.epoch == case.epoch]
-        groups: dict[str, list[DueTimer]] = {}
-        for row in live:
-            groups.setdefault(row.timer, []).append(row)
-        for name, group in sorted(groups.items(), key=lambda item: item[1][0].due_at):
-            if group[0].epoch != case.epoch:  # an earlier firing left the state
-                result.discarded += len(group)
-                continue
-            spec = wf.workflow.states[case.state].timers.get(name)
-            if spec is None:
-                for row in group:
-                    tx.finish_timer(
-                        row.id, TimerStatus.DISCARDED, now, "no such timer in the state"
-                    )
-                result.discarded += len(group)
-                continue
-            plan = timing.resolve_missed(
-                [(row, row.due_at) for row in group],
-                now=now,
-                policy=spec.missed,
-                burst_cap=self.settings.burst_cap,
-            )
-            result.deferred += len(plan.defer)
-            for row, reason in plan.skip:
-                if row.epoch != case.epoch:  # discarded when an earlier firing left the state
-                    result.discarded += 1
-                    continue
-                decision = decide.skipped_firing(case, row, reason, now)
-                tx.finish_timer(row.id, TimerStatus.SKIPPED, now, reason)
-                tx.apply(decision, [], expected_version=version)
-                case, version = decision.case, decision.case.version
-                result.skipped += 1
-            for row in plan.fire:
-                if row.epoch != case.epoch:  # discarded when an earlier firing left the state
-                    result.discarded += 1
-                    continue
-                fired = decide.fire_timer(wf, case, row, now)
-                if fired is None:
-                    tx.finish_timer(row.id, TimerStatus.DISCARDED, now, "the case left the state")
-                    result.discarded += 1
-                    continue
-                mails = self._render_all(tx, wf, fired, now)
-                # Retire the firing first: the decision may leave the state and discard
-                # the case's other pending timers.
-                tx.finish_timer(row.id, TimerStatus.FIRED, now)
-                tx.apply(fired, mails, expected_version=version)
-                case, version = fired.case, fired.case.version
-                result.fired += 1
-
-    def _fire_programme(self, tx: Tx, now: dt.datetime, limit: int) -> int:
-        """Programme events: mail every case of the cohort (and region) in the named states."""
-        count = 0
-        for row in tx.claim_programme_timers(now, limit):
-            with tx.savepoint():
-                wf = self.compiled(tx, row.definition_id)
-                cohort = wf.workflow.cohorts.get(row.cohort)
-                event = cohort.events.get(row.event) if cohort else None
-                if event is None:
-                    tx.finish_programme_timer(row.id, now, "the event is no longer in the workflow")
-                    continue
-                cases = tx.cases(
-                    CaseFilter(workflow=wf.workflow.workflow, cohort=row.cohort, open_only=True)
-                )
-                invited = [
-                    c
-                    for c in cases
-                    if c.state in event.states and (not event.regions or c.region in event.regions)
-                ]
-                mails: list[NewMail] = []
-                for case in invited:
-                    intent = MailIntent(
-                        template=event.mail.template,
-                        to=event.mail.to,
-                        cc=event.mail.cc,
-                        urgent=event.mail.urgent,
-                        kind="event",
-                        event=f"{row.cohort}.{row.event}",
-                        ics=True,
-                        cancelled=event.cancelled,
-                    )
-                    mails.extend(
-                        self._render(
-                            tx, wf, case, intent, now, reminder=row.kind == "event_reminder"
-                        )
-                    )
-                if mails:
-                    tx.queue_mail(mails)
-                tx.finish_programme_timer(row.id, now, f"{len(invited)} case(s) invited")
-                count += 1
-        return count
+        """Fire the timers due at ``now`` (see service_dispatch)."""
+        return fire_due(self, now, limit=limit)
 
     def next_due_at(self) -> dt.datetime | None:
         with self.store.read() as tx:
@@ -665,11 +430,11 @@ class Service:
         with self.store.read() as tx:
             case = self.resolve(tx, ref, workflow)
             wf = self.compiled(tx, case.definition_id)
-            spec = _find_mail_spec(wf, template)
+            spec = find_mail_spec(wf, template)
             if spec is None:
                 raise NotFoundError(
                     f"the workflow does not send a template {template!r}; "
-                    f"templates: {', '.join(sorted(_all_templates(wf)))}"
+                    f"templates: {', '.join(sorted(all_templates(wf)))}"
                 )
             intent, kind_extra = spec
             pending = [t for t in tx.timers_of(case.id or 0) if t.epoch == case.epoch]
@@ -678,7 +443,7 @@ class Service:
                 intent = replace(intent, timer=first.timer, deadline_at=_deadline_of([first]))
             elif intent.kind == "timer":
                 intent = replace(intent, timer=kind_extra, deadline_at=now + dt.timedelta(days=14))
-            mails = self._render(tx, wf, case, intent, now, language=language)
+            mails = self.mail.render(tx, wf, case, intent, now, language=language)
             return [
                 Preview(
                     to=m.to,
@@ -688,234 +453,6 @@ class Service:
                 )
                 for m in mails
             ]
-
-    def _render_all(
-        self, tx: Tx, wf: CompiledWorkflow, decision: Decision, now: dt.datetime
-    ) -> list[NewMail]:
-        mails: list[NewMail] = []
-        for intent in decision.mails:
-            mails.extend(self._render(tx, wf, decision.case, intent, now))
-        return mails
-
-    def _contacts(
-        self, tx: Tx, wf: CompiledWorkflow, case: CaseSnapshot
-    ) -> dict[str, list[Contact]]:
-        """Recipients by role: the municipality's contacts, the case's own `<role>_email`
-        fields, then the role's shared mailbox from the workflow file."""
-        by_role: dict[str, list[Contact]] = {}
-        for contact in tx.contacts(case.municipality_code):
-            by_role.setdefault(contact.role, []).append(contact)
-        for role_name, role in wf.workflow.roles.items():
-            email = case.data.get(f"{role_name}_email")
-            if isinstance(email, str) and email:
-                name = case.data.get(f"{role_name}_name")
-                own = Contact(
-                    municipality_code=case.municipality_code,
-                    role=role_name,
-                    name=name if isinstance(name, str) else "",
-                    email=email,
-                    language=wf.workflow.default_language,
-                )
-                if all(c.email != email for c in by_role.get(role_name, [])):
-                    by_role.setdefault(role_name, []).insert(0, own)
-            if not by_role.get(role_name) and role.email:
-                by_role[role_name] = [
-                    Contact(
-                        municipality_code=case.municipality_code,
-                        role=role_name,
-                        name=role.name or text_in(role.title, wf.workflow.default_language),
-                        email=role.email,
-                        language=wf.workflow.default_language,
-                    )
-                ]
-        return by_role
-
-    def _render(
-        self,
-        tx: Tx,
-        wf: CompiledWorkflow,
-        case: CaseSnapshot,
-        intent: MailIntent,
-        now: dt.datetime,
-        *,
-        language: str | None = None,
-        reminder: bool = False,
-    ) -> list[NewMail]:
-        """Render one mail intent: one message per language of its To recipients."""
-        definition = wf.workflow
-        contacts = self._contacts(tx, wf, case)
-        to = [c for role in intent.to for c in contacts.get(role, [])]
-        cc = [c for role in intent.cc for c in contacts.get(role, [])]
-        not_before = (
-            now
-            if intent.urgent
-            else timing.next_office_opening(now, definition.office_hours, wf.calendar, wf.tz)
-        )
-
-        def lang_of(contact: Contact) -> str:
-            if language:
-                return language
-            return (
-                contact.language
-                if contact.language in definition.languages
-                else definition.default_language
-            )
-
-        if not to:
-            missing = ", ".join(intent.to)
-            recipient = Contact(
-                municipality_code=case.municipality_code,
-                role=intent.to[0],
-                name="",
-                email="",
-                language=definition.default_language,
-            )
-            rendered = self._render_one(
-                wf, case, intent, recipient, lang_of(recipient), now, reminder
-            )
-            return [
-                NewMail(
-                    case_id=case.id,
-                    template=intent.template,
-                    language=lang_of(recipient),
-                    to=(),
-                    cc=tuple((c.name, c.email) for c in cc),
-                    subject=rendered.subject,
-                    text=rendered.text,
-                    html=rendered.html,
-                    ics=None,
-                    not_before=not_before,
-                    created_at=now,
-                    urgent=intent.urgent,
-                    status=OutboxStatus.PARKED,
-                    reason=f"no recipient in role {missing} for {case.municipality_name}: "
-                    "add a contact (`dk2020flow participants import`), then `outbox retry`",
-                )
-            ]
-        languages = list(dict.fromkeys(lang_of(c) for c in to))
-        mails: list[NewMail] = []
-        for lang in languages:
-            group = [c for c in to if lang_of(c) == lang]
-            group_cc = [c for c in cc if lang_of(c) == lang or lang == languages[0]]
-            group_cc = [c for c in group_cc if all(c.email != t.email for t in group)]
-            rendered = self._render_one(wf, case, intent, group[0], lang, now, reminder)
-            mails.append(
-                NewMail(
-                    case_id=case.id,
-                    template=intent.template,
-                    language=lang,
-                    to=tuple((c.name, c.email) for c in group),
-                    cc=tuple(dict.fromkeys((c.name, c.email) for c in group_cc)),
-                    subject=rendered.subject,
-                    text=rendered.text,
-                    html=rendered.html,
-                    ics=self._ics(wf, case, intent, now),
-                    not_before=not_before,
-                    created_at=now,
-                    urgent=intent.urgent,
-                )
-            )
-        return mails
-
-    def _render_one(
-        self,
-        wf: CompiledWorkflow,
-        case: CaseSnapshot,
-        intent: MailIntent,
-        recipient: Contact,
-        language: str,
-        now: dt.datetime,
-        reminder: bool,
-    ) -> RenderedMail:
-        definition = wf.workflow
-        deadline: DeadlineView | None = None
-        if intent.deadline_at is not None and intent.timer:
-            deadline = DeadlineView(
-                name=intent.timer, due_at=intent.deadline_at, extended=intent.extended
-            )
-        event: EventView | None = None
-        if intent.event:
-            cohort_name, event_name = intent.event.split(".", 1)
-            spec = definition.cohorts[cohort_name].events[event_name]
-            starts, ends = timing.event_instants(spec, wf.tz)
-            event = EventView(
-                name=event_name,
-                title=text_in(spec.title, language, event_name),
-                starts_at=starts,
-                ends_at=ends,
-                location=spec.location,
-                cancelled=spec.cancelled,
-                reminder=reminder,
-            )
-        transition = (
-            TransitionView(trigger=intent.trigger, comment=intent.comment, actor=intent.actor)
-            if intent.trigger
-            else None
-        )
-        checklist = None
-        if definition.checklists:
-            name = next(iter(definition.checklists))
-            entries = case.checklists.get(name, {})
-            checklist = ChecklistView(
-                name=name,
-                entries={
-                    k: ChecklistEntry(status=v.status, comment=v.comment)
-                    for k, v in entries.items()
-                },
-            )
-        context = build_context(
-            definition,
-            language,
-            now=now,
-            case=CaseView(
-                id=case.id or 0,
-                reference=f"{definition.workflow}-{case.municipality_code}",
-                state=case.state,
-                cohort=case.cohort,
-                data=dict(case.data),
-                opened_at=case.opened_at,
-            ),
-            municipality=MunicipalityView(
-                code=case.municipality_code, name=case.municipality_name, region=case.region
-            ),
-            recipient=RecipientView(
-                name=recipient.name, email=recipient.email, role=recipient.role
-            ),
-            deadline=deadline,
-            event=event,
-            transition=transition,
-            checklist=checklist,
-        )
-        return self.renderer(wf).render(intent.template, language, context)
-
-    def _ics(
-        self, wf: CompiledWorkflow, case: CaseSnapshot, intent: MailIntent, now: dt.datetime
-    ) -> str | None:
-        if not intent.event and not (intent.ics and intent.deadline_at and intent.timer):
-            return None
-        definition = wf.workflow
-        if intent.event:
-            cohort_name, event_name = intent.event.split(".", 1)
-            spec = definition.cohorts[cohort_name].events[event_name]
-            return event_ics(
-                spec,
-                uid=f"event-{definition.workflow}-{cohort_name}-{event_name}@dk2020flow",
-                timezone=definition.timezone,
-                language=definition.default_language,
-                stamp=now,
-                organizer=(definition.links.help_name, definition.links.help_email)
-                if definition.links.help_email
-                else None,
-            )
-        if intent.ics and intent.deadline_at is not None and intent.timer:
-            return deadline_ics(
-                title=f"{text_in(definition.title, definition.default_language)}: {intent.timer}",
-                due_at=intent.deadline_at,
-                uid=f"deadline-{definition.workflow}-{case.municipality_code}-{intent.timer}@dk2020flow",
-                timezone=definition.timezone,
-                sequence=1 if intent.extended else 0,
-            )
-        return None
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -977,65 +514,3 @@ def _programme_timers(wf: CompiledWorkflow, now: dt.datetime) -> list[ProgrammeT
                 for f in firings
             )
     return rows
-
-
-def _roles_mailed(wf: CompiledWorkflow) -> set[str]:
-    roles: set[str] = set()
-    definition = wf.workflow
-    for state in definition.states.values():
-        for spec in state.on_entry.mail:
-            roles.update(spec.to)
-        for timer in state.timers.values():
-            for spec in timer.on_due.mail:
-                roles.update(spec.to)
-    for transition in definition.transitions:
-        for spec in transition.mail:
-            roles.update(spec.to)
-    return roles
-
-
-def _all_templates(wf: CompiledWorkflow) -> set[str]:
-    return {name.split(".", 1)[0] for name in wf.templates if not name.startswith("_")}
-
-
-def _find_mail_spec(wf: CompiledWorkflow, template: str) -> tuple[MailIntent, str] | None:
-    """The first place in the workflow that sends ``template``, as an intent to preview."""
-    definition = wf.workflow
-    for state in definition.states.values():
-        for spec in state.on_entry.mail:
-            if spec.template == template:
-                return MailIntent(template=template, to=spec.to, cc=spec.cc, kind="state_entry"), ""
-        for name, timer in state.timers.items():
-            specs = [*timer.on_due.mail]
-            if timer.reminders:
-                specs.append(timer.reminders.mail)
-            if timer.repeat:
-                specs.append(timer.repeat.mail)
-            if timer.escalate:
-                specs.append(timer.escalate.mail)
-            for spec in specs:
-                if spec.template == template:
-                    return MailIntent(
-                        template=template, to=spec.to, cc=spec.cc, kind="timer", timer=name
-                    ), name
-    for transition in definition.transitions:
-        for spec in transition.mail:
-            if spec.template == template:
-                return MailIntent(
-                    template=template,
-                    to=spec.to,
-                    cc=spec.cc,
-                    kind="transition",
-                    trigger=transition.trigger,
-                ), ""
-    for cohort_name, cohort in definition.cohorts.items():
-        for event_name, event in cohort.events.items():
-            if event.mail.template == template:
-                return MailIntent(
-                    template=template,
-                    to=event.mail.to,
-                    cc=event.mail.cc,
-                    kind="event",
-                    event=f"{cohort_name}.{event_name}",
-                ), ""
-    return None

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import matplotlib as mpl
+import matplotlib.dates as mdates
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
@@ -28,7 +29,18 @@ STATE_COLOURS = {
     "withdrawn": "#d9534f",
     "approved": "#2e9e5b",
 }
-FLOW = ["#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#08519c", "#5e4fa2", "#8e63b5", "#c07ec9", "#e8a33d", "#f0c75e"]
+FLOW = [
+    "#9ecae1",
+    "#6baed6",
+    "#4292c6",
+    "#2171b5",
+    "#08519c",
+    "#5e4fa2",
+    "#8e63b5",
+    "#c07ec9",
+    "#e8a33d",
+    "#f0c75e",
+]
 REGION_COLOURS = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#9d755d"]
 STATUS_COLOURS = {
     "met": "#2e9e5b",
@@ -39,7 +51,7 @@ STATUS_COLOURS = {
 }
 _XML_PROLOGUE = re.compile(r"^.*?(?=<svg)", re.DOTALL)
 
-_STYLE: dict[str, Any] = {
+_STYLE: Any = {
     "svg.fonttype": "none",
     "font.family": "sans-serif",
     "font.size": 10,
@@ -68,7 +80,9 @@ def _svg(figure: Figure) -> str:
         figure.savefig(buffer, format="svg", bbox_inches="tight", transparent=True)
     text = _XML_PROLOGUE.sub("", buffer.getvalue(), count=1)
     # Scale with the page: drop the fixed size, keep the viewBox.
-    return re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r'<svg\1 class="chart"', text, count=1)
+    return re.sub(
+        r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r'<svg\1 class="chart"', text, count=1
+    )
 
 
 def states_over_time(report: Report) -> str:
@@ -84,16 +98,20 @@ def states_over_time(report: Report) -> str:
         colours = state_colours(over.states)
         series = [[row[j] for row in over.counts] for j in range(len(over.states))]
         labels = [report.state_titles.get(s, s) for s in over.states]
+        xs = [float(x) for x in mdates.date2num(over.months)]  # type: ignore[no-untyped-call]
         axes.stackplot(
-            over.months,
+            xs,
             series,
             labels=labels,
             colors=[colours[s] for s in over.states],
             linewidth=0.4,
             edgecolor="white",
         )
-        axes.set_xlim(over.months[0], over.months[-1])
-        axes.set_ylim(0, max(1, max(sum(row) for row in over.counts)) * 1.02)
+        axes.set_xlim(xs[0], xs[-1])
+        locator = mdates.AutoDateLocator(minticks=4, maxticks=12)  # type: ignore[no-untyped-call]
+        axes.xaxis.set_major_locator(locator)
+        axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
+        axes.set_ylim(0, max(1, *(sum(row) for row in over.counts)) * 1.02)
         axes.set_ylabel("cases")
         axes.grid(axis="y", color=GRID, linewidth=0.6)
         axes.set_axisbelow(True)
@@ -106,7 +124,6 @@ def states_over_time(report: Report) -> str:
             frameon=False,
             fontsize=9,
         )
-        figure.autofmt_xdate(rotation=0, ha="center")
         return _svg(figure)
 
 
@@ -115,7 +132,7 @@ def signups_per_round(report: Report) -> str:
     cohorts = list(report.signups)
     regions = [r.region for r in report.regions]
     with mpl.rc_context(_STYLE):
-        figure = Figure(figsize=(5.6, 3.6))
+        figure = Figure(figsize=(6.2, 3.9))
         axes = figure.add_subplot()
         labels = [report.cohort_titles.get(c, c) for c in cohorts]
         bottom = [0] * len(cohorts)
@@ -149,7 +166,7 @@ def requirement_heatmap(report: Report) -> str:
     columns = [*STATUS_COLOURS]
     titles = ["met", "partly met", "not met", "n/a", "holding back"]
     with mpl.rc_context(_STYLE):
-        figure = Figure(figsize=(7.4, 0.34 * max(4, len(requirements)) + 1.0))
+        figure = Figure(figsize=(9.5, 0.3 * max(4, len(requirements)) + 0.9))
         axes = figure.add_subplot()
         if not requirements:
             axes.text(0.5, 0.5, "no checklist", ha="center", va="center", color=MUTED)
@@ -159,28 +176,35 @@ def requirement_heatmap(report: Report) -> str:
             [*(req.by_status.get(s, 0) for s in columns[:-1]), req.holding_back]
             for req in requirements
         ]
-        peaks = [max(1, max(row[j] for row in values)) for j in range(len(columns))]
+        peaks = [max(1, *(row[j] for row in values)) for j in range(len(columns))]
         image = []
         for row in values:
             cells = []
             for j, value in enumerate(row):
                 r, g, b, _ = to_rgba(STATUS_COLOURS[columns[j]])
                 strength = 0.08 + 0.92 * (value / peaks[j]) if value else 0.0
-                cells.append((1 - strength * (1 - r), 1 - strength * (1 - g), 1 - strength * (1 - b)))
+                cells.append(
+                    (1 - strength * (1 - r), 1 - strength * (1 - g), 1 - strength * (1 - b))
+                )
             image.append(cells)
         axes.imshow(image, aspect="auto", interpolation="nearest")
         for i, row in enumerate(values):
             for j, value in enumerate(row):
                 dark = value and value / peaks[j] > 0.55
                 axes.text(
-                    j, i, str(value) if value else "·", ha="center", va="center", fontsize=9,
+                    j,
+                    i,
+                    str(value) if value else "·",
+                    ha="center",
+                    va="center",
+                    fontsize=9,
                     color="white" if dark else INK,
                 )
         axes.set_xticks(range(len(columns)), titles)
         axes.xaxis.tick_top()
         axes.set_yticks(
             range(len(requirements)),
-            [f"{req.item}  {_short(req.title)}" for req in requirements],
+            [f"{req.item}  {_short(req.title, 60)}" for req in requirements],
         )
         axes.tick_params(length=0)
         for spine in axes.spines.values():

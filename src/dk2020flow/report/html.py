@@ -24,15 +24,16 @@ main { max-width:1180px; margin:0 auto; padding:24px 32px 48px; }
 .kpi b { display:block; font-size:28px; line-height:1.1; font-weight:650; }
 .kpi span { color:var(--muted); font-size:13px; }
 .kpi.good b { color:var(--good); } .kpi.warn b { color:var(--warn); } .kpi.bad b { color:var(--bad); }
-section { background:var(--card); border-radius:10px; padding:18px 22px 20px; margin:0 0 20px;
+section { background:var(--card); border-radius:10px; padding:18px 22px 20px; margin:0 0 20px; overflow-x:auto;
           box-shadow:0 1px 3px rgba(15,35,60,.08); }
 section h2 { margin:0 0 4px; font-size:18px; }
 section p.lead { margin:0 0 12px; color:var(--muted); font-size:14px; }
-.row { display:grid; grid-template-columns:1fr 1fr; gap:20px; }
+.row { display:grid; grid-template-columns:minmax(0,1fr) minmax(0,1fr); gap:20px; }
+.row.split { grid-template-columns:minmax(0,5fr) minmax(0,6fr); }
 @media (max-width: 900px) { .row { grid-template-columns:1fr; } }
 svg.chart { width:100%; height:auto; display:block; }
 table { border-collapse:collapse; width:100%; font-size:14px; font-variant-numeric:tabular-nums; }
-th, td { padding:6px 10px; border-bottom:1px solid var(--line); text-align:left; vertical-align:top; }
+th, td { padding:6px 8px; border-bottom:1px solid var(--line); text-align:left; vertical-align:top; }
 th { font-weight:600; color:var(--muted); font-size:12px; text-transform:uppercase; letter-spacing:.04em; }
 td.n, th.n { text-align:right; }
 tr.total td { font-weight:650; border-top:2px solid var(--ink); }
@@ -41,6 +42,7 @@ tbody tr:hover { background:#f3f6fa; }
 .late { color:var(--bad); font-weight:600; }
 .empty { color:var(--muted); font-style:italic; }
 .scroll { max-height:420px; overflow:auto; }
+details { margin-top:10px; } summary { cursor:pointer; color:var(--accent); }
 footer { color:var(--muted); font-size:12px; text-align:center; padding:8px 0 32px; }
 """
 
@@ -93,7 +95,7 @@ workflow {escape(report.workflow)} {escape(report.version)}</p></header>
 <section><h2>The programme over time</h2>
 <p class="lead">Cases in each state at the start of every month, from the case logs.</p>
 {charts.states_over_time(report)}</section>
-<div class="row">
+<div class="row split">
 <section><h2>Sign-ups per round</h2>
 <p class="lead">Municipalities whose council joined each round, by region.</p>
 {charts.signups_per_round(report)}</section>
@@ -104,7 +106,8 @@ workflow {escape(report.workflow)} {escape(report.version)}</p></header>
 <section><h2>{escape(report.checklist_title or "Checklist")}: which requirements hold plans back</h2>
 <p class="lead">Latest screening status of each requirement across the {report.screened_cases} screened
 plans; <i>holding back</i> counts open plans in screening or revision where it is partly or not met.</p>
-<div class="row"><div>{charts.requirement_heatmap(report)}</div><div class="scroll">{_requirements(report)}</div></div>
+{charts.requirement_heatmap(report)}
+<details><summary>The requirements in full</summary>{_requirements(report)}</details>
 </section>
 <section><h2>Overdue ({len(report.overdue)})</h2>
 <p class="lead">Deadlines that have passed while the case is still in the state; the owner is the role the
@@ -125,7 +128,14 @@ deadline mails.</p>
 
 def _regions(report: Report) -> str:
     cohorts = list(report.signups)
-    head = ["region", "cases", *(report.cohort_titles.get(c, c) for c in cohorts), "declined", "undecided", "withdrawn"]
+    head = [
+        "region",
+        "cases",
+        *(report.cohort_titles.get(c, c) for c in cohorts),
+        "declined",
+        "undecided",
+        "withdrawn",
+    ]
     body = [
         f"<tr><td>{escape(r.region)}</td>{_n(r.cases)}"
         + "".join(_n(r.by_round.get(c, 0)) for c in cohorts)

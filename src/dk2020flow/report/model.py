@@ -173,7 +173,7 @@ def build_report(
 def _default_workflow(definitions: Sequence[Any], cases: Sequence[Any]) -> str:
     counts = Counter(c.workflow for c in cases)
     if counts:
-        return counts.most_common(1)[0][0]
+        return str(counts.most_common(1)[0][0])
     if definitions:
         return str(definitions[-1].name)
     raise NotFoundError(
@@ -231,11 +231,16 @@ def _by_state(definition: Workflow, cases: Sequence[_Replayed]) -> dict[str, int
 
 def _joined(case: _Replayed, definition: Workflow) -> str | None:
     """The round a case joined: it has a cohort and has left the decision states."""
-    if case.cohort and case.cohort in definition.cohorts and case.state not in {
-        definition.initial_state,
-        "declined",
-        "not_participating",
-    }:
+    if (
+        case.cohort
+        and case.cohort in definition.cohorts
+        and case.state
+        not in {
+            definition.initial_state,
+            "declined",
+            "not_participating",
+        }
+    ):
         return case.cohort
     return None
 
@@ -271,7 +276,8 @@ def _state_matrix(definition: Workflow, cases: Sequence[_Replayed]) -> list[Stat
     return [
         StateCount(state=s, cohort=cohort, region=region, cases=n)
         for (s, cohort, region), n in sorted(
-            counts.items(), key=lambda kv: (order.index(kv[0][0]) if kv[0][0] in order else 99, kv[0][1:])
+            counts.items(),
+            key=lambda kv: (order.index(kv[0][0]) if kv[0][0] in order else 99, kv[0][1:]),
         )
     ]
 
@@ -377,9 +383,7 @@ def _monthly(
     states = _state_order(definition, [s for c in cases for _, s in c.history])
     index = {s: j for j, s in enumerate(states)}
     counts = [[0] * len(states) for _ in months]
-    instants = [
-        dt.datetime.combine(m, dt.time(), tzinfo=tz).astimezone(dt.UTC) for m in months
-    ]
+    instants = [dt.datetime.combine(m, dt.time(), tzinfo=tz).astimezone(dt.UTC) for m in months]
     for case in cases:
         position = 0
         current: str | None = None

@@ -93,14 +93,14 @@ def render_table(report: Report) -> RenderableType:
     overdue = Table(title=f"Overdue ({len(report.overdue)})", title_justify="left")
     for column in ("municipality", "state", "deadline", "due", "days late", "owner"):
         overdue.add_column(column, justify="right" if column == "days late" else "left")
-    for row in report.overdue:
+    for late in report.overdue:
         overdue.add_row(
-            row.municipality,
-            report.state_titles.get(row.state, row.state),
-            row.deadline,
-            local_time(report, row.due_at),
-            str(row.days_overdue),
-            ", ".join(row.owners),
+            late.municipality,
+            report.state_titles.get(late.state, late.state),
+            late.deadline,
+            local_time(report, late.due_at),
+            str(late.days_overdue),
+            ", ".join(late.owners),
         )
     if not report.overdue:
         overdue.add_row("nothing is overdue", "", "", "", "", "")

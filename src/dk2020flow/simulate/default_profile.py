@@ -32,11 +32,13 @@ open:
   - groups: [pilot]
     state: {guidance: 0.35, drafting: 0.65}
     cohort: pilot
+    role: follow_up
+    actor: "KL (opfølgning)"
     reason: "Pilotkommune siden 2019; fortsætter i partnerskabet"
     data:
       contact_person_name: "Klimakoordinator, {municipality} Kommune"
       contact_person_email: "klima@{slug}.example.dk"
-  - {}                                  # everyone else: invited
+  - {role: follow_up, actor: "KL (opfølgning)"}    # everyone else: invited
 
 states:
   invited:

@@ -51,7 +51,9 @@ def days(delay: Delay, rng: random.Random) -> float:
     elif kind == "uniform":
         value = rng.uniform(float(delay.min or 0.0), float(delay.max or 0.0))
     elif kind == "triangular":
-        value = rng.triangular(float(delay.min or 0.0), float(delay.max or 0.0), float(delay.mode or 0.0))
+        value = rng.triangular(
+            float(delay.min or 0.0), float(delay.max or 0.0), float(delay.mode or 0.0)
+        )
     elif kind == "lognormal":
         value = rng.lognormvariate(math.log(float(delay.median or 1.0)), float(delay.sigma or 0.0))
     else:
@@ -96,7 +98,11 @@ def anchor_instant(
         return None
     value: dt.date | dt.datetime = getattr(cohort, anchor.split(".", 1)[1])
     if isinstance(value, dt.datetime):
-        return to_utc(value.replace(tzinfo=None), tz) if value.tzinfo is None else value.astimezone(dt.UTC)
+        return (
+            to_utc(value.replace(tzinfo=None), tz)
+            if value.tzinfo is None
+            else value.astimezone(dt.UTC)
+        )
     return to_utc(dt.datetime.combine(value, dt.time()), tz)
 
 
@@ -110,7 +116,9 @@ def office_instant(
     return to_utc(local, tz)
 
 
-def data_values(data: Mapping[str, Any], variables: Mapping[str, str], rng: random.Random) -> dict[str, Any]:
+def data_values(
+    data: Mapping[str, Any], variables: Mapping[str, str], rng: random.Random
+) -> dict[str, Any]:
     """The data an action carries: text templates filled in, ``{choice: [...]}`` drawn."""
     return {name: _value(value, variables, rng) for name, value in data.items()}
 

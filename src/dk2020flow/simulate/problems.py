@@ -36,7 +36,7 @@ def find_problems(
     """Every problem, grouped so that one cause is one line (with a few example cases)."""
     name = wf.workflow.workflow
     timer_rows = rq.timers(engine, workflow=name)
-    problems = [
+    return [
         *_merge(earlier),
         *_stuck(wf, timer_rows, open_cases, planned),
         *_closed_day_deadlines(wf, timer_rows),
@@ -45,7 +45,6 @@ def find_problems(
         *_dispatch_failures(dispatch_errors),
         *_refused_timer_triggers(rq.events(engine, workflow=name)),
     ]
-    return problems
 
 
 def _examples(names: Iterable[str]) -> tuple[str, ...]:
@@ -99,17 +98,19 @@ def _stuck(
         if row.status != "pending" or row.epoch != row.case_epoch:
             continue
         pending.add(row.case_id)
-        state = wf.workflow.states.get(row.case_state)
-        spec = state.timers.get(row.timer) if state else None
+        spec_state = wf.workflow.states.get(row.case_state)
+        spec = spec_state.timers.get(row.timer) if spec_state else None
         if spec is not None and _moves(spec, row.kind):
             moving.add(row.case_id)
     by_state: dict[str, list[int]] = defaultdict(list)
-    for case_id, (_, state) in open_cases.items():
+    for case_id, (_, current) in open_cases.items():
         if case_id not in planned and case_id not in moving:
-            by_state[state].append(case_id)
+            by_state[current].append(case_id)
     problems = []
     for state, ids in sorted(by_state.items()):
-        waiting = " (their remaining timers only send mail)" if any(i in pending for i in ids) else ""
+        waiting = (
+            " (their remaining timers only send mail)" if any(i in pending for i in ids) else ""
+        )
         problems.append(
             Problem(
                 kind=ProblemKind.STUCK,
@@ -232,7 +233,9 @@ def _mail(lines: Sequence[rq.OutboxLine]) -> list[Problem]:
     for line in lines:
         if line.status == "parked":
             role = _ROLE.search(line.reason)
-            why = f"no recipient in role {role.group(1)}" if role else (line.reason or "no recipient")
+            why = (
+                f"no recipient in role {role.group(1)}" if role else (line.reason or "no recipient")
+            )
             parked[(line.template, why)].append(line.municipality_name)
         elif line.status == "dead":
             error = _CASE_PREFIX.sub("", line.last_error)[:200]

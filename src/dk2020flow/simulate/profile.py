@@ -192,8 +192,9 @@ class OpenRule(_Frozen):
     """The state to open in (default: the initial state), or weights of several."""
     cohort: Name | None = None
     reason: str = ""
-    role: Name = "follow_up"
-    actor: str = "KL (opfølgning)"
+    role: Name | None = None
+    """The role that opens the case (default: none, the engine itself)."""
+    actor: str = "simulation"
     data: dict[Name, DataValue] = Field(default_factory=dict)
 
 
@@ -217,7 +218,9 @@ def parse_behaviour(text: str, source: str) -> Behaviour:
         try:
             data: Any = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise BehaviourError(f"{source}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
+            raise BehaviourError(
+                f"{source}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}"
+            ) from None
         locate: Any = None
     else:
         document = read_yaml(text, source)
@@ -229,7 +232,9 @@ def parse_behaviour(text: str, source: str) -> Behaviour:
         data = document.data
         locate = document.locator
     if not isinstance(data, Mapping):
-        raise BehaviourError(f"{source}: a behaviour profile is a mapping (profile:, workflow:, states:)")
+        raise BehaviourError(
+            f"{source}: a behaviour profile is a mapping (profile:, workflow:, states:)"
+        )
     try:
         return Behaviour.model_validate(data)
     except ValidationError as exc:
@@ -287,7 +292,7 @@ def check_against(behaviour: Behaviour, workflow: Workflow, *, source: str) -> N
         problems.extend(f"{where}: no state {s!r}" for s in states if s not in workflow.states)
         if rule.cohort and rule.cohort not in workflow.cohorts:
             problems.append(f"{where}: no cohort {rule.cohort!r}")
-        if rule.role not in workflow.roles:
+        if rule.role is not None and rule.role not in workflow.roles:
             problems.append(f"{where}: no role {rule.role!r}")
         data_fields(where, rule.data)
     for state_name, spec in behaviour.states.items():
@@ -309,7 +314,9 @@ def check_against(behaviour: Behaviour, workflow: Workflow, *, source: str) -> N
                         if state_name in workflow.sources(t)
                     ]
                     if not found:
-                        problems.append(f"{where}: trigger {trigger!r} is not valid from {state_name!r}")
+                        problems.append(
+                            f"{where}: trigger {trigger!r} is not valid from {state_name!r}"
+                        )
                     elif found[0].roles and action.role not in found[0].roles:
                         problems.append(
                             f"{where}: role {action.role!r} may not fire {trigger!r} "

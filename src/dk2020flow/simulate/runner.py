@@ -150,7 +150,10 @@ def run_simulation(
             service = Service(store, clock=clock, settings=settings)
             stored, _ = service.load_workflow(Path(workflow_path))
             wf = service.compiled_latest(stored.name)
-            start_at, end_at = _instant(start, end=False, tz=wf.tz), _instant(end, end=True, tz=wf.tz)
+            start_at, end_at = (
+                _instant(start, end=False, tz=wf.tz),
+                _instant(end, end=True, tz=wf.tz),
+            )
             clock.set(start_at)
             profile, source = _behaviour(behaviour)
             check_against(profile, wf.workflow, source=source)
@@ -185,7 +188,7 @@ def run_simulation(
 def _scratch_root() -> str | None:
     """Memory-backed storage when the system has it: a simulation commits thousands of
     times, and fsync on a disk would dominate its run time."""
-    shm = Path("/dev/shm")
+    shm = Path("/dev/shm")  # noqa: S108 - a scratch folder made by mkdtemp inside it
     return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
 
 
@@ -214,9 +217,10 @@ def _database(db_url: str | None) -> Iterator[tuple[str, Path]]:
 
 def _copy_sqlite(source: Path, target: Path) -> None:
     """Copy a SQLite database with SQLite's online backup (the WAL included)."""
-    with contextlib.closing(sqlite3.connect(source)) as src, contextlib.closing(
-        sqlite3.connect(target)
-    ) as dst:
+    with (
+        contextlib.closing(sqlite3.connect(source)) as src,
+        contextlib.closing(sqlite3.connect(target)) as dst,
+    ):
         src.backup(dst)
 
 
@@ -237,9 +241,7 @@ def sqlite_file(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def _instant(
-    value: dt.datetime | dt.date, *, end: bool, tz: Any = None
-) -> dt.datetime:
+def _instant(value: dt.datetime | dt.date, *, end: bool, tz: Any = None) -> dt.datetime:
     from zoneinfo import ZoneInfo
 
     from dk2020flow.engine.timers import to_utc
@@ -340,11 +342,12 @@ def _open_cases(run: _Run, participants: list[Municipality], now: dt.datetime) -
         state: str | None = None
         if rule is not None and isinstance(rule.state, str):
             state = rule.state
-        elif rule is not None and rule.state:
-            names = list(rule.state)
-            state = rng.choices(names, weights=[rule.state[n] for n in names])[0]
+        elif rule is not None and isinstance(rule.state, dict) and rule.state:
+            weights = rule.state
+            names = list(weights)
+            state = rng.choices(names, weights=[weights[n] for n in names])[0]
         variables = _variables(run, municipality, date=_local_date(run, now))
-        role = rule.role if rule else "follow_up"
+        role = rule.role if rule else None
         try:
             snapshot = service.open_case(
                 wf.workflow.workflow,
@@ -358,8 +361,13 @@ def _open_cases(run: _Run, participants: list[Municipality], now: dt.datetime) -
                 now=now,
             )
         except Dk2020flowError as exc:
-            _problem(run, ProblemKind.REFUSED, f"opening {municipality.name}'s case failed: {exc}",
-                     "fix the profile's `open` rules or the workflow", municipality.name)
+            _problem(
+                run,
+                ProblemKind.REFUSED,
+                f"opening {municipality.name}'s case failed: {exc}",
+                "fix the profile's `open` rules or the workflow",
+                municipality.name,
+            )
             continue
         run.cases[snapshot.id or 0] = _Case(
             id=snapshot.id or 0,
@@ -375,7 +383,9 @@ def _open_cases(run: _Run, participants: list[Municipality], now: dt.datetime) -
 # ----------------------------------------------------------------------------- the loop
 
 
-def _deliverer(store: Any, settings: Settings, folder: Path, seed: int) -> Callable[[dt.datetime], int]:
+def _deliverer(
+    store: Any, settings: Settings, folder: Path, seed: int
+) -> Callable[[dt.datetime], int]:
     from dk2020flow.notify.transports import FolderTransport, MailSettings
     from dk2020flow.runtime.delivery import deliver_batch
 
@@ -387,7 +397,9 @@ def _deliverer(store: Any, settings: Settings, folder: Path, seed: int) -> Calla
     def deliver(now: dt.datetime) -> int:
         total = 0
         while True:
-            result = deliver_batch(store, transport, now=now, settings=settings, rng=rng, sender=sender)
+            result = deliver_batch(
+                store, transport, now=now, settings=settings, rng=rng, sender=sender
+            )
             total += result.sent
             if result.claimed < settings.mail_batch_size:
                 return total
@@ -462,7 +474,9 @@ def _act(run: _Run, now: dt.datetime) -> bool:
 
 def _take(run: _Run, case: _Case, action: Action, now: dt.datetime) -> None:
     service, wf = run.service, run.wf
-    role_title = text_in(wf.workflow.roles[action.role].title, wf.workflow.default_language, action.role)
+    role_title = text_in(
+        wf.workflow.roles[action.role].title, wf.workflow.default_language, action.role
+    )
     variables = _variables(
         run,
         case.municipality,
@@ -527,7 +541,9 @@ def _screen(run: _Run, case: _Case, action: Action, actor: str, ref: str, now: d
         case.memory[memory_key] = {
             "revisions": draws.count(spec.revisions, rng),
             "not_applicable": sorted(
-                item for item, p in spec.not_applicable.items() if item in checklist.items and rng.random() < p
+                item
+                for item, p in spec.not_applicable.items()
+                if item in checklist.items and rng.random() < p
             ),
         }
     memory = case.memory[memory_key]
@@ -628,7 +644,9 @@ def _when(run: _Run, case: _Case, action: Action) -> dt.datetime | None:
     else:
         assert action.after is not None
         cohort = wf.workflow.cohorts.get(case.cohort) if case.cohort else None
-        base = draws.anchor_instant(action.after.from_, entered_at=case.entered_at, cohort=cohort, tz=wf.tz)
+        base = draws.anchor_instant(
+            action.after.from_, entered_at=case.entered_at, cohort=cohort, tz=wf.tz
+        )
         if base is None:
             return None
         instant = base + dt.timedelta(days=draws.days(action.after, rng))
@@ -652,7 +670,11 @@ def _local_date(run: _Run, now: dt.datetime) -> str:
 def _note(run: _Run, now: dt.datetime, case: _Case, kind: str, text: str) -> None:
     run.notes.append(
         TimelineEntry(
-            at=now, case_id=case.id, municipality=case.municipality.name, kind=kind, text=text,
+            at=now,
+            case_id=case.id,
+            municipality=case.municipality.name,
+            kind=kind,
+            text=text,
             state=case.state,
         )
     )
@@ -757,7 +779,9 @@ def describe_event(line: rq.EventLine) -> str:
     if kind == "checklist":
         items = line.data.get("items", {})
         counts = Counter(str(v.get("status", "")) for v in items.values() if isinstance(v, dict))
-        summary = ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in sorted(counts.items()))
+        summary = ", ".join(
+            f"{n} {status.replace('_', ' ')}" for status, n in sorted(counts.items())
+        )
         return f"{line.trigger} recorded{who}: {summary}"
     text = f"{kind.replace('_', ' ')}" + (f" {line.trigger}" if line.trigger else "") + who
     return f"{text}: {line.comment}" if line.comment else text

@@ -22,13 +22,19 @@ PENDING = TimerStatus.PENDING.value
 
 
 def due_timers(now: dt.datetime, limit: int) -> Select[Any]:
-    """Pending case timers due at ``now``, earliest first, locked for the caller."""
+    """Pending case timers due at ``now``, earliest first, locked for the caller.
+
+    The case row is locked with its timers: two daemons never work on one case at
+    once (on PostgreSQL the second skips it), so neither loses a version check or
+    deadlocks on the other's case.
+    """
     return (
         select(t.timers.c.id)
+        .join(t.cases, t.cases.c.id == t.timers.c.case_id)
         .where(t.timers.c.status == PENDING, t.timers.c.due_at <= now)
         .order_by(t.timers.c.due_at, t.timers.c.id)
         .limit(limit)
-        .with_for_update(skip_locked=True)
+        .with_for_update(skip_locked=True, of=[t.timers, t.cases])
     )
 
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, func, select
+from sqlalchemy import Engine, case, func, select
 
 from dk2020flow.engine.records import TimerStatus
 from dk2020flow.store import tables as t
@@ -226,42 +226,15 @@ def next_work(engine: Engine) -> tuple[dt.datetime | None, dt.datetime | None]:
     """
     o, tm, pt = t.outbox.c, t.timers.c, t.programme_timers.c
     ready = case((o.not_before > o.next_attempt_at, o.not_before), else_=o.next_attempt_at)
+    query = select(
+        select(func.min(tm.due_at)).where(tm.status == PENDING).scalar_subquery(),
+        select(func.min(pt.due_at)).where(pt.status == PENDING).scalar_subquery(),
+        select(func.min(ready)).where(o.status == OutboxStatus.PENDING.value).scalar_subquery(),
+    )
     with _read(engine) as conn:
-        case_timer = conn.execute(select(func.min(tm.due_at)).where(tm.status == PENDING)).scalar()
-        programme = conn.execute(select(func.min(pt.due_at)).where(pt.status == PENDING)).scalar()
-        mail = conn.execute(
-            select(func.min(ready)).where(o.status == OutboxStatus.PENDING.value)
-        ).scalar()
+        case_timer, programme, mail = conn.execute(query).one()
     timers_at = [_aware(v) for v in (case_timer, programme) if v is not None]
     return (min(timers_at) if timers_at else None), (_aware(mail) if mail is not None else None)
-
-
-def next_deliverable_at(engine: Engine) -> dt.datetime | None:
-    """When the earliest pending message may go out: the later of not_before and next_attempt_at."""
-    o = t.outbox.c
-    ready = case((o.not_before > o.next_attempt_at, o.not_before), else_=o.next_attempt_at)
-    query = select(func.min(ready)).where(o.status == OutboxStatus.PENDING.value)
-    with _read(engine) as conn:
-        value = conn.execute(query).scalar()
-    if value is None:
-        return None
-    if isinstance(value, str):  # SQLite returns the CASE expression's text untyped
-        value = dt.datetime.fromisoformat(value)
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
-
-
-def next_timer_at(engine: Engine) -> dt.datetime | None:
-    """The earliest pending case or programme timer."""
-    pt = t.programme_timers.c
-    with _read(engine) as conn:
-        values = [
-            conn.execute(
-                select(func.min(t.timers.c.due_at)).where(t.timers.c.status == PENDING)
-            ).scalar(),
-            conn.execute(select(func.min(pt.due_at)).where(pt.status == PENDING)).scalar(),
-        ]
-    found = [_aware(v) for v in values if v is not None]
-    return min(found) if found else None
 
 
 def _aware(value: Any) -> dt.datetime:
@@ -284,11 +257,9 @@ __all__ = [
     "EventLine",
     "OutboxLine",
     "TimerLine",
-    "and_",
     "events",
     "last_event_id",
-    "next_deliverable_at",
-    "next_timer_at",
+    "next_work",
     "outbox_counts",
     "outbox_lines",
     "pending_deadlines",

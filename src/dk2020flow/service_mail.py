@@ -1,0 +1,342 @@
+"""Turning a decision's mail intents into rendered outbox rows.
+
+Recipients come by role: the municipality's contacts, the case's own
+``<role>_email`` fields, then the role's shared mailbox from the workflow
+file. A mail with no recipient is parked with its reason, never dropped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from dk2020flow.definition.model import text_in
+from dk2020flow.engine import timers as timing
+from dk2020flow.engine.machine import CompiledWorkflow
+from dk2020flow.engine.records import CaseSnapshot, Decision, MailIntent
+from dk2020flow.notify.context import (
+    CaseView,
+    ChecklistEntry,
+    ChecklistView,
+    DeadlineView,
+    EventView,
+    MunicipalityView,
+    RecipientView,
+    TransitionView,
+    build_context,
+)
+from dk2020flow.notify.ics import deadline_ics, event_ics
+from dk2020flow.notify.render import RenderedMail, Renderer
+from dk2020flow.store.port import Contact, NewMail, OutboxStatus, Tx
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Preview:
+    to: tuple[tuple[str, str], ...]
+    cc: tuple[tuple[str, str], ...]
+    language: str
+    mail: RenderedMail
+
+
+class MailComposer:
+    """Renders mail for one workflow version at a time (renderers are cached per version)."""
+
+    def __init__(self) -> None:
+        self._renderers: dict[int, Renderer] = {}
+
+    def renderer(self, wf: CompiledWorkflow) -> Renderer:
+        found = self._renderers.get(wf.definition_id)
+        if found is None:
+            found = Renderer(wf.templates, timezone=wf.workflow.timezone)
+            self._renderers[wf.definition_id] = found
+        return found
+
+    def render_all(
+        self, tx: Tx, wf: CompiledWorkflow, decision: Decision, now: dt.datetime
+    ) -> list[NewMail]:
+        mails: list[NewMail] = []
+        for intent in decision.mails:
+            mails.extend(self.render(tx, wf, decision.case, intent, now))
+        return mails
+
+    def contacts(
+        self, tx: Tx, wf: CompiledWorkflow, case: CaseSnapshot
+    ) -> dict[str, list[Contact]]:
+        """Recipients by role: the municipality's contacts, the case's own `<role>_email`
+        fields, then the role's shared mailbox from the workflow file."""
+        by_role: dict[str, list[Contact]] = {}
+        for contact in tx.contacts(case.municipality_code):
+            by_role.setdefault(contact.role, []).append(contact)
+        for role_name, role in wf.workflow.roles.items():
+            email = case.data.get(f"{role_name}_email")
+            if isinstance(email, str) and email:
+                name = case.data.get(f"{role_name}_name")
+                own = Contact(
+                    municipality_code=case.municipality_code,
+                    role=role_name,
+                    name=name if isinstance(name, str) else "",
+                    email=email,
+                    language=wf.workflow.default_language,
+                )
+                if all(c.email != email for c in by_role.get(role_name, [])):
+                    by_role.setdefault(role_name, []).insert(0, own)
+            if not by_role.get(role_name) and role.email:
+                by_role[role_name] = [
+                    Contact(
+                        municipality_code=case.municipality_code,
+                        role=role_name,
+                        name=role.name or text_in(role.title, wf.workflow.default_language),
+                        email=role.email,
+                        language=wf.workflow.default_language,
+                    )
+                ]
+        return by_role
+
+    def render(
+        self,
+        tx: Tx,
+        wf: CompiledWorkflow,
+        case: CaseSnapshot,
+        intent: MailIntent,
+        now: dt.datetime,
+        *,
+        language: str | None = None,
+        reminder: bool = False,
+    ) -> list[NewMail]:
+        """Render one mail intent: one message per language of its To recipients."""
+        definition = wf.workflow
+        contacts = self.contacts(tx, wf, case)
+        to = [c for role in intent.to for c in contacts.get(role, [])]
+        cc = [c for role in intent.cc for c in contacts.get(role, [])]
+        not_before = (
+            now
+            if intent.urgent
+            else timing.next_office_opening(now, definition.office_hours, wf.calendar, wf.tz)
+        )
+
+        def lang_of(contact: Contact) -> str:
+            if language:
+                return language
+            return (
+                contact.language
+                if contact.language in definition.languages
+                else definition.default_language
+            )
+
+        if not to:
+            missing = ", ".join(intent.to)
+            recipient = Contact(
+                municipality_code=case.municipality_code,
+                role=intent.to[0],
+                name="",
+                email="",
+                language=definition.default_language,
+            )
+            rendered = self._render_one(
+                wf, case, intent, recipient, lang_of(recipient), now, reminder
+            )
+            return [
+                NewMail(
+                    case_id=case.id,
+                    template=intent.template,
+                    language=lang_of(recipient),
+                    to=(),
+                    cc=tuple((c.name, c.email) for c in cc),
+                    subject=rendered.subject,
+                    text=rendered.text,
+                    html=rendered.html,
+                    ics=None,
+                    not_before=not_before,
+                    created_at=now,
+                    urgent=intent.urgent,
+                    status=OutboxStatus.PARKED,
+                    reason=f"no recipient in role {missing} for {case.municipality_name}: "
+                    "add a contact (`dk2020flow participants import`), then `outbox retry`",
+                )
+            ]
+        languages = list(dict.fromkeys(lang_of(c) for c in to))
+        mails: list[NewMail] = []
+        for lang in languages:
+            group = [c for c in to if lang_of(c) == lang]
+            group_cc = [c for c in cc if lang_of(c) == lang or lang == languages[0]]
+            group_cc = [c for c in group_cc if all(c.email != t.email for t in group)]
+            rendered = self._render_one(wf, case, intent, group[0], lang, now, reminder)
+            mails.append(
+                NewMail(
+                    case_id=case.id,
+                    template=intent.template,
+                    language=lang,
+                    to=tuple((c.name, c.email) for c in group),
+                    cc=tuple(dict.fromkeys((c.name, c.email) for c in group_cc)),
+                    subject=rendered.subject,
+                    text=rendered.text,
+                    html=rendered.html,
+                    ics=self._ics(wf, case, intent, now),
+                    not_before=not_before,
+                    created_at=now,
+                    urgent=intent.urgent,
+                )
+            )
+        return mails
+
+    def _render_one(
+        self,
+        wf: CompiledWorkflow,
+        case: CaseSnapshot,
+        intent: MailIntent,
+        recipient: Contact,
+        language: str,
+        now: dt.datetime,
+        reminder: bool,
+    ) -> RenderedMail:
+        definition = wf.workflow
+        deadline: DeadlineView | None = None
+        if intent.deadline_at is not None and intent.timer:
+            deadline = DeadlineView(
+                name=intent.timer, due_at=intent.deadline_at, extended=intent.extended
+            )
+        event: EventView | None = None
+        if intent.event:
+            cohort_name, event_name = intent.event.split(".", 1)
+            spec = definition.cohorts[cohort_name].events[event_name]
+            starts, ends = timing.event_instants(spec, wf.tz)
+            event = EventView(
+                name=event_name,
+                title=text_in(spec.title, language, event_name),
+                starts_at=starts,
+                ends_at=ends,
+                location=spec.location,
+                cancelled=spec.cancelled,
+                reminder=reminder,
+            )
+        transition = (
+            TransitionView(trigger=intent.trigger, comment=intent.comment, actor=intent.actor)
+            if intent.trigger
+            else None
+        )
+        checklist = None
+        if definition.checklists:
+            name = next(iter(definition.checklists))
+            entries = case.checklists.get(name, {})
+            checklist = ChecklistView(
+                name=name,
+                entries={
+                    k: ChecklistEntry(status=v.status, comment=v.comment)
+                    for k, v in entries.items()
+                },
+            )
+        context = build_context(
+            definition,
+            language,
+            now=now,
+            case=CaseView(
+                id=case.id or 0,
+                reference=f"{definition.workflow}-{case.municipality_code}",
+                state=case.state,
+                cohort=case.cohort,
+                data=dict(case.data),
+                opened_at=case.opened_at,
+            ),
+            municipality=MunicipalityView(
+                code=case.municipality_code, name=case.municipality_name, region=case.region
+            ),
+            recipient=RecipientView(
+                name=recipient.name, email=recipient.email, role=recipient.role
+            ),
+            deadline=deadline,
+            event=event,
+            transition=transition,
+            checklist=checklist,
+        )
+        return self.renderer(wf).render(intent.template, language, context)
+
+    def _ics(
+        self, wf: CompiledWorkflow, case: CaseSnapshot, intent: MailIntent, now: dt.datetime
+    ) -> str | None:
+        if not intent.event and not (intent.ics and intent.deadline_at and intent.timer):
+            return None
+        definition = wf.workflow
+        if intent.event:
+            cohort_name, event_name = intent.event.split(".", 1)
+            spec = definition.cohorts[cohort_name].events[event_name]
+            return event_ics(
+                spec,
+                uid=f"event-{definition.workflow}-{cohort_name}-{event_name}@dk2020flow",
+                timezone=definition.timezone,
+                language=definition.default_language,
+                stamp=now,
+                organizer=(definition.links.help_name, definition.links.help_email)
+                if definition.links.help_email
+                else None,
+            )
+        if intent.ics and intent.deadline_at is not None and intent.timer:
+            return deadline_ics(
+                title=f"{text_in(definition.title, definition.default_language)}: {intent.timer}",
+                due_at=intent.deadline_at,
+                uid=f"deadline-{definition.workflow}-{case.municipality_code}-{intent.timer}@dk2020flow",
+                timezone=definition.timezone,
+                sequence=1 if intent.extended else 0,
+            )
+        return None
+
+
+def roles_mailed(wf: CompiledWorkflow) -> set[str]:
+    roles: set[str] = set()
+    definition = wf.workflow
+    for state in definition.states.values():
+        for spec in state.on_entry.mail:
+            roles.update(spec.to)
+        for timer in state.timers.values():
+            for spec in timer.on_due.mail:
+                roles.update(spec.to)
+    for transition in definition.transitions:
+        for spec in transition.mail:
+            roles.update(spec.to)
+    return roles
+
+
+def all_templates(wf: CompiledWorkflow) -> set[str]:
+    return {name.split(".", 1)[0] for name in wf.templates if not name.startswith("_")}
+
+
+def find_mail_spec(wf: CompiledWorkflow, template: str) -> tuple[MailIntent, str] | None:
+    """The first place in the workflow that sends ``template``, as an intent to preview."""
+    definition = wf.workflow
+    for state in definition.states.values():
+        for spec in state.on_entry.mail:
+            if spec.template == template:
+                return MailIntent(template=template, to=spec.to, cc=spec.cc, kind="state_entry"), ""
+        for name, timer in state.timers.items():
+            specs = [*timer.on_due.mail]
+            if timer.reminders:
+                specs.append(timer.reminders.mail)
+            if timer.repeat:
+                specs.append(timer.repeat.mail)
+            if timer.escalate:
+                specs.append(timer.escalate.mail)
+            for spec in specs:
+                if spec.template == template:
+                    return MailIntent(
+                        template=template, to=spec.to, cc=spec.cc, kind="timer", timer=name
+                    ), name
+    for transition in definition.transitions:
+        for spec in transition.mail:
+            if spec.template == template:
+                return MailIntent(
+                    template=template,
+                    to=spec.to,
+                    cc=spec.cc,
+                    kind="transition",
+                    trigger=transition.trigger,
+                ), ""
+    for cohort_name, cohort in definition.cohorts.items():
+        for event_name, event in cohort.events.items():
+            if event.mail.template == template:
+                return MailIntent(
+                    template=template,
+                    to=event.mail.to,
+                    cc=event.mail.cc,
+                    kind="event",
+                    event=f"{cohort_name}.{event_name}",
+                ), ""
+    return None

@@ -1,0 +1,59 @@
+"""Programme events (start conference, workshops) mail every case of the cohort in the named states."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from dk2020flow.clock import ManualClock
+from dk2020flow.service import Service
+from dk2020flow.store.port import Contact
+from dk2020flow.store.repository import SqlStore
+
+ROOT = Path(__file__).resolve().parents[3]
+DK2020 = ROOT / "workflows" / "dk2020.yaml"
+JUNE = dt.datetime(2020, 6, 20, 8, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def service(sqlite_url: str) -> Service:
+    store = SqlStore(sqlite_url)
+    svc = Service(store, clock=ManualClock(JUNE))
+    svc.load_workflow(DK2020)
+    with store.transaction() as tx:
+        contacts = [
+            Contact(municipality_code=m.code, role="contact_person", name=f"Kontakt {m.name}",
+                    email=f"klima@{m.code}.example.dk", language="da")
+            for m in tx.municipalities()
+        ]
+        tx.replace_participants(tx.municipalities(), contacts)
+    return svc
+
+
+def test_start_conference_invites_the_waiting_cases_of_its_round(service: Service) -> None:
+    for name in ("Aarhus", "Odense"):
+        service.open_case("dk2020", name, actor="KL", role="follow_up", cohort="round1",
+                          state="onboarding", reason="test: joins for the start")
+    service.open_case("dk2020", "Vejle", actor="KL", role="follow_up", cohort="round2",
+                      state="onboarding", reason="test: other round")
+    invite_at = dt.datetime(2020, 11, 5, 9, 0, tzinfo=dt.UTC)  # 21 days before 26 November
+    result = service.fire_due(invite_at)
+    assert result.programme >= 1
+    with service.store.read() as tx:
+        invitations = [m for m in tx.outbox(limit=500) if m.template == "event_invitation"]
+    assert sorted(m.to[0][1] for m in invitations) == ["klima@461.example.dk", "klima@751.example.dk"]
+    ics = invitations[0].ics or ""
+    assert "BEGIN:VEVENT" in ics and "TZID=Europe/Copenhagen" in ics
+    assert "UID:event-dk2020-round1-start_conference@dk2020flow" in ics
+    assert service.fire_due(invite_at).programme == 0  # never twice
+
+
+def test_preview_shows_what_would_be_sent(service: Service) -> None:
+    service.open_case("dk2020", "Aarhus", actor="KL", role="follow_up")
+    previews = service.preview("Aarhus", "decision_reminder")
+    assert previews
+    assert "31. august 2020" in previews[0].mail.text
+    english = service.preview("Aarhus", "decision_reminder", language="en")
+    assert "31 August 2020" in english[0].mail.text

@@ -1,0 +1,142 @@
+"""Simulations through the real service, scheduler and delivery code, on small programmes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dk2020flow.cli import app
+from dk2020flow.simulate import BehaviourError, ProblemKind, SimulationResult, run_simulation
+
+DATA = Path(__file__).parent / "data"
+START, END = dt.date(2024, 2, 15), dt.date(2024, 6, 30)
+
+
+def simulate(workflow: str, seed: int, out: Path | None = None) -> SimulationResult:
+    return run_simulation(
+        DATA / "workflows" / f"{workflow}.yaml",
+        start=START,
+        end=END,
+        participants_csv=DATA / "participants.csv",
+        behaviour=DATA / f"{workflow}-behaviour.yaml",
+        seed=seed,
+        out_dir=out,
+    )
+
+
+def timeline(result: SimulationResult) -> list[tuple[str, str, str]]:
+    return [(e.at.isoformat(), e.municipality, e.text) for e in result.timeline]
+
+
+def test_the_same_seed_gives_the_same_timeline(tmp_path: Path) -> None:
+    first = simulate("mini", seed=3, out=tmp_path / "first")
+    again = simulate("mini", seed=3, out=tmp_path / "again")
+    other = simulate("mini", seed=4)
+    assert timeline(first) == timeline(again)
+    assert timeline(first) != timeline(other)
+    assert sorted(p.name for p in (tmp_path / "first").glob("*.eml")) == sorted(
+        p.name for p in (tmp_path / "again").glob("*.eml")
+    )
+
+
+def test_a_healthy_programme_runs_to_its_end_through_the_real_paths(tmp_path: Path) -> None:
+    result = simulate("mini", seed=3, out=tmp_path)
+    assert result.summary is not None
+    assert result.summary.cases == 6
+    assert set(result.summary.by_state) <= {"done", "out"}
+    assert result.problems == []
+    kinds = {e.kind for e in result.timeline}
+    assert {"opened", "transition", "timer"} <= kinds
+    sent = result.summary.mail.get("sent", 0)
+    assert sent == len(list(tmp_path.glob("*.eml"))) > 0
+    message = next(tmp_path.glob("*.eml")).read_text(encoding="utf-8", errors="replace")
+    assert "Subject:" in message
+
+
+def test_a_broken_workflow_is_flagged() -> None:
+    result = simulate("broken", seed=1)
+    by_kind: dict[ProblemKind, list[str]] = {}
+    for problem in result.problems:
+        by_kind.setdefault(problem.kind, []).append(problem.message)
+    text = "\n".join(p.message for p in result.problems)
+    assert "stuck in 'limbo'" in text, text
+    assert "'reply' (invited) fell on a weekend or holiday" in text, text
+    assert "Sunday 2024-03-10" in text, text
+    assert any("go out only after the deadline" in m for m in by_kind[ProblemKind.REMINDER_LATE])
+    assert any("never sent" in m for m in by_kind[ProblemKind.REMINDER_LATE])
+    assert any("no recipient in role mayor" in m for m in by_kind[ProblemKind.PARKED_MAIL])
+    stuck = next(p for p in result.problems if p.kind is ProblemKind.STUCK)
+    assert stuck.count == len(stuck.cases) > 0
+    assert all(p.hint for p in result.problems)
+
+
+def test_a_profile_for_another_workflow_is_refused_before_anything_runs() -> None:
+    with pytest.raises(BehaviourError, match="not 'mini'"):
+        run_simulation(
+            DATA / "workflows" / "mini.yaml",
+            start=START,
+            end=END,
+            participants_csv=DATA / "participants.csv",
+            behaviour=DATA / "broken-behaviour.yaml",
+        )
+
+
+def test_the_command_prints_timeline_summary_and_problems(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "simulate",
+            str(DATA / "workflows" / "broken.yaml"),
+            "--from",
+            "2024-02-15",
+            "--to",
+            "2024-06-30",
+            "--participants",
+            str(DATA / "participants.csv"),
+            "--behaviour",
+            str(DATA / "broken-behaviour.yaml"),
+            "--out",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "full timeline" in result.output
+    assert (tmp_path / "timeline.txt").is_file()
+    assert "problem(s) to fix" in result.output
+    assert "stuck" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--from", "2024-13-01"], "not a date"),
+        (["--from", "2024-06-01", "--to", "2024-05-01"], "is not after"),
+        (["--behaviour", "missing.yaml"], "is not a file"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(args: list[str], expected: str) -> None:
+    result = CliRunner().invoke(app, ["simulate", str(DATA / "workflows" / "mini.yaml"), *args])
+    assert result.exit_code == 2
+    assert expected in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_misfit_profile_exits_2(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "simulate",
+            str(DATA / "workflows" / "mini.yaml"),
+            "--from",
+            "2024-02-15",
+            "--to",
+            "2024-03-01",
+            "--behaviour",
+            str(DATA / "broken-behaviour.yaml"),
+        ],
+    )
+    assert result.exit_code == 2, result.output
+    assert "does not fit the workflow" in result.output
