@@ -16,7 +16,7 @@ from rich.console import Console
 
 from dk2020flow.clock import FixedClock, SystemClock, parse_instant
 from dk2020flow.errors import Dk2020flowError
-from dk2020flow.settings import Settings
+from dk2020flow.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from dk2020flow.service import Service
@@ -54,7 +54,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def settings_for(db: str | None) -> Settings:
-    settings = Settings()
+    settings = load_settings()
     if db:
         settings = settings.model_copy(update={"database_url": db})
     return settings

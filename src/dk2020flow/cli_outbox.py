@@ -189,41 +189,24 @@ def retry_command(
     if (message_id is None) == (not (all_dead or all_parked)):
         raise typer.BadParameter("give a message ID, or --all-dead / --all-parked (not both)")
     service = open_service(db, now)
-    when = service.clock.now()
     requeued: list[int] = []
     refused: list[tuple[int, str]] = []
-    with service.store.transaction() as tx:
-        if message_id is not None:
-            msg = tx.outbox_message(message_id)
-            if msg is None:
-                raise NotFoundError(
-                    f"there is no message {message_id} in the outbox "
-                    "(`dk2020flow outbox list` shows them)"
-                )
-            if tx.requeue(message_id, when):
-                requeued.append(message_id)
-            else:
-                refused.append((message_id, msg.status.value))
-        statuses = [
-            s
-            for s, wanted in ((OutboxStatus.DEAD, all_dead), (OutboxStatus.PARKED, all_parked))
-            if wanted
-        ]
-        for wanted_status in statuses:
-            while True:
-                batch = [m.id for m in tx.outbox(status=wanted_status, limit=1000)]
-                done = [row_id for row_id in batch if tx.requeue(row_id, when)]
-                requeued.extend(done)
-                if not done:
-                    break
+    wanted = [message_id] if message_id is not None else []
+    with service.store.read() as tx:
+        for status, chosen in ((OutboxStatus.DEAD, all_dead), (OutboxStatus.PARKED, all_parked)):
+            if chosen:
+                wanted.extend(m.id for m in tx.outbox(status=status, limit=100_000))
+    for row_id in wanted:
+        done, why = service.retry_message(row_id)
+        if done:
+            requeued.append(row_id)
+        else:
+            refused.append((row_id, why))
     if as_json:
-        print_json({"requeued": requeued, "refused": [{"id": i, "status": s} for i, s in refused]})
+        print_json({"requeued": requeued, "refused": [{"id": i, "reason": s} for i, s in refused]})
     else:
-        for row_id, status in refused:
-            err.print(
-                f"message {row_id} is {status}: only dead or parked messages can be retried",
-                markup=False,
-            )
+        for row_id, why in refused:
+            err.print(f"message {row_id} not retried: {why}", markup=False)
         if requeued:
             out.print(f"Requeued {len(requeued)} message(s): {_ids(requeued)}", markup=False)
         elif not refused:

@@ -173,7 +173,9 @@ def _find_workflow(start: Path) -> Path:
 
 
 def simulate(
-    workflow: Annotated[Path, typer.Argument(help="The workflow file to simulate.")],
+    workflow: Annotated[
+        Path | None, typer.Argument(help="The workflow file to simulate.", show_default=False)
+    ] = None,
     start: Annotated[
         str | None,
         typer.Option(
@@ -223,6 +225,8 @@ def simulate(
     if print_behaviour:
         typer.echo(DK2020_BEHAVIOUR, nl=False)
         return
+    if workflow is None:
+        raise typer.BadParameter("give the workflow file to simulate", param_hint="WORKFLOW")
     if not workflow.is_file():
         raise typer.BadParameter(f"{workflow} is not a file", param_hint="WORKFLOW")
     for path, hint in ((participants, "--participants"), (behaviour, "--behaviour")):

@@ -47,6 +47,7 @@ from dk2020flow.service_mail import (
     Preview,
     all_templates,
     find_mail_spec,
+    intent_from_json,
     roles_mailed,
 )
 from dk2020flow.service_migrate import MigrationItem, MigrationPlan
@@ -54,6 +55,7 @@ from dk2020flow.service_migrate import migrate as migrate_cases
 from dk2020flow.settings import Settings
 from dk2020flow.store.port import (
     CaseFilter,
+    OutboxStatus,
     ProgrammeTimer,
     Store,
     StoredDefinition,
@@ -415,6 +417,35 @@ class Service:
     def fire_due(self, now: dt.datetime, *, limit: int | None = None) -> DispatchResult:
         """Fire the timers due at ``now`` (see service_dispatch)."""
         return fire_due(self, now, limit=limit)
+
+    def retry_message(self, message_id: int, now: dt.datetime | None = None) -> tuple[bool, str]:
+        """Send a dead or parked message again; (done, why not).
+
+        A parked message is rendered again first, with the case's current contacts;
+        it stays parked (with the reason) while its role still has no recipient.
+        """
+        now = now or self.clock.now()
+        with self.store.transaction() as tx:
+            msg = tx.outbox_message(message_id)
+            if msg is None:
+                raise NotFoundError(
+                    f"there is no message {message_id} in the outbox "
+                    "(`dk2020flow outbox list` shows them)"
+                )
+            if msg.status is OutboxStatus.PARKED and msg.intent and msg.case_id is not None:
+                case = tx.load_case(msg.case_id)
+                wf = self.compiled(tx, case.definition_id)
+                intent, reminder = intent_from_json(msg.intent)
+                first, *others = self.mail.render(tx, wf, case, intent, now, reminder=reminder)
+                if first.status is OutboxStatus.PARKED:
+                    return False, first.reason
+                tx.rewrite_parked(message_id, first)
+                if others:
+                    tx.queue_mail(others)
+                return True, ""
+            if tx.requeue(message_id, now):
+                return True, ""
+            return False, f"it is {msg.status.value}: only dead or parked messages can be retried"
 
     def next_due_at(self) -> dt.datetime | None:
         with self.store.read() as tx:

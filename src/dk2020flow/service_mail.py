@@ -8,7 +8,9 @@ file. A mail with no recipient is parked with its reason, never dropped.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from dk2020flow.definition.model import text_in
 from dk2020flow.engine import timers as timing
@@ -103,8 +105,14 @@ class MailComposer:
         language: str | None = None,
         reminder: bool = False,
     ) -> list[NewMail]:
-        """Render one mail intent: one message per language of its To recipients."""
+        """Render one mail intent: one message per language of its To recipients.
+
+        Cc recipients go with the message in their own language, or the first one.
+        A mail with no To recipient is parked with the reason (and its intent, so
+        it can be rendered again once the case has a contact in that role).
+        """
         definition = wf.workflow
+        cause = intent_to_json(intent, reminder=reminder)
         contacts = self.contacts(tx, wf, case)
         to = [c for role in intent.to for c in contacts.get(role, [])]
         cc = [c for role in intent.cc for c in contacts.get(role, [])]
@@ -152,14 +160,19 @@ class MailComposer:
                     status=OutboxStatus.PARKED,
                     reason=f"no recipient in role {missing} for {case.municipality_name}: "
                     "add a contact (`dk2020flow participants import`), then `outbox retry`",
+                    intent=cause,
                 )
             ]
         languages = list(dict.fromkeys(lang_of(c) for c in to))
         mails: list[NewMail] = []
         for lang in languages:
             group = [c for c in to if lang_of(c) == lang]
-            group_cc = [c for c in cc if lang_of(c) == lang or lang == languages[0]]
-            group_cc = [c for c in group_cc if all(c.email != t.email for t in group)]
+            group_cc = [
+                c
+                for c in cc
+                if (lang_of(c) if lang_of(c) in languages else languages[0]) == lang
+                and all(c.email != t.email for t in group)
+            ]
             rendered = self._render_one(wf, case, intent, group[0], lang, now, reminder)
             mails.append(
                 NewMail(
@@ -175,6 +188,7 @@ class MailComposer:
                     not_before=not_before,
                     created_at=now,
                     urgent=intent.urgent,
+                    intent=cause,
                 )
             )
         return mails
@@ -340,3 +354,46 @@ def find_mail_spec(wf: CompiledWorkflow, template: str) -> tuple[MailIntent, str
                     event=f"{cohort_name}.{event_name}",
                 ), ""
     return None
+
+
+def intent_to_json(intent: MailIntent, *, reminder: bool = False) -> dict[str, Any]:
+    """A mail intent as stored with its outbox row."""
+    return {
+        "template": intent.template,
+        "to": list(intent.to),
+        "cc": list(intent.cc),
+        "urgent": intent.urgent,
+        "kind": intent.kind,
+        "timer": intent.timer,
+        "deadline_at": intent.deadline_at.isoformat() if intent.deadline_at else None,
+        "extended": intent.extended,
+        "event": intent.event,
+        "trigger": intent.trigger,
+        "comment": intent.comment,
+        "actor": intent.actor,
+        "ics": intent.ics,
+        "cancelled": intent.cancelled,
+        "reminder": reminder,
+    }
+
+
+def intent_from_json(data: Mapping[str, Any]) -> tuple[MailIntent, bool]:
+    """The stored intent of an outbox row back as (intent, reminder)."""
+    deadline_at = data.get("deadline_at")
+    intent = MailIntent(
+        template=str(data["template"]),
+        to=tuple(data.get("to", ())),
+        cc=tuple(data.get("cc", ())),
+        urgent=bool(data.get("urgent", False)),
+        kind=str(data.get("kind", "state_entry")),
+        timer=data.get("timer"),
+        deadline_at=dt.datetime.fromisoformat(deadline_at) if deadline_at else None,
+        extended=bool(data.get("extended", False)),
+        event=data.get("event"),
+        trigger=data.get("trigger"),
+        comment=str(data.get("comment", "")),
+        actor=str(data.get("actor", "")),
+        ics=bool(data.get("ics", False)),
+        cancelled=bool(data.get("cancelled", False)),
+    )
+    return intent, bool(data.get("reminder", False))

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from dk2020flow.errors import Dk2020flowError
+
+
+class SettingsError(Dk2020flowError):
+    """A ``DK2020FLOW_*`` variable has a value the settings refuse."""
 
 
 class Settings(BaseSettings):
@@ -31,3 +37,18 @@ class Settings(BaseSettings):
     daemon_stale_seconds: float = Field(
         default=120.0, gt=0, description="A daemon silent this long is shown as dead."
     )
+
+
+def load_settings() -> Settings:
+    """The settings from the environment; a bad value is one ``SettingsError`` naming the
+    variable (never a pydantic traceback, never the value itself: it may be a secret)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"DK2020FLOW_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise SettingsError(
+            f"invalid settings ({problems}); fix the variable (docs/operations.md, 'Settings')"
+        ) from None

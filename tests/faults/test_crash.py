@@ -30,7 +30,7 @@ from .conftest import CRASH, CRASH_TIMERS, T0, Cli, Daemon, clean_env, open_case
 
 pytestmark = pytest.mark.slow
 
-CASES = 50  # x 20 timers: 1000 due timers, 1000 messages
+CASES = 40  # x 20 timers: 800 due timers, 800 messages
 KILLS = 10
 SEED = 20200819
 MESSAGE_ID = re.compile(rb"^Message-ID:\s*(<[^>]+>)", re.IGNORECASE | re.MULTILINE)
@@ -80,6 +80,7 @@ def test_kill_9_at_random_points_loses_and_doubles_nothing(
     )
     pause = threading.Event()
     try:
+        import time; started = time.monotonic()
         total = timers + mails
         points = sorted(rng.sample(range(1, total), KILLS))
         kills: list[dict[str, int]] = []
@@ -90,8 +91,8 @@ def test_kill_9_at_random_points_loses_and_doubles_nothing(
             daemons.append(daemon)
             deadline = 120.0
             while _progress(store) < point and daemon.proc.poll() is None and deadline > 0:
-                pause.wait(0.02)
-                deadline -= 0.02
+                pause.wait(0.1)
+                deadline -= 0.1
             assert daemon.proc.poll() is None, daemon.text()
             pause.wait(rng.uniform(0.0, 0.3))  # land anywhere in a transaction or a send
             daemon.kill()
@@ -109,11 +110,13 @@ def test_kill_9_at_random_points_loses_and_doubles_nothing(
         # The kills landed mid-run: work was left over, and some landed mid-delivery.
         assert sum(1 for k in kills if k["pending"] or k["sent"] < mails) >= KILLS - 2, kills
         # The final restart: everything due, every expired lease, in one go.
+        import time; print("cycles", time.monotonic() - started)
         final = (T0 + dt.timedelta(hours=KILLS + 2)).isoformat()
-        Cli(tmp_path, **{**env, "DK2020FLOW_MAIL_BATCH_SIZE": "100000"})(
+        Cli(tmp_path, **{**env, "DK2020FLOW_MAIL_BATCH_SIZE": "10000"})(
             "scheduler", "run", "--once", "--now", final, timeout=300
         )
 
+        print("final", time.monotonic() - started)
         # Every timer fired exactly once …
         counts = timer_counts(store)
         assert counts == {"fired": timers}, counts

@@ -47,6 +47,7 @@ STATUS_COLOURS = {
     "partly_met": "#f0a030",
     "not_met": "#d9534f",
     "not_applicable": "#8a94a0",
+    "needed_revision": "#c0607a",
     "holding_back": "#7b4fa6",
 }
 _XML_PROLOGUE = re.compile(r"^.*?(?=<svg)", re.DOTALL)
@@ -164,7 +165,7 @@ def requirement_heatmap(report: Report) -> str:
     """Requirements × status: how many screened cases got each status for each requirement."""
     requirements = report.requirements
     columns = [*STATUS_COLOURS]
-    titles = ["met", "partly met", "not met", "n/a", "holding back"]
+    titles = ["met", "partly met", "not met", "n/a", "needed\nrevision", "holding\nback"]
     with mpl.rc_context(_STYLE):
         figure = Figure(figsize=(9.5, 0.3 * max(4, len(requirements)) + 0.9))
         axes = figure.add_subplot()
@@ -173,7 +174,11 @@ def requirement_heatmap(report: Report) -> str:
             axes.set_axis_off()
             return _svg(figure)
         values = [
-            [*(req.by_status.get(s, 0) for s in columns[:-1]), req.holding_back]
+            [
+                *(req.by_status.get(s, 0) for s in columns[:-2]),
+                req.needed_revision,
+                req.holding_back,
+            ]
             for req in requirements
         ]
         peaks = [max(1, *(row[j] for row in values)) for j in range(len(columns))]

@@ -99,13 +99,15 @@ workflow {escape(report.workflow)} {escape(report.version)}</p></header>
 <section><h2>Sign-ups per round</h2>
 <p class="lead">Municipalities whose council joined each round, by region.</p>
 {charts.signups_per_round(report)}</section>
+<section><h2>Cases per state</h2>{_states(report)}</section>
+</div>
 <section><h2>Decisions per region</h2>
 <p class="lead">The follow-up KL promised: who joined which round, who declined, who is still deciding.</p>
 {_regions(report)}</section>
-</div>
 <section><h2>{escape(report.checklist_title or "Checklist")}: which requirements hold plans back</h2>
-<p class="lead">Latest screening status of each requirement across the {report.screened_cases} screened
-plans; <i>holding back</i> counts open plans in screening or revision where it is partly or not met.</p>
+<p class="lead">For each requirement, the latest screening status across the {report.screened_cases}
+screened plans; <i>needed revision</i> counts plans where it fell short in at least one screening,
+<i>holding back</i> open plans in screening or revision where it is partly or not met now.</p>
 {charts.requirement_heatmap(report)}
 <details><summary>The requirements in full</summary>{_requirements(report)}</details>
 </section>
@@ -113,12 +115,11 @@ plans; <i>holding back</i> counts open plans in screening or revision where it i
 <p class="lead">Deadlines that have passed while the case is still in the state; the owner is the role the
 deadline mails.</p>
 <div class="scroll">{_overdue(report)}</div></section>
-<div class="row">
-<section><h2>Cases per state</h2>{_states(report)}</section>
+<div class="row split">
 <section><h2>Mail</h2><p class="lead">The outbox: sent, waiting, and what needs an operator.</p>
 {_mail(report)}</section>
-</div>
 <section><h2>Cases per state, cohort and region</h2><div class="scroll">{_matrix(report)}</div></section>
+</div>
 </main>
 <footer>dk2020flow {escape(__version__)} · generated from the case logs ·
 <code>dk2020flow report --format html</code></footer>
@@ -154,10 +155,11 @@ def _regions(report: Report) -> str:
 
 
 def _requirements(report: Report) -> str:
-    head = ["item", "requirement", *STATUS_LABELS.values(), "holding back"]
+    head = ["item", "requirement", *STATUS_LABELS.values(), "needed revision", "holding back"]
     body = [
         f"<tr><td><b>{escape(r.item)}</b></td><td>{escape(r.title)}</td>"
         + "".join(_n(r.by_status.get(s, 0)) for s in STATUS_LABELS)
+        + _n(r.needed_revision)
         + (f'<td class="n late">{r.holding_back}</td>' if r.holding_back else _n(0))
         + "</tr>"
         for r in report.requirements

@@ -74,6 +74,8 @@ class RequirementStatus:
     """Cases whose latest screening gave this status (met, partly_met, not_met, not_applicable)."""
     holding_back: int
     """Open cases in screening or revision with this item partly or not met."""
+    needed_revision: int = 0
+    """Cases where this item was partly or not met in at least one screening."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -122,6 +124,7 @@ class _Replayed:
     epoch: int = 0
     opened: bool = False
     checklists: dict[str, dict[str, str]] = field(default_factory=dict)
+    fell_short: dict[str, set[str]] = field(default_factory=dict)
     history: list[tuple[dt.datetime, str]] = field(default_factory=list)
 
 
@@ -212,10 +215,14 @@ def _replay(
             case.history.append((line.at, line.to_state))
         if line.kind == "checklist":
             items = line.data.get("items", {})
-            recorded = case.checklists.setdefault(str(line.data.get("checklist", line.trigger)), {})
+            name = str(line.data.get("checklist", line.trigger))
+            recorded = case.checklists.setdefault(name, {})
+            short = case.fell_short.setdefault(name, set())
             for item, value in items.items():
                 if isinstance(value, dict):
                     recorded[str(item)] = str(value.get("status", ""))
+                    if recorded[str(item)] in HOLDING_BACK:
+                        short.add(str(item))
     return cases
 
 
@@ -357,6 +364,7 @@ def _requirements(definition: Workflow, cases: Sequence[_Replayed]) -> list[Requ
                     for c in cases
                     if c.state in waiting and c.checklists.get(name, {}).get(item) in HOLDING_BACK
                 ),
+                needed_revision=sum(1 for c in cases if item in c.fell_short.get(name, set())),
             )
         )
     return rows

@@ -116,12 +116,14 @@ def render_table(report: Report) -> RenderableType:
         capf.add_column("requirement")
         for label in STATUS_LABELS.values():
             capf.add_column(label, justify="right")
+        capf.add_column("needed revision", justify="right")
         capf.add_column("holding back", justify="right")
         for req in report.requirements:
             capf.add_row(
                 req.item,
                 req.title,
                 *(str(req.by_status.get(s, 0)) for s in STATUS_LABELS),
+                str(req.needed_revision),
                 str(req.holding_back) if req.holding_back else "",
                 style="yellow" if req.holding_back else None,
             )
@@ -171,6 +173,7 @@ def rows(report: Report) -> Iterator[tuple[str, str, str, Any]]:
     for req in report.requirements:
         for status, n in req.by_status.items():
             yield ("requirements", req.item, status, n)
+        yield ("requirements", req.item, "needed_revision", req.needed_revision)
         yield ("requirements", req.item, "holding_back", req.holding_back)
     for status, n in report.mail.items():
         yield ("mail", status, "", n)

@@ -72,6 +72,8 @@ class NewMail:
     urgent: bool = False
     status: OutboxStatus = OutboxStatus.PENDING
     reason: str = ""  # why a message is parked
+    intent: Mapping[str, Any] | None = None
+    """What caused the mail, so a parked one can be rendered again once it has recipients."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -95,6 +97,8 @@ class OutboxMessage:
     created_at: dt.datetime
     sent_at: dt.datetime | None
     message_id: str
+    reason: str = ""
+    intent: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -224,6 +228,10 @@ class Tx(Protocol):
     ) -> list[OutboxMessage]: ...
     def outbox_message(self, message_id: int) -> OutboxMessage | None: ...
     def requeue(self, message_id: int, now: dt.datetime) -> bool: ...
+    def rewrite_parked(self, message_id: int, mail: NewMail) -> None:
+        """Replace a parked message's content with a new rendering (same row, same Message-ID)."""
+        ...
+
     def purge_sent(self, before: dt.datetime) -> int: ...
 
     # daemons

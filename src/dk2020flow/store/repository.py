@@ -597,6 +597,7 @@ class SqlTx:
                     urgent=mail.urgent,
                     reason=mail.reason,
                     message_id=None,
+                    intent=dict(mail.intent) if mail.intent is not None else None,
                 )
                 .returning(o.id)
             ).scalar_one()
@@ -709,6 +710,34 @@ class SqlTx:
             dead_at=None,
         )
         return True
+
+    def rewrite_parked(self, message_id: int, mail: NewMail) -> None:
+        """Replace a parked message's content with a new rendering (same row, same Message-ID)."""
+        o = t.outbox.c
+        status = self._conn.execute(
+            select(o.status).where(o.id == message_id).with_for_update()
+        ).scalar_one_or_none()
+        if status is None:
+            raise NotFoundError(f"there is no message {message_id} in the outbox")
+        if status != OutboxStatus.PARKED.value:
+            raise ConflictError(f"message {message_id} is {status}, not parked")
+        self._set_outbox(
+            message_id,
+            language=mail.language,
+            to_addresses=[list(pair) for pair in mail.to],
+            cc_addresses=[list(pair) for pair in mail.cc],
+            subject=mail.subject,
+            text=mail.text,
+            html=mail.html,
+            ics=mail.ics,
+            status=mail.status.value,
+            attempts=0,
+            not_before=mail.not_before,
+            next_attempt_at=mail.not_before,
+            lease_until=None,
+            dead_at=None,
+            reason=mail.reason,
+        )
 
     def purge_sent(self, before: dt.datetime) -> int:
         """Delete messages sent before ``before``; return how many."""
@@ -907,6 +936,8 @@ def _message(row: Row[Any]) -> OutboxMessage:
         created_at=row.created_at,
         sent_at=row.sent_at,
         message_id=row.message_id,
+        reason=row.reason,
+        intent=row.intent,
     )
 
 

@@ -202,6 +202,8 @@ class OutboxRow(SQLModel, table=True):
     urgent: bool = _col(Boolean)
     reason: str = _col(Text)
     message_id: str | None = _col(String(255), nullable=True, unique=True)
+    intent: dict[str, Any] | None = _col(JsonType, nullable=True)
+    """What caused the mail (template, roles, deadline …): parked mail is rendered again from it."""
 
 
 class DaemonRow(SQLModel, table=True):

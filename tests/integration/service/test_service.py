@@ -180,3 +180,29 @@ def test_list_filters(service: Service) -> None:
     assert len(overdue) == 2
     with pytest.raises(RefusedError, match="already has case"):
         service.open_case("mini", "Aarhus", actor="t", role="secretariat")
+
+
+def test_parked_mail_is_rendered_again_once_a_contact_exists(service: Service, store: SqlStore) -> None:
+    case = service.open_case("mini", "Odense", actor="t", role="secretariat")
+    assert case.id is not None
+    with store.read() as tx:
+        (parked,) = tx.outbox(case_id=case.id)
+    assert parked.status is OutboxStatus.PARKED
+    assert "contact_person" in parked.reason
+    done, why = service.retry_message(parked.id)
+    assert not done and "no recipient" in why  # still nobody to send it to
+    with store.transaction() as tx:
+        tx.replace_participants(
+            [],
+            [Contact(municipality_code="461", role="contact_person", name="Ole Hansen",
+                     email="ole@odense.example.dk", language="en")],
+        )
+    assert service.retry_message(parked.id) == (True, "")
+    with store.read() as tx:
+        again = tx.outbox_message(parked.id)
+    assert again is not None
+    assert again.status is OutboxStatus.PENDING
+    assert again.to == (("Ole Hansen", "ole@odense.example.dk"),)
+    assert again.language == "en"
+    assert again.message_id == parked.message_id  # the same row, the same Message-ID
+    assert "Ole Hansen" in again.text

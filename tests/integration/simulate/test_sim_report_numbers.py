@@ -187,6 +187,7 @@ def test_capf_status_per_requirement(report: Report) -> None:
         "not_applicable": 0,
     }
     assert {r.item for r in report.requirements if r.holding_back} == {"P3.5", "P2.5"}
+    assert {r.item for r in report.requirements if r.needed_revision} == {"P3.5", "P2.5"}
 
 
 def test_mail_counts_cover_the_outbox(report: Report, store: SqlStore) -> None:

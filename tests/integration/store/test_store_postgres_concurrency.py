@@ -34,11 +34,14 @@ def _arm_many(store: SqlStore, build: Build, per_case: int) -> int:
 def test_two_open_claims_get_disjoint_rows(store: SqlStore, build: Build) -> None:
     _arm_many(store, build, per_case=2)
     with store.transaction() as first, store.transaction() as second:
-        a = first.claim_due_timers(T0 + dt.timedelta(hours=1), limit=10)
+        a = first.claim_due_timers(T0 + dt.timedelta(hours=1), limit=4)
         b = second.claim_due_timers(T0 + dt.timedelta(hours=1), limit=10)
-        assert len(a) == 10
-        assert len(b) == 6
+        # The first claim holds four cases (their earliest timers); the second skips
+        # those cases entirely and takes both timers of each of the other four.
+        assert len(a) == 4
+        assert len(b) == 8
         assert not {t.id for t in a} & {t.id for t in b}
+        assert not {t.case_id for t in a} & {t.case_id for t in b}
         for tx, claimed in ((first, a), (second, b)):
             for timer in claimed:
                 tx.finish_timer(timer.id, TimerStatus.FIRED, T0)
