@@ -94,14 +94,20 @@ def list_participants(
 
 def workflow_load(
     paths: Annotated[
-        list[Path], typer.Argument(help="Workflow files to store as definition versions.")
+        list[Path],
+        typer.Argument(
+            help="Workflow files to store as definition versions, or the name of a shipped "
+            "workflow (dk2020, status_reports)."
+        ),
     ],
     db: DbOption = None,
 ) -> None:
     """Store workflow files in the database; an unchanged file is a no-op, a changed one a new version."""
+    from dk2020flow.bundled import workflow_path
+
     service = open_service(db)
-    for path in paths:
-        stored, created = service.load_workflow(path)
+    for given in paths:
+        stored, created = service.load_workflow(workflow_path(given))
         verb = "loaded as a new version" if created else "unchanged (already loaded)"
         out.print(
             f"{stored.name} {stored.version_label} ({stored.content_hash[:12]}) {verb}: id {stored.id}"

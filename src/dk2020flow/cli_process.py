@@ -14,7 +14,6 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +21,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from dk2020flow.bundled import bundled_workflows
 from dk2020flow.cli_common import (
     DbOption,
     JsonOption,
@@ -160,9 +160,9 @@ def _find_workflow(start: Path) -> Path:
         candidate = folder / "workflows" / "dk2020.yaml"
         if candidate.is_file():
             return candidate
-    bundled = resources.files("dk2020flow").joinpath("_bundled/workflows/dk2020.yaml")
-    if bundled.is_file():
-        return Path(str(bundled))
+    bundled = bundled_workflows().get("dk2020")
+    if bundled is not None:
+        return bundled
     raise Dk2020flowError(
         "cannot find workflows/dk2020.yaml (not here and not shipped with this install); "
         "run the demo from a clone of dk2020flow"

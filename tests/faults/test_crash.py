@@ -94,6 +94,8 @@ def test_kill_9_at_random_points_loses_and_doubles_nothing(
                 pause.wait(0.1)
                 deadline -= 0.1
             assert daemon.proc.poll() is None, daemon.text()
+            print("cycle", number, point, _progress(store), time.monotonic() - started)
+            if 120.0 - deadline > 20: print(daemon.text()[-5000:])
             pause.wait(rng.uniform(0.0, 0.3))  # land anywhere in a transaction or a send
             daemon.kill()
             assert daemon.proc.returncode == -9
