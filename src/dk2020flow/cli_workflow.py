@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from dk2020flow.bundled import workflow_path
 from dk2020flow.definition import DefinitionError, Diagnostic, LoadedWorkflow, load_workflow
 from dk2020flow.definition.graph import to_dot, to_mermaid
 from dk2020flow.definition.schema_export import schema_text
@@ -27,9 +28,11 @@ class GraphFormat(StrEnum):
 
 
 def _expand(paths: list[Path]) -> list[Path]:
-    """Folders stand for the .yaml/.yml files directly inside them."""
+    """Folders stand for the .yaml/.yml files directly inside them; a name that is not a
+    file may be a shipped workflow (``dk2020``)."""
     expanded: list[Path] = []
-    for path in paths:
+    for given in paths:
+        path = workflow_path(given)
         if path.is_dir():
             inside = sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
             expanded += inside or [path]
@@ -124,6 +127,7 @@ def graph_command(
 
     Templates are not checked here, so a workflow can be drawn before its mails exist.
     """
+    path = workflow_path(path)
     try:
         loaded = load_workflow(path, check_templates=False)
     except DefinitionError as exc:
