@@ -16,7 +16,7 @@ store or the engine directly for a change. Each operation:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -211,6 +211,34 @@ class Service:
             )
         return found[0]
 
+    def _change(
+        self,
+        ref: str,
+        workflow: str | None,
+        now: dt.datetime | None,
+        action: str,
+        who: Actor,
+        decide_on: Callable[[Tx, CompiledWorkflow, CaseSnapshot, dt.datetime], Decision],
+    ) -> CaseSnapshot:
+        """One change to one case: load, decide, render, write — or refuse and change nothing.
+
+        Acting without the role is security-relevant: such a refusal stays in the case's
+        log (the case itself does not change).
+        """
+        now = now or self.clock.now()
+        with self.store.transaction() as tx:
+            case = self.resolve(tx, ref, workflow)
+            wf = self.compiled(tx, case.definition_id)
+            try:
+                decision = decide_on(tx, wf, case, now)
+            except RefusedError as refused:
+                refusal = refused
+                if refused.reason is RefusalReason.ROLE:
+                    tx.append_event(case.id or 0, _refusal_event(case, action, who, refused, now))
+            else:
+                return self.apply(tx, wf, case, decision, now)
+        raise refusal
+
     def fire(
         self,
         ref: str,
@@ -223,31 +251,18 @@ class Service:
         workflow: str | None = None,
         now: dt.datetime | None = None,
     ) -> CaseSnapshot:
-        now = now or self.clock.now()
-        with self.store.transaction() as tx:
-            case = self.resolve(tx, ref, workflow)
-            wf = self.compiled(tx, case.definition_id)
-            try:
-                decision = decide.fire_trigger(
-                    wf,
-                    case,
-                    trigger=trigger,
-                    actor=Actor(name=actor, role=role),
-                    now=now,
-                    data=data,
-                    comment=comment,
-                )
-            except RefusedError as refused:
-                refusal = refused
-                if refused.reason is RefusalReason.ROLE:
-                    # Acting without the role is security-relevant: it stays in the case's
-                    # log (the case itself does not change).
-                    tx.append_event(
-                        case.id or 0, _refusal_event(case, trigger, actor, role, refused, now)
-                    )
-            else:
-                return self.apply(tx, wf, case, decision, now)
-        raise refusal
+        """Fire a named trigger on a case."""
+        who = Actor(name=actor, role=role)
+        return self._change(
+            ref,
+            workflow,
+            now,
+            trigger,
+            who,
+            lambda _tx, wf, case, at: decide.fire_trigger(
+                wf, case, trigger=trigger, actor=who, now=at, data=data, comment=comment
+            ),
+        )
 
     def set_data(
         self,
@@ -260,19 +275,18 @@ class Service:
         workflow: str | None = None,
         now: dt.datetime | None = None,
     ) -> CaseSnapshot:
-        now = now or self.clock.now()
-        with self.store.transaction() as tx:
-            case = self.resolve(tx, ref, workflow)
-            wf = self.compiled(tx, case.definition_id)
-            decision = decide.set_data(
-                wf,
-                case,
-                actor=Actor(name=actor, role=role),
-                values=values,
-                now=now,
-                comment=comment,
-            )
-            return self.apply(tx, wf, case, decision, now)
+        """Correct or add case data outside a transition."""
+        who = Actor(name=actor, role=role)
+        return self._change(
+            ref,
+            workflow,
+            now,
+            "set",
+            who,
+            lambda _tx, wf, case, at: decide.set_data(
+                wf, case, actor=who, values=values, now=at, comment=comment
+            ),
+        )
 
     def check(
         self,
@@ -285,19 +299,18 @@ class Service:
         workflow: str | None = None,
         now: dt.datetime | None = None,
     ) -> CaseSnapshot:
-        now = now or self.clock.now()
-        with self.store.transaction() as tx:
-            case = self.resolve(tx, ref, workflow)
-            wf = self.compiled(tx, case.definition_id)
-            decision = decide.record_checklist(
-                wf,
-                case,
-                checklist=checklist,
-                items=items,
-                actor=Actor(name=actor, role=role),
-                now=now,
-            )
-            return self.apply(tx, wf, case, decision, now)
+        """Record checklist statuses (and comments) for one or many items."""
+        who = Actor(name=actor, role=role)
+        return self._change(
+            ref,
+            workflow,
+            now,
+            f"check:{checklist}",
+            who,
+            lambda _tx, wf, case, at: decide.record_checklist(
+                wf, case, checklist=checklist, items=items, actor=who, now=at
+            ),
+        )
 
     def extend(
         self,
@@ -312,10 +325,10 @@ class Service:
         workflow: str | None = None,
         now: dt.datetime | None = None,
     ) -> CaseSnapshot:
-        now = now or self.clock.now()
-        with self.store.transaction() as tx:
-            case = self.resolve(tx, ref, workflow)
-            wf = self.compiled(tx, case.definition_id)
+        """Move one pending deadline of one case."""
+        who = Actor(name=actor, role=role)
+
+        def moved(tx: Tx, wf: CompiledWorkflow, case: CaseSnapshot, at: dt.datetime) -> Decision:
             pending = [
                 t for t in tx.timers_of(case.id or 0) if t.timer == timer and t.epoch == case.epoch
             ]
@@ -325,19 +338,19 @@ class Service:
                     f"case {case.id} has no pending deadline {timer!r} "
                     "(it may have passed already; `dk2020flow case show` lists the deadlines)",
                 )
-            current = _deadline_of(pending)
-            decision = decide.extend_deadline(
+            return decide.extend_deadline(
                 wf,
                 case,
                 timer=timer,
-                current_deadline=current,
+                current_deadline=pending[0].deadline_at,
                 new_deadline=to,
                 by=by,
-                actor=Actor(name=actor, role=role),
+                actor=who,
                 reason=reason,
-                now=now,
+                now=at,
             )
-            return self.apply(tx, wf, case, decision, now)
+
+        return self._change(ref, workflow, now, f"extend:{timer}", who, moved)
 
     def apply(
         self,
@@ -471,7 +484,7 @@ class Service:
             pending = [t for t in tx.timers_of(case.id or 0) if t.epoch == case.epoch]
             if intent.kind == "timer" and pending:
                 first = pending[0]
-                intent = replace(intent, timer=first.timer, deadline_at=_deadline_of([first]))
+                intent = replace(intent, timer=first.timer, deadline_at=first.deadline_at)
             elif intent.kind == "timer":
                 intent = replace(intent, timer=kind_extra, deadline_at=now + dt.timedelta(days=14))
             mails = self.mail.render(tx, wf, case, intent, now, language=language)
@@ -490,28 +503,18 @@ class Service:
 
 
 def _refusal_event(
-    case: CaseSnapshot,
-    trigger: str,
-    actor: str,
-    role: str | None,
-    refused: RefusedError,
-    now: dt.datetime,
+    case: CaseSnapshot, action: str, who: Actor, refused: RefusedError, now: dt.datetime
 ) -> EventRecord:
     return EventRecord(
         kind=EventKind.REFUSED,
         at=now,
-        actor=actor,
-        role=role,
-        trigger=trigger,
+        actor=who.name,
+        role=who.role,
+        trigger=action,
         from_state=case.state,
         to_state=case.state,
         comment=str(refused),
     )
-
-
-def _deadline_of(rows: Sequence[StoredTimer]) -> dt.datetime:
-    """The deadline instant of a timer from its pending rows."""
-    return rows[0].deadline_at
 
 
 def _programme_timers(wf: CompiledWorkflow, now: dt.datetime) -> list[ProgrammeTimer]:

@@ -71,7 +71,12 @@ class Cli:
             done.stderr.decode("utf-8", "replace"),
         )
         if code is not None:
-            assert result.returncode == code, (args, result.returncode, result.stdout, result.stderr)
+            assert result.returncode == code, (
+                args,
+                result.returncode,
+                result.stdout,
+                result.stderr,
+            )
         assert "Traceback" not in result.stderr, result.stderr
         assert "internal error" not in result.stderr, result.stderr
         return result

@@ -24,13 +24,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from integration.runtime.conftest import SmtpServer, firings_per_timer, free_port
 from psycopg import sql
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from dk2020flow.store import tables as t
 from dk2020flow.store.repository import SqlStore
+from integration.runtime.conftest import SmtpServer, firings_per_timer, free_port
 
 from .conftest import CRASH, CRASH_TIMERS, T0, Daemon, clean_env, open_cases, read_conn, wait_for
 

@@ -187,7 +187,10 @@ def translate_error(error: Exception, url: str) -> Exception:
     if isinstance(error, exc.OperationalError | exc.InterfaceError) and (
         "connect" in low or "connection" in low or sqlstate.startswith("08")
     ):
-        reason = text.strip().splitlines()[-1] if text.strip() else "no answer"
+        # The driver's first line says what happened ("server closed the connection
+        # unexpectedly"); libpq's continuation lines are tab-indented hints.
+        lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+        reason = lines[0] if lines else "no answer"
         return DatabaseUnavailableError(
             f"cannot connect to the database at {where} ({reason}): is the server running "
             "and the URL right? Set DK2020FLOW_DATABASE_URL or --db"

@@ -160,6 +160,47 @@ class DaemonInfo:
     stats: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TimerFinish:
+    """Retire one claimed timer row (``finish_timer``) as one step of a batch item."""
+
+    timer_id: int
+    status: TimerStatus
+    note: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DecisionStep:
+    """Apply one decision (``apply``) as one step of a batch item."""
+
+    decision: Decision
+    mails: tuple[NewMail, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BatchItem:
+    """Everything the firing of one case's claimed timers writes, all or nothing.
+
+    ``steps`` run in order, exactly as ``finish_timer`` / ``apply`` one after the
+    other would: the first decision expects ``expected_version`` and each bumps it.
+    """
+
+    case_id: int
+    expected_version: int
+    at: dt.datetime
+    steps: tuple[TimerFinish | DecisionStep, ...]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BatchOutcome:
+    """What ``Tx.apply_batch`` could not write, by index into its items."""
+
+    conflicts: frozenset[int] = frozenset()
+    """Items whose case (or timer) was changed meanwhile: nothing of them was written."""
+    failures: Mapping[int, str] = field(default_factory=dict)
+    """Items that failed (the error message): nothing of them was written."""
+
+
 class Tx(Protocol):
     def savepoint(self) -> AbstractContextManager[None]:
         """A nested all-or-nothing unit inside the transaction (one firing of a batch)."""
@@ -185,6 +226,7 @@ class Tx(Protocol):
     def municipalities(self) -> list[Municipality]: ...
     def find_municipality(self, code_or_name: str) -> Municipality | None: ...
     def contacts(self, municipality_code: str) -> list[Contact]: ...
+    def contacts_for(self, municipality_codes: Sequence[str]) -> dict[str, list[Contact]]: ...
     def replace_participants(
         self, municipalities: Sequence[Municipality], contacts: Sequence[Contact]
     ) -> None: ...
@@ -195,6 +237,7 @@ class Tx(Protocol):
         self, decision: Decision, mails: Sequence[NewMail], *, expected_version: int
     ) -> None: ...
     def load_case(self, case_id: int) -> CaseSnapshot: ...
+    def load_cases(self, case_ids: Sequence[int]) -> dict[int, CaseSnapshot]: ...
     def case_ids(self, flt: CaseFilter) -> list[int]: ...
     def cases(self, flt: CaseFilter) -> list[CaseSnapshot]: ...
     def find_cases_by_ref(self, ref: str, workflow: str | None) -> list[CaseSnapshot]: ...
@@ -207,6 +250,15 @@ class Tx(Protocol):
     def finish_timer(
         self, timer_id: int, status: TimerStatus, at: dt.datetime, note: str = ""
     ) -> None: ...
+    def apply_batch(self, items: Sequence[BatchItem]) -> BatchOutcome:
+        """Write the items with a few bulk statements; each item is all or nothing.
+
+        If the bulk write fails (a version moved, a timer was retired elsewhere, a
+        row is refused), it is undone and the items are written one by one, each
+        in its own savepoint: only the failing ones are left out and reported.
+        """
+        ...
+
     def next_due_at(self) -> dt.datetime | None: ...
     def arm_programme_timers(self, definition_id: int, rows: Sequence[ProgrammeTimer]) -> None: ...
     def claim_programme_timers(self, now: dt.datetime, limit: int) -> list[ProgrammeTimer]: ...
