@@ -545,6 +545,17 @@ class Workflow(Frozen):
             raise ValueError("a language is listed twice")
         return value
 
+    @field_validator("fields")
+    @classmethod
+    def _cohort_field_is_named_cohort(cls, value: dict[str, FieldDef]) -> dict[str, FieldDef]:
+        for name, field in value.items():
+            if field.type is FieldType.COHORT and name != "cohort":
+                raise ValueError(
+                    f"the field {name!r} has type cohort: name it `cohort` "
+                    "(that field sets the case's cohort)"
+                )
+        return value
+
     @property
     def default_language(self) -> str:
         return self.languages[0]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, select
+from sqlalchemy import Select, and_, bindparam, exists, func, select
 
 from dk2020flow.engine.records import TimerKind, TimerStatus
 from dk2020flow.store import tables as t
@@ -121,3 +121,14 @@ def filter_cases(query: Select[Any], flt: CaseFilter) -> Select[Any]:
             )
         )
     return query.order_by(c.id)
+
+
+CASES_BY_ID = case_rows().where(t.cases.c.id.in_(bindparam("ids", expanding=True)))
+"""Cases (as ``case_rows``) by a list of ids: one query for a dispatch batch."""
+
+CONTACTS_OF = (
+    select(t.contacts)
+    .where(t.contacts.c.municipality_code.in_(bindparam("codes", expanding=True)))
+    .order_by(t.contacts.c.municipality_code, t.contacts.c.role, t.contacts.c.id)
+)
+"""The contacts of a list of municipalities, in the order of ``SqlTx.contacts``."""

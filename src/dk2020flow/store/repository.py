@@ -42,6 +42,8 @@ from dk2020flow.store.db import (
     translated_errors,
 )
 from dk2020flow.store.port import (
+    BatchItem,
+    BatchOutcome,
     CaseFilter,
     Contact,
     DaemonInfo,
@@ -227,6 +229,14 @@ class SqlTx:
         )
         return [_contact(row) for row in rows]
 
+    def contacts_for(self, municipality_codes: Sequence[str]) -> dict[str, list[Contact]]:
+        """The contacts of these municipalities in one query, by code (as ``contacts``)."""
+        found: dict[str, list[Contact]] = {code: [] for code in municipality_codes}
+        if found:
+            for row in self._conn.execute(queries.CONTACTS_OF, {"codes": list(found)}):
+                found[row.municipality_code].append(_contact(row))
+        return found
+
     def all_contacts(self) -> list[Contact]:
         c = t.contacts.c
         rows = self._conn.execute(select(t.contacts).order_by(c.municipality_code, c.role, c.id))
@@ -397,6 +407,13 @@ class SqlTx:
             ],
         )
 
+    def load_cases(self, case_ids: Sequence[int]) -> dict[int, CaseSnapshot]:
+        """The cases with these ids, by id, in one query (an unknown id is left out)."""
+        if not case_ids:
+            return {}
+        rows = self._conn.execute(queries.CASES_BY_ID, {"ids": list(case_ids)})
+        return {int(row.id): _case(row) for row in rows}
+
     def load_case(self, case_id: int) -> CaseSnapshot:
         row = self._conn.execute(queries.case_rows().where(t.cases.c.id == case_id)).first()
         if row is None:
@@ -504,6 +521,12 @@ class SqlTx:
         )
         if result.rowcount != 1:
             raise ConflictError(f"timer {timer_id} is not pending any more (fired elsewhere?)")
+
+    def apply_batch(self, items: Sequence[BatchItem]) -> BatchOutcome:
+        """Write a dispatch batch in bulk, each item all or nothing (see ``store/bulk.py``)."""
+        from dk2020flow.store import bulk
+
+        return bulk.apply_batch(self, self._conn, items)
 
     def next_due_at(self) -> dt.datetime | None:
         """The earliest instant at which a timer, a programme timer or a message is due

@@ -1,0 +1,351 @@
+"""Writing a dispatch batch with a few bulk statements: one ``executemany`` per table.
+
+``SqlTx.apply_batch`` hands a list of ``BatchItem`` here. Each item is what the
+firing of one case's claimed timers writes — retiring the timer rows and applying
+the decisions, in order — and must stay all or nothing (DESIGN.md invariant 1).
+The bulk path writes every item at once, inside one savepoint:
+
+1. the claimed timers retired (``UPDATE … WHERE id = ? AND status = 'pending'``),
+   the summed row count checked: a timer retired elsewhere is caught;
+2. the case rows updated (``… WHERE id = ? AND version = ?``), the summed row
+   count checked: a version that moved on is caught (the optimistic lock);
+3. the earlier epochs' pending timers discarded (the case left its state);
+4. the events (numbered on from one ``max(seq)`` query for the batch), the new
+   timers and the outbox rows inserted. Outbox ids are reserved first (a sequence
+   on PostgreSQL, ``max(id)`` under SQLite's write lock), so each row is inserted
+   with its stable Message-ID already set: no second ``UPDATE`` per message.
+
+If anything in it fails, the savepoint is rolled back and the items are written
+again one by one through the ordinary ``finish_timer`` / ``apply`` of the
+transaction, each in a savepoint of its own: a conflict or a failure then
+leaves out that item alone. Items whose steps depend on their order in a way the
+grouped statements would not reproduce (see ``_bulk_ok``) always take that path.
+
+Statements are built once, here, and reused with bound parameters, so
+SQLAlchemy compiles each once and finds it in its cache afterwards.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import bindparam, exc, func, insert, select, text, update
+from sqlalchemy.engine import Connection
+
+from dk2020flow.engine.records import Decision, TimerStatus
+from dk2020flow.errors import ConflictError, Dk2020flowError
+from dk2020flow.store import tables as t
+from dk2020flow.store.repository import _case_values as case_values
+from dk2020flow.store.repository import _with_case, message_id_for
+from dk2020flow.store.port import (
+    BatchItem,
+    BatchOutcome,
+    DecisionStep,
+    NewMail,
+    TimerFinish,
+    Tx,
+)
+
+PENDING = TimerStatus.PENDING.value
+
+_tm = t.timers.c
+_c = t.cases.c
+_e = t.events.c
+_o = t.outbox.c
+
+FINISH_TIMER = (
+    update(t.timers)
+    .where(_tm.id == bindparam("b_id"), _tm.status == PENDING)
+    .values(
+        status=bindparam("b_status", type_=_tm.status.type),
+        fired_at=bindparam("b_at", type_=_tm.fired_at.type),
+        note=bindparam("b_note", type_=_tm.note.type),
+    )
+)
+"""Retire one claimed timer (executemany); the summed row count says if all were pending."""
+
+UPDATE_CASE = update(t.cases).where(_c.id == bindparam("b_id"), _c.version == bindparam("b_expected"))
+"""Write a case's new values if its version is still the expected one (executemany,
+the SET columns given by the parameter keys)."""
+
+DISCARD_EARLIER_EPOCHS = (
+    update(t.timers)
+    .where(
+        _tm.case_id == bindparam("b_case"),
+        _tm.status == PENDING,
+        _tm.epoch < bindparam("b_epoch"),
+    )
+    .values(status=TimerStatus.DISCARDED.value, note="the case left the state")
+)
+
+LAST_SEQ = (
+    select(_e.case_id, func.max(_e.seq))
+    .where(_e.case_id.in_(bindparam("ids", expanding=True)))
+    .group_by(_e.case_id)
+)
+
+INSERT_EVENTS = insert(t.events)
+INSERT_TIMERS = insert(t.timers)
+INSERT_OUTBOX = insert(t.outbox)
+
+SQLITE_LAST_OUTBOX_ID = select(func.coalesce(func.max(_o.id), 0))
+PG_NEXT_OUTBOX_IDS = text(
+    "SELECT nextval(pg_get_serial_sequence('outbox', 'id')) FROM generate_series(1, :n)"
+)
+
+
+class _BulkMismatch(Exception):
+    """The bulk write found a row not as expected: redo the batch item by item."""
+
+
+# --------------------------------------------------------------------------- entry
+
+
+def apply_batch(tx: Tx, conn: Connection, items: Sequence[BatchItem]) -> BatchOutcome:
+    """Write ``items``: in bulk when possible, else (or after a failure) one by one."""
+    seen: set[int] = set()
+    bulk: list[int] = []
+    single: list[int] = []
+    for n, item in enumerate(items):
+        if item.case_id not in seen and _bulk_ok(item):
+            bulk.append(n)
+        else:
+            single.append(n)
+        seen.add(item.case_id)
+    if bulk:
+        try:
+            with conn.begin_nested():
+                write_bulk(conn, [items[n] for n in bulk])
+        except (_BulkMismatch, Dk2020flowError, exc.StatementError):
+            # Which item is to blame is not known: redo all of them one by one.
+            # A lost connection or a locked database fails there again and ends
+            # the transaction (nothing is written; the claims are released).
+            single = sorted(single + bulk)
+    conflicts: set[int] = set()
+    failures: dict[int, str] = {}
+    for n in single:
+        try:
+            with tx.savepoint():
+                write_one(tx, items[n])
+        except ConflictError:
+            conflicts.add(n)
+        except Dk2020flowError as error:
+            failures[n] = str(error)
+        except exc.StatementError as error:
+            if isinstance(error, exc.DBAPIError) and not isinstance(
+                error, exc.IntegrityError | exc.DataError
+            ):
+                raise  # the database, not this firing: give up the whole batch
+            failures[n] = _statement_error(error)
+    return BatchOutcome(conflicts=frozenset(conflicts), failures=failures)
+
+
+def write_one(tx: Tx, item: BatchItem) -> None:
+    """The item's steps in order, through the transaction's ordinary writes."""
+    version = item.expected_version
+    for step in item.steps:
+        if isinstance(step, TimerFinish):
+            tx.finish_timer(step.timer_id, step.status, item.at, step.note)
+        else:
+            tx.apply(step.decision, step.mails, expected_version=version)
+            version = step.decision.case.version
+
+
+def _bulk_ok(item: BatchItem) -> bool:
+    """Whether the grouped statements write exactly what ``write_one`` would.
+
+    They retire every timer first, then update the case, then discard the earlier
+    epochs' timers, then insert. That is the order of the steps unless a decision
+    cancels named timers, a step follows a decision that discards timers, or
+    timers are armed before the last decision (which might discard them); such
+    items (none come from ``fire_due`` today) are written one by one.
+    """
+    decisions = [s.decision for s in item.steps if isinstance(s, DecisionStep)]
+    version = item.expected_version
+    for n, decision in enumerate(decisions):
+        if decision.case.id != item.case_id or decision.cancel_timers:
+            return False
+        if decision.case.version != version + 1:
+            return False  # write_one would meet a conflict: let it say so
+        version = decision.case.version
+        if (decision.cancel_pending or decision.arm) and n != len(decisions) - 1:
+            return False
+    seen_discard = False
+    for step in item.steps:
+        if seen_discard:
+            return False
+        if isinstance(step, DecisionStep) and step.decision.cancel_pending:
+            seen_discard = True
+    return True
+
+
+def _statement_error(error: exc.StatementError) -> str:
+    orig = getattr(error, "orig", None)
+    if isinstance(orig, Dk2020flowError):
+        return str(orig)
+    return f"database error: {str(orig if orig is not None else error).strip()}"
+
+
+# ---------------------------------------------------------------------------- bulk
+
+
+def write_bulk(conn: Connection, items: Sequence[BatchItem]) -> None:
+    """Every item's writes, grouped by statement (the caller holds a savepoint)."""
+    finishes: list[dict[str, Any]] = []
+    cases: list[dict[str, Any]] = []
+    discards: list[dict[str, Any]] = []
+    applied: list[tuple[int, list[Decision], list[NewMail]]] = []
+    for item in items:
+        decisions: list[Decision] = []
+        mails: list[NewMail] = []
+        for step in item.steps:
+            if isinstance(step, TimerFinish):
+                finishes.append(
+                    {
+                        "b_id": step.timer_id,
+                        "b_status": step.status.value,
+                        "b_at": item.at,
+                        "b_note": step.note,
+                    }
+                )
+            else:
+                decisions.append(step.decision)
+                mails.extend(step.mails)
+        if not decisions:
+            continue
+        last = decisions[-1].case
+        # As ``apply`` of the last decision would: it expects the version before it.
+        cases.append(
+            {
+                "b_id": item.case_id,
+                "b_expected": last.version - 1,
+                "version": last.version,
+                **case_values(last),
+            }
+        )
+        if item.expected_version != last.version - len(decisions):
+            raise _BulkMismatch(f"case {item.case_id}: versions do not follow on")
+        for decision in decisions:
+            if decision.cancel_pending:
+                discards.append({"b_case": item.case_id, "b_epoch": decision.case.epoch})
+        applied.append((item.case_id, decisions, mails))
+    if finishes:
+        done = conn.execute(FINISH_TIMER, finishes).rowcount
+        if done != len(finishes):
+            raise _BulkMismatch(f"{len(finishes) - done} timer(s) not pending any more")
+    if cases:
+        # The optimistic lock, for all at once: the summed row count must match.
+        done = conn.execute(UPDATE_CASE, cases).rowcount
+        if done != len(cases):
+            raise _BulkMismatch(f"{len(cases) - done} case(s) changed meanwhile")
+    if discards:
+        conn.execute(DISCARD_EARLIER_EPOCHS, discards)
+    _insert_rows(conn, applied)
+
+
+def _insert_rows(conn: Connection, applied: Sequence[tuple[int, list[Decision], list[NewMail]]]) -> None:
+    ids = [case_id for case_id, decisions, _ in applied if any(d.events for d in decisions)]
+    last_seq: dict[int, int] = {}
+    if ids:
+        last_seq = {int(case_id): int(seq) for case_id, seq in conn.execute(LAST_SEQ, {"ids": ids})}
+    events: list[dict[str, Any]] = []
+    timers: list[dict[str, Any]] = []
+    mails: list[NewMail] = []
+    for case_id, decisions, case_mails in applied:
+        seq = last_seq.get(case_id, 0)
+        for decision in decisions:
+            epoch = decision.case.epoch
+            for record in decision.events:
+                seq += 1
+                events.append(
+                    {
+                        "case_id": case_id,
+                        "seq": seq,
+                        "at": record.at,
+                        "kind": record.kind.value,
+                        "actor": record.actor,
+                        "role": record.role,
+                        "trigger": record.trigger,
+                        "from_state": record.from_state,
+                        "to_state": record.to_state,
+                        "comment": record.comment,
+                        "data": dict(record.data),
+                        "epoch": epoch,
+                    }
+                )
+            for arm in decision.arm:
+                timers.append(
+                    {
+                        "case_id": case_id,
+                        "timer": arm.timer,
+                        "kind": arm.kind.value,
+                        "idx": arm.index,
+                        "due_at": arm.due_at,
+                        "deadline_at": arm.deadline_at,
+                        "epoch": arm.epoch,
+                        "status": PENDING,
+                        "fired_at": None,
+                        "note": "",
+                        "claimed_by": None,
+                    }
+                )
+        mails.extend(m if m.case_id == case_id else _with_case(m, case_id) for m in case_mails)
+    if events:
+        conn.execute(INSERT_EVENTS, events)
+    if timers:
+        conn.execute(INSERT_TIMERS, timers)
+    if mails:
+        insert_outbox(conn, mails)
+
+
+def insert_outbox(conn: Connection, mails: Sequence[NewMail]) -> list[int]:
+    """Insert rendered messages with their stable Message-IDs; return their ids.
+
+    The ids are reserved before the insert — from the table's sequence on
+    PostgreSQL; on SQLite as the next ones after ``max(id)``, which is what SQLite
+    would pick itself, safe because a write transaction holds the database's
+    write lock — so each row carries its Message-ID from the start.
+    """
+    ids = reserve_outbox_ids(conn, len(mails))
+    conn.execute(INSERT_OUTBOX, [outbox_values(mail, row_id) for mail, row_id in zip(mails, ids, strict=True)])
+    return ids
+
+
+def reserve_outbox_ids(conn: Connection, count: int) -> list[int]:
+    if count <= 0:
+        return []
+    if conn.dialect.name == "postgresql":
+        return sorted(int(row_id) for row_id in conn.execute(PG_NEXT_OUTBOX_IDS, {"n": count}).scalars())
+    last = int(conn.execute(SQLITE_LAST_OUTBOX_ID).scalar_one())
+    return list(range(last + 1, last + 1 + count))
+
+
+def outbox_values(mail: NewMail, row_id: int) -> dict[str, Any]:
+    """The outbox row of a new message (every column, so one statement fits all)."""
+    return {
+        "id": row_id,
+        "case_id": mail.case_id,
+        "template": mail.template,
+        "language": mail.language,
+        "to_addresses": [list(pair) for pair in mail.to],
+        "cc_addresses": [list(pair) for pair in mail.cc],
+        "subject": mail.subject,
+        "text": mail.text,
+        "html": mail.html,
+        "ics": mail.ics,
+        "status": mail.status.value,
+        "attempts": 0,
+        "not_before": mail.not_before,
+        "next_attempt_at": mail.not_before,
+        "lease_until": None,
+        "last_error": "",
+        "created_at": mail.created_at,
+        "sent_at": None,
+        "dead_at": None,
+        "urgent": mail.urgent,
+        "reason": mail.reason,
+        "message_id": message_id_for(row_id, mail.created_at),
+        "intent": dict(mail.intent) if mail.intent is not None else None,
+    }
