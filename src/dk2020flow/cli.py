@@ -39,8 +39,28 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def _undecodable_argument(argv: list[str]) -> str | None:
+    """The first argument that was not valid UTF-8 (Python keeps such bytes as lone
+    surrogates, which no database, log or mail can store), shown with U+FFFD for the bad bytes."""
+    for position, argument in enumerate(argv[1:], start=1):
+        try:
+            argument.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = argument.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            return f"argument {position} ({shown!r}) is not valid UTF-8 text"
+    return None
+
+
 def main() -> None:
     """Entry point: any error dk2020flow did not foresee still ends in one line, not a traceback."""
+    bad = _undecodable_argument(sys.argv)
+    if bad is not None:
+        err.print(
+            f"error: {bad}: run the command from a UTF-8 terminal or script (nothing was changed)",
+            markup=False,
+            style="red",
+        )
+        sys.exit(2)
     try:
         app()
     except KeyboardInterrupt:

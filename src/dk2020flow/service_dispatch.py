@@ -1,22 +1,33 @@
 """Firing due timers: the daemon's work, through the same service code as the CLI.
 
-One transaction per batch with a savepoint per case: a firing that fails is
-recorded as failed and does not undo its neighbours; a case changed by another
-daemon meanwhile is left pending for the next tick; a crash before commit
-releases every claim.
+One transaction per batch; each case's firings all or nothing: the decisions of
+the whole batch are computed first, then written with a few bulk statements (a
+savepoint per case only when that fails). A firing that fails is recorded as
+failed and does not undo its neighbours; a case changed by another daemon
+meanwhile is left pending for the next tick; a crash before commit releases
+every claim.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from dk2020flow.engine import decide
 from dk2020flow.engine import timers as timing
-from dk2020flow.engine.records import DueTimer, MailIntent, TimerStatus
-from dk2020flow.errors import ConflictError, Dk2020flowError
-from dk2020flow.store.port import CaseFilter, NewMail, Tx
+from dk2020flow.engine.records import CaseSnapshot, DueTimer, MailIntent, TimerStatus
+from dk2020flow.errors import Dk2020flowError, NotFoundError
+from dk2020flow.store.port import (
+    BatchItem,
+    BatchOutcome,
+    CaseFilter,
+    Contact,
+    DecisionStep,
+    NewMail,
+    TimerFinish,
+    Tx,
+)
 
 if TYPE_CHECKING:
     from dk2020flow.service import Service
@@ -38,10 +49,14 @@ class DispatchResult:
 
 
 def fire_due(service: Service, now: dt.datetime, *, limit: int | None = None) -> DispatchResult:
-    """Fire the timers due at ``now``: one transaction, a savepoint per case.
+    """Fire the timers due at ``now``: one transaction, each case's firings all or nothing.
 
-    A firing that fails is recorded as failed and does not undo the others;
-    a crash before commit releases every claim (the rows stay pending).
+    The claimed cases are loaded in one query and their decisions computed and
+    their mail rendered before anything is written; the store then writes the
+    batch with a few bulk statements (``Tx.apply_batch``), falling back to a
+    savepoint per case when the bulk write fails. A firing that fails is recorded
+    as failed and does not undo the others; a case changed meanwhile keeps its
+    rows pending for the next tick; a crash before commit releases every claim.
     """
     limit = limit or service.settings.batch_size
     result = DispatchResult()
@@ -50,52 +65,126 @@ def fire_due(service: Service, now: dt.datetime, *, limit: int | None = None) ->
         by_case: dict[int, list[DueTimer]] = {}
         for row in due:
             by_case.setdefault(row.case_id, []).append(row)
-        for case_id, rows in by_case.items():
-            try:
-                with tx.savepoint():
-                    _fire_case_timers(service, tx, case_id, rows, now, result)
-            except ConflictError:
-                # Another daemon changed this case meanwhile: its rows stay pending
-                # and are fired on the next tick against the new version.
-                result.deferred += len(rows)
-            except Dk2020flowError as exc:
-                result.errors.append(f"case {case_id}: {exc}")
-                with tx.savepoint():
-                    for row in rows:
-                        tx.finish_timer(row.id, TimerStatus.FAILED, now, str(exc)[:500])
-                result.failed += len(rows)
+        if by_case:
+            _fire_batch(service, tx, by_case, now, result)
         result.programme += _fire_programme(service, tx, now, limit)
     return result
 
 
-def _fire_case_timers(
+@dataclass(kw_only=True, slots=True)
+class _Tally:
+    """What one case's firings count for, once they are written."""
+
+    fired: int = 0
+    discarded: int = 0
+    skipped: int = 0
+    deferred: int = 0
+
+
+class _BatchView:
+    """The transaction, with ``contacts`` answered from one query for the whole batch."""
+
+    def __init__(self, tx: Tx, contacts: dict[str, list[Contact]]) -> None:
+        self._tx = tx
+        self._contacts = contacts
+
+    def contacts(self, municipality_code: str) -> list[Contact]:
+        found = self._contacts.get(municipality_code)
+        if found is None:
+            return self._tx.contacts(municipality_code)
+        return list(found)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tx, name)
+
+
+def _fire_batch(
     service: Service,
     tx: Tx,
-    case_id: int,
-    rows: list[DueTimer],
+    by_case: dict[int, list[DueTimer]],
     now: dt.datetime,
     result: DispatchResult,
 ) -> None:
-    case = tx.load_case(case_id)
+    cases = tx.load_cases(list(by_case))
+    codes = sorted({case.municipality_code for case in cases.values()})
+    view = cast(Tx, _BatchView(tx, tx.contacts_for(codes)))
+    items: list[BatchItem] = []
+    tallies: list[_Tally] = []
+    failures: list[tuple[int, str]] = []
+    for case_id, rows in by_case.items():
+        case = cases.get(case_id)
+        try:
+            if case is None:
+                raise NotFoundError(f"there is no case {case_id}")
+            item, tally = _plan_case(service, view, case, rows, now)
+        except Dk2020flowError as exc:
+            failures.append((case_id, str(exc)))
+            continue
+        if item.steps:
+            items.append(item)
+            tallies.append(tally)
+        else:
+            result.deferred += tally.deferred
+    outcome = tx.apply_batch(items) if items else BatchOutcome()
+    for n, (item, tally) in enumerate(zip(items, tallies, strict=True)):
+        if n in outcome.conflicts:
+            # Another daemon or a command changed this case meanwhile: its rows stay
+            # pending and fire on the next tick against the new version.
+            result.deferred += len(by_case[item.case_id])
+        elif n in outcome.failures:
+            failures.append((item.case_id, outcome.failures[n]))
+        else:
+            result.fired += tally.fired
+            result.discarded += tally.discarded
+            result.skipped += tally.skipped
+            result.deferred += tally.deferred
+    for case_id, message in failures:
+        result.errors.append(f"case {case_id}: {message}")
+        with tx.savepoint():
+            for row in by_case[case_id]:
+                tx.finish_timer(row.id, TimerStatus.FAILED, now, message[:500])
+        result.failed += len(by_case[case_id])
+
+
+def _plan_case(
+    service: Service,
+    tx: Tx,
+    case: CaseSnapshot,
+    rows: list[DueTimer],
+    now: dt.datetime,
+) -> tuple[BatchItem, _Tally]:
+    """What firing ``rows`` does to ``case``, computed without writing anything.
+
+    The steps are what was written one by one before: the same retirements and
+    decisions, in the same order (``store/bulk.py`` writes them grouped).
+    """
+    tally = _Tally()
+    steps: list[TimerFinish | DecisionStep] = []
+    expected_version = case.version
     wf = service.compiled(tx, case.definition_id)
-    version = case.version
     stale = [r for r in rows if r.epoch != case.epoch]
-    for row in stale:
-        tx.finish_timer(row.id, TimerStatus.DISCARDED, now, "the case left the state")
-    result.discarded += len(stale)
+    steps.extend(
+        TimerFinish(timer_id=r.id, status=TimerStatus.DISCARDED, note="the case left the state")
+        for r in stale
+    )
+    tally.discarded += len(stale)
     live = [r for r in rows if r.epoch == case.epoch]
     groups: dict[str, list[DueTimer]] = {}
     for row in live:
         groups.setdefault(row.timer, []).append(row)
     for name, group in sorted(groups.items(), key=lambda item: item[1][0].due_at):
         if group[0].epoch != case.epoch:  # an earlier firing left the state
-            result.discarded += len(group)
+            tally.discarded += len(group)
             continue
         spec = wf.workflow.states[case.state].timers.get(name)
         if spec is None:
-            for row in group:
-                tx.finish_timer(row.id, TimerStatus.DISCARDED, now, "no such timer in the state")
-            result.discarded += len(group)
+            steps.extend(
+                TimerFinish(
+                    timer_id=r.id, status=TimerStatus.DISCARDED, note="no such timer in the state"
+                )
+                for r in group
+            )
+            tally.discarded += len(group)
             continue
         plan = timing.resolve_missed(
             [(row, row.due_at) for row in group],
@@ -103,32 +192,42 @@ def _fire_case_timers(
             policy=spec.missed,
             burst_cap=service.settings.burst_cap,
         )
-        result.deferred += len(plan.defer)
+        tally.deferred += len(plan.defer)
         for row, reason in plan.skip:
             if row.epoch != case.epoch:  # discarded when an earlier firing left the state
-                result.discarded += 1
+                tally.discarded += 1
                 continue
             decision = decide.skipped_firing(case, row, reason, now)
-            tx.finish_timer(row.id, TimerStatus.SKIPPED, now, reason)
-            tx.apply(decision, [], expected_version=version)
-            case, version = decision.case, decision.case.version
-            result.skipped += 1
+            steps.append(TimerFinish(timer_id=row.id, status=TimerStatus.SKIPPED, note=reason))
+            steps.append(DecisionStep(decision=decision))
+            case = decision.case
+            tally.skipped += 1
         for row in plan.fire:
             if row.epoch != case.epoch:  # discarded when an earlier firing left the state
-                result.discarded += 1
+                tally.discarded += 1
                 continue
             fired = decide.fire_timer(wf, case, row, now)
             if fired is None:
-                tx.finish_timer(row.id, TimerStatus.DISCARDED, now, "the case left the state")
-                result.discarded += 1
+                steps.append(
+                    TimerFinish(
+                        timer_id=row.id,
+                        status=TimerStatus.DISCARDED,
+                        note="the case left the state",
+                    )
+                )
+                tally.discarded += 1
                 continue
             mails = service.mail.render_all(tx, wf, fired, now)
             # Retire the firing first: the decision may leave the state and discard
             # the case's other pending timers.
-            tx.finish_timer(row.id, TimerStatus.FIRED, now)
-            tx.apply(fired, mails, expected_version=version)
-            case, version = fired.case, fired.case.version
-            result.fired += 1
+            steps.append(TimerFinish(timer_id=row.id, status=TimerStatus.FIRED))
+            steps.append(DecisionStep(decision=fired, mails=tuple(mails)))
+            case = fired.case
+            tally.fired += 1
+    item = BatchItem(
+        case_id=rows[0].case_id, expected_version=expected_version, at=now, steps=tuple(steps)
+    )
+    return item, tally
 
 
 def _fire_programme(service: Service, tx: Tx, now: dt.datetime, limit: int) -> int:

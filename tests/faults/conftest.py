@@ -20,6 +20,7 @@ from dk2020flow.settings import Settings
 from dk2020flow.store import tables as t
 from dk2020flow.store.db import READ_ONLY_OPTION
 from dk2020flow.store.repository import SqlStore
+from integration.runtime.conftest import SmtpServer, free_port
 
 FAULTS = Path(__file__).parent
 DATA = FAULTS / "data"
@@ -80,6 +81,37 @@ class Cli:
         assert "Traceback" not in result.stderr, result.stderr
         assert "internal error" not in result.stderr, result.stderr
         return result
+
+    def many(
+        self, commands: Sequence[Sequence[str | bytes]], *, at_once: int = 4, timeout: float = 180
+    ) -> list[subprocess.CompletedProcess[str]]:
+        """Several commands, ``at_once`` at a time (CLI start-up dominates their cost).
+        Checks that none printed a traceback."""
+        results: list[subprocess.CompletedProcess[str]] = []
+        for start in range(0, len(commands), at_once):
+            group = commands[start : start + at_once]
+            procs = [
+                subprocess.Popen(
+                    ["dk2020flow", *args],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    env=self.env,
+                    cwd=self.cwd,
+                )
+                for args in group
+            ]
+            for args, proc in zip(group, procs, strict=True):
+                out, err = proc.communicate(timeout=timeout)
+                result = subprocess.CompletedProcess(
+                    list(args),
+                    proc.returncode,
+                    out.decode("utf-8", "replace"),
+                    err.decode("utf-8", "replace"),
+                )
+                assert "Traceback" not in result.stderr, (args, result.stderr)
+                assert "internal error" not in result.stderr, (args, result.stderr)
+                results.append(result)
+        return results
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
@@ -145,6 +177,17 @@ def daemons() -> Iterator[list[Daemon]]:
     finally:
         for daemon in started:
             daemon.kill()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) on a free loopback port (the runtime tests' one)."""
+    server = SmtpServer(free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def open_cases(url: str, workflow: Path, count: int | None = None, now: dt.datetime = T0) -> int:

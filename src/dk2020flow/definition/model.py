@@ -357,6 +357,10 @@ class Due(Frozen):
     after: Duration | None = None
     business_days: int | None = Field(default=None, ge=-500, le=500)
     time: str | None = None
+    roll: Literal["none", "next_business_day", "previous_business_day"] = Field(
+        default="none",
+        description="Move a deadline that falls on a weekend or holiday to a business day.",
+    )
 
     _after = field_validator("after", mode="before")(
         lambda v: None if v is None else _to_duration(v)

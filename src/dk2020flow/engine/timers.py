@@ -148,7 +148,9 @@ def compute_due(
        local date (:meth:`BusinessCalendar.add_business_days`), keeping the
        local time of day.
     3. ``time`` replaces the local time of day.
-    4. The local result becomes UTC by :func:`to_utc`'s DST rule.
+    4. ``roll`` moves a date that is not a business day to the next (or the
+       previous) business day, keeping the local time of day.
+    5. The local result becomes UTC by :func:`to_utc`'s DST rule.
 
     Raises :class:`DueUnavailable` when the anchor is missing on the case.
     """
@@ -169,6 +171,13 @@ def compute_due(
             local = to_local(instant, tz)
     if due.time is not None:
         local, instant = dt.datetime.combine(local.date(), parse_time_of_day(due.time)), None
+    if due.roll != "none" and not calendar.is_business_day(local.date()):
+        day = (
+            calendar.next_business_day(local.date(), inclusive=False)
+            if due.roll == "next_business_day"
+            else calendar.previous_business_day(local.date(), inclusive=False)
+        )
+        local, instant = dt.datetime.combine(day, local.time()), None
     return instant if instant is not None else to_utc(local, tz)
 
 

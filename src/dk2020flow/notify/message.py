@@ -9,12 +9,15 @@ never add a header (``Bcc:``) or end the header block early.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from email import policy
-from email.headerregistry import Address
+from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
+from email.policy import Policy
 from email.utils import format_datetime
+from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -38,7 +41,16 @@ def one_line(text: str) -> str:
 
 def validate_address(address: str) -> str:
     """The normalised address, or :class:`InvalidAddressError` saying what is wrong."""
-    if not isinstance(address, str) or not address.strip():
+    if not isinstance(address, str):
+        raise InvalidAddressError("an e-mail address is empty")
+    return _validated(address)
+
+
+@functools.lru_cache(maxsize=4096)
+def _validated(address: str) -> str:
+    # Validation is pure and slow (email-validator parses the whole address): a
+    # programme mails the same few hundred addresses thousands of times.
+    if not address.strip():
         raise InvalidAddressError("an e-mail address is empty")
     if _CONTROL.search(address):
         raise InvalidAddressError(f"the e-mail address {address!r} contains a line break")
@@ -60,11 +72,78 @@ def make_message_id(outbox_id: int | str, domain: str, case: int | str | None = 
     return f"<{local}@{domain}>"
 
 
+# ----------------------------------------------------------------------------- headers
+
+_HEADER_CACHE_SIZE = 4096
+
+
+class _Header(BaseHeader):
+    """The base of every header class of ``POLICY``: it remembers how it folds.
+
+    A header object never changes once made, and folding it (the email
+    package's most expensive step) depends on nothing but the object and the
+    policy, so the result is kept per policy.
+    """
+
+    def fold(self, *, policy: Policy) -> str:
+        folds: dict[Policy, str] | None = self.__dict__.get("_folds")
+        if folds is None:
+            folds = self.__dict__["_folds"] = {}
+        folded = folds.get(policy)
+        if folded is None:
+            folded = folds[policy] = super().fold(policy=policy)
+        return folded
+
+
+class _HeaderFactory(HeaderRegistry):
+    """``policy.default``'s header registry, with its classes made once (the
+    standard registry makes a new class on every header) and headers given as
+    text made once per (name, value): the Content-Type, Date, From … of one
+    message are those of the next, and sharing the object shares its folding."""
+
+    def __init__(self) -> None:
+        super().__init__(base_class=_Header)
+        self._classes: dict[str, type[BaseHeader]] = {}
+        self._made: dict[tuple[str, str], BaseHeader] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        key = name.lower()
+        found = self._classes.get(key)
+        if found is None:
+            found = self._classes[key] = super().__getitem__(name)
+        return found
+
+    def __call__(self, name: str, value: Any) -> Any:
+        if type(value) is not str:
+            return self[name](name, value)
+        key = (name, value)
+        found = self._made.get(key)
+        if found is None:
+            if len(self._made) >= _HEADER_CACHE_SIZE:
+                self._made.clear()
+            found = self._made[key] = self[name](name, value)
+        return found
+
+
+POLICY = policy.default.clone(header_factory=_HeaderFactory())
+"""``policy.default`` with a header factory that makes and folds each distinct header once."""
+
+
 def _address(mailbox: Mailbox) -> Address:
     name, address = mailbox
     normalised = validate_address(address)
     username, _, domain = normalised.rpartition("@")
     return Address(display_name=one_line(name or ""), username=username, domain=domain)
+
+
+@functools.lru_cache(maxsize=_HEADER_CACHE_SIZE)
+def _address_header(name: str, mailboxes: tuple[Mailbox, ...]) -> Any:
+    """The ``name`` header (From, To, Cc, Reply-To) of these mailboxes, validated."""
+    return POLICY.header_factory(name, [_address(m) for m in mailboxes])
+
+
+def _mailboxes(given: Sequence[Mailbox]) -> tuple[Mailbox, ...]:
+    return tuple((name, address) for name, address in given)
 
 
 def build_message(
@@ -93,13 +172,13 @@ def build_message(
     if date.tzinfo is None or date.utcoffset() is None:
         raise MessageError("the Date of a message must be timezone-aware")
 
-    message = EmailMessage(policy=policy.default)
-    message["From"] = _address(sender)
-    message["To"] = [_address(m) for m in to]
+    message = EmailMessage(policy=POLICY)
+    message["From"] = _address_header("From", _mailboxes([sender]))
+    message["To"] = _address_header("To", _mailboxes(to))
     if cc:
-        message["Cc"] = [_address(m) for m in cc]
+        message["Cc"] = _address_header("Cc", _mailboxes(cc))
     if reply_to is not None:
-        message["Reply-To"] = _address(reply_to)
+        message["Reply-To"] = _address_header("Reply-To", _mailboxes([reply_to]))
     message["Subject"] = one_line(mail.subject) or "(no subject)"
     message["Date"] = format_datetime(date)
     message["Message-ID"] = message_id

@@ -17,10 +17,11 @@ definition layer stores them with the workflow version).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from types import TracebackType
+from types import CodeType, TracebackType
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -29,11 +30,13 @@ from jinja2 import (
     BaseLoader,
     Environment,
     StrictUndefined,
+    Template,
     TemplateError,
     TemplateNotFound,
     TemplateSyntaxError,
     UndefinedError,
 )
+from jinja2.bccache import Bucket, BytecodeCache
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
@@ -103,10 +106,24 @@ def _to_local(value: Any, zone: ZoneInfo) -> dt.datetime | dt.date:
     raise TypeError(f"expected a date or date-time, got {type(value).__name__}")
 
 
+@functools.lru_cache(maxsize=4096)
+def _formatted_date(day: dt.date, format: str, locale: str) -> str:
+    # Babel parses the locale and the pattern on every call; a programme's mail
+    # shows the same few dates thousands of times.
+    return str(format_date(day, format=format, locale=locale))
+
+
+@functools.lru_cache(maxsize=4096)
+def _formatted_time(moment: dt.time, format: str, locale: str) -> str:
+    return str(format_time(moment, format=format, locale=locale))
+
+
 def _date_filter(locale: str, zone: ZoneInfo) -> Callable[..., str]:
     def date(value: Any, format: str = "long") -> str:
         local = _to_local(value, zone)
         day = local.date() if isinstance(local, dt.datetime) else local
+        if type(format) is str and type(day) is dt.date:
+            return _formatted_date(day, format, locale)
         return str(format_date(day, format=format, locale=locale))
 
     return date
@@ -117,7 +134,10 @@ def _time_filter(locale: str, zone: ZoneInfo) -> Callable[..., str]:
         local = _to_local(value, zone)
         if not isinstance(local, dt.datetime):
             raise TypeError("the time filter needs a date-time, not a date")
-        return str(format_time(local.time(), format=format, locale=locale))
+        moment = local.time()
+        if type(format) is str:
+            return _formatted_time(moment, format, locale)
+        return str(format_time(moment, format=format, locale=locale))
 
     return time
 
@@ -183,6 +203,38 @@ def _autoescape(name: str | None) -> bool:
     return bool(name and name.startswith(_HTML))
 
 
+class _CompiledCode(BytecodeCache):
+    """The compiled code of every template, shared by the renderers of the process.
+
+    Compiling a template costs a hundred renders; the workflow check and the
+    service each make a renderer for the same sources. Jinja checks the source's
+    checksum, so a changed source is compiled again. Every renderer's environment
+    is configured alike, and whether a template is autoescaped is in its name.
+    """
+
+    _LIMIT = 4096
+
+    def __init__(self) -> None:
+        self._code: dict[str, tuple[str, CodeType]] = {}
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        found = self._code.get(bucket.key)
+        if found is not None and found[0] == bucket.checksum:
+            bucket.code = found[1]
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        if bucket.code is not None:
+            if len(self._code) >= self._LIMIT:
+                self._code.clear()
+            self._code[bucket.key] = (bucket.checksum, bucket.code)
+
+    def clear(self) -> None:
+        self._code.clear()
+
+
+_CODE = _CompiledCode()
+
+
 # ----------------------------------------------------------------------------- renderer
 
 
@@ -194,6 +246,11 @@ class Renderer:
         self._zone = ZoneInfo(timezone)
         self._loader = _Loader(self._sources)
         self._envs: dict[str, _MailEnvironment] = {}
+        # Compiled templates by (language, name), and the files whose blocks were
+        # checked: the sources never change, so each is compiled and checked once
+        # (Jinja's own cache would do, but its look-up costs more than a render).
+        self._templates: dict[tuple[str, str], Template] = {}
+        self._complete: set[tuple[str, str]] = set()
 
     def _env(self, language: str) -> _MailEnvironment:
         env = self._envs.get(language)
@@ -207,6 +264,7 @@ class Renderer:
                 trim_blocks=True,
                 lstrip_blocks=True,
                 auto_reload=False,
+                bytecode_cache=_CODE,
             )
             env.filters["date"] = _date_filter(locale, self._zone)
             env.filters["datetime"] = _datetime_filter(locale, self._zone)
@@ -229,20 +287,29 @@ class Renderer:
         except Exception as exc:  # a template is outside input: any failure is its problem
             raise TemplateRenderError(_problem(file, exc, self._sources)) from exc
 
+    def _template(self, language: str, name: str) -> Template:
+        key = (language, name)
+        found = self._templates.get(key)
+        if found is None:
+            found = self._templates[key] = self._env(language).get_template(name)
+        return found
+
     def _render(self, file: str, language: str, context: dict[str, Any]) -> RenderedMail:
-        env = self._env(language)
-        missing = [b for b in BLOCKS if b not in env.get_template(_TEXT + file).blocks]
-        if missing:
-            raise _MissingBlocksError(missing)
-        subject = env.get_template(f"{_TEXT}{file}#subject").render(context)
+        if (language, file) not in self._complete:
+            blocks = self._template(language, _TEXT + file).blocks
+            missing = [b for b in BLOCKS if b not in blocks]
+            if missing:
+                raise _MissingBlocksError(missing)
+            self._complete.add((language, file))
+        subject = self._template(language, f"{_TEXT}{file}#subject").render(context)
         subject = _WHITESPACE.sub(" ", subject).strip()
         if not subject:
             raise _EmptySubjectError
-        text = _tidy_text(env.get_template(f"{_TEXT}{file}#text").render(context))
-        body = env.get_template(f"{_HTML}{file}#html").render(context).strip()
+        text = _tidy_text(self._template(language, f"{_TEXT}{file}#text").render(context))
+        body = self._template(language, f"{_HTML}{file}#html").render(context).strip()
         layout = layout_file(language)
         if layout in self._sources and not body[:20].lower().startswith(("<!doctype", "<html")):
-            html = env.get_template(_HTML + layout).render(
+            html = self._template(language, _HTML + layout).render(
                 {**context, "body": Markup(body), "subject": subject}  # noqa: S704 - escaped already
             )
         else:

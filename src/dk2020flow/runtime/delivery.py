@@ -14,16 +14,17 @@ The life of a message (DESIGN.md invariant 4)::
    and counts the attempt. Expired leases are claimed first.
 2. Outside any transaction, the messages go out through ONE transport
    connection for the batch (reopened once if it drops).
-3. After each send, one short transaction marks that message ``sent``, back to
+3. After each failed send, one short transaction marks that message back to
    ``pending`` with ``next_attempt_at`` (exponential back-off with jitter), or
-   ``dead`` with the reason.
+   ``dead`` with the reason. The messages sent are marked ``sent`` together, in
+   one transaction at the end of the batch (or before the next other mark).
 
 **At least once.** A crash (or kill -9) between a send and its mark leaves the
-row ``sending``; when its lease expires another delivery claims it and sends
-it again, with the same ``Message-ID`` (made from the row when it was
-queued), so the recipient's mail system or a person can recognise the
-duplicate. A message is never lost; in that narrow window it may be sent
-twice.
+row ``sending`` (with the batch's other rows sent but not yet marked); when its
+lease expires another delivery claims it and sends it again, with the same
+``Message-ID`` (made from the row when it was queued), so the recipient's mail
+system or a person can recognise the duplicate. A message is never lost; in
+that narrow window it may be sent twice.
 """
 
 from __future__ import annotations
@@ -234,21 +235,29 @@ def _record(batch: _Batch, result: DeliveryResult, outcome: DeliveryOutcome) -> 
         batch.on_outcome(outcome)
 
 
-def _mark_sent(batch: _Batch, row: OutboxMessage, result: DeliveryResult, note: str) -> None:
+def _mark_sent(
+    batch: _Batch, sent: list[tuple[OutboxMessage, str]], result: DeliveryResult
+) -> None:
+    """Mark the messages sent so far, in one transaction (they were all sent already)."""
+    if not sent:
+        return
+    done = list(sent)
+    sent.clear()
     with batch.store.transaction() as tx:
         # Some recipients may have refused: sent, with the refusals kept in last_error.
-        tx.mark_sent(row.id, batch.now, note=note)
-    _record(
-        batch,
-        result,
-        DeliveryOutcome(
-            outbox_id=row.id,
-            message_id=row.message_id,
-            outcome=Outcome.DELIVERED,
-            attempts=row.attempts,
-            detail=note,
-        ),
-    )
+        tx.mark_sent_many([(row.id, note) for row, note in done], batch.now)
+    for row, note in done:
+        _record(
+            batch,
+            result,
+            DeliveryOutcome(
+                outbox_id=row.id,
+                message_id=row.message_id,
+                outcome=Outcome.DELIVERED,
+                attempts=row.attempts,
+                detail=note,
+            ),
+        )
 
 
 def _mark_dead(batch: _Batch, row: OutboxMessage, result: DeliveryResult, error: str) -> None:
@@ -337,11 +346,16 @@ async def adeliver_batch(
 
     connected = False
     connect_error = ""
+    # Sent but not yet marked: marked together, in one transaction, before any other
+    # mark (so outcomes keep their order) and when the batch ends. A crash before
+    # that leaves them `sending`; they go out again after the lease (at least once).
+    sent: list[tuple[OutboxMessage, str]] = []
     try:
         for position, row in enumerate(rows):
             try:
                 message = build_email(row, sender=sender, date=now)
             except UnsendableError as exc:
+                _mark_sent(batch, sent, result)
                 _mark_dead(batch, row, result, str(exc))
                 continue
             if not connected:
@@ -354,22 +368,33 @@ async def adeliver_batch(
                     connect_error = f"cannot connect to the mail server: {_describe(exc)}"
                 if not connected:
                     # No connection for this batch: every message left waits for the next try.
+                    _mark_sent(batch, sent, result)
                     for rest in rows[position:]:
                         _mark_failed(batch, rest, result, connect_error)
                     break
             try:
                 answer = await transport.send(message, envelope_recipients(message))
             except PermanentDeliveryError as exc:
+                _mark_sent(batch, sent, result)
                 _mark_dead(batch, row, result, _describe(exc))
                 continue
             except (TemporaryDeliveryError, OSError, TimeoutError) as exc:
+                _mark_sent(batch, sent, result)
                 _mark_failed(batch, row, result, _describe(exc))
                 # The connection may be gone: reopen it for the next message.
                 await _close_quietly(transport)
                 connected = False
                 continue
-            note = _refusals(answer)
-            _mark_sent(batch, row, result, note)
+            sent.append((row, _refusals(answer)))
+        _mark_sent(batch, sent, result)
+    except BaseException:
+        # Interrupted (a store error, cancellation): keep what was sent from going
+        # out twice if the store still takes the marks; if not, the lease brings it back.
+        try:
+            _mark_sent(batch, sent, result)
+        except Exception:
+            logger.debug("marking the sent messages failed", exc_info=True)
+        raise
     finally:
         if connected:
             await _close_quietly(transport)

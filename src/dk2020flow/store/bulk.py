@@ -27,7 +27,6 @@ SQLAlchemy compiles each once and finds it in its cache afterwards.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,8 +36,6 @@ from sqlalchemy.engine import Connection
 from dk2020flow.engine.records import Decision, TimerStatus
 from dk2020flow.errors import ConflictError, Dk2020flowError
 from dk2020flow.store import tables as t
-from dk2020flow.store.repository import _case_values as case_values
-from dk2020flow.store.repository import _with_case, message_id_for
 from dk2020flow.store.port import (
     BatchItem,
     BatchOutcome,
@@ -47,6 +44,8 @@ from dk2020flow.store.port import (
     TimerFinish,
     Tx,
 )
+from dk2020flow.store.repository import _case_values as case_values
+from dk2020flow.store.repository import _with_case, message_id_for
 
 PENDING = TimerStatus.PENDING.value
 
@@ -66,7 +65,9 @@ FINISH_TIMER = (
 )
 """Retire one claimed timer (executemany); the summed row count says if all were pending."""
 
-UPDATE_CASE = update(t.cases).where(_c.id == bindparam("b_id"), _c.version == bindparam("b_expected"))
+UPDATE_CASE = update(t.cases).where(
+    _c.id == bindparam("b_id"), _c.version == bindparam("b_expected")
+)
 """Write a case's new values if its version is still the expected one (executemany,
 the SET columns given by the parameter keys)."""
 
@@ -96,7 +97,7 @@ PG_NEXT_OUTBOX_IDS = text(
 )
 
 
-class _BulkMismatch(Exception):
+class _BulkMismatchError(Exception):
     """The bulk write found a row not as expected: redo the batch item by item."""
 
 
@@ -118,7 +119,7 @@ def apply_batch(tx: Tx, conn: Connection, items: Sequence[BatchItem]) -> BatchOu
         try:
             with conn.begin_nested():
                 write_bulk(conn, [items[n] for n in bulk])
-        except (_BulkMismatch, Dk2020flowError, exc.StatementError):
+        except (_BulkMismatchError, Dk2020flowError, exc.StatementError):
             # Which item is to blame is not known: redo all of them one by one.
             # A lost connection or a locked database fails there again and ends
             # the transaction (nothing is written; the claims are released).
@@ -216,17 +217,16 @@ def write_bulk(conn: Connection, items: Sequence[BatchItem]) -> None:
         if not decisions:
             continue
         last = decisions[-1].case
-        # As ``apply`` of the last decision would: it expects the version before it.
+        # One UPDATE for the item's decisions: from the version before the first
+        # (``_bulk_ok`` checked that each bumps it by one) to that of the last.
         cases.append(
             {
                 "b_id": item.case_id,
-                "b_expected": last.version - 1,
+                "b_expected": item.expected_version,
                 "version": last.version,
                 **case_values(last),
             }
         )
-        if item.expected_version != last.version - len(decisions):
-            raise _BulkMismatch(f"case {item.case_id}: versions do not follow on")
         for decision in decisions:
             if decision.cancel_pending:
                 discards.append({"b_case": item.case_id, "b_epoch": decision.case.epoch})
@@ -234,18 +234,20 @@ def write_bulk(conn: Connection, items: Sequence[BatchItem]) -> None:
     if finishes:
         done = conn.execute(FINISH_TIMER, finishes).rowcount
         if done != len(finishes):
-            raise _BulkMismatch(f"{len(finishes) - done} timer(s) not pending any more")
+            raise _BulkMismatchError(f"{len(finishes) - done} timer(s) not pending any more")
     if cases:
         # The optimistic lock, for all at once: the summed row count must match.
         done = conn.execute(UPDATE_CASE, cases).rowcount
         if done != len(cases):
-            raise _BulkMismatch(f"{len(cases) - done} case(s) changed meanwhile")
+            raise _BulkMismatchError(f"{len(cases) - done} case(s) changed meanwhile")
     if discards:
         conn.execute(DISCARD_EARLIER_EPOCHS, discards)
     _insert_rows(conn, applied)
 
 
-def _insert_rows(conn: Connection, applied: Sequence[tuple[int, list[Decision], list[NewMail]]]) -> None:
+def _insert_rows(
+    conn: Connection, applied: Sequence[tuple[int, list[Decision], list[NewMail]]]
+) -> None:
     ids = [case_id for case_id, decisions, _ in applied if any(d.events for d in decisions)]
     last_seq: dict[int, int] = {}
     if ids:
@@ -309,7 +311,10 @@ def insert_outbox(conn: Connection, mails: Sequence[NewMail]) -> list[int]:
     write lock — so each row carries its Message-ID from the start.
     """
     ids = reserve_outbox_ids(conn, len(mails))
-    conn.execute(INSERT_OUTBOX, [outbox_values(mail, row_id) for mail, row_id in zip(mails, ids, strict=True)])
+    conn.execute(
+        INSERT_OUTBOX,
+        [outbox_values(mail, row_id) for mail, row_id in zip(mails, ids, strict=True)],
+    )
     return ids
 
 
@@ -317,7 +322,9 @@ def reserve_outbox_ids(conn: Connection, count: int) -> list[int]:
     if count <= 0:
         return []
     if conn.dialect.name == "postgresql":
-        return sorted(int(row_id) for row_id in conn.execute(PG_NEXT_OUTBOX_IDS, {"n": count}).scalars())
+        return sorted(
+            int(row_id) for row_id in conn.execute(PG_NEXT_OUTBOX_IDS, {"n": count}).scalars()
+        )
     last = int(conn.execute(SQLITE_LAST_OUTBOX_ID).scalar_one())
     return list(range(last + 1, last + 1 + count))
 

@@ -155,6 +155,13 @@ def translate_error(error: Exception, url: str) -> Exception:
             f"the disk under the database at {where} is full: free some space and "
             "run the command again (nothing was changed)"
         )
+    if "disk i/o error" in low:
+        code = str(getattr(orig, "sqlite_errorname", "") or "SQLITE_IOERR")
+        return StoreError(
+            f"the database file {where} could not be read or written ({code}): is the disk "
+            "under it full, read-only or failing? Free some space or fix the file system, "
+            "then run the command again (the change was not made)"
+        )
     if "read-only transaction" in low or sqlstate == "25006":
         return DatabaseReadOnlyError(
             f"the database at {where} refused a write in a read-only transaction: is it a "

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, or_, select, update
+from sqlalchemy import Engine, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 
@@ -592,45 +592,16 @@ class SqlTx:
     # ----------------------------------------------------------------------- outbox
 
     def queue_mail(self, mails: Sequence[NewMail]) -> list[int]:
-        """Store rendered messages; each gets its stable Message-ID. Returns their ids."""
-        o = t.outbox.c
-        ids: list[int] = []
-        for mail in mails:
-            new_id = self._conn.execute(
-                insert(t.outbox)
-                .values(
-                    case_id=mail.case_id,
-                    template=mail.template,
-                    language=mail.language,
-                    to_addresses=[list(pair) for pair in mail.to],
-                    cc_addresses=[list(pair) for pair in mail.cc],
-                    subject=mail.subject,
-                    text=mail.text,
-                    html=mail.html,
-                    ics=mail.ics,
-                    status=mail.status.value,
-                    attempts=0,
-                    not_before=mail.not_before,
-                    next_attempt_at=mail.not_before,
-                    lease_until=None,
-                    last_error="",
-                    created_at=mail.created_at,
-                    sent_at=None,
-                    dead_at=None,
-                    urgent=mail.urgent,
-                    reason=mail.reason,
-                    message_id=None,
-                    intent=dict(mail.intent) if mail.intent is not None else None,
-                )
-                .returning(o.id)
-            ).scalar_one()
-            self._conn.execute(
-                update(t.outbox)
-                .where(o.id == new_id)
-                .values(message_id=message_id_for(new_id, mail.created_at))
-            )
-            ids.append(int(new_id))
-        return ids
+        """Store rendered messages; each gets its stable Message-ID. Returns their ids.
+
+        One ``INSERT`` for all of them, each row with its Message-ID already set
+        (the ids are reserved first: see ``bulk.insert_outbox``).
+        """
+        from dk2020flow.store import bulk
+
+        if not mails:
+            return []
+        return bulk.insert_outbox(self._conn, mails)
 
     def claim_outbox(
         self, now: dt.datetime, limit: int, lease_until: dt.datetime
@@ -662,6 +633,38 @@ class SqlTx:
         if note:
             values["last_error"] = note
         self._set_outbox(message_id, status=OutboxStatus.SENT.value, **values)
+
+    def mark_sent_many(self, sent: Sequence[tuple[int, str]], at: dt.datetime) -> None:
+        """``mark_sent`` for a batch: the messages without a note in one ``UPDATE … IN``,
+        those with one (their refusals go to ``last_error``) in one ``executemany``.
+        ``NotFoundError`` (and nothing marked, with the transaction) if one is missing."""
+        o = t.outbox.c
+        plain = [message_id for message_id, note in sent if not note]
+        noted = [(message_id, note) for message_id, note in sent if note]
+        marked = 0
+        if plain:
+            marked += self._conn.execute(
+                update(t.outbox)
+                .where(o.id.in_(plain))
+                .values(status=OutboxStatus.SENT.value, sent_at=at, lease_until=None)
+            ).rowcount
+        if noted:
+            marked += self._conn.execute(
+                update(t.outbox)
+                .where(o.id == bindparam("b_id"))
+                .values(
+                    status=OutboxStatus.SENT.value,
+                    sent_at=at,
+                    lease_until=None,
+                    last_error=bindparam("b_note"),
+                ),
+                [{"b_id": message_id, "b_note": note} for message_id, note in noted],
+            ).rowcount
+        if marked != len(plain) + len(noted):
+            ids = [message_id for message_id, _ in sent]
+            present = set(self._conn.execute(select(o.id).where(o.id.in_(ids))).scalars())
+            missing = [message_id for message_id in ids if message_id not in present]
+            raise NotFoundError(f"there is no message {missing[0] if missing else ids[0]} in the outbox")
 
     def mark_retry(self, message_id: int, next_attempt_at: dt.datetime, error: str) -> None:
         self._set_outbox(
