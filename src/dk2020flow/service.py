@@ -24,6 +24,7 @@ from typing import Any
 from dk2020flow.clock import Clock
 from dk2020flow.definition.durations import Duration
 from dk2020flow.definition.loader import load_workflow, load_workflow_text
+from dk2020flow.definition.model import Workflow
 from dk2020flow.engine import decide
 from dk2020flow.engine import timers as timing
 from dk2020flow.engine.decide import Actor
@@ -116,7 +117,7 @@ class Service:
                 now=now,
             )
             if created:
-                wf = self._compiled(stored)
+                wf = self._compiled(stored, loaded.workflow)
                 tx.arm_programme_timers(stored.id, _programme_timers(wf, now))
         return stored, created
 
@@ -137,14 +138,16 @@ class Service:
             )
         return self._compiled(stored)
 
-    def _compiled(self, stored: StoredDefinition) -> CompiledWorkflow:
+    def _compiled(
+        self, stored: StoredDefinition, workflow: Workflow | None = None
+    ) -> CompiledWorkflow:
+        """``stored`` compiled; ``workflow`` is its text parsed already (just loaded)."""
         found = self._definitions.get(stored.id)
         if found is None or found.content_hash != stored.content_hash:
-            # Stored versions passed every check when loaded; parse without re-rendering.
-            loaded = load_workflow_text(stored.source_text, stored.source_path)
-            found = compiled(
-                loaded.workflow, stored.id, stored.content_hash, dict(stored.templates)
-            )
+            if workflow is None:
+                # Stored versions passed every check when loaded; parse without re-rendering.
+                workflow = load_workflow_text(stored.source_text, stored.source_path).workflow
+            found = compiled(workflow, stored.id, stored.content_hash, dict(stored.templates))
             self._definitions[stored.id] = found
         return found
 

@@ -249,6 +249,8 @@ def _fire_programme(service: Service, tx: Tx, now: dt.datetime, limit: int) -> i
                 for c in cases
                 if c.state in event.states and (not event.regions or c.region in event.regions)
             ]
+            # Every invited municipality's contacts in one query, not one per case.
+            known = tx.contacts_for(sorted({c.municipality_code for c in invited}))
             mails: list[NewMail] = []
             for case in invited:
                 intent = MailIntent(
@@ -261,9 +263,16 @@ def _fire_programme(service: Service, tx: Tx, now: dt.datetime, limit: int) -> i
                     ics=True,
                     cancelled=event.cancelled,
                 )
+                contacts = service.mail.contacts(tx, wf, case, known=known[case.municipality_code])
                 mails.extend(
                     service.mail.render(
-                        tx, wf, case, intent, now, reminder=row.kind == "event_reminder"
+                        tx,
+                        wf,
+                        case,
+                        intent,
+                        now,
+                        reminder=row.kind == "event_reminder",
+                        contacts=contacts,
                     )
                 )
             if mails:

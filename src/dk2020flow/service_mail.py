@@ -8,7 +8,7 @@ file. A mail with no recipient is parked with its reason, never dropped.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,8 @@ from dk2020flow.notify.ics import deadline_ics, event_ics
 from dk2020flow.notify.render import RenderedMail, Renderer
 from dk2020flow.store.port import Contact, NewMail, OutboxStatus, Tx
 
+_EVENT_ICS_KEPT = 64
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Preview:
@@ -45,6 +47,9 @@ class MailComposer:
 
     def __init__(self) -> None:
         self._renderers: dict[int, Renderer] = {}
+        # The .ics of a programme event at one instant is the same for every case
+        # invited (its UID names the event): made once per fan-out, not per case.
+        self._event_ics: dict[tuple[int, str, str, dt.datetime], str] = {}
 
     def renderer(self, wf: CompiledWorkflow) -> Renderer:
         found = self._renderers.get(wf.definition_id)
@@ -57,17 +62,30 @@ class MailComposer:
         self, tx: Tx, wf: CompiledWorkflow, decision: Decision, now: dt.datetime
     ) -> list[NewMail]:
         mails: list[NewMail] = []
+        if not decision.mails:
+            return mails
+        # One decision, one case: its recipients are looked up once for all its mail.
+        contacts = self.contacts(tx, wf, decision.case)
         for intent in decision.mails:
-            mails.extend(self.render(tx, wf, decision.case, intent, now))
+            mails.extend(self.render(tx, wf, decision.case, intent, now, contacts=contacts))
         return mails
 
     def contacts(
-        self, tx: Tx, wf: CompiledWorkflow, case: CaseSnapshot
+        self,
+        tx: Tx,
+        wf: CompiledWorkflow,
+        case: CaseSnapshot,
+        *,
+        known: Sequence[Contact] | None = None,
     ) -> dict[str, list[Contact]]:
         """Recipients by role: the municipality's contacts, the case's own `<role>_email`
-        fields, then the role's shared mailbox from the workflow file."""
+        fields, then the role's shared mailbox from the workflow file.
+
+        ``known``: the municipality's contacts, read already (``Tx.contacts_for``).
+        """
         by_role: dict[str, list[Contact]] = {}
-        for contact in tx.contacts(case.municipality_code):
+        municipal = tx.contacts(case.municipality_code) if known is None else known
+        for contact in municipal:
             by_role.setdefault(contact.role, []).append(contact)
         for role_name, role in wf.workflow.roles.items():
             email = case.data.get(f"{role_name}_email")
@@ -104,16 +122,19 @@ class MailComposer:
         *,
         language: str | None = None,
         reminder: bool = False,
+        contacts: Mapping[str, list[Contact]] | None = None,
     ) -> list[NewMail]:
         """Render one mail intent: one message per language of its To recipients.
 
         Cc recipients go with the message in their own language, or the first one.
         A mail with no To recipient is parked with the reason (and its intent, so
         it can be rendered again once the case has a contact in that role).
+        ``contacts``: the case's recipients by role (``contacts``), if known already.
         """
         definition = wf.workflow
         cause = intent_to_json(intent, reminder=reminder)
-        contacts = self.contacts(tx, wf, case)
+        if contacts is None:
+            contacts = self.contacts(tx, wf, case)
         to = [c for role in intent.to for c in contacts.get(role, [])]
         cc = [c for role in intent.cc for c in contacts.get(role, [])]
         not_before = (
@@ -271,9 +292,13 @@ class MailComposer:
             return None
         definition = wf.workflow
         if intent.event:
+            key = (wf.definition_id, wf.content_hash, intent.event, now)
+            found = self._event_ics.get(key)
+            if found is not None:
+                return found
             cohort_name, event_name = intent.event.split(".", 1)
             spec = definition.cohorts[cohort_name].events[event_name]
-            return event_ics(
+            found = event_ics(
                 spec,
                 uid=f"event-{definition.workflow}-{cohort_name}-{event_name}@dk2020flow",
                 timezone=definition.timezone,
@@ -283,6 +308,10 @@ class MailComposer:
                 if definition.links.help_email
                 else None,
             )
+            if len(self._event_ics) >= _EVENT_ICS_KEPT:
+                self._event_ics.clear()
+            self._event_ics[key] = found
+            return found
         if intent.ics and intent.deadline_at is not None and intent.timer:
             return deadline_ics(
                 title=f"{text_in(definition.title, definition.default_language)}: {intent.timer}",

@@ -1,18 +1,112 @@
-"""Settings from `DK2020FLOW_*` environment variables (and an optional .env file)."""
+"""Settings: `DK2020FLOW_*` environment variables over an optional TOML file.
+
+The file is ``$DK2020FLOW_CONFIG`` or ``dk2020flow.toml`` in the working
+directory; its keys are the settings' names (``database_url = "…"``,
+``batch_size = 500``, ``smtp_host = "…"``). Environment variables win over the
+file. Secrets (the SMTP password, a database password) belong in the
+environment only: a file that holds one is refused.
+"""
 
 from __future__ import annotations
 
+import os
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
 from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from dk2020flow.errors import Dk2020flowError
 
+CONFIG_ENV = "DK2020FLOW_CONFIG"
+CONFIG_FILE = "dk2020flow.toml"
+SECRET_KEYS = frozenset({"smtp_password"})
+
 
 class SettingsError(Dk2020flowError):
-    """A ``DK2020FLOW_*`` variable has a value the settings refuse."""
+    """A ``DK2020FLOW_*`` variable (or configuration key) has a value the settings refuse."""
 
 
-class Settings(BaseSettings):
+class ConfigError(Dk2020flowError):
+    """The configuration file cannot be used; the message names the file and the key."""
+
+    exit_code = 2
+
+
+def config_path() -> Path | None:
+    """The configuration file in force, if any."""
+    named = os.environ.get(CONFIG_ENV)
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise ConfigError(f"{CONFIG_ENV} names {path}, which is not a file")
+        return path
+    local = Path(CONFIG_FILE)
+    return local if local.is_file() else None
+
+
+@lru_cache(maxsize=8)
+def _read(path: Path, mtime: float) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the configuration: {exc}") from None
+    secrets = sorted(SECRET_KEYS & set(data))
+    if secrets:
+        raise ConfigError(
+            f"{path}: {', '.join(secrets)} must not be in a file; "
+            f"set DK2020FLOW_{secrets[0].upper()} in the environment instead"
+        )
+    if urlsplit(str(data.get("database_url", ""))).password:
+        raise ConfigError(
+            f"{path}: database_url holds a password; set DK2020FLOW_DATABASE_URL in the "
+            "environment instead (or use a .pgpass file)"
+        )
+    return data
+
+
+def config_values() -> dict[str, Any]:
+    """The configuration file's values (empty without a file)."""
+    path = config_path()
+    return {} if path is None else _read(path.resolve(), path.stat().st_mtime)
+
+
+class ConfigFileSource(PydanticBaseSettingsSource):
+    """Reads the fields of a settings class from the TOML configuration file."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        values = config_values()
+        return values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values = config_values()
+        return {name: values[name] for name in self.settings_cls.model_fields if name in values}
+
+
+class FileAndEnvSettings(BaseSettings):
+    """Base for settings read from the environment over the configuration file."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, ConfigFileSource(settings_cls)
+
+
+class Settings(FileAndEnvSettings):
     """Engine and daemon settings; SMTP settings live in ``notify.transports.MailSettings``."""
 
     model_config = SettingsConfigDict(env_prefix="DK2020FLOW_", env_file=None, extra="ignore")
@@ -40,8 +134,9 @@ class Settings(BaseSettings):
 
 
 def load_settings() -> Settings:
-    """The settings from the environment; a bad value is one ``SettingsError`` naming the
-    variable (never a pydantic traceback, never the value itself: it may be a secret)."""
+    """The settings from the environment and the file; a bad value is one ``SettingsError``
+    naming the variable (never a pydantic traceback, never the value itself: it may be a
+    secret)."""
     try:
         return Settings()
     except ValidationError as exc:
@@ -50,5 +145,6 @@ def load_settings() -> Settings:
             for e in exc.errors()
         )
         raise SettingsError(
-            f"invalid settings ({problems}); fix the variable (docs/operations.md, 'Settings')"
+            f"invalid settings ({problems}); fix the variable or the key in the configuration "
+            "file (docs/operations.md, 'Settings')"
         ) from None

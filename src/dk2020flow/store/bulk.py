@@ -27,6 +27,7 @@ SQLAlchemy compiles each once and finds it in its cache afterwards.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
@@ -90,6 +91,46 @@ LAST_SEQ = (
 INSERT_EVENTS = insert(t.events)
 INSERT_TIMERS = insert(t.timers)
 INSERT_OUTBOX = insert(t.outbox)
+
+CASE_COLUMNS = (
+    "definition_id",
+    "state",
+    "epoch",
+    "cohort",
+    "data",
+    "checklists",
+    "entered_at",
+    "closed",
+)
+"""What a change writes of a case row (``repository._case_values``), besides its version."""
+EVENT_COLUMNS = (
+    "case_id",
+    "seq",
+    "at",
+    "kind",
+    "actor",
+    "role",
+    "trigger",
+    "from_state",
+    "to_state",
+    "comment",
+    "data",
+    "epoch",
+)
+TIMER_COLUMNS = (
+    "case_id",
+    "timer",
+    "kind",
+    "idx",
+    "due_at",
+    "deadline_at",
+    "epoch",
+    "status",
+    "fired_at",
+    "note",
+    "claimed_by",
+)
+OUTBOX_COLUMNS = tuple(column.key for column in t.outbox.columns)
 
 SQLITE_LAST_OUTBOX_ID = select(func.coalesce(func.max(_o.id), 0))
 PG_NEXT_OUTBOX_IDS = text(
@@ -232,16 +273,16 @@ def write_bulk(conn: Connection, items: Sequence[BatchItem]) -> None:
                 discards.append({"b_case": item.case_id, "b_epoch": decision.case.epoch})
         applied.append((item.case_id, decisions, mails))
     if finishes:
-        done = conn.execute(FINISH_TIMER, finishes).rowcount
+        done = _FINISH_TIMER.execute(conn, finishes)
         if done != len(finishes):
             raise _BulkMismatchError(f"{len(finishes) - done} timer(s) not pending any more")
     if cases:
         # The optimistic lock, for all at once: the summed row count must match.
-        done = conn.execute(UPDATE_CASE, cases).rowcount
+        done = _UPDATE_CASE.execute(conn, cases)
         if done != len(cases):
             raise _BulkMismatchError(f"{len(cases) - done} case(s) changed meanwhile")
     if discards:
-        conn.execute(DISCARD_EARLIER_EPOCHS, discards)
+        _DISCARD_EARLIER_EPOCHS.execute(conn, discards)
     _insert_rows(conn, applied)
 
 
@@ -295,9 +336,9 @@ def _insert_rows(
                 )
         mails.extend(m if m.case_id == case_id else _with_case(m, case_id) for m in case_mails)
     if events:
-        conn.execute(INSERT_EVENTS, events)
+        _INSERT_EVENTS.execute(conn, events)
     if timers:
-        conn.execute(INSERT_TIMERS, timers)
+        _INSERT_TIMERS.execute(conn, timers)
     if mails:
         insert_outbox(conn, mails)
 
@@ -311,9 +352,8 @@ def insert_outbox(conn: Connection, mails: Sequence[NewMail]) -> list[int]:
     write lock — so each row carries its Message-ID from the start.
     """
     ids = reserve_outbox_ids(conn, len(mails))
-    conn.execute(
-        INSERT_OUTBOX,
-        [outbox_values(mail, row_id) for mail, row_id in zip(mails, ids, strict=True)],
+    _INSERT_OUTBOX.execute(
+        conn, [outbox_values(mail, row_id) for mail, row_id in zip(mails, ids, strict=True)]
     )
     return ids
 
@@ -356,3 +396,95 @@ def outbox_values(mail: NewMail, row_id: int) -> dict[str, Any]:
         "message_id": message_id_for(row_id, mail.created_at),
         "intent": dict(mail.intent) if mail.intent is not None else None,
     }
+
+
+# ------------------------------------------------------------ driver-level executemany
+
+
+class DriverStatement:
+    """A statement run with the driver's ``executemany``, compiled once per dialect.
+
+    ``Connection.execute(stmt, rows)`` sends every parameter set through
+    SQLAlchemy's generic per-row machinery, which costs more than the database
+    does for a batch's rows. Here the SQL text and each parameter's bind processor
+    — the very ones SQLAlchemy applies (``UtcDateTime``, JSON …) — are taken once
+    per dialect, and the rows go to ``exec_driver_sql`` as the driver wants them.
+    Every row must have exactly ``keys``; literal values in the statement (such as
+    ``status = 'pending'``) are filled in from the statement itself.
+    """
+
+    def __init__(self, stmt: Any, keys: Sequence[str]) -> None:
+        self.stmt = stmt
+        self.keys = tuple(keys)
+        self._plans: dict[tuple[str, str], _Plan] = {}
+
+    def execute(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+        """Run the statement once per row; return the summed row count."""
+        if not rows:
+            return 0
+        dialect = conn.dialect
+        plan = self._plans.get((dialect.name, dialect.driver))
+        if plan is None:
+            plan = self._plans[(dialect.name, dialect.driver)] = _Plan(self, dialect)
+        return plan.execute(conn, rows)
+
+
+class _Plan:
+    def __init__(self, statement: DriverStatement, dialect: Any) -> None:
+        compiled = statement.stmt.compile(dialect=dialect, column_keys=list(statement.keys))
+        self.sql: str = compiled.string
+        self.positional: bool = bool(compiled.positional)
+        names: list[str] = (
+            list(compiled.positiontup or ()) if self.positional else list(compiled.binds)
+        )
+        keys = set(statement.keys)
+        missing = keys - set(names)
+        if missing:
+            raise ValueError(f"parameters not in the statement: {sorted(missing)}")
+        # (name, key in the row or None for a literal, the literal, the processor)
+        self.binds: list[tuple[str, str | None, Any, Any]] = []
+        for name in names:
+            bind = compiled.binds[name]
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if name in keys:
+                self.binds.append((name, name, None, processor))
+            else:
+                value = bind.effective_value
+                self.binds.append((name, None, processor(value) if processor else value, None))
+
+    def execute(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+        columns: list[list[Any]] = []
+        for _, key, literal, processor in self.binds:
+            if key is None:
+                columns.append([literal] * len(rows))
+            elif processor is None:
+                columns.append([row[key] for row in rows])
+            else:
+                memo: dict[Any, Any] = {}
+                values: list[Any] = []
+                for row in rows:
+                    value = row[key]
+                    if type(value) is dt.datetime:  # most are the batch's ``now``: once each
+                        done = memo.get(value, memo)
+                        if done is memo:
+                            done = memo[value] = processor(value)
+                        values.append(done)
+                    else:
+                        values.append(processor(value))
+                columns.append(values)
+        if self.positional:
+            params: list[Any] = list(zip(*columns, strict=True))
+        else:
+            names = [name for name, _, _, _ in self.binds]
+            params = [
+                dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)
+            ]
+        return int(conn.exec_driver_sql(self.sql, params).rowcount)
+
+
+_FINISH_TIMER = DriverStatement(FINISH_TIMER, ("b_id", "b_status", "b_at", "b_note"))
+_UPDATE_CASE = DriverStatement(UPDATE_CASE, ("b_id", "b_expected", "version", *CASE_COLUMNS))
+_DISCARD_EARLIER_EPOCHS = DriverStatement(DISCARD_EARLIER_EPOCHS, ("b_case", "b_epoch"))
+_INSERT_EVENTS = DriverStatement(INSERT_EVENTS, EVENT_COLUMNS)
+_INSERT_TIMERS = DriverStatement(INSERT_TIMERS, TIMER_COLUMNS)
+_INSERT_OUTBOX = DriverStatement(INSERT_OUTBOX, OUTBOX_COLUMNS)

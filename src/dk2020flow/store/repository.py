@@ -664,7 +664,9 @@ class SqlTx:
             ids = [message_id for message_id, _ in sent]
             present = set(self._conn.execute(select(o.id).where(o.id.in_(ids))).scalars())
             missing = [message_id for message_id in ids if message_id not in present]
-            raise NotFoundError(f"there is no message {missing[0] if missing else ids[0]} in the outbox")
+            raise NotFoundError(
+                f"there is no message {missing[0] if missing else ids[0]} in the outbox"
+            )
 
     def mark_retry(self, message_id: int, next_attempt_at: dt.datetime, error: str) -> None:
         self._set_outbox(
