@@ -80,6 +80,12 @@ class _Tally:
     skipped: int = 0
     deferred: int = 0
 
+    def add_to(self, result: DispatchResult) -> None:
+        result.fired += self.fired
+        result.discarded += self.discarded
+        result.skipped += self.skipped
+        result.deferred += self.deferred
+
 
 class _BatchView:
     """The transaction, with ``contacts`` answered from one query for the whole batch."""
@@ -123,8 +129,8 @@ def _fire_batch(
         if item.steps:
             items.append(item)
             tallies.append(tally)
-        else:
-            result.deferred += tally.deferred
+        else:  # nothing to write (every firing deferred by the burst cap)
+            tally.add_to(result)
     outcome = tx.apply_batch(items) if items else BatchOutcome()
     for n, (item, tally) in enumerate(zip(items, tallies, strict=True)):
         if n in outcome.conflicts:
@@ -134,10 +140,7 @@ def _fire_batch(
         elif n in outcome.failures:
             failures.append((item.case_id, outcome.failures[n]))
         else:
-            result.fired += tally.fired
-            result.discarded += tally.discarded
-            result.skipped += tally.skipped
-            result.deferred += tally.deferred
+            tally.add_to(result)
     for case_id, message in failures:
         result.errors.append(f"case {case_id}: {message}")
         with tx.savepoint():

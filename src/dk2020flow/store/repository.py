@@ -208,9 +208,7 @@ class SqlTx:
     def find_municipality(self, code_or_name: str) -> Municipality | None:
         """By code (``751``, ``"0751"`` is not a code) or name, case-insensitively."""
         ref = code_or_name.strip()
-        row = self._conn.execute(
-            select(t.municipalities).where(t.municipalities.c.code == ref)
-        ).first()
+        row = self._conn.execute(queries.MUNICIPALITY_BY_CODE, {"code": ref}).first()
         if row is not None:
             return _municipality(row)
         # 98 rows: fold case in Python (SQLite's lower() knows no Æ, Ø, Å).
@@ -221,12 +219,7 @@ class SqlTx:
         return None
 
     def contacts(self, municipality_code: str) -> list[Contact]:
-        c = t.contacts.c
-        rows = self._conn.execute(
-            select(t.contacts)
-            .where(c.municipality_code == municipality_code)
-            .order_by(c.role, c.id)
-        )
+        rows = self._conn.execute(queries.CONTACTS_OF_ONE, {"code": municipality_code})
         return [_contact(row) for row in rows]
 
     def contacts_for(self, municipality_codes: Sequence[str]) -> dict[str, list[Contact]]:
@@ -323,9 +316,13 @@ class SqlTx:
             raise ValueError("apply() needs a stored case (its id is None): use insert_case()")
         c = t.cases.c
         result = self._conn.execute(
-            update(t.cases)
-            .where(c.id == case.id, c.version == expected_version)
-            .values(version=expected_version + 1, **_case_values(case))
+            queries.UPDATE_CASE_IF_VERSION,
+            {
+                "b_id": case.id,
+                "b_expected": expected_version,
+                "version": expected_version + 1,
+                **_case_values(case),
+            },
         )
         if result.rowcount != 1:
             if self._conn.execute(select(c.id).where(c.id == case.id)).first() is None:
@@ -338,28 +335,19 @@ class SqlTx:
 
     def _write_decision(self, case_id: int, decision: Decision, mails: Sequence[NewMail]) -> None:
         case = decision.case
-        tm = t.timers.c
         if decision.cancel_pending:
             self._conn.execute(
-                update(t.timers)
-                .where(tm.case_id == case_id, tm.status == PENDING, tm.epoch < case.epoch)
-                .values(status=TimerStatus.DISCARDED.value, note="the case left the state")
+                queries.DISCARD_LEFT_STATE, {"case_id": case_id, "epoch": case.epoch}
             )
         if decision.cancel_timers:
             self._conn.execute(
-                update(t.timers)
-                .where(
-                    tm.case_id == case_id,
-                    tm.status == PENDING,
-                    tm.epoch == case.epoch,
-                    tm.timer.in_(decision.cancel_timers),
-                )
-                .values(status=TimerStatus.DISCARDED.value, note="replaced (deadline moved)")
+                queries.DISCARD_REPLACED,
+                {"case_id": case_id, "epoch": case.epoch, "timers": list(decision.cancel_timers)},
             )
         self._insert_events(case_id, decision.events, epoch=case.epoch)
         if decision.arm:
             self._conn.execute(
-                insert(t.timers),
+                queries.INSERT_TIMER_ROWS,
                 [
                     {
                         "case_id": case_id,
@@ -382,12 +370,9 @@ class SqlTx:
     def _insert_events(self, case_id: int, records: Sequence[EventRecord], *, epoch: int) -> None:
         if not records:
             return
-        e = t.events.c
-        last = self._conn.execute(
-            select(func.coalesce(func.max(e.seq), 0)).where(e.case_id == case_id)
-        ).scalar_one()
+        last = self._conn.execute(queries.LAST_EVENT_SEQ, {"case_id": case_id}).scalar_one()
         self._conn.execute(
-            insert(t.events),
+            queries.INSERT_EVENT_ROWS,
             [
                 {
                     "case_id": case_id,
@@ -438,15 +423,21 @@ class SqlTx:
         code), or a municipality's name (case-insensitive); within ``workflow`` if given."""
         ref = ref.strip()
         c = t.cases.c
-        conditions = []
         if ref.startswith("#") and ref[1:].isdigit():
-            conditions.append(c.id == int(ref[1:]))
-        else:
-            if ref.isdigit():
-                conditions.append(c.id == int(ref))
-            municipality = self.find_municipality(ref)
-            if municipality is not None:
-                conditions.append(c.municipality_code == municipality.code)
+            # The common case (the CLI's and the simulation's ``#12``): a prepared statement.
+            if workflow is None:
+                rows = self._conn.execute(queries.CASE_BY_ID, {"id": int(ref[1:])})
+            else:
+                rows = self._conn.execute(
+                    queries.CASE_BY_ID_IN, {"id": int(ref[1:]), "workflow": workflow}
+                )
+            return [_case(row) for row in rows]
+        conditions = []
+        if ref.isdigit():
+            conditions.append(c.id == int(ref))
+        municipality = self.find_municipality(ref)
+        if municipality is not None:
+            conditions.append(c.municipality_code == municipality.code)
         if not conditions:
             return []
         query = queries.case_rows().where(or_(*conditions))
@@ -608,23 +599,18 @@ class SqlTx:
     ) -> list[OutboxMessage]:
         """Take up to ``limit`` messages to send: expired leases first (their daemon died),
         then pending ones that are due. Each becomes ``sending`` until ``lease_until``."""
-        ids = list(self._conn.execute(queries.expired_leases(now, limit)).scalars())
+        ids = list(
+            self._conn.execute(queries.EXPIRED_LEASES, {"now": now, "limit": limit}).scalars()
+        )
         if len(ids) < limit:
-            ids += self._conn.execute(queries.deliverable(now, limit - len(ids))).scalars()
+            ids += self._conn.execute(
+                queries.DELIVERABLE, {"now": now, "limit": limit - len(ids)}
+            ).scalars()
         if not ids:
             return []
-        o = t.outbox.c
-        self._conn.execute(
-            update(t.outbox)
-            .where(o.id.in_(ids))
-            .values(
-                status=OutboxStatus.SENDING.value,
-                lease_until=lease_until,
-                attempts=o.attempts + 1,
-            )
-        )
+        self._conn.execute(queries.LEASE_OUTBOX, {"ids": ids, "lease_until": lease_until})
         order = {row_id: n for n, row_id in enumerate(ids)}
-        rows = self._conn.execute(select(t.outbox).where(o.id.in_(ids)))
+        rows = self._conn.execute(queries.OUTBOX_BY_ID, {"ids": ids})
         return sorted((_message(row) for row in rows), key=lambda m: order[m.id])
 
     def mark_sent(self, message_id: int, at: dt.datetime, note: str = "") -> None:

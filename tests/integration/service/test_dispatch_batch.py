@@ -280,3 +280,39 @@ def test_two_dispatchers_on_postgres_fire_every_timer_exactly_once(pg_url: str) 
     finally:
         for s in stores:
             s.close()
+
+
+def raw_rows(store: SqlStore, table: str, case_id: int, skip: set[str]) -> list[dict[str, Any]]:
+    """A case's rows as the database stores them (no type processing), minus ``skip``."""
+    column = "id" if table == "cases" else "case_id"
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            text(f"SELECT * FROM {table} WHERE {column} = :id ORDER BY id"), {"id": case_id}
+        ).mappings()
+        return [{k: v for k, v in row.items() if k not in skip} for row in rows]
+
+
+def test_the_bulk_write_stores_what_one_by_one_stores(
+    service: Service, store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Half the cases written in bulk, half one by one (``finish_timer``/``apply``): the
+    stored rows are the same, byte for byte where the database keeps text."""
+    cases = open_cases(service, 4)
+    one_by_one = {c.id for c in cases[1::2]}
+    bulk_ok = bulk._bulk_ok
+    monkeypatch.setattr(
+        bulk, "_bulk_ok", lambda item: item.case_id not in one_by_one and bulk_ok(item)
+    )
+    assert service.fire_due(LATER).fired == 4 * PER_CASE
+    mailed = {"id", "case_id", "message_id", "subject", "text", "html", "to_addresses", "reason"}
+    for bulk_case, single_case in ((cases[0], cases[1]), (cases[2], cases[3])):
+        assert bulk_case.id is not None and single_case.id is not None
+        for table, skip in (
+            ("cases", {"id", "municipality_code"}),
+            ("events", {"id", "case_id"}),
+            ("timers", {"id", "case_id"}),
+            ("outbox", mailed),
+        ):
+            assert raw_rows(store, table, bulk_case.id, skip) == raw_rows(
+                store, table, single_case.id, skip
+            ), table
