@@ -24,8 +24,6 @@ from enum import IntEnum, StrEnum
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from dk2020flow.cli_common import (
     DbOption,
@@ -68,6 +66,9 @@ class ShiftedClock:
 
 
 def _secrets(url: str) -> list[str]:
+    from sqlalchemy.engine import make_url  # lazily: SQLAlchemy takes long to import
+    from sqlalchemy.exc import ArgumentError
+
     found: list[str] = []
     try:
         password = make_url(url).password

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from dk2020flow.bundled import workflow_path
-from dk2020flow.definition import DefinitionError, Diagnostic, LoadedWorkflow, load_workflow
-from dk2020flow.definition.graph import to_dot, to_mermaid
-from dk2020flow.definition.schema_export import schema_text
+
+if TYPE_CHECKING:
+    from dk2020flow.definition import Diagnostic, LoadedWorkflow
 
 EXIT_INVALID = 2
 
@@ -42,6 +42,9 @@ def _expand(paths: list[Path]) -> list[Path]:
 
 
 def _check(path: Path) -> tuple[LoadedWorkflow | None, tuple[Diagnostic, ...]]:
+    # The definition layer is imported when a command needs it (a faster CLI start).
+    from dk2020flow.definition import DefinitionError, load_workflow
+
     try:
         loaded = load_workflow(path)
     except DefinitionError as exc:
@@ -127,6 +130,9 @@ def graph_command(
 
     Templates are not checked here, so a workflow can be drawn before its mails exist.
     """
+    from dk2020flow.definition import DefinitionError, load_workflow
+    from dk2020flow.definition.graph import to_dot, to_mermaid
+
     path = workflow_path(path)
     try:
         loaded = load_workflow(path, check_templates=False)
@@ -142,4 +148,6 @@ def graph_command(
 @workflow_app.command("schema")
 def schema_command() -> None:
     """Print the JSON Schema of workflow files (for editors' validation and completion)."""
+    from dk2020flow.definition.schema_export import schema_text
+
     typer.echo(schema_text(), nl=False)

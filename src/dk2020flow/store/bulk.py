@@ -170,10 +170,14 @@ def apply_batch(tx: Tx, conn: Connection, items: Sequence[BatchItem]) -> BatchOu
         try:
             with conn.begin_nested():
                 write_bulk(conn, [items[n] for n in bulk])
+        except exc.DBAPIError as error:
+            if error.connection_invalidated or conn.invalidated:
+                raise  # the connection is gone: end the batch, the claims are released
+            single = sorted(single + bulk)
         except (_BulkMismatchError, Dk2020flowError, exc.StatementError):
             # Which item is to blame is not known: redo all of them one by one.
-            # A lost connection or a locked database fails there again and ends
-            # the transaction (nothing is written; the claims are released).
+            # A locked database fails there again and ends the transaction
+            # (nothing is written; the claims are released).
             single = sorted(single + bulk)
     conflicts: set[int] = set()
     failures: dict[int, str] = {}

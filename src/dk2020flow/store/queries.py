@@ -188,7 +188,9 @@ CASE_BY_ID = case_rows().where(_c.id == bindparam("id")).order_by(_c.id)
 """A case by id (as ``case_rows``)."""
 
 CASE_BY_ID_IN = (
-    case_rows().where(_c.id == bindparam("id"), _c.workflow == bindparam("workflow")).order_by(_c.id)
+    case_rows()
+    .where(_c.id == bindparam("id"), _c.workflow == bindparam("workflow"))
+    .order_by(_c.id)
 )
 """A case by id within a workflow (as ``case_rows``)."""
 
@@ -210,9 +212,9 @@ version is still ``b_expected``."""
 DISCARD_LEFT_STATE = (
     update(t.timers)
     .where(
-        _tm.case_id == bindparam("case_id"),
+        _tm.case_id == bindparam("b_case"),
         _tm.status == PENDING,
-        _tm.epoch < bindparam("epoch"),
+        _tm.epoch < bindparam("b_epoch"),
     )
     .values(status=TimerStatus.DISCARDED.value, note="the case left the state")
 )
@@ -221,10 +223,10 @@ DISCARD_LEFT_STATE = (
 DISCARD_REPLACED = (
     update(t.timers)
     .where(
-        _tm.case_id == bindparam("case_id"),
+        _tm.case_id == bindparam("b_case"),
         _tm.status == PENDING,
-        _tm.epoch == bindparam("epoch"),
-        _tm.timer.in_(bindparam("timers", expanding=True)),
+        _tm.epoch == bindparam("b_epoch"),
+        _tm.timer.in_(bindparam("b_timers", expanding=True)),
     )
     .values(status=TimerStatus.DISCARDED.value, note="replaced (deadline moved)")
 )

@@ -337,12 +337,16 @@ class SqlTx:
         case = decision.case
         if decision.cancel_pending:
             self._conn.execute(
-                queries.DISCARD_LEFT_STATE, {"case_id": case_id, "epoch": case.epoch}
+                queries.DISCARD_LEFT_STATE, {"b_case": case_id, "b_epoch": case.epoch}
             )
         if decision.cancel_timers:
             self._conn.execute(
                 queries.DISCARD_REPLACED,
-                {"case_id": case_id, "epoch": case.epoch, "timers": list(decision.cancel_timers)},
+                {
+                    "b_case": case_id,
+                    "b_epoch": case.epoch,
+                    "b_timers": list(decision.cancel_timers),
+                },
             )
         self._insert_events(case_id, decision.events, epoch=case.epoch)
         if decision.arm:
