@@ -76,3 +76,7 @@ def main() -> None:
             style="red",
         )
         sys.exit(70)
+
+
+if __name__ == "__main__":
+    main()

@@ -30,7 +30,7 @@ from typing import Literal, Protocol, TextIO, runtime_checkable
 
 import aiosmtplib
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from dk2020flow.notify.errors import (
     DeliveryError,
@@ -39,6 +39,7 @@ from dk2020flow.notify.errors import (
     TemporaryDeliveryError,
 )
 from dk2020flow.notify.message import validate_address
+from dk2020flow.settings import FileAndEnvSettings
 
 # ----------------------------------------------------------------------------- results
 
@@ -327,8 +328,9 @@ class ConsoleTransport:
 # ----------------------------------------------------------------------------- settings
 
 
-class MailSettings(BaseSettings):
-    """Mail settings from ``DK2020FLOW_MAIL_*`` and ``DK2020FLOW_SMTP_*`` variables.
+class MailSettings(FileAndEnvSettings):
+    """Mail settings from ``DK2020FLOW_MAIL_*`` and ``DK2020FLOW_SMTP_*`` variables
+    (over the configuration file, see ``dk2020flow.settings``).
 
     Each field reads the variable of its upper-cased name with the prefix
     ``DK2020FLOW_`` (``smtp_host`` from ``DK2020FLOW_SMTP_HOST``). The SMTP

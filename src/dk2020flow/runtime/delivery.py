@@ -55,6 +55,8 @@ from dk2020flow.settings import Settings
 from dk2020flow.store.port import OutboxMessage, Store
 
 logger = logging.getLogger(f"{LOGGER_NAME}.delivery")
+MARK_EVERY = 10
+"""Sent messages marked per transaction: bounds the resends after a crash to this many."""
 
 MAX_ERROR = 1000
 
@@ -375,9 +377,10 @@ async def _send_claimed(
 
     connected = False
     connect_error = ""
-    # Sent but not yet marked: marked together, in one transaction, before any other
-    # mark (so outcomes keep their order) and when the batch ends. A crash before
-    # that leaves them `sending`; they go out again after the lease (at least once).
+    # Sent but not yet marked: marked together, in one transaction, every MARK_EVERY
+    # messages, before any other mark (so outcomes keep their order) and when the batch
+    # ends. A crash before that leaves them `sending`; they go out again after the lease
+    # with the same Message-ID (at least once; at most MARK_EVERY repeats per crash).
     sent: list[tuple[OutboxMessage, str]] = []
     try:
         for position, row in enumerate(rows):
@@ -415,6 +418,8 @@ async def _send_claimed(
                 connected = False
                 continue
             sent.append((row, _refusals(answer)))
+            if len(sent) >= MARK_EVERY:
+                _mark_sent(batch, sent, result)
         _mark_sent(batch, sent, result)
     except BaseException:
         # Interrupted (a store error, cancellation): keep what was sent from going

@@ -178,6 +178,17 @@ LEASE_OUTBOX = (
 OUTBOX_BY_ID = select(t.outbox).where(_o.id.in_(bindparam("ids", expanding=True)))
 """The outbox rows ``ids``."""
 
+MARK_SENT = (
+    update(t.outbox)
+    .where(_o.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        status=OutboxStatus.SENT.value,
+        sent_at=bindparam("at", type_=_o.sent_at.type),
+        lease_until=None,
+    )
+)
+"""Mark the messages ``ids`` sent ``at``."""
+
 # The statements of one change to one case (``SqlTx.apply`` and what it writes).
 
 _c = t.cases.c

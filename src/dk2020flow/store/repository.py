@@ -633,11 +633,7 @@ class SqlTx:
         noted = [(message_id, note) for message_id, note in sent if note]
         marked = 0
         if plain:
-            marked += self._conn.execute(
-                update(t.outbox)
-                .where(o.id.in_(plain))
-                .values(status=OutboxStatus.SENT.value, sent_at=at, lease_until=None)
-            ).rowcount
+            marked += self._conn.execute(queries.MARK_SENT, {"ids": plain, "at": at}).rowcount
         if noted:
             marked += self._conn.execute(
                 update(t.outbox)
