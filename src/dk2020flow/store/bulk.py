@@ -41,6 +41,7 @@ from sqlalchemy.engine import Connection
 
 from dk2020flow.engine.records import Decision, TimerStatus
 from dk2020flow.errors import ConflictError, Dk2020flowError
+from dk2020flow.store import queries
 from dk2020flow.store import tables as t
 from dk2020flow.store.port import (
     BatchItem,
@@ -334,22 +335,7 @@ def _insert_rows(
                         "epoch": epoch,
                     }
                 )
-            for arm in decision.arm:
-                timers.append(
-                    {
-                        "case_id": case_id,
-                        "timer": arm.timer,
-                        "kind": arm.kind.value,
-                        "idx": arm.index,
-                        "due_at": arm.due_at,
-                        "deadline_at": arm.deadline_at,
-                        "epoch": arm.epoch,
-                        "status": PENDING,
-                        "fired_at": None,
-                        "note": "",
-                        "claimed_by": None,
-                    }
-                )
+            timers.extend(queries.timer_values(case_id, arm) for arm in decision.arm)
         mails.extend(m if m.case_id == case_id else _with_case(m, case_id) for m in case_mails)
     if events:
         _INSERT_EVENTS.execute(conn, events)

@@ -14,11 +14,28 @@ from typing import Any
 
 from sqlalchemy import Integer, Select, and_, bindparam, exists, func, insert, select, update
 
-from dk2020flow.engine.records import TimerKind, TimerStatus
+from dk2020flow.engine.records import TimerArm, TimerKind, TimerStatus
 from dk2020flow.store import tables as t
 from dk2020flow.store.port import CaseFilter, OutboxStatus
 
 PENDING = TimerStatus.PENDING.value
+
+
+def timer_values(case_id: int, arm: TimerArm) -> dict[str, Any]:
+    """The row of a newly armed timer (bound to ``INSERT_TIMER_ROWS``)."""
+    return {
+        "case_id": case_id,
+        "timer": arm.timer,
+        "kind": arm.kind.value,
+        "idx": arm.index,
+        "due_at": arm.due_at,
+        "deadline_at": arm.deadline_at,
+        "epoch": arm.epoch,
+        "status": TimerStatus.PENDING.value,
+        "fired_at": None,
+        "note": "",
+        "claimed_by": None,
+    }
 
 
 def due_timers(now: dt.datetime, limit: int) -> Select[Any]:

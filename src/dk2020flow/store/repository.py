@@ -352,22 +352,7 @@ class SqlTx:
         if decision.arm:
             self._conn.execute(
                 queries.INSERT_TIMER_ROWS,
-                [
-                    {
-                        "case_id": case_id,
-                        "timer": arm.timer,
-                        "kind": arm.kind.value,
-                        "idx": arm.index,
-                        "due_at": arm.due_at,
-                        "deadline_at": arm.deadline_at,
-                        "epoch": arm.epoch,
-                        "status": PENDING,
-                        "fired_at": None,
-                        "note": "",
-                        "claimed_by": None,
-                    }
-                    for arm in decision.arm
-                ],
+                [queries.timer_values(case_id, arm) for arm in decision.arm],
             )
         self.queue_mail([_with_case(mail, case_id) for mail in mails])
 
