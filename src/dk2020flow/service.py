@@ -107,6 +107,7 @@ class Service:
         loaded = load_workflow(path)
         now = self.clock.now()
         with self.store.transaction() as tx:
+            previous = tx.latest_definition(loaded.workflow.workflow)
             stored, created = tx.save_definition(
                 name=loaded.workflow.workflow,
                 version_label=loaded.workflow.version,
@@ -118,8 +119,55 @@ class Service:
             )
             if created:
                 wf = self._compiled(stored, loaded.workflow)
-                tx.arm_programme_timers(stored.id, _programme_timers(wf, now))
+                rows = _programme_timers(wf, now)
+                if previous is not None:
+                    rows = self._carry_over_events(tx, self._compiled(previous), wf, rows, now)
+                tx.arm_programme_timers(stored.id, rows)
         return stored, created
+
+    def _carry_over_events(
+        self,
+        tx: Tx,
+        old: CompiledWorkflow,
+        new: CompiledWorkflow,
+        rows: list[ProgrammeTimer],
+        now: dt.datetime,
+    ) -> list[ProgrammeTimer]:
+        """Programme events move to the new version without being sent twice.
+
+        An unchanged event keeps only the firings still pending in the old version.
+        A changed one (new time, place, or ``cancelled``; raise its ``sequence``) whose
+        invitation already went out gets an update now, with the same calendar UID.
+        The old version's pending programme firings are retired.
+        """
+        pending = {
+            (p.cohort, p.event, p.kind, p.index) for p in tx.programme_timers(old.definition_id)
+        }
+        tx.discard_programme_timers(
+            old.definition_id, now, f"moved to version {new.workflow.version}"
+        )
+        kept: list[ProgrammeTimer] = []
+        updates: list[ProgrammeTimer] = []
+        for row in rows:
+            old_cohort = old.workflow.cohorts.get(row.cohort)
+            before = old_cohort.events.get(row.event) if old_cohort else None
+            after = new.workflow.cohorts[row.cohort].events[row.event]
+            key = (row.cohort, row.event, row.kind, row.index)
+            if before is None:
+                kept.append(row)  # a new event
+            elif before == after:
+                if key in pending:
+                    kept.append(row)
+            elif row.kind == "event":
+                if key in pending:
+                    kept.append(row)  # not sent yet: it goes out as changed
+                else:
+                    updates.append(
+                        replace(row, kind="event_update", index=after.sequence, due_at=now)
+                    )
+            elif key in pending or row.due_at > now:
+                kept.append(row)  # reminders still to come, at the new time
+        return kept + updates
 
     def compiled(self, tx: Tx, definition_id: int) -> CompiledWorkflow:
         """A stored definition version, parsed once per service (versions never change)."""

@@ -561,6 +561,16 @@ class SqlTx:
         if result.rowcount != 1:
             raise ConflictError(f"programme timer {timer_id} is not pending any more")
 
+    def discard_programme_timers(self, definition_id: int, at: dt.datetime, note: str) -> int:
+        """Retire the pending programme timers of a definition version; how many."""
+        pt = t.programme_timers.c
+        result = self._conn.execute(
+            update(t.programme_timers)
+            .where(pt.definition_id == definition_id, pt.status == PENDING)
+            .values(status=TimerStatus.DISCARDED.value, fired_at=at, note=note)
+        )
+        return int(result.rowcount)
+
     def programme_timers(self, definition_id: int | None = None) -> list[ProgrammeTimer]:
         """Pending programme timers (of one definition), earliest first."""
         pt = t.programme_timers.c

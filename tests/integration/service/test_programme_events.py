@@ -24,8 +24,13 @@ def service(sqlite_url: str) -> Service:
     svc.load_workflow(DK2020)
     with store.transaction() as tx:
         contacts = [
-            Contact(municipality_code=m.code, role="contact_person", name=f"Kontakt {m.name}",
-                    email=f"klima@{m.code}.example.dk", language="da")
+            Contact(
+                municipality_code=m.code,
+                role="contact_person",
+                name=f"Kontakt {m.name}",
+                email=f"klima@{m.code}.example.dk",
+                language="da",
+            )
             for m in tx.municipalities()
         ]
         tx.replace_participants(tx.municipalities(), contacts)
@@ -34,16 +39,33 @@ def service(sqlite_url: str) -> Service:
 
 def test_start_conference_invites_the_waiting_cases_of_its_round(service: Service) -> None:
     for name in ("Aarhus", "Odense"):
-        service.open_case("dk2020", name, actor="KL", role="follow_up", cohort="round1",
-                          state="onboarding", reason="test: joins for the start")
-    service.open_case("dk2020", "Vejle", actor="KL", role="follow_up", cohort="round2",
-                      state="onboarding", reason="test: other round")
+        service.open_case(
+            "dk2020",
+            name,
+            actor="KL",
+            role="follow_up",
+            cohort="round1",
+            state="onboarding",
+            reason="test: joins for the start",
+        )
+    service.open_case(
+        "dk2020",
+        "Vejle",
+        actor="KL",
+        role="follow_up",
+        cohort="round2",
+        state="onboarding",
+        reason="test: other round",
+    )
     invite_at = dt.datetime(2020, 11, 5, 9, 0, tzinfo=dt.UTC)  # 21 days before 26 November
     result = service.fire_due(invite_at)
     assert result.programme >= 1
     with service.store.read() as tx:
         invitations = [m for m in tx.outbox(limit=500) if m.template == "event_invitation"]
-    assert sorted(m.to[0][1] for m in invitations) == ["klima@461.example.dk", "klima@751.example.dk"]
+    assert sorted(m.to[0][1] for m in invitations) == [
+        "klima@461.example.dk",
+        "klima@751.example.dk",
+    ]
     ics = invitations[0].ics or ""
     assert "BEGIN:VEVENT" in ics and "TZID=Europe/Copenhagen" in ics
     assert "UID:event-dk2020-round1-start_conference@dk2020flow" in ics
@@ -57,3 +79,45 @@ def test_preview_shows_what_would_be_sent(service: Service) -> None:
     assert "31. august 2020" in previews[0].mail.text
     english = service.preview("Aarhus", "decision_reminder", language="en")
     assert "31 August 2020" in english[0].mail.text
+
+
+def test_a_changed_event_sends_an_update_with_the_same_uid(
+    service: Service, tmp_path: Path
+) -> None:
+    service.open_case(
+        "dk2020",
+        "Aarhus",
+        actor="KL",
+        role="follow_up",
+        cohort="round1",
+        state="onboarding",
+        reason="test: joins for the start",
+    )
+    invite_at = dt.datetime(2020, 11, 5, 9, 0, tzinfo=dt.UTC)
+    service.fire_due(invite_at)
+    # Version 2020.2 moves the start conference to Nyborg and raises its sequence.
+    changed = tmp_path / "workflows" / "dk2020.yaml"
+    changed.parent.mkdir()
+    (tmp_path / "notifications").symlink_to(ROOT / "notifications")
+    text = DK2020.read_text(encoding="utf-8").replace('version: "2020.1"', 'version: "2020.2"')
+    text = text.replace(
+        'location: "Online (link følger)"\n        states:',
+        'location: "Nyborg Strand"\n        sequence: 1\n        states:',
+    )
+    changed.write_text(text, encoding="utf-8")
+    assert isinstance(service.clock, ManualClock)
+    service.clock.set(invite_at)
+    _, created = service.load_workflow(changed)
+    assert created
+    service.fire_due(invite_at + dt.timedelta(minutes=1))
+    with service.store.read() as tx:
+        mails = [m for m in tx.outbox(limit=500) if m.template == "event_invitation"]
+        pending = tx.programme_timers()
+    first, update = sorted(mails, key=lambda m: m.id)
+    uid = "UID:event-dk2020-round1-start_conference@dk2020flow"
+    assert uid in (first.ics or "") and uid in (update.ics or "")
+    assert "SEQUENCE:1" in (update.ics or "") and "Nyborg Strand" in (update.ics or "")
+    # Unchanged events are not armed twice: one pending row per firing, all of the new version.
+    keys = [(p.cohort, p.event, p.kind, p.index) for p in pending]
+    assert len(keys) == len(set(keys))
+    assert {p.definition_id for p in pending} == {2}
