@@ -414,7 +414,9 @@ Try next:
   {here}dk2020flow case show Aarhus
   {here}dk2020flow case history Aarhus
   {here}dk2020flow report --at {DEMO_END}
-  {here}dk2020flow scheduler status
+  {here}dk2020flow scheduler status --now {DEMO_END}T23:59
+  (the programme's clock stopped at the end of {DEMO_END.year}: as of today, without
+  --now, the timers still pending from then show as overdue)
 Start over with `dk2020flow demo --fresh`."""
     )
 
