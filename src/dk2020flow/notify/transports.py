@@ -346,9 +346,6 @@ class MailSettings(FileAndEnvSettings):
         default="dk2020flow@example.org", description="The From address of every message."
     )
     mail_sender_name: str = "DK2020"
-    mail_message_id_domain: str = Field(
-        default="dk2020flow.local", description="The right-hand side of every Message-ID."
-    )
     smtp_host: str = ""
     smtp_port: int | None = Field(default=None, ge=1, le=65535)
     smtp_starttls: bool | None = Field(
