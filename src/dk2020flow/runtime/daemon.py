@@ -441,8 +441,8 @@ class Daemon:
     def _housekeeping_job(self) -> None:
         try:
             with self.service.store.read() as tx:
-                dead = tx.outbox(status=OutboxStatus.DEAD, limit=1000)
-                parked = tx.outbox(status=OutboxStatus.PARKED, limit=1000)
+                counts = tx.outbox_counts()
+            dead, parked = counts[OutboxStatus.DEAD], counts[OutboxStatus.PARKED]
         except Dk2020flowError as exc:
             log_action(logger, "error", f"housekeeping failed: {exc}", level=logging.WARNING)
             return
@@ -451,8 +451,8 @@ class Daemon:
             logger,
             "housekeeping",
             level=level,
-            dead_mail=len(dead),
-            parked_mail=len(parked),
+            dead_mail=dead,
+            parked_mail=parked,
             **({"hint": "see `dk2020flow outbox list --status dead`"} if dead else {}),
         )
 
