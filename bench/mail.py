@@ -10,12 +10,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from email.message import EmailMessage
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common import Result, Workdir, free_port, phase, wait_until
 from sqlalchemy import update
 from workload import FIRE_AT, prepare
+
+if TYPE_CHECKING:
+    from dk2020flow.notify.message import MimeMessage
 
 SECTION = "4. mail"
 UNIT = "mails/s"
@@ -59,7 +61,7 @@ class _ConnectionPerMessage:
     async def close(self) -> None:
         await self.inner.close()
 
-    async def send(self, message: EmailMessage, *args: Any) -> Any:
+    async def send(self, message: MimeMessage, *args: Any) -> Any:
         await self.inner.open()
         try:
             return await self.inner.send(message, *args)

@@ -1,8 +1,7 @@
 """Run every benchmark of dk2020flow side by side and print ratios.
 
-    python bench/run.py            # the full run (about 10 minutes here)
-    python bench/run.py --quick    # smaller sizes (about 4 minutes here, of which the
-                                   # DK2020 simulation alone takes 1.5-2 until it is faster)
+    python bench/run.py            # the full run (2.5-4 minutes here)
+    python bench/run.py --quick    # smaller sizes (about 2 minutes here)
     python bench/run.py --only dispatch,mail
 
 These machines are shared and noisy: every comparison runs in the same
@@ -361,7 +360,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="smaller sizes (about 4 minutes)")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (about 2 minutes)")
     parser.add_argument(
         "--only",
         default=",".join(SECTIONS),

@@ -21,7 +21,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dk2020flow.bundled import bundled_workflows
+from dk2020flow.bundled import bundled_workflows, workflow_path
 from dk2020flow.cli_common import (
     DbOption,
     JsonOption,
@@ -174,7 +174,11 @@ def _find_workflow(start: Path) -> Path:
 
 def simulate(
     workflow: Annotated[
-        Path | None, typer.Argument(help="The workflow file to simulate.", show_default=False)
+        Path | None,
+        typer.Argument(
+            help="The workflow file to simulate, or a shipped workflow's name (dk2020).",
+            show_default=False,
+        ),
     ] = None,
     start: Annotated[
         str | None,
@@ -227,6 +231,7 @@ def simulate(
         return
     if workflow is None:
         raise typer.BadParameter("give the workflow file to simulate", param_hint="WORKFLOW")
+    workflow = workflow_path(workflow)
     if not workflow.is_file():
         raise typer.BadParameter(f"{workflow} is not a file", param_hint="WORKFLOW")
     for path, hint in ((participants, "--participants"), (behaviour, "--behaviour")):

@@ -137,8 +137,10 @@ class Service:
 
         An unchanged event keeps only the firings still pending in the old version.
         A changed one (new time, place, or ``cancelled``; raise its ``sequence``) whose
-        invitation already went out gets an update now, with the same calendar UID.
-        The old version's pending programme firings are retired.
+        invitation already went out gets an update now, with the same calendar UID; a
+        removed one whose invitation went out (and that has not taken place) gets a
+        cancellation now, rendered from the old version. The old version's pending
+        programme firings are retired.
         """
         pending = {
             (p.cohort, p.event, p.kind, p.index) for p in tx.programme_timers(old.definition_id)
@@ -167,6 +169,7 @@ class Service:
                     )
             elif key in pending or row.due_at > now:
                 kept.append(row)  # reminders still to come, at the new time
+        tx.arm_programme_timers(old.definition_id, _cancellations(old, new, pending, now))
         return kept + updates
 
     def compiled(self, tx: Tx, definition_id: int) -> CompiledWorkflow:
@@ -568,34 +571,55 @@ def _refusal_event(
     )
 
 
+def _cancellations(
+    old: CompiledWorkflow,
+    new: CompiledWorkflow,
+    pending: set[tuple[str, str, str, int]],
+    now: dt.datetime,
+) -> list[ProgrammeTimer]:
+    """Firings (of the old version, due now) that cancel the events the new version
+    removed, where the invitation went out and the event is still to come."""
+    rows: list[ProgrammeTimer] = []
+    for cohort_name, cohort in old.workflow.cohorts.items():
+        kept = new.workflow.cohorts.get(cohort_name)
+        for event_name, event in cohort.events.items():
+            if kept is not None and event_name in kept.events:
+                continue
+            invited = (cohort_name, event_name, "event", 0) not in pending
+            starts, _ = timing.event_instants(event, old.tz)
+            if invited and not event.cancelled and starts > now:
+                row = _programme_row(old, cohort_name, event_name, "event_cancel", now)
+                rows.append(replace(row, index=event.sequence + 1))
+    return rows
+
+
 def _programme_timers(wf: CompiledWorkflow, now: dt.datetime) -> list[ProgrammeTimer]:
     """Rows for every dated programme event and its reminders (past reminders dropped)."""
     rows: list[ProgrammeTimer] = []
     for cohort_name, cohort in wf.workflow.cohorts.items():
         for event_name, event in cohort.events.items():
             starts, _ = timing.event_instants(event, wf.tz)
-            firings = timing.drop_past_reminders(timing.event_reminders(event, wf.tz), now)
-            rows.append(
-                ProgrammeTimer(
-                    id=0,
-                    definition_id=wf.definition_id,
-                    cohort=cohort_name,
-                    event=event_name,
-                    kind="event",
-                    index=0,
-                    due_at=timing.add_duration(starts, event.invite_before, wf.tz, times=-1),
-                )
-            )
+            invite_at = timing.add_duration(starts, event.invite_before, wf.tz, times=-1)
+            rows.append(_programme_row(wf, cohort_name, event_name, "event", invite_at))
             rows.extend(
-                ProgrammeTimer(
-                    id=0,
-                    definition_id=wf.definition_id,
-                    cohort=cohort_name,
-                    event=event_name,
-                    kind="event_reminder",
+                replace(
+                    _programme_row(wf, cohort_name, event_name, "event_reminder", f.due_at),
                     index=f.index,
-                    due_at=f.due_at,
                 )
-                for f in firings
+                for f in timing.drop_past_reminders(timing.event_reminders(event, wf.tz), now)
             )
     return rows
+
+
+def _programme_row(
+    wf: CompiledWorkflow, cohort: str, event: str, kind: str, due_at: dt.datetime
+) -> ProgrammeTimer:
+    return ProgrammeTimer(
+        id=0,
+        definition_id=wf.definition_id,
+        cohort=cohort,
+        event=event,
+        kind=kind,
+        index=0,
+        due_at=due_at,
+    )

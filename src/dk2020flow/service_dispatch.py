@@ -264,7 +264,9 @@ def _fire_programme(service: Service, tx: Tx, now: dt.datetime, limit: int) -> i
                     kind="event",
                     event=f"{row.cohort}.{row.event}",
                     ics=True,
-                    cancelled=event.cancelled,
+                    # An event removed from a newer version: cancelled, one sequence up.
+                    cancelled=event.cancelled or row.kind == "event_cancel",
+                    sequence=row.index if row.kind == "event_cancel" else None,
                 )
                 contacts = service.mail.contacts(tx, wf, case, known=known[case.municipality_code])
                 mails.extend(
@@ -280,6 +282,7 @@ def _fire_programme(service: Service, tx: Tx, now: dt.datetime, limit: int) -> i
                 )
             if mails:
                 tx.queue_mail(mails)
-            tx.finish_programme_timer(row.id, now, f"{len(invited)} case(s) invited")
+            what = "cancellation sent to" if row.kind == "event_cancel" else "invited:"
+            tx.finish_programme_timer(row.id, now, f"{what} {len(invited)} case(s)")
             count += 1
     return count

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dk2020flow.definition.model import text_in
+from dk2020flow.definition.model import CalendarEvent, Workflow, text_in
 from dk2020flow.engine import timers as timing
 from dk2020flow.engine.machine import CompiledWorkflow
 from dk2020flow.engine.records import CaseSnapshot, Decision, MailIntent
@@ -32,6 +32,7 @@ from dk2020flow.notify.render import RenderedMail, Renderer
 from dk2020flow.store.port import Contact, NewMail, OutboxStatus, Tx
 
 _EVENT_ICS_KEPT = 64
+_OPENINGS_KEPT = 256
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -49,7 +50,21 @@ class MailComposer:
         self._renderers: dict[int, Renderer] = {}
         # The .ics of a programme event at one instant is the same for every case
         # invited (its UID names the event): made once per fan-out, not per case.
-        self._event_ics: dict[tuple[int, str, str, dt.datetime], str] = {}
+        self._event_ics: dict[tuple[int, str, str, bool, int | None, dt.datetime], str] = {}
+        # When mail made at one instant may go out: the same for every mail of a
+        # fan-out (a batch of timers, an event invitation to every case).
+        self._openings: dict[tuple[int, str, dt.datetime], dt.datetime] = {}
+
+    def _not_before(self, wf: CompiledWorkflow, now: dt.datetime) -> dt.datetime:
+        key = (wf.definition_id, wf.content_hash, now)
+        found = self._openings.get(key)
+        if found is None:
+            definition = wf.workflow
+            found = timing.next_office_opening(now, definition.office_hours, wf.calendar, wf.tz)
+            if len(self._openings) >= _OPENINGS_KEPT:
+                self._openings.clear()
+            self._openings[key] = found
+        return found
 
     def renderer(self, wf: CompiledWorkflow) -> Renderer:
         found = self._renderers.get(wf.definition_id)
@@ -137,11 +152,7 @@ class MailComposer:
             contacts = self.contacts(tx, wf, case)
         to = [c for role in intent.to for c in contacts.get(role, [])]
         cc = [c for role in intent.cc for c in contacts.get(role, [])]
-        not_before = (
-            now
-            if intent.urgent
-            else timing.next_office_opening(now, definition.office_hours, wf.calendar, wf.tz)
-        )
+        not_before = now if intent.urgent else self._not_before(wf, now)
 
         def lang_of(contact: Contact) -> str:
             if language:
@@ -232,8 +243,7 @@ class MailComposer:
             )
         event: EventView | None = None
         if intent.event:
-            cohort_name, event_name = intent.event.split(".", 1)
-            spec = definition.cohorts[cohort_name].events[event_name]
+            event_name, spec = event_spec(definition, intent)
             starts, ends = timing.event_instants(spec, wf.tz)
             event = EventView(
                 name=event_name,
@@ -269,7 +279,7 @@ class MailComposer:
                 reference=f"{definition.workflow}-{case.municipality_code}",
                 state=case.state,
                 cohort=case.cohort,
-                data=dict(case.data),
+                data=case.data,  # build_context copies it
                 opened_at=case.opened_at,
             ),
             municipality=MunicipalityView(
@@ -292,12 +302,19 @@ class MailComposer:
             return None
         definition = wf.workflow
         if intent.event:
-            key = (wf.definition_id, wf.content_hash, intent.event, now)
+            key = (
+                wf.definition_id,
+                wf.content_hash,
+                intent.event,
+                intent.cancelled,
+                intent.sequence,
+                now,
+            )
             found = self._event_ics.get(key)
             if found is not None:
                 return found
-            cohort_name, event_name = intent.event.split(".", 1)
-            spec = definition.cohorts[cohort_name].events[event_name]
+            cohort_name = intent.event.split(".", 1)[0]
+            event_name, spec = event_spec(definition, intent)
             found = event_ics(
                 spec,
                 uid=f"event-{definition.workflow}-{cohort_name}-{event_name}@dk2020flow",
@@ -321,6 +338,20 @@ class MailComposer:
                 sequence=1 if intent.extended else 0,
             )
         return None
+
+
+def event_spec(definition: Workflow, intent: MailIntent) -> tuple[str, CalendarEvent]:
+    """(name, spec) of the programme event a mail is about, cancelled or with a later
+    sequence when the intent says so (an event removed from a newer version)."""
+    assert intent.event is not None
+    cohort_name, event_name = intent.event.split(".", 1)
+    spec = definition.cohorts[cohort_name].events[event_name]
+    sequence = max(spec.sequence, intent.sequence or 0)
+    if (intent.cancelled and not spec.cancelled) or sequence != spec.sequence:
+        spec = spec.model_copy(
+            update={"cancelled": spec.cancelled or intent.cancelled, "sequence": sequence}
+        )
+    return event_name, spec
 
 
 def roles_mailed(wf: CompiledWorkflow) -> set[str]:
@@ -402,6 +433,7 @@ def intent_to_json(intent: MailIntent, *, reminder: bool = False) -> dict[str, A
         "actor": intent.actor,
         "ics": intent.ics,
         "cancelled": intent.cancelled,
+        "sequence": intent.sequence,
         "reminder": reminder,
     }
 
@@ -424,5 +456,6 @@ def intent_from_json(data: Mapping[str, Any]) -> tuple[MailIntent, bool]:
         actor=str(data.get("actor", "")),
         ics=bool(data.get("ics", False)),
         cancelled=bool(data.get("cancelled", False)),
+        sequence=int(data["sequence"]) if data.get("sequence") is not None else None,
     )
     return intent, bool(data.get("reminder", False))

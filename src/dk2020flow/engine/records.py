@@ -120,6 +120,9 @@ class MailIntent:
     actor: str = ""
     ics: bool = False
     cancelled: bool = False
+    sequence: int | None = None
+    """A programme event's calendar SEQUENCE when it must be above the event's own
+    (the cancellation of an event removed from the workflow)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -107,6 +107,9 @@ if TYPE_CHECKING:
         Mailbox as Mailbox,
     )
     from dk2020flow.notify.message import (
+        MimeMessage as MimeMessage,
+    )
+    from dk2020flow.notify.message import (
         build_message as build_message,
     )
     from dk2020flow.notify.message import (
@@ -190,6 +193,7 @@ _WHERE = {
     "MailSettings": "transports",
     "Mailbox": "message",
     "MessageError": "errors",
+    "MimeMessage": "message",
     "MunicipalityView": "context",
     "PermanentDeliveryError": "errors",
     "RecipientView": "context",
@@ -246,6 +250,7 @@ __all__ = [
     "MailSettings",
     "Mailbox",
     "MessageError",
+    "MimeMessage",
     "MunicipalityView",
     "PermanentDeliveryError",
     "RecipientView",

@@ -148,8 +148,15 @@ def _local(value: dt.datetime | dt.date, zone: ZoneInfo) -> dt.datetime | dt.dat
     return value
 
 
+_PLAIN_TYPES = frozenset({str, bool, int, float, dt.date, dt.datetime, dt.time, type(None)})
+
+
 def _plain(value: Any, path: str) -> Any:
     """A deep copy made only of types a template may safely hold."""
+    if type(value) in _PLAIN_TYPES:
+        return value
+    if type(value) is dict:
+        return {str(k): _plain(v, f"{path}.{k}") for k, v in value.items()}
     if value is None or isinstance(value, str | bool | int | float | dt.date | dt.time):
         return value
     if isinstance(value, Mapping):
@@ -160,6 +167,84 @@ def _plain(value: Any, path: str) -> Any:
         f"{path} is a {type(value).__name__}; templates get only plain data "
         "(text, numbers, booleans, dates, lists and dicts)"
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Fixed:
+    """What a workflow's mail context holds in one language whatever the case:
+    worked out once (a workflow never changes) and copied into each context."""
+
+    workflow: Workflow
+    title: str
+    cohorts: tuple[dict[str, Any], ...]
+    state_titles: dict[str, str]
+    role_titles: dict[str, str]
+    transition_titles: dict[str, str]
+    """The title of the first transition with each trigger."""
+    checklists: dict[str, tuple[str, tuple[tuple[str, str], ...]]]
+    """By name: the checklist's title and its items' (id, title)."""
+    links: dict[str, Any]
+
+
+_FIXED: dict[tuple[int, str], _Fixed] = {}
+_FIXED_KEPT = 64
+
+
+def _fixed(workflow: Workflow, language: str) -> _Fixed:
+    key = (id(workflow), language)
+    found = _FIXED.get(key)
+    if found is not None and found.workflow is workflow:
+        return found
+    zone = ZoneInfo(workflow.timezone)
+    transition_titles: dict[str, str] = {}
+    for transition in workflow.transitions:
+        if transition.trigger not in transition_titles:
+            transition_titles[transition.trigger] = text_in(
+                transition.title, language, transition.trigger
+            )
+    found = _Fixed(
+        workflow=workflow,
+        title=text_in(workflow.title, language, workflow.workflow),
+        cohorts=tuple(
+            {
+                "name": name,
+                "title": text_in(cohort.title, language, name),
+                "application_deadline": _local(cohort.application_deadline, zone),
+                "start": _local(cohort.start, zone),
+                "planned_end": _local(cohort.planned_end, zone),
+            }
+            for name, cohort in workflow.cohorts.items()
+        ),
+        state_titles={
+            name: text_in(state.title, language, name) for name, state in workflow.states.items()
+        },
+        role_titles={
+            name: text_in(role.title, language, name) for name, role in workflow.roles.items()
+        },
+        transition_titles=transition_titles,
+        checklists={
+            name: (
+                text_in(checklist.title, language, name),
+                tuple(
+                    (item_id, text_in(item_title, language, item_id))
+                    for item_id, item_title in checklist.items.items()
+                ),
+            )
+            for name, checklist in workflow.checklists.items()
+        },
+        links={
+            "programme": workflow.links.programme,
+            "help_email": workflow.links.help_email,
+            "help_name": workflow.links.help_name,
+        },
+    )
+    if len(_FIXED) >= _FIXED_KEPT:
+        _FIXED.clear()
+    _FIXED[key] = found
+    return found
+
+
+_NO_ENTRY = ChecklistEntry()
 
 
 def build_context(
@@ -181,21 +266,11 @@ def build_context(
     ``deadline.overdue``. ``deadline`` is the timer that fired for timer mails,
     and may be the state's first deadline for state-entry mails.
     """
-    zone = ZoneInfo(workflow.timezone)
+    fixed = _fixed(workflow, language)
     now = _aware(now, "now")
     state = workflow.states.get(case.state)
-    role = workflow.roles.get(recipient.role)
 
-    cohorts = [
-        {
-            "name": name,
-            "title": text_in(cohort.title, language, name),
-            "application_deadline": _local(cohort.application_deadline, zone),
-            "start": _local(cohort.start, zone),
-            "planned_end": _local(cohort.planned_end, zone),
-        }
-        for name, cohort in workflow.cohorts.items()
-    ]
+    cohorts = [dict(cohort) for cohort in fixed.cohorts]
     cohort_ctx = next((dict(c) for c in cohorts if c["name"] == case.cohort), None)
     cohort_title = cohort_ctx["title"] if cohort_ctx else ""
 
@@ -227,8 +302,7 @@ def build_context(
 
     transition_ctx: dict[str, Any] | None = None
     if transition is not None:
-        defs = workflow.transitions_named(transition.trigger)
-        title = text_in(defs[0].title, language, transition.trigger) if defs else ""
+        title = fixed.transition_titles.get(transition.trigger, "")
         transition_ctx = {
             "trigger": transition.trigger,
             "title": title or transition.trigger,
@@ -238,16 +312,17 @@ def build_context(
 
     checklist_ctx: dict[str, Any] | None = None
     if checklist is not None:
-        definition = workflow.checklists[checklist.name]
+        checklist_title, definition_items = fixed.checklists[checklist.name]
         titles = _STATUS_TITLES.get(language, _STATUS_TITLES["en"])
+        entries = checklist.entries
         items = []
-        for item_id, item_title in definition.items.items():
-            entry = checklist.entries.get(item_id, ChecklistEntry())
+        for item_id, item_title in definition_items:
+            entry = entries.get(item_id, _NO_ENTRY)
             status = str(entry.status) if entry.status is not None else ""
             items.append(
                 {
                     "id": item_id,
-                    "title": text_in(item_title, language, item_id),
+                    "title": item_title,
                     "status": status,
                     "status_title": titles.get(status, status),
                     "comment": entry.comment,
@@ -255,7 +330,7 @@ def build_context(
             )
         checklist_ctx = {
             "name": checklist.name,
-            "title": text_in(definition.title, language, checklist.name),
+            "title": checklist_title,
             "items": items,
         }
 
@@ -264,13 +339,13 @@ def build_context(
         "now": now,
         "workflow": {
             "name": workflow.workflow,
-            "title": text_in(workflow.title, language, workflow.workflow),
+            "title": fixed.title,
         },
         "case": {
             "id": case.id,
             "reference": case.reference,
             "state": case.state,
-            "state_title": text_in(state.title, language, case.state) if state else case.state,
+            "state_title": fixed.state_titles[case.state] if state else case.state,
             "cohort": case.cohort,
             "cohort_title": cohort_title,
             "data": _plain(dict(case.data), "case.data"),
@@ -286,7 +361,7 @@ def build_context(
             "name": recipient.name,
             "email": recipient.email,
             "role": recipient.role,
-            "role_title": text_in(role.title, language, recipient.role) if role else "",
+            "role_title": fixed.role_titles.get(recipient.role, ""),
         },
         "deadline": deadline_ctx,
         "event": event_ctx,
@@ -294,11 +369,7 @@ def build_context(
         "cohorts": cohorts,
         "checklist": checklist_ctx,
         "transition": transition_ctx,
-        "links": {
-            "programme": workflow.links.programme,
-            "help_email": workflow.links.help_email,
-            "help_name": workflow.links.help_name,
-        },
+        "links": dict(fixed.links),
     }
 
 
@@ -321,6 +392,26 @@ class TemplateUse:
 
 def template_uses(workflow: Workflow) -> list[TemplateUse]:
     """Every place the workflow sends a mail, in file order."""
+    return list(_template_uses(workflow))
+
+
+_USES: dict[int, tuple[Workflow, tuple[TemplateUse, ...]]] = {}
+
+
+def _template_uses(workflow: Workflow) -> tuple[TemplateUse, ...]:
+    """``template_uses``, worked out once per workflow (the template check asks for
+    it for every sample it makes)."""
+    found = _USES.get(id(workflow))
+    if found is not None and found[0] is workflow:
+        return found[1]
+    uses = tuple(_find_template_uses(workflow))
+    if len(_USES) >= _FIXED_KEPT:
+        _USES.clear()
+    _USES[id(workflow)] = (workflow, uses)
+    return uses
+
+
+def _find_template_uses(workflow: Workflow) -> list[TemplateUse]:
     uses: list[TemplateUse] = []
     for state_name, state in workflow.states.items():
         for spec in state.on_entry.mail:
@@ -369,7 +460,7 @@ def template_uses(workflow: Workflow) -> list[TemplateUse]:
 def template_kinds(workflow: Workflow) -> dict[str, frozenset[MailKind]]:
     """For each template the workflow names: the kinds of place it is sent from."""
     kinds: dict[str, set[MailKind]] = {}
-    for use in template_uses(workflow):
+    for use in _template_uses(workflow):
         kinds.setdefault(use.template, set()).add(use.kind)
     return {name: frozenset(found) for name, found in kinds.items()}
 
@@ -394,10 +485,10 @@ _SAMPLE_DATA: dict[str, Any] = {
 
 
 def _sample_state(workflow: Workflow, kind: MailKind, template: str | None) -> TemplateUse:
-    for use in template_uses(workflow):
+    for use in _template_uses(workflow):
         if use.kind is kind and (template is None or use.template == template):
             return use
-    for use in template_uses(workflow):
+    for use in _template_uses(workflow):
         if use.kind is kind:
             return use
     return TemplateUse(template or "", kind, workflow.initial_state)

@@ -16,12 +16,15 @@ clock.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import cast
 from zoneinfo import ZoneInfo
 
 import icalendar
+from icalendar.timezone import tzp
 
 from dk2020flow.definition.model import CalendarEvent, text_in
 
@@ -68,17 +71,63 @@ def _aware(value: dt.datetime, what: str) -> dt.datetime:
     return value
 
 
-def _calendar(method: CalendarMethod, event: icalendar.Event, years: tuple[int, int]) -> str:
+_CALENDAR_END = b"END:VCALENDAR\r\n"
+
+
+@functools.lru_cache(maxsize=8)
+def _calendar_head(method: CalendarMethod) -> bytes:
+    """``BEGIN:VCALENDAR`` and the calendar's properties: the same for every file."""
     cal = icalendar.Calendar()
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")
     cal.add("calscale", "GREGORIAN")
     cal.add("method", method.value)
-    cal.add_component(event)
-    cal.add_missing_timezones(
-        first_date=dt.date(years[0] - 1, 1, 1), last_date=dt.date(years[1] + 1, 12, 31)
-    )
     content: bytes = cal.to_ical()
+    if not content.endswith(_CALENDAR_END):  # pragma: no cover - icalendar changed
+        raise AssertionError("unexpected iCalendar serialisation")
+    return content[: -len(_CALENDAR_END)]
+
+
+@functools.lru_cache(maxsize=64)
+def _vtimezone(tzid: str, provider: str, first: dt.date, last: dt.date) -> bytes | None:
+    """The VTIMEZONE for ``tzid`` over the years given (None for an unknown zone).
+
+    Building one walks every transition of the zone: a few hundred
+    microseconds that each deadline would otherwise pay again.
+    """
+    try:
+        timezone = icalendar.Timezone.from_tzid(tzid, first_date=first, last_date=last)
+    except ValueError:
+        return None
+    content: bytes = timezone.to_ical()
+    return content
+
+
+def _missing_tzids(event: icalendar.Event) -> set[str]:
+    """The TZIDs the event needs a VTIMEZONE for, as ``Calendar.get_missing_tzids``
+    finds them (built the same way, so a set of several iterates the same)."""
+    found: set[str | None] = set()
+    for _name, value in event.property_items(sorted=False):
+        if hasattr(value, "params"):
+            found.add(value.params.get("TZID"))
+    used = cast("set[str]", found - {None})
+    return used - {"UTC"}
+
+
+def _calendar(method: CalendarMethod, event: icalendar.Event, years: tuple[int, int]) -> str:
+    """The calendar file: what ``Calendar.add_missing_timezones`` and ``to_ical`` give
+    for these properties, this event and its zones, with the fixed parts made once."""
+    first, last = dt.date(years[0] - 1, 1, 1), dt.date(years[1] + 1, 12, 31)
+    provider = tzp.name
+    zones = [_vtimezone(tzid, provider, first, last) for tzid in _missing_tzids(event)]
+    content = b"".join(
+        (
+            _calendar_head(method),
+            *(zone for zone in zones if zone is not None),
+            event.to_ical(),
+            _CALENDAR_END,
+        )
+    )
     return content.decode("utf-8")
 
 

@@ -12,14 +12,30 @@ starts with ``<!DOCTYPE`` or ``<html``. Other files whose name starts with
 
 The renderer never reads the disk: it is given the template sources (the
 definition layer stores them with the workflow version).
+
+How a mail is rendered: the subject and the text body are each what the
+template gives with every other block empty (text outside the blocks
+included, then tidied), and so is the HTML body. A template made only of
+the three blocks side by side, with imports and assignments around them,
+takes a quick path that gives the same bytes in two passes instead of four:
+it is parsed once and compiled once per mode with the blocks that mode
+never shows left out, the subject and text come from one text-mode pass
+(the top-level code runs once, and the two blocks are cut out of its
+output), and the HTML body from one HTML-mode pass. Anything else (a
+template that extends another, nested blocks, ``self``, ``super()``,
+``namespace()``/``joiner()``/``cycler()``, which could carry state from one
+block to the next), and every render that fails, goes the long way: one
+generated ``{% extends %}`` driver per block, so an error is reported exactly
+as before, with file and line.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import functools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from types import CodeType, TracebackType
 from typing import Any
@@ -35,10 +51,13 @@ from jinja2 import (
     TemplateNotFound,
     TemplateSyntaxError,
     UndefinedError,
+    nodes,
 )
 from jinja2.bccache import Bucket, BytecodeCache
 from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import internalcode
 from markupsafe import Markup
 
 from dk2020flow.definition.model import Workflow
@@ -183,6 +202,22 @@ class _Loader(BaseLoader):
 
 
 class _MailEnvironment(ImmutableSandboxedEnvironment):
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        # The sources never change: a loaded template is kept in a plain dict
+        # ({% import %} asks for its partial on every render, and Jinja's LRU
+        # cache costs more than a small render).
+        self._loaded: dict[str, Template] = {}
+
+    @internalcode
+    def _load_template(self, name: str, globals: MutableMapping[str, Any] | None) -> Template:
+        if globals:
+            return super()._load_template(name, globals)
+        found = self._loaded.get(name)
+        if found is None:
+            found = self._loaded[name] = super()._load_template(name, globals)
+        return found
+
     def getattr(self, obj: Any, attribute: str) -> Any:
         # The context is plain dicts: let ``checklist.items`` mean the key
         # "items", not the dict method of that name.
@@ -235,6 +270,155 @@ class _CompiledCode(BytecodeCache):
 _CODE = _CompiledCode()
 
 
+# ----------------------------------------------------------------------------- quick path
+
+
+_STATEFUL_NAMES = frozenset({"self", "super", "namespace", "joiner", "cycler"})
+"""Names that would let one block see another, or carry state from one to the next."""
+_STATEFUL_TEXT = re.compile(r"\b(?:namespace|joiner|cycler)\b")
+"""The same in any other file: a partial's module is made once and kept, so a
+joiner or namespace it holds carries state from one render to the next."""
+_WATCHED = (nodes.Name, nodes.Block, nodes.Extends, nodes.NSRef, nodes.EvalContextModifier)
+
+
+def _quick_trees(source: nodes.Template) -> tuple[nodes.Template, nodes.Template] | None:
+    """The text-mode and HTML-mode trees of a mail template, or None if it needs the long way.
+
+    The text tree keeps the subject and text blocks and empties the html block;
+    the HTML tree the other way round. Jinja's optimizer rewrites expressions in
+    place, so the two trees share no node: the HTML tree gets copies of
+    everything outside the blocks.
+    """
+    blocks = {node.name: node for node in source.body if isinstance(node, nodes.Block)}
+    if set(blocks) != set(BLOCKS) or any(
+        block.scoped or block.required for block in blocks.values()
+    ):
+        return None
+    found_blocks = 0
+    for node in source.find_all(_WATCHED):
+        if isinstance(node, nodes.Name):
+            if node.name in _STATEFUL_NAMES:
+                return None
+        elif isinstance(node, nodes.Block):
+            found_blocks += 1  # nested blocks are counted here, and not above
+        else:  # {% extends %}, {% set ns.x %}, {% autoescape %}
+            return None
+    if found_blocks != len(BLOCKS):
+        return None
+
+    def emptied(block: nodes.Block) -> nodes.Block:
+        empty = copy.copy(block)
+        empty.body = []
+        return empty
+
+    keep: dict[int, Any] = {id(source.environment): source.environment}
+    text_body: list[nodes.Node] = []
+    html_body: list[nodes.Node] = []
+    for node in source.body:
+        if isinstance(node, nodes.Block):
+            in_html = node.name == "html"
+            text_body.append(emptied(node) if in_html else node)
+            html_body.append(node if in_html else emptied(node))
+        else:
+            text_body.append(node)
+            html_body.append(copy.deepcopy(node, keep))
+    text, html = copy.copy(source), copy.copy(source)
+    text.body, html.body = text_body, html_body
+    return text, html
+
+
+class _QuickCode:
+    """The quick-path code of each mail template, shared by the renderers of the process.
+
+    By file name: the source it was compiled from, and the text-mode and
+    HTML-mode code (None when the template takes the long way).
+    """
+
+    _LIMIT = 2048
+
+    def __init__(self) -> None:
+        self._code: dict[str, tuple[str, tuple[CodeType, CodeType] | None]] = {}
+
+    def get(self, env: Environment, file: str, source: str) -> tuple[CodeType, CodeType] | None:
+        found = self._code.get(file)
+        if found is not None and found[0] == source:
+            return found[1]
+        code: tuple[CodeType, CodeType] | None = None
+        try:
+            trees = _quick_trees(env._parse(source, _TEXT + file, file))
+            if trees is not None:
+                code = (
+                    env._compile(env._generate(trees[0], _TEXT + file, file), file),
+                    env._compile(env._generate(trees[1], _HTML + file, file), file),
+                )
+        except Exception:  # the long way reports it, with file and line
+            code = None
+        if len(self._code) >= self._LIMIT:
+            self._code.clear()
+        self._code[file] = (source, code)
+        return code
+
+    def clear(self) -> None:
+        self._code.clear()
+
+
+_QUICK = _QuickCode()
+
+
+class _Mark(str):
+    """An empty piece of output that marks where a block's output is.
+
+    Equal only to itself, so ``list.index`` finds it among the pieces."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __ne__(self, other: object) -> bool:
+        return self is not other
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
+_SUBJECT_MARK, _TEXT_MARK = _Mark(), _Mark()
+
+
+def _marked(
+    block: Callable[[Context], Iterator[str]], mark: _Mark
+) -> Callable[[Context], Iterator[str]]:
+    """The block's output as one piece, after ``mark``."""
+
+    def marked(context: Context) -> Iterator[str]:
+        yield mark
+        yield "".join(block(context))
+
+    return marked
+
+
+def _find(pieces: list[str], mark: _Mark) -> int:
+    index = pieces.index(mark)
+    if pieces[index] is not mark:  # an empty Markup piece compares equal: take the long way
+        raise LookupError("block mark not found")
+    return index
+
+
+@dataclass(frozen=True, slots=True)
+class _Quick:
+    """One mail template, ready for the quick path in one language."""
+
+    env: _MailEnvironment
+    text: Template
+    html: Template
+    text_blocks: dict[str, Callable[[Context], Iterator[str]]]
+    globals: dict[str, Any]
+    """The environment's globals (the templates' globals add none)."""
+
+
+_NOT_QUICK = object()
+
+
 # ----------------------------------------------------------------------------- renderer
 
 
@@ -251,6 +435,8 @@ class Renderer:
         # (Jinja's own cache would do, but its look-up costs more than a render).
         self._templates: dict[tuple[str, str], Template] = {}
         self._complete: set[tuple[str, str]] = set()
+        self._quick: dict[tuple[str, str], _Quick | object] = {}
+        self._stateful: frozenset[str] | None = None
 
     def _env(self, language: str) -> _MailEnvironment:
         env = self._envs.get(language)
@@ -283,7 +469,7 @@ class Renderer:
                 TemplateProblem(file, None, f"no template {file} for language {language!r}")
             )
         try:
-            return self._render(file, language, dict(context))
+            return self._render(file, language, context)
         except Exception as exc:  # a template is outside input: any failure is its problem
             raise TemplateRenderError(_problem(file, exc, self._sources)) from exc
 
@@ -294,7 +480,76 @@ class Renderer:
             found = self._templates[key] = self._env(language).get_template(name)
         return found
 
-    def _render(self, file: str, language: str, context: dict[str, Any]) -> RenderedMail:
+    def _quick_for(self, language: str, file: str) -> _Quick | None:
+        key = (language, file)
+        found = self._quick.get(key)
+        if found is None:
+            if self._stateful is None:
+                self._stateful = frozenset(
+                    name for name, source in self._sources.items() if _STATEFUL_TEXT.search(source)
+                )
+            env = self._env(language)
+            found = _NOT_QUICK
+            code = None if self._stateful - {file} else _QUICK.get(env, file, self._sources[file])
+            if code is not None:
+                globals = env.make_globals(None)
+                text = env.template_class.from_code(env, code[0], globals)
+                html = env.template_class.from_code(env, code[1], globals)
+                blocks = dict(text.blocks)
+                blocks["subject"] = _marked(blocks["subject"], _SUBJECT_MARK)
+                blocks["text"] = _marked(blocks["text"], _TEXT_MARK)
+                found = _Quick(env, text, html, blocks, dict(globals))
+            self._quick[key] = found
+        return found if isinstance(found, _Quick) else None
+
+    def _render(self, file: str, language: str, context: Mapping[str, Any]) -> RenderedMail:
+        quick = self._quick_for(language, file)
+        if quick is not None:
+            try:
+                return self._render_quick(quick, language, context)
+            except Exception:  # noqa: S110 - the long way below reports it as ever
+                pass
+        return self._render_passes(file, language, dict(context))
+
+    def _render_quick(
+        self, quick: _Quick, language: str, context: Mapping[str, Any]
+    ) -> RenderedMail:
+        env = quick.env
+        # The context as Template.render would make it (globals under the
+        # variables), made once and shared by the passes: they only read it.
+        parent = dict(quick.globals, **context)
+        text_template = quick.text
+        pieces = list(
+            text_template.root_render_func(
+                Context(env, parent, text_template.name, quick.text_blocks)
+            )
+        )
+        # Each part is the whole output with the other block's piece left out
+        # (the marks themselves are empty).
+        at_subject, at_text = _find(pieces, _SUBJECT_MARK), _find(pieces, _TEXT_MARK)
+        subject = "".join(pieces[:at_text]) + "".join(pieces[at_text + 2 :])
+        subject = _WHITESPACE.sub(" ", subject).strip()
+        if not subject:
+            raise _EmptySubjectError
+        text = _tidy_text("".join(pieces[:at_subject]) + "".join(pieces[at_subject + 2 :]))
+        html_template = quick.html
+        body = "".join(
+            html_template.root_render_func(
+                Context(env, parent, html_template.name, html_template.blocks)
+            )
+        ).strip()
+        layout = layout_file(language)
+        if layout in self._sources and not body[:20].lower().startswith(("<!doctype", "<html")):
+            frame = self._template(language, _HTML + layout)
+            values = dict(parent)
+            values["body"] = Markup(body)  # noqa: S704 - escaped already
+            values["subject"] = subject
+            html = "".join(frame.root_render_func(Context(env, values, frame.name, frame.blocks)))
+        else:
+            html = body
+        return RenderedMail(subject=subject, text=text, html=html.strip() + "\n")
+
+    def _render_passes(self, file: str, language: str, context: dict[str, Any]) -> RenderedMail:
         if (language, file) not in self._complete:
             blocks = self._template(language, _TEXT + file).blocks
             missing = [b for b in BLOCKS if b not in blocks]

@@ -22,8 +22,6 @@ import ssl
 import sys
 import tempfile
 from dataclasses import dataclass
-from email import policy
-from email.message import EmailMessage
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal, Protocol, TextIO, runtime_checkable
@@ -38,7 +36,7 @@ from dk2020flow.notify.errors import (
     PermanentDeliveryError,
     TemporaryDeliveryError,
 )
-from dk2020flow.notify.message import validate_address
+from dk2020flow.notify.message import MimeMessage, validate_address
 from dk2020flow.settings import FileAndEnvSettings
 
 # ----------------------------------------------------------------------------- results
@@ -77,7 +75,7 @@ class SendResult:
 class Transport(Protocol):
     async def open(self) -> None: ...
 
-    async def send(self, message: EmailMessage, recipients: list[str]) -> SendResult: ...
+    async def send(self, message: MimeMessage, recipients: list[str]) -> SendResult: ...
 
     async def close(self) -> None: ...
 
@@ -209,13 +207,15 @@ class SmtpTransport:
         if client is not None:
             client.close()
 
-    async def send(self, message: EmailMessage, recipients: list[str]) -> SendResult:
+    async def send(self, message: MimeMessage, recipients: list[str]) -> SendResult:
         addresses = _check_recipients(recipients)
+        # Non-ASCII in an address needs SMTPUTF8, and then the headers go as UTF-8.
+        utf8 = not (message.sender.isascii() and all(a.isascii() for a in addresses))
         for attempt in (1, 2):
             await self.open()
             assert self._client is not None
             try:
-                errors, response = await self._client.send_message(message, recipients=addresses)
+                errors, response = await _sendmail(self._client, message, addresses, utf8=utf8)
             except aiosmtplib.SMTPServerDisconnected as exc:
                 # An idle connection the server dropped: reconnect once and resend.
                 await self._drop()
@@ -235,15 +235,44 @@ class SmtpTransport:
         raise TemporaryDeliveryError("sending: the SMTP server kept closing the connection")
 
 
+async def _sendmail(
+    client: aiosmtplib.SMTP, message: MimeMessage, addresses: list[str], *, utf8: bool
+) -> tuple[dict[str, aiosmtplib.SMTPResponse], str]:
+    """The message's own bytes through ``SMTP.sendmail``, with the MAIL options
+    ``send_message`` would give (SMTPUTF8 when an address needs it, 8BITMIME when
+    offered). The envelope is the message's From and the given recipients; the
+    data never carries a Bcc (a built message has none)."""
+    if client.is_ehlo_or_helo_needed:
+        try:
+            await client.ehlo()
+        except aiosmtplib.SMTPHeloError:
+            if not client.is_connected:
+                raise
+            await client.helo()
+    options: list[str] = []
+    if utf8:
+        if not client.supports_extension("smtputf8"):
+            raise aiosmtplib.SMTPNotSupported(
+                "An address containing non-ASCII characters was provided, but "
+                "SMTPUTF8 is not supported by this server"
+            )
+        options.append("SMTPUTF8")
+    if client.supports_extension("8bitmime"):
+        options.append("BODY=8BITMIME")
+    return await client.sendmail(
+        message.sender, addresses, message.as_bytes(utf8=utf8), mail_options=options
+    )
+
+
 # ----------------------------------------------------------------------------- folder
 
 
 _UNSAFE_FILE = re.compile(r"[^A-Za-z0-9._@+\-]")
 
 
-def message_filename(message: EmailMessage) -> str:
+def message_filename(message: MimeMessage) -> str:
     """``outbox-42.751@dk2020.example.dk.eml`` from the Message-ID."""
-    message_id = str(message.get("Message-ID", "")).strip().strip("<>")
+    message_id = message.message_id.strip().strip("<>")
     if not message_id:
         raise PermanentDeliveryError("the message has no Message-ID; build it with one")
     name = _UNSAFE_FILE.sub("_", message_id)[:200].lstrip(".")
@@ -270,10 +299,10 @@ class FolderTransport:
     async def close(self) -> None:
         return None
 
-    async def send(self, message: EmailMessage, recipients: list[str]) -> SendResult:
+    async def send(self, message: MimeMessage, recipients: list[str]) -> SendResult:
         addresses = _check_recipients(recipients)
         target = self.path / message_filename(message)
-        data = message.as_bytes(policy=policy.SMTP)
+        data = message.as_bytes()
         await self.open()
         try:
             fd, temp = tempfile.mkstemp(dir=self.path, prefix=".tmp-", suffix=".eml")
@@ -307,7 +336,7 @@ class ConsoleTransport:
     async def close(self) -> None:
         return None
 
-    async def send(self, message: EmailMessage, recipients: list[str]) -> SendResult:
+    async def send(self, message: MimeMessage, recipients: list[str]) -> SendResult:
         addresses = _check_recipients(recipients)
         out = self.stream or sys.stdout
         out.write("=" * 72 + "\n")
@@ -315,12 +344,11 @@ class ConsoleTransport:
             if message.get(name):
                 out.write(f"{name}: {message[name]}\n")
         out.write(f"Envelope-To: {', '.join(addresses)}\n\n")
-        body = message.get_body(preferencelist=("plain",))
-        if isinstance(body, EmailMessage):
-            out.write(str(body.get_content()))
-        attachments = [part.get_filename() or "" for part in message.iter_attachments()]
-        if attachments:
-            out.write(f"\n[attachments: {', '.join(attachments)}]\n")
+        # The text as the message carries it: line ends made LF, a final one added.
+        text = b"\n".join(message.text.encode("utf-8").splitlines()) + b"\n"
+        out.write(text.decode("utf-8"))
+        if message.calendar is not None:
+            out.write(f"\n[attachments: {message.calendar.filename}]\n")
         out.flush()
         return SendResult(accepted=tuple(addresses), response="printed")
 

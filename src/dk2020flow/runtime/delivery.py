@@ -35,7 +35,6 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from email.utils import parseaddr
 from enum import StrEnum
 from typing import Any, Protocol
@@ -47,7 +46,7 @@ from dk2020flow.notify.errors import (
     TemporaryDeliveryError,
 )
 from dk2020flow.notify.ics import CalendarAttachment, CalendarMethod
-from dk2020flow.notify.message import build_message, envelope_recipients
+from dk2020flow.notify.message import MimeMessage, build_message, envelope_recipients
 from dk2020flow.notify.render import RenderedMail
 from dk2020flow.notify.transports import SendResult, Transport
 from dk2020flow.runtime.logs import LOGGER_NAME, log_action
@@ -156,7 +155,7 @@ def sender_mailbox(sender: str | tuple[str, str]) -> tuple[str, str]:
 
 def build_email(
     row: OutboxMessage, *, sender: str | tuple[str, str], date: dt.datetime
-) -> EmailMessage:
+) -> MimeMessage:
     """The e-mail for an outbox row: From, To, Cc, Subject, Date, the row's
     Message-ID, the text body with the HTML alternative, and the ``.ics``.
 

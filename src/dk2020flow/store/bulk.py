@@ -25,14 +25,14 @@ transaction, each in a savepoint of its own: a conflict or a failure then leaves
 out that item alone. Items whose steps depend on their order in a way the grouped
 statements would not reproduce (see ``_bulk_ok``) always take that path.
 
-Statements are built once, here. The ``executemany`` ones go to the driver
-directly (``DriverStatement``): compiled once per dialect, with the bind
-processors SQLAlchemy itself would apply, without its per-row machinery.
+Statements are built once, here and in ``store/queries.py``. The ``executemany``
+ones go to the driver directly (``store/driver.py``: compiled once per dialect,
+with the bind processors SQLAlchemy itself would apply, without its per-row
+machinery).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,6 +43,7 @@ from dk2020flow.engine.records import Decision, TimerStatus
 from dk2020flow.errors import ConflictError, Dk2020flowError
 from dk2020flow.store import queries
 from dk2020flow.store import tables as t
+from dk2020flow.store.driver import DriverStatement
 from dk2020flow.store.port import (
     BatchItem,
     BatchOutcome,
@@ -72,12 +73,6 @@ FINISH_TIMERS = (
 )
 """Retire claimed timers with one status and note; the row count says if all were pending."""
 
-UPDATE_CASE = update(t.cases).where(
-    _c.id == bindparam("b_id"), _c.version == bindparam("b_expected")
-)
-"""Write a case's new values if its version is still the expected one (executemany,
-the SET columns given by the parameter keys)."""
-
 DISCARD_EARLIER_EPOCHS = (
     update(t.timers)
     .where(
@@ -96,48 +91,8 @@ LAST_SEQ = (
     .group_by(_e.case_id)
 )
 
-INSERT_EVENTS = insert(t.events)
-INSERT_TIMERS = insert(t.timers)
 INSERT_OUTBOX = insert(t.outbox)
 
-CASE_COLUMNS = (
-    "definition_id",
-    "state",
-    "epoch",
-    "cohort",
-    "data",
-    "checklists",
-    "entered_at",
-    "closed",
-)
-"""What a change writes of a case row (``repository._case_values``), besides its version."""
-EVENT_COLUMNS = (
-    "case_id",
-    "seq",
-    "at",
-    "kind",
-    "actor",
-    "role",
-    "trigger",
-    "from_state",
-    "to_state",
-    "comment",
-    "data",
-    "epoch",
-)
-TIMER_COLUMNS = (
-    "case_id",
-    "timer",
-    "kind",
-    "idx",
-    "due_at",
-    "deadline_at",
-    "epoch",
-    "status",
-    "fired_at",
-    "note",
-    "claimed_by",
-)
 OUTBOX_COLUMNS = tuple(column.key for column in t.outbox.columns)
 
 SQLITE_LAST_OUTBOX_ID = select(func.coalesce(func.max(_o.id), 0))
@@ -290,7 +245,7 @@ def write_bulk(conn: Connection, items: Sequence[BatchItem]) -> None:
                 raise _BulkMismatchError(f"{len(ids) - done} timer(s) not pending any more")
     if cases:
         # The optimistic lock, for all at once: the summed row count must match.
-        done = _UPDATE_CASE.execute(conn, cases)
+        done = queries.UPDATE_CASE.execute(conn, cases)
         if done != len(cases):
             raise _BulkMismatchError(f"{len(cases) - done} case(s) changed meanwhile")
     for ids in _chunks(discards):  # after the cases' UPDATE: it compares with their new epoch
@@ -338,9 +293,9 @@ def _insert_rows(
             timers.extend(queries.timer_values(case_id, arm) for arm in decision.arm)
         mails.extend(m if m.case_id == case_id else _with_case(m, case_id) for m in case_mails)
     if events:
-        _INSERT_EVENTS.execute(conn, events)
+        queries.INSERT_EVENT_ROWS.execute(conn, events)
     if timers:
-        _INSERT_TIMERS.execute(conn, timers)
+        queries.INSERT_TIMER_ROWS.execute(conn, timers)
     if mails:
         insert_outbox(conn, mails)
 
@@ -400,91 +355,4 @@ def outbox_values(mail: NewMail, row_id: int) -> dict[str, Any]:
     }
 
 
-# ------------------------------------------------------------ driver-level executemany
-
-
-class DriverStatement:
-    """A statement run with the driver's ``executemany``, compiled once per dialect.
-
-    ``Connection.execute(stmt, rows)`` sends every parameter set through
-    SQLAlchemy's generic per-row machinery, which costs more than the database
-    does for a batch's rows. Here the SQL text and each parameter's bind processor
-    — the very ones SQLAlchemy applies (``UtcDateTime``, JSON …) — are taken once
-    per dialect, and the rows go to ``exec_driver_sql`` as the driver wants them.
-    Every row must have exactly ``keys``; literal values in the statement (such as
-    ``status = 'pending'``) are filled in from the statement itself.
-    """
-
-    def __init__(self, stmt: Any, keys: Sequence[str]) -> None:
-        self.stmt = stmt
-        self.keys = tuple(keys)
-        self._plans: dict[tuple[str, str], _Plan] = {}
-
-    def execute(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
-        """Run the statement once per row; return the summed row count."""
-        if not rows:
-            return 0
-        dialect = conn.dialect
-        plan = self._plans.get((dialect.name, dialect.driver))
-        if plan is None:
-            plan = self._plans[(dialect.name, dialect.driver)] = _Plan(self, dialect)
-        return plan.execute(conn, rows)
-
-
-class _Plan:
-    def __init__(self, statement: DriverStatement, dialect: Any) -> None:
-        compiled = statement.stmt.compile(dialect=dialect, column_keys=list(statement.keys))
-        self.sql: str = compiled.string
-        self.positional: bool = bool(compiled.positional)
-        names: list[str] = (
-            list(compiled.positiontup or ()) if self.positional else list(compiled.binds)
-        )
-        keys = set(statement.keys)
-        missing = keys - set(names)
-        if missing:
-            raise ValueError(f"parameters not in the statement: {sorted(missing)}")
-        # (name, key in the row or None for a literal, the literal, the processor)
-        self.binds: list[tuple[str, str | None, Any, Any]] = []
-        for name in names:
-            bind = compiled.binds[name]
-            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            if name in keys:
-                self.binds.append((name, name, None, processor))
-            else:
-                value = bind.effective_value
-                self.binds.append((name, None, processor(value) if processor else value, None))
-
-    def execute(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
-        columns: list[list[Any]] = []
-        for _, key, literal, processor in self.binds:
-            if key is None:
-                columns.append([literal] * len(rows))
-            elif processor is None:
-                columns.append([row[key] for row in rows])
-            else:
-                memo: dict[Any, Any] = {}
-                values: list[Any] = []
-                for row in rows:
-                    value = row[key]
-                    if type(value) is dt.datetime:  # most are the batch's ``now``: once each
-                        done = memo.get(value, memo)
-                        if done is memo:
-                            done = memo[value] = processor(value)
-                        values.append(done)
-                    else:
-                        values.append(processor(value))
-                columns.append(values)
-        if self.positional:
-            params: list[Any] = list(zip(*columns, strict=True))
-        else:
-            names = [name for name, _, _, _ in self.binds]
-            params = [
-                dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)
-            ]
-        return int(conn.exec_driver_sql(self.sql, params).rowcount)
-
-
-_UPDATE_CASE = DriverStatement(UPDATE_CASE, ("b_id", "b_expected", "version", *CASE_COLUMNS))
-_INSERT_EVENTS = DriverStatement(INSERT_EVENTS, EVENT_COLUMNS)
-_INSERT_TIMERS = DriverStatement(INSERT_TIMERS, TIMER_COLUMNS)
 _INSERT_OUTBOX = DriverStatement(INSERT_OUTBOX, OUTBOX_COLUMNS)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -38,6 +39,10 @@ DEFAULT_SQLITE_FILE = "dk2020flow.db"
 BUSY_TIMEOUT_S = 5
 READ_ONLY_OPTION = "dk2020flow_read_only"
 """Execution option: begin with a plain (deferred) BEGIN on SQLite instead of BEGIN IMMEDIATE."""
+SINGLE_READ_OPTION = "dk2020flow_single_read"
+"""Execution option for a read that is one statement: on SQLite, begin no transaction at
+all (each statement reads one consistent snapshot by itself), which saves the BEGIN
+and ROLLBACK round trips of reads run at every tick (``store/report_queries.py``)."""
 
 MIGRATIONS_PACKAGE = "dk2020flow._migrations"
 
@@ -119,10 +124,22 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        if connection.get_execution_options().get(READ_ONLY_OPTION):
-            connection.exec_driver_sql("BEGIN")
-        else:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        options = connection.get_execution_options()
+        if options.get(SINGLE_READ_OPTION):
+            return
+        statement = "BEGIN" if options.get(READ_ONLY_OPTION) else "BEGIN IMMEDIATE"
+        # Straight to the driver: SQLAlchemy's statement machinery costs more than
+        # SQLite takes for a BEGIN, and every transaction begins with one. A failure
+        # ("database is locked" after the busy timeout, disk I/O …) is wrapped as
+        # SQLAlchemy wraps the driver's errors, for ``translated_errors``.
+        dbapi_connection = connection.connection.dbapi_connection
+        assert dbapi_connection is not None
+        try:
+            dbapi_connection.execute(statement)
+        except sqlite3.Error as error:
+            raise exc.DBAPIError.instance(
+                statement, (), error, sqlite3.Error, dialect=connection.dialect
+            ) from error
 
 
 # ---------------------------------------------------------------- driver errors

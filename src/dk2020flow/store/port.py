@@ -143,7 +143,7 @@ class ProgrammeTimer:
     definition_id: int
     cohort: str
     event: str
-    kind: str  # "event" | "event_reminder"
+    kind: str  # "event" | "event_reminder" | "event_update" | "event_cancel"
     index: int
     due_at: dt.datetime
 

@@ -1,4 +1,9 @@
-"""The statements that claim work and answer the daemon's questions.
+"""The statements of the store's hot paths: claims, the daemon's questions, one change.
+
+They are built once, here, with bound parameters (SQLAlchemy then reuses the
+compiled form; building a statement per call costs more than SQLite takes to
+run it), and each does in one round trip what it can: a claim returns whole
+rows, a change numbers its events in the INSERT.
 
 Claims read ``(status, due_at)`` / ``(status, next_attempt_at)`` through their
 indexes, so a tick costs in proportion to what is due, not to the number of
@@ -9,13 +14,25 @@ on SQLite (one writer at a time, ``BEGIN IMMEDIATE``) the clause is a no-op.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
-from sqlalchemy import Integer, Select, and_, bindparam, exists, func, insert, select, update
+from sqlalchemy import (
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from dk2020flow.engine.records import TimerArm, TimerKind, TimerStatus
 from dk2020flow.store import tables as t
+from dk2020flow.store.driver import DriverStatement
 from dk2020flow.store.port import CaseFilter, OutboxStatus
 
 PENDING = TimerStatus.PENDING.value
@@ -36,73 +53,6 @@ def timer_values(case_id: int, arm: TimerArm) -> dict[str, Any]:
         "note": "",
         "claimed_by": None,
     }
-
-
-def due_timers(now: dt.datetime, limit: int) -> Select[Any]:
-    """Pending case timers due at ``now``, earliest first, locked for the caller.
-
-    The case row is locked with its timers: two daemons never work on one case at
-    once (on PostgreSQL the second skips it), so neither loses a version check or
-    deadlocks on the other's case.
-    """
-    return (
-        select(t.timers.c.id)
-        .join(t.cases, t.cases.c.id == t.timers.c.case_id)
-        .where(t.timers.c.status == PENDING, t.timers.c.due_at <= now)
-        .order_by(t.timers.c.due_at, t.timers.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True, of=[t.timers, t.cases])
-    )
-
-
-def due_programme_timers(now: dt.datetime, limit: int) -> Select[Any]:
-    pt = t.programme_timers
-    return (
-        select(pt.c.id)
-        .where(pt.c.status == PENDING, pt.c.due_at <= now)
-        .order_by(pt.c.due_at, pt.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-
-
-def expired_leases(now: dt.datetime, limit: int) -> Select[Any]:
-    """Messages a daemon took for sending and never finished (it crashed)."""
-    o = t.outbox
-    return (
-        select(o.c.id)
-        .where(o.c.status == OutboxStatus.SENDING.value, o.c.lease_until <= now)
-        .order_by(o.c.lease_until, o.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-
-
-def deliverable(now: dt.datetime, limit: int) -> Select[Any]:
-    """Pending messages whose time has come; urgent ones first."""
-    o = t.outbox
-    return (
-        select(o.c.id)
-        .where(
-            o.c.status == OutboxStatus.PENDING.value,
-            o.c.next_attempt_at <= now,
-            o.c.not_before <= now,
-        )
-        .order_by(o.c.urgent.desc(), o.c.next_attempt_at, o.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-
-
-def next_due_candidates() -> list[Select[Any]]:
-    """One ``min(...)`` per kind of work; the daemon sleeps until the earliest."""
-    o = t.outbox
-    return [
-        select(func.min(t.timers.c.due_at)).where(t.timers.c.status == PENDING),
-        select(func.min(t.programme_timers.c.due_at)).where(t.programme_timers.c.status == PENDING),
-        select(func.min(o.c.next_attempt_at)).where(o.c.status == OutboxStatus.PENDING.value),
-        select(func.min(o.c.lease_until)).where(o.c.status == OutboxStatus.SENDING.value),
-    ]
 
 
 def case_rows() -> Select[Any]:
@@ -150,36 +100,69 @@ CONTACTS_OF = (
 )
 """The contacts of a list of municipalities, in the order of ``SqlTx.contacts``."""
 
-# Statements built once, with bound parameters: SQLAlchemy computes a statement's
-# cache key on every execution of a new statement object, which costs more than
-# SQLite takes to run these.
-
 _o = t.outbox.c
+_c = t.cases.c
+_tm = t.timers.c
+_pt = t.programme_timers.c
 
-EXPIRED_LEASES = (
-    select(_o.id)
-    .where(
-        _o.status == OutboxStatus.SENDING.value,
-        _o.lease_until <= bindparam("now", type_=_o.lease_until.type),
-    )
-    .order_by(_o.lease_until, _o.id)
+_SENDING = OutboxStatus.SENDING.value
+_is_sending = _o.status == _SENDING
+
+# ---------------------------------------------------------------------- claims
+
+DUE_TIMERS = (
+    select(t.timers)
+    .join(t.cases, _c.id == _tm.case_id)
+    .where(_tm.status == PENDING, _tm.due_at <= bindparam("now", type_=_tm.due_at.type))
+    .order_by(_tm.due_at, _tm.id)
+    .limit(bindparam("limit", type_=Integer))
+    .with_for_update(skip_locked=True, of=[t.timers, t.cases])
+)
+"""Pending case timers due at ``now`` (at most ``limit``), earliest first, locked for the
+caller, whole rows in the one statement.
+
+The case row is locked with its timers: two daemons never work on one case at
+once (on PostgreSQL the second skips it), so neither loses a version check or
+deadlocks on the other's case."""
+
+DUE_PROGRAMME_TIMERS = (
+    select(t.programme_timers)
+    .where(_pt.status == PENDING, _pt.due_at <= bindparam("now", type_=_pt.due_at.type))
+    .order_by(_pt.due_at, _pt.id)
     .limit(bindparam("limit", type_=Integer))
     .with_for_update(skip_locked=True)
 )
-"""``expired_leases`` with the parameters ``now`` and ``limit``."""
+"""Pending programme timers due at ``now`` (at most ``limit``), earliest first, locked."""
 
-DELIVERABLE = (
+CLAIMABLE_OUTBOX = (
     select(_o.id)
     .where(
-        _o.status == OutboxStatus.PENDING.value,
-        _o.next_attempt_at <= bindparam("now", type_=_o.next_attempt_at.type),
-        _o.not_before <= bindparam("now", type_=_o.not_before.type),
+        or_(
+            and_(_is_sending, _o.lease_until <= bindparam("now", type_=_o.lease_until.type)),
+            and_(
+                _o.status == OutboxStatus.PENDING.value,
+                _o.next_attempt_at <= bindparam("now", type_=_o.next_attempt_at.type),
+                _o.not_before <= bindparam("now", type_=_o.not_before.type),
+            ),
+        )
     )
-    .order_by(_o.urgent.desc(), _o.next_attempt_at, _o.id)
+    .order_by(
+        # Expired leases first (their daemon died), by lease_until and id; then the
+        # pending messages, urgent ones first, by next_attempt_at and id. The two
+        # CASE keys are NULL for every pending row, so they leave its order alone.
+        case((_is_sending, 0), else_=1),
+        case((_is_sending, _o.lease_until)),
+        case((_is_sending, _o.id)),
+        _o.urgent.desc(),
+        _o.next_attempt_at,
+        _o.id,
+    )
     .limit(bindparam("limit", type_=Integer))
     .with_for_update(skip_locked=True)
 )
-"""``deliverable`` with the parameters ``now`` and ``limit``."""
+"""The ids of up to ``limit`` messages to send at ``now``: ``sending`` ones whose lease has
+expired (a crashed daemon's), then ``pending`` ones that are due; one statement,
+through the ``(status, next_attempt_at)`` index for both kinds."""
 
 LEASE_OUTBOX = (
     update(t.outbox)
@@ -189,11 +172,22 @@ LEASE_OUTBOX = (
         lease_until=bindparam("lease_until", type_=_o.lease_until.type),
         attempts=_o.attempts + 1,
     )
+    .returning(*t.outbox.columns)
 )
-"""Claim the messages ``ids`` until ``lease_until`` (one attempt more each)."""
+"""Claim the messages ``ids`` until ``lease_until`` (one attempt more each); returns
+their rows as they are now (in no particular order)."""
 
-OUTBOX_BY_ID = select(t.outbox).where(_o.id.in_(bindparam("ids", expanding=True)))
-"""The outbox rows ``ids``."""
+NEXT_DUE = select(
+    select(func.min(_tm.due_at)).where(_tm.status == PENDING).scalar_subquery(),
+    select(func.min(_pt.due_at)).where(_pt.status == PENDING).scalar_subquery(),
+    select(func.min(_o.next_attempt_at))
+    .where(_o.status == OutboxStatus.PENDING.value)
+    .scalar_subquery(),
+    select(func.min(_o.lease_until)).where(_is_sending).scalar_subquery(),
+)
+"""In one row: the earliest pending case timer, programme timer, pending message and
+lease of a message being sent (each None when there is none); every one a
+``min`` through a ``(status, …)`` index. The daemon sleeps until the earliest."""
 
 MARK_SENT = (
     update(t.outbox)
@@ -206,21 +200,38 @@ MARK_SENT = (
 )
 """Mark the messages ``ids`` sent ``at``."""
 
-# The statements of one change to one case (``SqlTx.apply`` and what it writes).
+MARK_SENT_NOTED = (
+    update(t.outbox)
+    .where(_o.id == bindparam("b_id"))
+    .values(
+        status=OutboxStatus.SENT.value,
+        sent_at=bindparam("at", type_=_o.sent_at.type),
+        lease_until=None,
+        last_error=bindparam("b_note", type_=_o.last_error.type),
+    )
+)
+"""Mark the message ``b_id`` sent ``at``, with ``b_note`` (refused recipients) as its
+``last_error`` (executemany)."""
 
-_c = t.cases.c
-_tm = t.timers.c
-_e = t.events.c
+OUTBOX_IDS_IN = select(_o.id).where(_o.id.in_(bindparam("ids", expanding=True)))
 
-CASE_BY_ID = case_rows().where(_c.id == bindparam("id")).order_by(_c.id)
+# ---------------------------------------------------- one change to one case
+
+CASE_BY_ID = case_rows().where(_c.id == bindparam("id"))
 """A case by id (as ``case_rows``)."""
 
-CASE_BY_ID_IN = (
-    case_rows()
-    .where(_c.id == bindparam("id"), _c.workflow == bindparam("workflow"))
-    .order_by(_c.id)
-)
+CASE_BY_ID_IN = case_rows().where(_c.id == bindparam("id"), _c.workflow == bindparam("workflow"))
 """A case by id within a workflow (as ``case_rows``)."""
+
+CASE_OF_MUNICIPALITY = select(_c.id).where(
+    _c.workflow == bindparam("workflow"), _c.municipality_code == bindparam("code")
+)
+"""The id of a municipality's case in a workflow (none or one: they are unique together)."""
+
+CASE_EXISTS = select(_c.id).where(_c.id == bindparam("id"))
+
+CASE_EPOCH_FOR_UPDATE = select(_c.epoch).where(_c.id == bindparam("id")).with_for_update()
+"""A case's epoch, its row locked: events appended to it are numbered one after another."""
 
 MUNICIPALITY_BY_CODE = select(t.municipalities).where(t.municipalities.c.code == bindparam("code"))
 
@@ -231,11 +242,29 @@ CONTACTS_OF_ONE = (
 )
 """One municipality's contacts, by role."""
 
+CASE_COLUMNS = (
+    "definition_id",
+    "state",
+    "epoch",
+    "cohort",
+    "data",
+    "checklists",
+    "entered_at",
+    "closed",
+)
+"""What a change writes of a case row (``repository._case_values``), besides its version."""
+
 UPDATE_CASE_IF_VERSION = update(t.cases).where(
     _c.id == bindparam("b_id"), _c.version == bindparam("b_expected")
 )
 """Write a case's new values (the SET columns are the other parameters' keys) if its
 version is still ``b_expected``."""
+
+UPDATE_CASE = DriverStatement(
+    UPDATE_CASE_IF_VERSION, ("b_id", "b_expected", "version", *CASE_COLUMNS)
+)
+"""``UPDATE_CASE_IF_VERSION`` for rows of ``b_id``, ``b_expected``, ``version`` and
+``CASE_COLUMNS``; returns how many cases it wrote (1 each unless the version moved on)."""
 
 DISCARD_LEFT_STATE = (
     update(t.timers)
@@ -260,10 +289,61 @@ DISCARD_REPLACED = (
 )
 """Discard a case's pending firings of the named timers at its epoch (deadline moved)."""
 
-LAST_EVENT_SEQ = select(func.coalesce(func.max(_e.seq), 0)).where(
-    _e.case_id == bindparam("case_id")
+FINISH_TIMER = (
+    update(t.timers)
+    .where(_tm.id == bindparam("b_id"), _tm.status == PENDING)
+    .values(
+        status=bindparam("b_status", type_=_tm.status.type),
+        fired_at=bindparam("b_at", type_=_tm.fired_at.type),
+        note=bindparam("b_note", type_=_tm.note.type),
+    )
 )
-"""The number of a case's last event (0 without one)."""
+"""Close one pending timer; no row when it was closed already."""
 
-INSERT_EVENT_ROWS = insert(t.events)
-INSERT_TIMER_ROWS = insert(t.timers)
+EVENT_COLUMNS = (
+    "case_id",
+    "seq",
+    "at",
+    "kind",
+    "actor",
+    "role",
+    "trigger",
+    "from_state",
+    "to_state",
+    "comment",
+    "data",
+    "epoch",
+)
+TIMER_COLUMNS = (
+    "case_id",
+    "timer",
+    "kind",
+    "idx",
+    "due_at",
+    "deadline_at",
+    "epoch",
+    "status",
+    "fired_at",
+    "note",
+    "claimed_by",
+)
+
+INSERT_EVENT_ROWS = DriverStatement(insert(t.events), EVENT_COLUMNS)
+"""Events with their ``seq`` numbered already (a dispatch batch numbers its own)."""
+
+_prior = t.events.alias("prior")
+APPEND_EVENT_ROWS = DriverStatement(
+    insert(t.events).values(
+        seq=select(func.coalesce(func.max(_prior.c.seq), 0) + 1)
+        .where(_prior.c.case_id == bindparam("b_case", type_=Integer))
+        .scalar_subquery()
+    ),
+    (*(key for key in EVENT_COLUMNS if key != "seq"), "b_case"),
+)
+"""Events numbered by the database: each row's ``seq`` is one above the case's last
+(``b_case`` is its ``case_id`` again), read through the ``(case_id, seq)`` index as the
+row is inserted. The rows go one statement each (``executemany``), so each sees the
+one before it, on both backends; no separate ``max(seq)`` query."""
+
+INSERT_TIMER_ROWS = DriverStatement(insert(t.timers), TIMER_COLUMNS)
+"""New timer rows (``timer_values``)."""

@@ -13,13 +13,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, case, func, select
+from sqlalchemy import Engine, Integer, bindparam, case, func, select
 
 from dk2020flow.engine.records import TimerStatus
 from dk2020flow.store import tables as t
+from dk2020flow.store.db import READ_ONLY_OPTION, SINGLE_READ_OPTION
 from dk2020flow.store.port import OutboxStatus
 
 PENDING = TimerStatus.PENDING.value
+_READ = {READ_ONLY_OPTION: True, SINGLE_READ_OPTION: True}
+"""Every query here is one statement: on SQLite it needs no BEGIN (``db.SINGLE_READ_OPTION``)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -74,10 +77,8 @@ class OutboxLine:
 
 
 def _read(engine: Engine) -> Any:
-    """A connection that begins a plain (deferred) transaction, like ``SqlStore.read``."""
-    from dk2020flow.store.db import READ_ONLY_OPTION
-
-    return engine.connect().execution_options(**{READ_ONLY_OPTION: True})
+    """A connection for one reading statement (never takes SQLite's write lock)."""
+    return engine.connect().execution_options(**_READ)
 
 
 def _workflow_cases(workflow: str | None) -> Any:
@@ -87,44 +88,86 @@ def _workflow_cases(workflow: str | None) -> Any:
     return query
 
 
+# The statements the simulator runs at every instant, built once with bound
+# parameters: building a statement and computing its cache key costs many times
+# what SQLite takes to answer it.
+
+_e, _c, _m = t.events.c, t.cases.c, t.municipalities.c
+_EVENTS = (
+    select(
+        _e.id,
+        _e.case_id,
+        _e.seq,
+        _e.at,
+        _e.kind,
+        _e.actor,
+        _e.role,
+        _e.trigger,
+        _e.from_state,
+        _e.to_state,
+        _e.comment,
+        _e.data,
+        _e.epoch,
+        _m.code,
+        _m.name,
+    )
+    .join(t.cases, _c.id == _e.case_id)
+    .join(t.municipalities, _m.code == _c.municipality_code)
+    .where(_e.id > bindparam("after_id", type_=Integer))
+    .order_by(_e.id)
+)
+_EVENTS_OF_WORKFLOW = _EVENTS.where(_c.workflow == bindparam("workflow"))
+_LAST_EVENT_ID = select(func.coalesce(func.max(_e.id), 0))
+
+
 def events(engine: Engine, *, workflow: str | None = None, after_id: int = 0) -> list[EventLine]:
     """Every event (of ``workflow``'s cases) with an id above ``after_id``, in id order."""
-    e, c, m = t.events.c, t.cases.c, t.municipalities.c
-    query = (
-        select(t.events, m.code.label("mcode"), m.name.label("mname"))
-        .join(t.cases, c.id == e.case_id)
-        .join(t.municipalities, m.code == c.municipality_code)
-        .where(e.id > after_id)
-        .order_by(e.id)
-    )
-    if workflow is not None:
-        query = query.where(c.workflow == workflow)
     with _read(engine) as conn:
+        if workflow is None:
+            rows = conn.execute(_EVENTS, {"after_id": after_id})
+        else:
+            rows = conn.execute(_EVENTS_OF_WORKFLOW, {"after_id": after_id, "workflow": workflow})
         return [
             EventLine(
-                id=r.id,
-                case_id=r.case_id,
-                seq=r.seq,
-                at=r.at,
-                kind=r.kind,
-                actor=r.actor,
-                role=r.role,
-                trigger=r.trigger,
-                from_state=r.from_state,
-                to_state=r.to_state,
-                comment=r.comment,
-                data=dict(r.data or {}),
-                epoch=r.epoch,
-                municipality_code=r.mcode,
-                municipality_name=r.mname,
+                id=id_,
+                case_id=case_id,
+                seq=seq,
+                at=at,
+                kind=kind,
+                actor=actor,
+                role=role,
+                trigger=trigger,
+                from_state=from_state,
+                to_state=to_state,
+                comment=comment,
+                data=dict(data or {}),
+                epoch=epoch,
+                municipality_code=code,
+                municipality_name=name,
             )
-            for r in conn.execute(query)
+            for (
+                id_,
+                case_id,
+                seq,
+                at,
+                kind,
+                actor,
+                role,
+                trigger,
+                from_state,
+                to_state,
+                comment,
+                data,
+                epoch,
+                code,
+                name,
+            ) in rows
         ]
 
 
 def last_event_id(engine: Engine) -> int:
     with _read(engine) as conn:
-        return int(conn.execute(select(func.coalesce(func.max(t.events.c.id), 0))).scalar_one())
+        return int(conn.execute(_LAST_EVENT_ID).scalar_one())
 
 
 def timers(
@@ -224,17 +267,26 @@ def next_work(engine: Engine) -> tuple[dt.datetime | None, dt.datetime | None]:
     its ``next_attempt_at`` (back-off); ``Service.next_due_at`` reads only the
     latter, which is already past for mail held until the office opens.
     """
-    o, tm, pt = t.outbox.c, t.timers.c, t.programme_timers.c
-    ready = case((o.not_before > o.next_attempt_at, o.not_before), else_=o.next_attempt_at)
-    query = select(
-        select(func.min(tm.due_at)).where(tm.status == PENDING).scalar_subquery(),
-        select(func.min(pt.due_at)).where(pt.status == PENDING).scalar_subquery(),
-        select(func.min(ready)).where(o.status == OutboxStatus.PENDING.value).scalar_subquery(),
-    )
     with _read(engine) as conn:
-        case_timer, programme, mail = conn.execute(query).one()
+        case_timer, programme, mail = conn.execute(_NEXT_WORK).one()
     timers_at = [_aware(v) for v in (case_timer, programme) if v is not None]
     return (min(timers_at) if timers_at else None), (_aware(mail) if mail is not None else None)
+
+
+_o, _tm, _pt = t.outbox.c, t.timers.c, t.programme_timers.c
+_NEXT_WORK = select(
+    select(func.min(_tm.due_at)).where(_tm.status == PENDING).scalar_subquery(),
+    select(func.min(_pt.due_at)).where(_pt.status == PENDING).scalar_subquery(),
+    select(
+        func.min(
+            case((_o.not_before > _o.next_attempt_at, _o.not_before), else_=_o.next_attempt_at)
+        )
+    )
+    .where(_o.status == OutboxStatus.PENDING.value)
+    .scalar_subquery(),
+)
+"""One row: the earliest pending case timer, programme timer and ready time of a pending
+message (each a ``min`` through its table's ``(status, …)`` index; None when none)."""
 
 
 def _aware(value: Any) -> dt.datetime:

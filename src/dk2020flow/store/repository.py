@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Engine, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 
@@ -277,9 +277,8 @@ class SqlTx:
         case = decision.case
         c = t.cases.c
         clash = self._conn.execute(
-            select(c.id).where(
-                c.workflow == case.workflow, c.municipality_code == case.municipality_code
-            )
+            queries.CASE_OF_MUNICIPALITY,
+            {"workflow": case.workflow, "code": case.municipality_code},
         ).scalar()
         if clash is not None:
             raise ConflictError(
@@ -287,7 +286,7 @@ class SqlTx:
                 f"case in workflow {case.workflow}: case {clash}"
             )
         known = self._conn.execute(
-            select(t.municipalities.c.code).where(t.municipalities.c.code == case.municipality_code)
+            queries.MUNICIPALITY_BY_CODE, {"code": case.municipality_code}
         ).first()
         if known is None:
             raise NotFoundError(f"there is no municipality with code {case.municipality_code}")
@@ -314,18 +313,19 @@ class SqlTx:
         case = decision.case
         if case.id is None:
             raise ValueError("apply() needs a stored case (its id is None): use insert_case()")
-        c = t.cases.c
-        result = self._conn.execute(
-            queries.UPDATE_CASE_IF_VERSION,
-            {
-                "b_id": case.id,
-                "b_expected": expected_version,
-                "version": expected_version + 1,
-                **_case_values(case),
-            },
+        written = queries.UPDATE_CASE.execute(
+            self._conn,
+            [
+                {
+                    "b_id": case.id,
+                    "b_expected": expected_version,
+                    "version": expected_version + 1,
+                    **_case_values(case),
+                }
+            ],
         )
-        if result.rowcount != 1:
-            if self._conn.execute(select(c.id).where(c.id == case.id)).first() is None:
+        if written != 1:
+            if self._conn.execute(queries.CASE_EXISTS, {"id": case.id}).first() is None:
                 raise NotFoundError(f"there is no case {case.id}")
             raise ConflictError(
                 f"case {case.id} was changed by someone else since it was read; "
@@ -350,22 +350,23 @@ class SqlTx:
             )
         self._insert_events(case_id, decision.events, epoch=case.epoch)
         if decision.arm:
-            self._conn.execute(
-                queries.INSERT_TIMER_ROWS,
-                [queries.timer_values(case_id, arm) for arm in decision.arm],
+            queries.INSERT_TIMER_ROWS.execute(
+                self._conn, [queries.timer_values(case_id, arm) for arm in decision.arm]
             )
-        self.queue_mail([_with_case(mail, case_id) for mail in mails])
+        if mails:
+            self.queue_mail([_with_case(mail, case_id) for mail in mails])
 
     def _insert_events(self, case_id: int, records: Sequence[EventRecord], *, epoch: int) -> None:
+        """Append ``records`` to the case's log, numbered on from its last event (by the
+        database, in the INSERT itself: ``queries.APPEND_EVENT_ROWS``)."""
         if not records:
             return
-        last = self._conn.execute(queries.LAST_EVENT_SEQ, {"case_id": case_id}).scalar_one()
-        self._conn.execute(
-            queries.INSERT_EVENT_ROWS,
+        queries.APPEND_EVENT_ROWS.execute(
+            self._conn,
             [
                 {
                     "case_id": case_id,
-                    "seq": last + n,
+                    "b_case": case_id,
                     "at": rec.at,
                     "kind": rec.kind.value,
                     "actor": rec.actor,
@@ -377,7 +378,7 @@ class SqlTx:
                     "data": dict(rec.data),
                     "epoch": epoch,
                 }
-                for n, rec in enumerate(records, start=1)
+                for rec in records
             ],
         )
 
@@ -389,7 +390,7 @@ class SqlTx:
         return {int(row.id): _case(row) for row in rows}
 
     def load_case(self, case_id: int) -> CaseSnapshot:
-        row = self._conn.execute(queries.case_rows().where(t.cases.c.id == case_id)).first()
+        row = self._conn.execute(queries.CASE_BY_ID, {"id": case_id}).first()
         if row is None:
             raise NotFoundError(f"there is no case {case_id}")
         return _case(row)
@@ -453,9 +454,7 @@ class SqlTx:
     def append_event(self, case_id: int, record: EventRecord) -> None:
         """Log an event that changes nothing else (a skipped firing, parked mail …)."""
         # Lock the case row so concurrent appends number their events one after another.
-        epoch = self._conn.execute(
-            select(t.cases.c.epoch).where(t.cases.c.id == case_id).with_for_update()
-        ).scalar()
+        epoch = self._conn.execute(queries.CASE_EPOCH_FOR_UPDATE, {"id": case_id}).scalar()
         if epoch is None:
             raise NotFoundError(f"there is no case {case_id}")
         self._insert_events(case_id, [record], epoch=epoch)
@@ -468,11 +467,7 @@ class SqlTx:
         The claim changes nothing: fire each and ``finish_timer`` it in this same
         transaction. If the process dies first, the rollback releases the rows.
         """
-        ids = list(self._conn.execute(queries.due_timers(now, limit)).scalars())
-        if not ids:
-            return []
-        tm = t.timers.c
-        rows = self._conn.execute(select(t.timers).where(tm.id.in_(ids)).order_by(tm.due_at, tm.id))
+        rows = self._conn.execute(queries.DUE_TIMERS, {"now": now, "limit": limit})
         return [
             DueTimer(
                 id=row.id,
@@ -493,11 +488,9 @@ class SqlTx:
         """Close a pending timer; ``ConflictError`` if it was closed already (no double firing)."""
         if status is TimerStatus.PENDING:
             raise ValueError("finish_timer needs a final status, not pending")
-        tm = t.timers.c
         result = self._conn.execute(
-            update(t.timers)
-            .where(tm.id == timer_id, tm.status == PENDING)
-            .values(status=status.value, fired_at=at, note=note)
+            queries.FINISH_TIMER,
+            {"b_id": timer_id, "b_status": status.value, "b_at": at, "b_note": note},
         )
         if result.rowcount != 1:
             raise ConflictError(f"timer {timer_id} is not pending any more (fired elsewhere?)")
@@ -511,7 +504,7 @@ class SqlTx:
     def next_due_at(self) -> dt.datetime | None:
         """The earliest instant at which a timer, a programme timer or a message is due
         (counting the lease expiry of messages being sent: a crashed daemon's mail)."""
-        candidates = [self._conn.execute(q).scalar() for q in queries.next_due_candidates()]
+        candidates = self._conn.execute(queries.NEXT_DUE).one()
         present = [when for when in candidates if when is not None]
         return min(present) if present else None
 
@@ -542,13 +535,7 @@ class SqlTx:
         )
 
     def claim_programme_timers(self, now: dt.datetime, limit: int) -> list[ProgrammeTimer]:
-        ids = list(self._conn.execute(queries.due_programme_timers(now, limit)).scalars())
-        if not ids:
-            return []
-        pt = t.programme_timers.c
-        rows = self._conn.execute(
-            select(t.programme_timers).where(pt.id.in_(ids)).order_by(pt.due_at, pt.id)
-        )
+        rows = self._conn.execute(queries.DUE_PROGRAMME_TIMERS, {"now": now, "limit": limit})
         return [_programme_timer(row) for row in rows]
 
     def finish_programme_timer(self, timer_id: int, at: dt.datetime, note: str = "") -> None:
@@ -599,17 +586,12 @@ class SqlTx:
         """Take up to ``limit`` messages to send: expired leases first (their daemon died),
         then pending ones that are due. Each becomes ``sending`` until ``lease_until``."""
         ids = list(
-            self._conn.execute(queries.EXPIRED_LEASES, {"now": now, "limit": limit}).scalars()
+            self._conn.execute(queries.CLAIMABLE_OUTBOX, {"now": now, "limit": limit}).scalars()
         )
-        if len(ids) < limit:
-            ids += self._conn.execute(
-                queries.DELIVERABLE, {"now": now, "limit": limit - len(ids)}
-            ).scalars()
         if not ids:
             return []
-        self._conn.execute(queries.LEASE_OUTBOX, {"ids": ids, "lease_until": lease_until})
         order = {row_id: n for n, row_id in enumerate(ids)}
-        rows = self._conn.execute(queries.OUTBOX_BY_ID, {"ids": ids})
+        rows = self._conn.execute(queries.LEASE_OUTBOX, {"ids": ids, "lease_until": lease_until})
         return sorted((_message(row) for row in rows), key=lambda m: order[m.id])
 
     def mark_sent(self, message_id: int, at: dt.datetime, note: str = "") -> None:
@@ -623,7 +605,6 @@ class SqlTx:
         """``mark_sent`` for a batch: the messages without a note in one ``UPDATE … IN``,
         those with one (their refusals go to ``last_error``) in one ``executemany``.
         ``NotFoundError`` (and nothing marked, with the transaction) if one is missing."""
-        o = t.outbox.c
         plain = [message_id for message_id, note in sent if not note]
         noted = [(message_id, note) for message_id, note in sent if note]
         marked = 0
@@ -631,19 +612,12 @@ class SqlTx:
             marked += self._conn.execute(queries.MARK_SENT, {"ids": plain, "at": at}).rowcount
         if noted:
             marked += self._conn.execute(
-                update(t.outbox)
-                .where(o.id == bindparam("b_id"))
-                .values(
-                    status=OutboxStatus.SENT.value,
-                    sent_at=at,
-                    lease_until=None,
-                    last_error=bindparam("b_note"),
-                ),
-                [{"b_id": message_id, "b_note": note} for message_id, note in noted],
+                queries.MARK_SENT_NOTED,
+                [{"b_id": message_id, "b_note": note, "at": at} for message_id, note in noted],
             ).rowcount
         if marked != len(plain) + len(noted):
             ids = [message_id for message_id, _ in sent]
-            present = set(self._conn.execute(select(o.id).where(o.id.in_(ids))).scalars())
+            present = set(self._conn.execute(queries.OUTBOX_IDS_IN, {"ids": ids}).scalars())
             missing = [message_id for message_id in ids if message_id not in present]
             raise NotFoundError(
                 f"there is no message {missing[0] if missing else ids[0]} in the outbox"

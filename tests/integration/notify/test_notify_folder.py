@@ -7,7 +7,6 @@ import datetime as dt
 import email
 import io
 from email import policy
-from email.message import EmailMessage
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -16,6 +15,7 @@ import pytest
 from dk2020flow.notify import (
     ConsoleTransport,
     FolderTransport,
+    MimeMessage,
     RenderedMail,
     SendOutcome,
     TemporaryDeliveryError,
@@ -27,7 +27,7 @@ from dk2020flow.notify import (
 CPH = ZoneInfo("Europe/Copenhagen")
 
 
-def _message(outbox_id: int, subject: str = "Invitation til DK2020") -> EmailMessage:
+def _message(outbox_id: int, subject: str = "Invitation til DK2020") -> MimeMessage:
     return build_message(
         RenderedMail(subject=subject, text="Kære Mette\n", html="<p>Kære Mette</p>\n"),
         sender=("DK2020", "dk2020@concito.example.dk"),
@@ -45,9 +45,9 @@ def test_one_eml_per_message_named_after_the_message_id(tmp_path: Path) -> None:
     assert result.outcome is SendOutcome.SENT
     assert result.accepted == ("mette@aarhus.example.dk",)
     assert [p.name for p in folder.iterdir()] == ["outbox-42.751@dk2020.example.dk.eml"]
-    parsed = email.message_from_bytes(
-        (folder / "outbox-42.751@dk2020.example.dk.eml").read_bytes(), policy=policy.default
-    )
+    written = (folder / "outbox-42.751@dk2020.example.dk.eml").read_bytes()
+    assert written == message.as_bytes()
+    parsed = email.message_from_bytes(written, policy=policy.default)
     assert parsed["Message-ID"] == "<outbox-42.751@dk2020.example.dk>"
     assert parsed["Subject"] == "Invitation til DK2020"
 
@@ -99,4 +99,5 @@ def test_console_transport_prints_headers_and_text() -> None:
     printed = out.getvalue()
     assert "Message-ID: <outbox-3.751@dk2020.example.dk>" in printed
     assert "Subject: Invitation til DK2020" in printed
-    assert "Kære Mette" in printed
+    assert "To: Mette Lindholm <mette@aarhus.example.dk>" in printed
+    assert "Envelope-To: mette@aarhus.example.dk\n\nKære Mette\n" in printed

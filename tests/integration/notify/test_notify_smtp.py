@@ -6,11 +6,13 @@ import asyncio
 import datetime as dt
 import email
 import socket
+from collections.abc import Iterator
 from email import policy
 from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
 import pytest
+from aiosmtpd.controller import Controller
 
 from dk2020flow.notify import (
     DeliveryError,
@@ -25,8 +27,9 @@ from dk2020flow.notify import (
     event_calendar,
     make_message_id,
 )
+from dk2020flow.notify.message import MimeMessage
 
-from .conftest import SmtpServer, free_port
+from .conftest import RecordingHandler, SmtpServer, free_port
 
 CPH = ZoneInfo("Europe/Copenhagen")
 SENDER = ("DK2020-sekretariatet hos CONCITO", "dk2020@concito.example.dk")
@@ -36,7 +39,7 @@ SOREN = ("Søren Kjær", "soren.kjaer@rm.example.dk")
 
 def _message(
     outbox_id: int, *, calendar: bool = False, to: tuple[tuple[str, str], ...] = (METTE,)
-) -> EmailMessage:
+) -> MimeMessage:
     attachment = None
     if calendar:
         attachment = event_calendar(
@@ -86,6 +89,8 @@ def test_a_message_arrives_whole(smtp_server: SmtpServer) -> None:
     [received] = smtp_server.handler.messages
     assert received.mail_from == SENDER[1]
     assert received.rcpt_tos == [METTE[1], SOREN[1]]
+    # The bytes written once, as the folder transport writes them too.
+    assert received.content == message.as_bytes()
     parsed = email.message_from_bytes(received.content, policy=policy.default)
     assert isinstance(parsed, EmailMessage)
     assert parsed["Message-ID"] == "<outbox-1.751@dk2020.example.dk>"
@@ -276,3 +281,47 @@ def test_invalid_recipient_is_permanent_before_anything_is_sent(smtp_server: Smt
     with pytest.raises(PermanentDeliveryError, match="no recipients"):
         asyncio.run(transport.send(message, []))
     assert smtp_server.handler.sessions == []
+
+
+@pytest.fixture
+def ascii_only_server() -> Iterator[SmtpServer]:
+    """A server that does not offer SMTPUTF8 (aiosmtpd's default does)."""
+    handler = RecordingHandler()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port, enable_SMTPUTF8=False)
+    controller.start()
+    try:
+        yield SmtpServer("127.0.0.1", port, handler, controller)
+    finally:
+        controller.stop()
+
+
+def test_a_non_ascii_address_goes_with_smtputf8_and_utf8_headers(
+    smtp_server: SmtpServer,
+) -> None:
+    soren = ("Søren Kjær", "søren@rm.example.dk")
+    message = _message(1, to=(soren,))
+
+    async def run() -> SendResult:
+        transport = _transport(smtp_server)
+        try:
+            return await transport.send(message, envelope_recipients(message))
+        finally:
+            await transport.close()
+
+    assert asyncio.run(run()).accepted == (soren[1], SOREN[1])
+    [received] = smtp_server.handler.messages
+    assert received.rcpt_tos == [soren[1], SOREN[1]]
+    # As the email package writes it with policy.SMTPUTF8: the headers in UTF-8.
+    assert received.content == message.as_bytes(utf8=True)
+    assert "To: Søren Kjær <søren@rm.example.dk>\r\n".encode() in received.content
+    parsed = email.message_from_bytes(received.content, policy=policy.default)
+    assert parsed["Subject"] == "Invitation: Startkonference for runde 1 (1)"
+
+
+def test_a_non_ascii_address_without_smtputf8_is_temporary(ascii_only_server: SmtpServer) -> None:
+    message = _message(1, to=(("Søren", "søren@rm.example.dk"),))
+    transport = _transport(ascii_only_server)
+    with pytest.raises(TemporaryDeliveryError, match="SMTPUTF8"):
+        asyncio.run(transport.send(message, envelope_recipients(message)))
+    assert ascii_only_server.handler.messages == []

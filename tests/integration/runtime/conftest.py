@@ -19,6 +19,7 @@ from dk2020flow.clock import ManualClock
 from dk2020flow.service import Service
 from dk2020flow.settings import Settings
 from dk2020flow.store import tables as t
+from dk2020flow.store.db import READ_ONLY_OPTION
 from dk2020flow.store.port import NewMail
 from dk2020flow.store.repository import SqlStore
 
@@ -40,9 +41,10 @@ def open_ping_cases(service: Service, count: int | None = None) -> int:
 
 
 def timer_counts(store: SqlStore) -> dict[str, int]:
-    """Timer rows by status."""
+    """Timer rows by status, read without SQLite's write lock (a daemon may be writing:
+    waiting for its lock would see its progress late)."""
     tm = t.timers.c
-    with store.engine.connect() as conn:
+    with store.engine.connect().execution_options(**{READ_ONLY_OPTION: True}) as conn:
         return {
             status: int(count)
             for status, count in conn.execute(select(tm.status, func.count()).group_by(tm.status))

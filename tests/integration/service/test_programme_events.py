@@ -37,6 +37,18 @@ def service(sqlite_url: str) -> Service:
     return svc
 
 
+def _aarhus_waits_for_the_round1_start(service: Service) -> None:
+    service.open_case(
+        "dk2020",
+        "Aarhus",
+        actor="KL",
+        role="follow_up",
+        cohort="round1",
+        state="onboarding",
+        reason="test: joins for the start",
+    )
+
+
 def test_start_conference_invites_the_waiting_cases_of_its_round(service: Service) -> None:
     for name in ("Aarhus", "Odense"):
         service.open_case(
@@ -84,15 +96,7 @@ def test_preview_shows_what_would_be_sent(service: Service) -> None:
 def test_a_changed_event_sends_an_update_with_the_same_uid(
     service: Service, tmp_path: Path
 ) -> None:
-    service.open_case(
-        "dk2020",
-        "Aarhus",
-        actor="KL",
-        role="follow_up",
-        cohort="round1",
-        state="onboarding",
-        reason="test: joins for the start",
-    )
+    _aarhus_waits_for_the_round1_start(service)
     invite_at = dt.datetime(2020, 11, 5, 9, 0, tzinfo=dt.UTC)
     service.fire_due(invite_at)
     # Version 2020.2 moves the start conference to Nyborg and raises its sequence.
@@ -121,3 +125,57 @@ def test_a_changed_event_sends_an_update_with_the_same_uid(
     keys = [(p.cohort, p.event, p.kind, p.index) for p in pending]
     assert len(keys) == len(set(keys))
     assert {p.definition_id for p in pending} == {2}
+
+
+def _version_without_round1_start(tmp_path: Path) -> Path:
+    """dk2020.yaml as version 2020.2, without round 1's start conference."""
+    changed = tmp_path / "workflows" / "dk2020.yaml"
+    changed.parent.mkdir()
+    (tmp_path / "notifications").symlink_to(ROOT / "notifications")
+    text = DK2020.read_text(encoding="utf-8").replace('version: "2020.1"', 'version: "2020.2"')
+    start = text.index('      start_conference:\n        title: {da: "Startkonference for runde 1"')
+    end = text.index("      workshop_1_hovedstaden:")
+    changed.write_text(text[:start] + text[end:], encoding="utf-8")
+    return changed
+
+
+def test_a_removed_event_whose_invitation_went_out_is_cancelled(
+    service: Service, tmp_path: Path
+) -> None:
+    _aarhus_waits_for_the_round1_start(service)
+    invite_at = dt.datetime(2020, 11, 5, 9, 0, tzinfo=dt.UTC)
+    service.fire_due(invite_at)
+    assert isinstance(service.clock, ManualClock)
+    service.clock.set(invite_at)
+    _, created = service.load_workflow(_version_without_round1_start(tmp_path))
+    assert created
+    result = service.fire_due(invite_at + dt.timedelta(minutes=1))
+    assert result.programme == 1
+    with service.store.read() as tx:
+        mails = sorted(
+            (m for m in tx.outbox(limit=500) if m.template == "event_invitation"),
+            key=lambda m: m.id,
+        )
+        pending = tx.programme_timers()
+    invitation, cancellation = mails
+    uid = "UID:event-dk2020-round1-start_conference@dk2020flow"
+    assert uid in (invitation.ics or "") and uid in (cancellation.ics or "")
+    assert "METHOD:CANCEL" in (cancellation.ics or "")
+    assert "STATUS:CANCELLED" in (cancellation.ics or "")
+    assert "SEQUENCE:1" in (cancellation.ics or "")
+    assert cancellation.to == invitation.to
+    # The reminders of the removed event are gone with it, and nothing is sent twice.
+    assert not [p for p in pending if p.event == "start_conference" and p.cohort == "round1"]
+    assert service.fire_due(invite_at + dt.timedelta(minutes=2)).programme == 0
+
+
+def test_a_removed_event_not_yet_announced_sends_nothing(service: Service, tmp_path: Path) -> None:
+    _aarhus_waits_for_the_round1_start(service)
+    before_invitation = dt.datetime(2020, 10, 1, 9, 0, tzinfo=dt.UTC)
+    assert isinstance(service.clock, ManualClock)
+    service.clock.set(before_invitation)
+    service.load_workflow(_version_without_round1_start(tmp_path))
+    service.fire_due(dt.datetime(2020, 11, 30, 9, 0, tzinfo=dt.UTC))
+    with service.store.read() as tx:
+        events = [m for m in tx.outbox(limit=500) if m.template == "event_invitation"]
+    assert all("start_conference" not in (m.ics or "") for m in events)

@@ -37,9 +37,10 @@ def test_the_same_seed_gives_the_same_timeline(tmp_path: Path) -> None:
     other = simulate("mini", seed=4)
     assert timeline(first) == timeline(again)
     assert timeline(first) != timeline(other)
-    assert sorted(p.name for p in (tmp_path / "first").glob("*.eml")) == sorted(
-        p.name for p in (tmp_path / "again").glob("*.eml")
-    )
+    # The same files, byte for byte (MIME boundaries are derived from the content).
+    first_mail = {p.name: p.read_bytes() for p in (tmp_path / "first").glob("*.eml")}
+    again_mail = {p.name: p.read_bytes() for p in (tmp_path / "again").glob("*.eml")}
+    assert first_mail and first_mail == again_mail
 
 
 def test_a_healthy_programme_runs_to_its_end_through_the_real_paths(tmp_path: Path) -> None:
@@ -140,3 +141,13 @@ def test_a_misfit_profile_exits_2(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2, result.output
     assert "does not fit the workflow" in result.output
+
+
+def test_a_shipped_workflow_is_simulated_by_its_name(tmp_path: Path) -> None:
+    """`dk2020flow simulate dk2020` works from any folder, as `workflow load dk2020` does."""
+    result = CliRunner().invoke(
+        app,
+        ["simulate", "dk2020", "--from", "2020-06-01", "--to", "2020-07-01", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    assert '"workflow": "dk2020"' in result.output

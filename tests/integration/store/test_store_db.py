@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import exc, text
 
 from dk2020flow.errors import SchemaBehindError
+from dk2020flow.store import db
 from dk2020flow.store.db import (
     current_revision,
     default_database_url,
@@ -80,6 +81,34 @@ def test_sqlite_writes_begin_immediate_and_reads_do_not_take_the_write_lock(
                 raw.execute("BEGIN IMMEDIATE")
     finally:
         raw.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_writer_kept_waiting_past_the_busy_timeout_gets_a_clear_error(
+    db_url: str, build: Build, store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    case_id = build.open(store)
+    monkeypatch.setattr(db, "BUSY_TIMEOUT_S", 1)
+    impatient = SqlStore(db_url)
+    raw = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        raw.execute("BEGIN IMMEDIATE")
+        # BEGIN IMMEDIATE waits for the lock, then gives up with the project's error.
+        with (
+            pytest.raises(DatabaseBusyError, match="stayed locked by another process"),
+            impatient.transaction() as tx,
+        ):
+            tx.load_case(case_id)
+        with impatient.read() as tx:  # a read does not wait for the writer
+            assert tx.load_case(case_id).id == case_id
+        raw.execute("ROLLBACK")
+        with impatient.transaction() as tx:  # the connection is fine afterwards
+            tx.append_event(case_id, build.event(comment="after the wait"))
+    finally:
+        raw.close()
+        impatient.close()
+    with store.read() as tx:
+        assert [e.seq for e in tx.history(case_id)] == [1, 2]
 
 
 def test_an_empty_database_is_reported_as_behind(empty_db_url: str) -> None:

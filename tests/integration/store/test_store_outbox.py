@@ -91,6 +91,36 @@ def test_an_expired_lease_is_claimed_again(store: SqlStore, build: Build) -> Non
     assert (again.id, again.attempts, again.lease_until) == (message_id, 2, _minutes(60))
 
 
+def test_expired_leases_come_first_and_share_the_limit_with_pending_mail(
+    store: SqlStore, build: Build
+) -> None:
+    with store.transaction() as tx:
+        a, b, c, d = tx.queue_mail([build.mail(not_before=T0) for _ in range(4)])
+    with store.transaction() as tx:  # a and b, then c, are leased; their daemons die
+        tx.claim_outbox(T0, limit=2, lease_until=_minutes(20))
+        tx.claim_outbox(T0, limit=1, lease_until=_minutes(10))
+    with store.transaction() as tx:
+        late, urgent = tx.queue_mail(
+            [build.mail(not_before=_minutes(5)), build.mail(not_before=_minutes(5), urgent=True)]
+        )
+    with store.read() as tx:
+        assert tx.next_due_at() == T0  # d is pending
+    with store.transaction() as tx:
+        claimed = tx.claim_outbox(_minutes(30), limit=5, lease_until=_minutes(60))
+    # Expired leases by lease_until then id (c's ran out first), then pending mail,
+    # urgent first; the limit counts both.
+    assert [m.id for m in claimed] == [c, a, b, urgent, d]
+    assert [m.attempts for m in claimed] == [2, 2, 2, 1, 1]
+    assert all(m.status is OutboxStatus.SENDING for m in claimed)
+    assert all(m.lease_until == _minutes(60) for m in claimed)
+    with store.read() as tx:
+        assert tx.next_due_at() == _minutes(5)  # ``late`` is still pending
+    with store.transaction() as tx:
+        assert [m.id for m in tx.claim_outbox(_minutes(30), 5, _minutes(60))] == [late]
+    with store.read() as tx:
+        assert tx.next_due_at() == _minutes(60)  # nothing pending: the leases' expiry
+
+
 def test_retry_dead_requeue_sent_and_purge(store: SqlStore, build: Build) -> None:
     with store.transaction() as tx:
         first, second = tx.queue_mail([build.mail(), build.mail(not_before=_minutes(30))])

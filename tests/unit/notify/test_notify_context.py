@@ -208,3 +208,23 @@ def test_template_kinds_of_the_dk2020_workflow(workflow: Workflow) -> None:
     assert kinds["escalation"] == {MailKind.TIMER}
     assert kinds["event_invitation"] == {MailKind.EVENT}
     assert kinds["review_overdue"] == {MailKind.TIMER}
+
+
+def test_every_context_is_a_fresh_copy(workflow: Workflow) -> None:
+    # What does not change with the case is worked out once per workflow and
+    # language; a caller changing one context must not change the next one.
+    checklist = ChecklistView(name=next(iter(workflow.checklists)))
+    first = _build(workflow, checklist=checklist)
+    expected = _build(workflow, checklist=checklist)
+    for key in ("workflow", "links", "checklist", "cohort"):
+        part = first[key]
+        assert isinstance(part, dict)
+        part["title"] = "changed"
+    cohorts = first["cohorts"]
+    assert isinstance(cohorts, list)
+    cohorts[0]["title"] = "changed"
+    cohorts.clear()
+    items = first["checklist"]["items"]  # type: ignore[index]
+    items[0]["title"] = "changed"
+    assert _build(workflow, checklist=checklist) == expected
+    assert _build(workflow, "en", checklist=checklist)["workflow"] != expected["workflow"]

@@ -159,3 +159,51 @@ def test_deadline_ics_is_deterministic() -> None:
         title="Ansøgningsfrist", due_at=due, uid="deadline-751-a@x.dk", timezone="Europe/Copenhagen"
     )
     assert "METHOD:PUBLISH" in first
+
+
+def _as_icalendar_writes_it(content: str) -> str:
+    """The file icalendar itself makes for the same calendar and event
+    (``add_missing_timezones`` and ``to_ical`` on the whole calendar)."""
+    parsed = icalendar.Calendar.from_ical(content)
+    calendar = icalendar.Calendar()
+    for name in ("prodid", "version", "calscale", "method"):
+        calendar.add(name, str(parsed[name]))
+    [event] = parsed.walk("VEVENT")
+    calendar.add_component(event)
+    [timezone] = parsed.walk("VTIMEZONE") or [None]
+    years = (event.decoded("DTSTART").year, event.decoded("DTEND").year)
+    calendar.add_missing_timezones(
+        first_date=dt.date(years[0] - 1, 1, 1), last_date=dt.date(years[1] + 1, 12, 31)
+    )
+    assert (timezone is None) == (not calendar.walk("VTIMEZONE"))
+    return str(calendar.to_ical().decode("utf-8"))
+
+
+@pytest.mark.parametrize("timezone", ["Europe/Copenhagen", "America/New_York", "UTC"])
+@pytest.mark.parametrize("year", [2020, 2023])
+def test_files_made_with_the_cached_vtimezone_are_what_icalendar_makes(
+    timezone: str, year: int
+) -> None:
+    due = dt.datetime(year, 3, 28, 23, 30, tzinfo=dt.UTC)
+    for cancelled in (False, True):
+        deadline = deadline_ics(
+            title="Frist: " + "lang tekst " * 12,
+            due_at=due,
+            uid="deadline-751-a@x.dk",
+            timezone=timezone,
+            cancelled=cancelled,
+            description="første linje\r\nanden linje",
+        )
+        assert deadline == _as_icalendar_writes_it(deadline)
+        event = event_calendar(
+            uid="event-dk2020-round1-start_conference@x.dk",
+            summary="Startkonference",
+            starts_at=due,
+            ends_at=due + dt.timedelta(days=300),
+            timezone=timezone,
+            stamp=STAMP,
+            organizer=ORGANIZER,
+            attendees=(("Mette Lindholm", "mette@aarhus.example.dk"),),
+            cancelled=cancelled,
+        )
+        assert event.content == _as_icalendar_writes_it(event.content)

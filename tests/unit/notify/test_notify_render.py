@@ -241,3 +241,158 @@ def test_render_of_missing_template_is_a_clear_error(
 ) -> None:
     with pytest.raises(TemplateRenderError, match=r"no template nope\.da\.jinja"):
         renderer.render("nope", "da", sample_context(workflow, "da", MailKind.TIMER))
+
+
+# ----------------------------------------------------------------------------- one pass per mode
+#
+# A plain template (three blocks side by side) is rendered in two passes, one
+# per mode; anything else, and every failing render, takes one pass per block.
+# Both must give the same bytes and report the same problems.
+
+
+def _both_ways(renderer: Renderer, template: str, context: dict[str, Any]) -> list[Any]:
+    """The mail (or the problem) the quick path and the long way give."""
+    file = f"{template}.da.jinja"
+    results: list[Any] = []
+    for way in ("quick", "long"):
+        try:
+            if way == "quick":
+                quick = renderer._quick_for("da", file)
+                assert quick is not None, f"{file} takes the long way"
+                results.append(renderer._render_quick(quick, "da", context))
+            else:
+                results.append(renderer._render_passes(file, "da", dict(context)))
+        except Exception as exc:  # compared below
+            results.append(type(exc).__name__)
+    return results
+
+
+def test_shipped_templates_take_the_quick_path_and_give_the_same_mail(
+    renderer: Renderer, workflow: Workflow, sources: dict[str, str]
+) -> None:
+    names = sorted({name.split(".")[0] for name in sources if not name.startswith("_")})
+    for language in workflow.languages:
+        for name in names:
+            file = f"{name}.{language}.jinja"
+            quick = renderer._quick_for(language, file)
+            assert quick is not None, f"{file} takes the long way"
+            for kind in MailKind:
+                for sparse in (False, True):
+                    context = sample_context(workflow, language, kind, template=name, sparse=sparse)
+                    try:
+                        expected: Any = renderer._render_passes(file, language, dict(context))
+                    except Exception as exc:  # sparse samples may fail
+                        expected = type(exc).__name__
+                    try:
+                        got: Any = renderer._render_quick(quick, language, context)
+                    except Exception as exc:  # compared below
+                        got = type(exc).__name__
+                    assert got == expected, (file, kind, sparse)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        # text outside the blocks is in every part (then tidied away, or not)
+        "Før\n" + _mail(subject="S", text="T", html="H") + "Efter {{ municipality.name }}",
+        # blocks in any order; a set between blocks is seen only by later blocks
+        "{% block html %}<p>{{ x is defined }}</p>{% endblock %}{% set x = 1 %}"
+        "{% block text %}{{ x }}{% endblock %}{% block subject %}{{ x }}{% endblock %}",
+        "{% block text %}{{ x is defined }}{% endblock %}{% set x = 1 %}"
+        "{% block subject %}{{ x }}{% endblock %}{% block html %}{{ x }}{% endblock %}",
+        # top-level macros and assignments, run once for subject and text
+        "{% macro m(s) %}<{{ s }}>{% endmacro %}{% set who = municipality.name ~ '&' %}"
+        + _mail(subject="{{ m(who) }}", text="{{ m(who) }}", html="{{ m(who) }}"),
+        # a constant folded differently in each mode
+        '{% set c = "a<b"|replace("<", "&") %}'
+        + _mail(subject="{{ c }}", text="{{ c ~ ('<'|e) }}", html="{{ c }}{{ '<'|e }}"),
+        _mail(subject="{{ '' }}x", text="{{ '' }}{{ '' }}", html="{{ ''|safe }}"),
+    ],
+)
+def test_quick_path_gives_what_the_long_way_gives(workflow: Workflow, source: str) -> None:
+    renderer = _renderer(t=source)
+    quick, long = _both_ways(renderer, "t", _context(workflow, municipality__name="<A&B>"))
+    assert quick == long
+    assert renderer.render("t", "da", _context(workflow, municipality__name="<A&B>")) == long
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        # self.<block>() renders the other blocks empty, as before
+        (_mail(subject="S{{ self.text() }}", text="T{{ self.subject() }}", html="H"), ("S", "T")),
+        # a namespace set in one block is not seen by the next
+        (
+            "{% set ns = namespace(n=0) %}"
+            + _mail(subject="{% set ns.n = ns.n + 1 %}{{ ns.n }}", text="{{ ns.n }}"),
+            ("1", "0"),
+        ),
+        # a joiner starts afresh in every block
+        (
+            "{% set j = joiner('+') %}" + _mail(subject="{{ j() }}a", text="{{ j() }}b"),
+            ("a", "b"),
+        ),
+        # nested blocks
+        (_mail(text="{% block inner %}I{% endblock %}"), ("Hej", "I")),
+    ],
+)
+def test_templates_that_could_share_state_take_the_long_way(
+    workflow: Workflow, source: str, expected: tuple[str, str]
+) -> None:
+    renderer = _renderer(t=source)
+    assert renderer._quick_for("da", "t.da.jinja") is None
+    mail = renderer.render("t", "da", _context(workflow))
+    assert (mail.subject, mail.text.strip()) == expected
+
+
+def test_a_partial_holding_a_joiner_sends_every_template_the_long_way(workflow: Workflow) -> None:
+    renderer = Renderer(
+        {
+            "t.da.jinja": '{% import "_p.da.jinja" as p %}'
+            + _mail(subject="S{{ p.j() }}", text="T{{ p.j() }}", html="H{{ p.j() }}"),
+            "_p.da.jinja": "{% set j = joiner('+') %}",
+        },
+        timezone="Europe/Copenhagen",
+    )
+    assert renderer._quick_for("da", "t.da.jinja") is None
+    # The partial's module is made once per mode, so its joiner carries on from
+    # block to block and render to render.
+    first, second = (renderer.render("t", "da", _context(workflow)) for _ in range(2))
+    assert (first.subject, first.text.strip(), first.html.strip()) == ("S", "T+", "H")
+    assert (second.subject, second.text.strip(), second.html.strip()) == ("S+", "T+", "H+")
+
+
+@pytest.mark.parametrize(
+    ("source", "line", "message"),
+    [
+        # an error after the subject block is reported for the subject, as before
+        (_mail(text="{{ nope_text }}") + "\n{{ nope_after }}", 9, "'nope_after' is undefined"),
+        # with the text block first, the subject's error is still the one reported
+        (
+            "{% block text %}{{ nope_text }}{% endblock %}\n"
+            "{% block subject %}{{ nope_subject }}{% endblock %}\n"
+            "{% block html %}x{% endblock %}",
+            2,
+            "'nope_subject' is undefined",
+        ),
+        (_mail(html="{{ nope_html }}"), 6, "'nope_html' is undefined"),
+        (_mail(html="{% for %}"), 6, "syntax error"),
+    ],
+)
+def test_problems_are_reported_as_the_long_way_reports_them(
+    workflow: Workflow, source: str, line: int, message: str
+) -> None:
+    renderer = _renderer(t=source)
+    with pytest.raises(TemplateRenderError) as raised:
+        renderer.render("t", "da", _context(workflow))
+    problem = raised.value.problem
+    assert (problem.file, problem.line) == ("t.da.jinja", line), problem
+    assert message in problem.message
+
+
+def test_a_template_changed_under_the_same_name_is_compiled_again(workflow: Workflow) -> None:
+    first = _renderer(t=_mail(subject="Første"))
+    second = _renderer(t=_mail(subject="Anden"))
+    assert first.render("t", "da", _context(workflow)).subject == "Første"
+    assert second.render("t", "da", _context(workflow)).subject == "Anden"
+    assert first.render("t", "da", _context(workflow)).subject == "Første"
