@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from dk2020flow.cli_common import (
     DbOption,
@@ -84,6 +83,8 @@ def list_participants(
     if as_json:
         print_json(rows)
         return
+    from rich.table import Table
+
     table = Table(title=f"{len(rows)} municipalities")
     for column in ("code", "name", "region", "group"):
         table.add_column(column)
@@ -126,6 +127,8 @@ def workflow_list(db: DbOption = None, as_json: JsonOption = False) -> None:
             ]
         )
         return
+    from rich.table import Table
+
     table = Table(title=f"{len(stored)} definition version(s)")
     for column in ("id", "workflow", "version", "hash", "loaded", "from"):
         table.add_column(column)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from dk2020flow.cli_common import (
     ActorOption,
@@ -22,9 +21,9 @@ from dk2020flow.cli_common import (
     parse_pairs,
     print_json,
 )
-from dk2020flow.definition.durations import parse_duration
-from dk2020flow.engine.records import CaseSnapshot
-from dk2020flow.store.port import CaseFilter
+
+if TYPE_CHECKING:
+    from dk2020flow.engine.records import CaseSnapshot
 
 case_app = typer.Typer(
     no_args_is_help=True, help="Open cases and move them through their workflow."
@@ -111,6 +110,8 @@ def list_(
 ) -> None:
     """List cases, filtered by workflow, state, cohort, region or overdue."""
     service = open_service(db, now)
+    from dk2020flow.store.port import CaseFilter
+
     cases = service.list_cases(
         CaseFilter(
             workflow=workflow,
@@ -123,6 +124,8 @@ def list_(
     if as_json:
         print_json([_summary(c) for c in cases])
         return
+    from rich.table import Table
+
     table = Table(title=f"{len(cases)} case(s)")
     for column in ("id", "workflow", "municipality", "region", "cohort", "state", "since"):
         table.add_column(column)
@@ -200,6 +203,8 @@ def show(
             counts[item.status] = counts.get(item.status, 0) + 1
         out.print(f"checklist {name}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     out.print("possible triggers: " + (", ".join(details.possible_triggers) or "none"))
+    from rich.table import Table
+
     timers = Table(title="pending deadlines")
     for column in ("timer", "firing", "due", "deadline"):
         timers.add_column(column)
@@ -325,6 +330,8 @@ def extend(
 ) -> None:
     """Move one deadline of one case, with a reason; reminders are recomputed."""
     service = open_service(db, now)
+    from dk2020flow.definition.durations import parse_duration
+
     try:
         span = parse_duration(by) if by else None
     except ValueError as exc:
@@ -373,6 +380,8 @@ def history(
             ]
         )
         return
+    from rich.table import Table
+
     table = Table(title=f"case {snapshot.id} {snapshot.municipality_name}: {len(events)} event(s)")
     for column in ("#", "at", "kind", "who", "trigger", "from → to", "comment"):
         table.add_column(column)
@@ -410,6 +419,8 @@ def migrate(
     if as_json:
         print_json(plan)
     else:
+        from rich.table import Table
+
         table = Table(
             title=f"{workflow}: {', '.join(plan.from_versions) or '—'} → {plan.to_version}"
         )

@@ -9,20 +9,48 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from functools import wraps
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import typer
-from rich.console import Console
 
 from dk2020flow.clock import FixedClock, SystemClock, parse_instant
 from dk2020flow.errors import Dk2020flowError
-from dk2020flow.settings import Settings, load_settings
 
 if TYPE_CHECKING:
-    from dk2020flow.service import Service
+    from rich.console import Console
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+    from dk2020flow.service import Service
+    from dk2020flow.settings import Settings
+
+# Rich and the settings (pydantic) are imported when a command first needs them, so that
+# `--help`, `version` and light commands start fast.
+_consoles: dict[bool, Console] = {}
+
+
+def console(*, stderr: bool = False) -> Console:
+    """The rich console for stdout (or stderr), made on first use."""
+    made = _consoles.get(stderr)
+    if made is None:
+        from rich.console import Console
+
+        made = _consoles[stderr] = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    return made
+
+
+class _LazyConsole:
+    """Stands for `console(stderr=...)`: `out.print(...)` without importing rich up front."""
+
+    __slots__ = ("_stderr",)
+
+    def __init__(self, *, stderr: bool) -> None:
+        self._stderr = stderr
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(console(stderr=self._stderr), name)
+
+
+out = cast("Console", _LazyConsole(stderr=False))
+err = cast("Console", _LazyConsole(stderr=True))
 
 DbOption = Annotated[
     str | None,
@@ -54,6 +82,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def settings_for(db: str | None) -> Settings:
+    from dk2020flow.settings import load_settings
+
     settings = load_settings()
     if db:
         settings = settings.model_copy(update={"database_url": db})

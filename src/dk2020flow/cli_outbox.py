@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from dk2020flow.cli_common import (
     DbOption,
@@ -24,7 +23,10 @@ from dk2020flow.cli_common import (
     print_json,
 )
 from dk2020flow.errors import NotFoundError
-from dk2020flow.store.port import OutboxMessage, OutboxStatus
+from dk2020flow.store.port import OutboxStatus  # the type of `outbox list --status`
+
+if TYPE_CHECKING:
+    from dk2020flow.store.port import OutboxMessage
 
 TIMEZONE = "Europe/Copenhagen"
 
@@ -99,6 +101,8 @@ def list_command(
     if not messages:
         out.print("No messages.")
         return
+    from rich.table import Table
+
     table = Table(show_edge=False, pad_edge=False)
     for column in ("id", "status", "case", "template", "to", "subject", "tries", "when", "error"):
         table.add_column(column, overflow="fold")

@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from dk2020flow.bundled import bundled_workflows, workflow_path
 from dk2020flow.cli_common import (
     DbOption,
     JsonOption,
+    console,
     err,
     handle_errors,
     out,
@@ -91,12 +90,14 @@ def _progress(enabled: bool) -> Iterator[Any]:
     if not enabled:
         yield None
         return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     with Progress(
         TextColumn("[bold]simulating[/]"),
         BarColumn(),
         TextColumn("{task.description}"),
         TimeElapsedColumn(),
-        console=err,
+        console=console(stderr=True),
         transient=True,
     ) as bar:
         task = bar.add_task("", total=1.0)
@@ -109,6 +110,8 @@ def _progress(enabled: bool) -> Iterator[Any]:
 
 def _summary_tables(result: Any) -> None:
     summary = result.summary
+    from rich.table import Table
+
     table = Table(title="Cases at the end", title_justify="left")
     table.add_column("state")
     cohorts = list(summary.by_cohort)

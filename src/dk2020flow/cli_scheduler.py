@@ -21,7 +21,7 @@ import datetime as dt
 import os
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -38,9 +38,10 @@ from dk2020flow.cli_common import (
     settings_for,
 )
 from dk2020flow.clock import Clock, FixedClock, SystemClock
-from dk2020flow.notify.errors import MailConfigError
 from dk2020flow.runtime.logs import LogFormat, configure_logging
-from dk2020flow.store.port import DaemonInfo, OutboxStatus
+
+if TYPE_CHECKING:
+    from dk2020flow.store.port import DaemonInfo
 
 TIMEZONE = "Europe/Copenhagen"
 
@@ -87,6 +88,7 @@ def _mail() -> tuple[Any, tuple[str, str]]:
     """The configured transport and sender (From) address."""
     from pydantic import ValidationError
 
+    from dk2020flow.notify.errors import MailConfigError
     from dk2020flow.notify.transports import MailSettings, transport_from_settings
 
     try:
@@ -204,6 +206,7 @@ def build_status(
     overdue_minutes: float,
 ) -> StatusReport:
     """Everything ``scheduler status`` shows, and the probe's verdict."""
+    from dk2020flow.store.port import OutboxStatus
     from dk2020flow.store.stats import outbox_counts, timer_stats
 
     overdue_before = now - dt.timedelta(minutes=overdue_minutes)

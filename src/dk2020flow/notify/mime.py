@@ -17,10 +17,14 @@ of :class:`Part` with encoded bodies, written by :func:`write`:
 - Headers take a fast path when their value is of a kind that changes from message
   to message: plain text (Subject, X-…: ASCII, or words with non-ASCII characters
   that become RFC 2047 encoded words, folded exactly as the email package folds
-  them), a Date, a Message-ID, a multipart Content-Type, an ASCII address list
-  that fits a line. Every other value (a non-ASCII or long address list, the
-  constant headers of the parts, anything unusual) is folded by the email package
-  itself, once per distinct value.
+  them), a Date, a Message-ID, a multipart Content-Type, an address list (folded
+  from the parse tree the email package would make of it, for names of Latin
+  letters and printable ASCII and dot-atom addresses: encoded words, quoted names,
+  lines broken between addresses as the email package does). Every other value
+  (names with quotes, backslashes, ``=?``, other scripts; non-ASCII local parts;
+  the constant headers of the parts; a quirk of the folding the fast path does not
+  follow; anything unusual) is folded by the email package itself, once per
+  distinct value.
 - The MIME boundaries are not random: :func:`boundary` derives them from a hash of
   the Message-ID and the content, so one run of a simulation writes the same files
   as the next. They keep the email package's form (``=`` × 15, 19 digits, ``==``),
@@ -203,7 +207,11 @@ def _steal_trailing_space(lines: list[str]) -> str:
 
 
 def _fold_as_encoded_words(
-    text: str, lines: list[str], last_ew: int | None, plain: dict[str, str]
+    text: str,
+    lines: list[str],
+    last_ew: int | None,
+    plain: dict[str, str],
+    start: int | None = None,
 ) -> int:
     """``_header_value_parser._fold_as_ew`` for UTF-8 text: ``text`` (joined to the
     encoded word that ``last_ew`` points at on the last line) as encoded words that
@@ -231,6 +239,8 @@ def _fold_as_encoded_words(
     if text[-1] == " ":
         trailing, text = " ", text[:-1]
     new_last_ew = len(lines[-1]) if last_ew is None else last_ew
+    if start is not None:  # a ``last_ew`` with nothing after it to join
+        new_last_ew = start
     # Lengths of every prefix in Q (per character) and in bytes, for the shrinking below.
     q_costs = [0, *accumulate(_Q_COST.get(c) or _q_cost(c) for c in text)]
     sizes = [0, *accumulate(1 if c < "\x80" else len(c.encode("utf-8")) for c in text)]
@@ -341,16 +351,241 @@ _FAST: dict[str, Callable[[str, str], str | None]] = {
 }
 
 
+class _Token:
+    """A node of the email package's parse tree of an address list, with what
+    ``_refold_parse_tree`` asks of it: its text, its kind, its children (none for
+    a terminal), whether it may become an encoded word, whether it starts with
+    folding white space."""
+
+    __slots__ = ("ascii", "children", "ew_allowed", "folded", "fws", "kind", "text")
+
+    ascii: bool
+    children: list[_Token] | None
+    ew_allowed: bool
+    folded: str | None
+    fws: bool
+    kind: str
+    text: str
+
+    def __init__(
+        self,
+        kind: str,
+        text: str = "",
+        children: list[_Token] | None = None,
+        *,
+        ew_allowed: bool | None = None,
+    ) -> None:
+        self.kind = kind
+        self.children = children
+        if children is not None:
+            text = text or "".join([child.text for child in children])
+            if ew_allowed is None:
+                ew_allowed = all(child.ew_allowed for child in children)
+            self.fws = children[0].fws
+        else:
+            self.fws = kind == "fws"
+        self.text = text
+        self.ew_allowed = True if ew_allowed is None else ew_allowed
+        self.ascii = text.isascii()
+        self.folded = None
+
+
+_SPACE = _Token("fws", " ")
+_CFWS = _Token("cfws", children=[_SPACE])
+_COMMA = _Token("list-separator", ",")
+_AT = _Token("address-at-symbol", "@")
+_DOT = _Token("dot", ".")
+_ANGLE_START = _Token("angle-addr-start", "<")
+_ANGLE_END = _Token("angle-addr-end", ">")
+_BLOCKED_END = _Token("wrap_as_ew_blocked")
+_SPECIALS = frozenset('()<>@,:;."[]\\')
+_DOT_ATOM = re.compile(rf"{_ATOM}(?:\.{_ATOM})*")
+_DOMAIN = re.compile(r"[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*")
+_NAME_WORD = re.compile(r"(?:[!#-'*+\-/-9=?A-Z^-~]|[\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f])+")
+"""A word of a display name the fast path knows: printable ASCII but the specials and
+``"`` ``\\`` (which are quoted or escaped), and letters of the Latin alphabets."""
+_QUOTED_WORD = re.compile(r"(?:[!#-\[\]-~]|[\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f])+")
+
+
+def _dot_atom(text: str, leading: bool) -> _Token:
+    pieces: list[_Token] = []
+    for position, atom in enumerate(text.split(".")):
+        if position:
+            pieces.append(_DOT)
+        pieces.append(_Token("atext", atom))
+    dot_atom_text = _Token("dot-atom-text", children=pieces, ew_allowed=True)
+    return _Token("dot-atom", children=[_CFWS, dot_atom_text] if leading else [dot_atom_text])
+
+
+def _addr_spec(username: str, domain: str, leading: bool) -> _Token:
+    local_part = _Token("local-part", children=[_dot_atom(username, leading)], ew_allowed=False)
+    domain_part = _Token("domain", children=[_dot_atom(domain, False)], ew_allowed=False)
+    return _Token("addr-spec", children=[local_part, _AT, domain_part], ew_allowed=False)
+
+
+def _display_name(name: str, leading: bool) -> _Token | None:
+    words = name.split(" ")
+    if _SPECIALS.isdisjoint(name):
+        atoms: list[_Token] = []
+        for position, word in enumerate(words):
+            if not _NAME_WORD.fullmatch(word):
+                return None
+            pieces = [_Token("atext", word), _CFWS]
+            if leading and not position:
+                pieces.insert(0, _CFWS)
+            atoms.append(_Token("atom", children=pieces))
+        return _Token("display-name", children=atoms)
+    pieces = []
+    for position, word in enumerate(words):
+        if not _QUOTED_WORD.fullmatch(word):
+            return None
+        if position:
+            pieces.append(_SPACE)
+        pieces.append(_Token("ptext", word))
+    bare = _Token("bare-quoted-string", f'"{name}"', pieces)
+    quoted = [_CFWS, bare, _CFWS] if leading else [bare, _CFWS]
+    return _Token("display-name", children=[_Token("quoted-string", children=quoted)])
+
+
+def _address_list(addresses: tuple[Address, ...]) -> _Token | None:
+    """The email package's parse tree of ``AddressList(addresses)``, or None for
+    an address the fast path does not know."""
+    items: list[_Token] = []
+    for position, address in enumerate(addresses):
+        name, username, domain = address.display_name, address.username, address.domain
+        if not _DOT_ATOM.fullmatch(username) or not _DOMAIN.fullmatch(domain):
+            return None
+        leading = position > 0
+        if position:
+            items.append(_COMMA)
+        if not name:
+            mailbox = _Token("mailbox", children=[_addr_spec(username, domain, leading)])
+        else:
+            display_name = _display_name(name, leading)
+            if display_name is None:
+                return None
+            angle = _Token(
+                "angle-addr",
+                children=[_ANGLE_START, _addr_spec(username, domain, False), _ANGLE_END],
+            )
+            mailbox = _Token(
+                "mailbox", children=[_Token("name-addr", children=[display_name, angle])]
+            )
+        items.append(_Token("address", children=[mailbox]))
+    return _Token("address-list", children=items)
+
+
+def _fold_as_ew_token(
+    text: str, lines: list[str], last_ew: int | None, plain: dict[str, str]
+) -> int:
+    if last_ew is not None:
+        tail = lines[-1][last_ew:]
+        if not tail:
+            # ``last_ew`` is left from a line before (the email package's quirk):
+            # nothing to join, and it stays unless an encoded word wraps.
+            return _fold_as_encoded_words(text, lines, None, plain, start=last_ew)
+        # The email package decodes every encoded word after ``last_ew``: only one is known.
+        stripped = tail.lstrip(" ")
+        found = _ENCODED_WORD.match(stripped)
+        if found is None or "=?" in stripped[found.end() :]:
+            raise _UnfoldableError(tail)
+    return _fold_as_encoded_words(text, lines, last_ew, plain)
+
+
+def _refold(tree: _Token, plain: dict[str, str]) -> str:
+    """``_header_value_parser._refold_parse_tree`` (``policy.SMTP``) of ``tree``."""
+    if tree.folded is not None:
+        return tree.folded
+    lines = [""]
+    last_ew: int | None = None
+    blocked = 0
+    want_encoding = False
+    assert tree.children is not None
+    parts = list(tree.children)
+    parts.reverse()  # popped from the end
+    while parts:
+        part = parts.pop()
+        if part is _BLOCKED_END:
+            blocked -= 1
+            continue
+        text = part.text
+        if part.kind == "ptext" and not _SPECIALS.isdisjoint(text):
+            want_encoding = True
+        if not part.ascii:
+            want_encoding = True
+        if want_encoding and not blocked:
+            if not part.ew_allowed:
+                want_encoding = False
+                last_ew = None
+                encoded = _refold(part, plain)[: -len(CRLF)]
+                if CRLF not in encoded:
+                    if len(encoded) > MAX_LINE - len(lines[-1]):
+                        lines.append(_steal_trailing_space(lines))
+                    lines[-1] += encoded
+                    continue
+            if part.children is not None:
+                parts.extend(reversed(part.children))
+            else:
+                last_ew = _fold_as_ew_token(text, lines, last_ew, plain)
+            want_encoding = False
+            continue
+        if len(text) <= MAX_LINE - len(lines[-1]):
+            lines[-1] += text
+            continue
+        if len(text) + 1 <= MAX_LINE:
+            newline = _steal_trailing_space(lines)
+            if newline or part.fws:
+                lines.append(newline + text)
+                last_ew = None
+                continue
+        if part.children is not None:
+            if not part.ew_allowed:
+                blocked += 1
+                parts.append(_BLOCKED_END)
+            parts.extend(reversed(part.children))
+            continue
+        if part.ew_allowed and not blocked:
+            parts.append(part)
+            want_encoding = True
+            continue
+        newline = _steal_trailing_space(lines)
+        if newline or part.fws:
+            lines.append(newline + text)
+        else:
+            lines[-1] += text
+    tree.folded = folded = CRLF.join(lines) + CRLF
+    return folded
+
+
+@functools.lru_cache(maxsize=1024)
+def _fold_address_tree(name: str, value: AddressList) -> str | None:
+    tree = _address_list(value.addresses)
+    if tree is None:
+        return None
+    label = _Token(
+        "header-label",
+        children=[_Token("header-name", name), _Token("header-sep", ":")],
+        ew_allowed=False,
+    )
+    header = _Token("header", children=[label, _CFWS, tree])
+    try:
+        return _refold(header, {})
+    except _UnfoldableError:
+        return None
+
+
 def _fold_addresses(name: str, value: AddressList) -> str | None:
     # Written as shown when it needs no encoding and fits on a line: the first or,
-    # as a whole, the next. (Folding inside the list is left to the email package.)
-    if len(name) > 40 or "=?" in value or not _PRINTABLE.fullmatch(value):
+    # as a whole, the next. Otherwise folded as the email package folds it, from
+    # its parse tree made here (for the shapes of address this knows).
+    if len(name) > 40 or "=?" in value:
         return None
-    if len(name) + 2 + len(value) <= MAX_LINE:
-        return f"{name}: {value}{CRLF}"
-    if len(value) + 1 <= MAX_LINE:
-        return f"{name}:{CRLF} {value}{CRLF}"
-    return None
+    if _PRINTABLE.fullmatch(value):
+        if len(name) + 2 + len(value) <= MAX_LINE:
+            return f"{name}: {value}{CRLF}"
+        if len(value) + 1 <= MAX_LINE:
+            return f"{name}:{CRLF} {value}{CRLF}"
+    return _fold_address_tree(name, value)
 
 
 def _fast_fold(name: str, value: str) -> str | None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 import re
 from collections.abc import Callable
@@ -145,6 +146,7 @@ def _ics_method(ics: str) -> CalendarMethod:
         return CalendarMethod.PUBLISH
 
 
+@functools.lru_cache(maxsize=64)
 def sender_mailbox(sender: str | tuple[str, str]) -> tuple[str, str]:
     """``"Name <addr>"`` (or a ``(name, addr)`` pair) as a ``(name, addr)`` pair."""
     if isinstance(sender, tuple):

@@ -24,7 +24,6 @@ import datetime as dt
 import heapq
 import os
 import random
-import shutil
 import sqlite3
 import tempfile
 import time
@@ -230,10 +229,19 @@ def _copy_sqlite(source: Path, target: Path) -> None:
 
 
 def _move_mail(source: Path, target: Path) -> None:
-    """The delivered .eml files into ``target`` (written to scratch first: no fsync per file)."""
+    """The delivered .eml files into ``target`` (written to scratch first: no fsync per file).
+
+    A rename where both are on one file system; otherwise the bytes are copied
+    (``shutil.move`` would also copy times and permissions, file by file, for
+    thousands of files), and the scratch folder is removed afterwards anyway.
+    """
     target.mkdir(parents=True, exist_ok=True)
+    same_device = source.stat().st_dev == target.stat().st_dev
     for file in source.glob("*.eml"):
-        shutil.move(str(file), str(target / file.name))
+        if same_device:
+            os.replace(file, target / file.name)
+        else:
+            (target / file.name).write_bytes(file.read_bytes())
 
 
 def sqlite_file(url: str) -> Path | None:

@@ -351,8 +351,12 @@ def test_the_email_package_reads_back_what_was_given(
     )
     parsed = BytesParser(policy=policy.default).parsebytes(built.as_bytes())
     assert isinstance(parsed, EmailMessage)
-    # (A subject that only fits on a line of its own comes back with the space before it.)
-    assert parsed["Subject"].lstrip(" ") == (one_line(subject) or "(no subject)")
+    # (A subject that only fits on a line of its own comes back with the space before it;
+    # a space between two encoded words is dropped by RFC 2047 decoding.)
+    subject_back, subject_given = parsed["Subject"].lstrip(" "), one_line(subject) or "(no subject)"
+    if subject_back != subject_given:
+        assert re.search(rb"\?=\s+=\?", built.as_bytes().split(b"\r\n\r\n", 1)[0])
+        assert subject_back.replace(" ", "") == subject_given.replace(" ", "")
     [to] = parsed["To"].addresses
     assert (to.display_name, to.addr_spec) == (one_line(name), "mette.lindholm@aarhus.example.dk")
     assert parsed["Message-ID"] == built.message_id
@@ -374,7 +378,7 @@ def test_the_email_package_reads_back_what_was_given(
     expected = ics.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
     assert attachment.get_payload(decode=True) == expected
     # What the object says about itself is what the bytes say.
-    assert built["Subject"] == parsed["Subject"].lstrip(" ")
+    assert built["Subject"] == subject_given
     assert [name for name, _ in built.items()] == list(parsed.keys())
     assert envelope_recipients(built) == envelope_recipients(parsed)
 
@@ -470,6 +474,83 @@ def test_address_headers_fold_as_the_email_package_folds_them(
         assert mime.fold(header, value, utf8=utf8) == expected.fold(policy=write_policy)
 
 
+NAME_PIECES = [
+    "æ",
+    "ø",
+    "å",
+    "Æ",
+    "Ø",
+    "Å",
+    "é",
+    "ü",
+    "Lyngby-Taarbæk",
+    "Kontaktperson",
+    "Klimakoordinator",
+    "København",
+    "Kommune",
+    "Overenskomstforhandlingsudvalgsformandsposten",
+    "x" * 40,
+    "Ø" * 30,
+    ",",
+    ".",
+    "(",
+    ")",
+    "'",
+    "-",
+    "!",
+    "?",
+    "=",
+    "_",
+    "1",
+    "A",
+    "b",
+]
+known_names = st.lists(
+    st.lists(st.sampled_from(NAME_PIECES), min_size=1, max_size=4).map("".join), max_size=6
+).map(" ".join)
+"""Display names of the shapes the fast path folds itself."""
+other_names = st.lists(
+    st.one_of(st.sampled_from([*NAME_PIECES, '"', "\\", "=?", "?=", "😀", " ", "\t"]), texts),
+    max_size=6,
+).map("".join)
+"""Any display name: the fast path folds or leaves it to the email package."""
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    header=st.sampled_from(["From", "To", "Cc", "Reply-To"]),
+    boxes=st.lists(
+        st.tuples(st.one_of(known_names, other_names), st.sampled_from(ADDRESSES)),
+        min_size=1,
+        max_size=6,
+    ),
+)
+@example(
+    header="To",
+    boxes=[("Kontaktperson, Lyngby-Taarbæk", "mette.lindholm@aarhus.example.dk")] * 3,
+)
+@example(header="Cc", boxes=[("Søren Kjær", "a@b.dk"), ("", "a@b.dk"), ("Å" * 60, "a@b.dk")])
+def test_non_ascii_and_long_address_lists_fold_as_the_email_package_folds_them(
+    header: str, boxes: list[Mailbox]
+) -> None:
+    addresses = [_address(box) for box in boxes]
+    value = mime.AddressList(addresses)
+    expected = HeaderRegistry()(header, addresses).fold(policy=policy.SMTP)
+    fast = mime._fast_fold(header, value)
+    assert fast is None or fast == expected
+    assert mime.fold(header, value) == expected
+    assert mime.header_bytes(header, value) == expected.encode("ascii")
+    known = set("".join(NAME_PIECES))
+    if "=?" not in value and all(
+        set(a.display_name.replace(" ", "")) <= known
+        and a.display_name == " ".join(a.display_name.split())
+        and a.addr_spec.isascii()
+        and len(str(a)) < 70  # (a longer one may meet a quirk it leaves to the email package)
+        for a in addresses
+    ):
+        assert fast is not None, value  # the shapes it knows, it folds itself
+
+
 def test_the_fast_paths_cover_the_common_headers() -> None:
     # No header of a DK2020 message goes to the email package but the constants
     # (folded once) and the addresses (folded once per mailbox list).
@@ -488,10 +569,19 @@ def test_the_fast_paths_cover_the_common_headers() -> None:
         ("Klimakoordinator, Ballerup Kommune", "klima@ballerup.example.dk"),
         ("Klimakoordinator, Vesthimmerland Kommune", "klima@vesthimmerland.example.dk"),
         ("", "a@b.dk"),
+        ("Kontaktperson, Lyngby-Taarbæk", "kontakt@lyngby-taarbaek.example.dk"),
+        ("Borgmesteren i Høje-Taastrup", "borgmester@hoeje-taastrup.example.dk"),
     ]:
         addresses = [_address(mailbox)]
         expected = HeaderRegistry()("To", addresses).fold(policy=policy.SMTP)
         assert mime._fast_fold("To", mime.AddressList(addresses)) == expected
+    many = [
+        _address((f"Klimakoordinator, {town} Kommune", f"klima@{domain}.example.dk"))
+        for town, domain in [("Ærø", "aeroe"), ("Aabenraa", "aabenraa"), ("Fanø", "fanoe")]
+    ]
+    expected = HeaderRegistry()("Cc", many).fold(policy=policy.SMTP)
+    assert expected.count("\r\n") > 3
+    assert mime._fast_fold("Cc", mime.AddressList(many)) == expected
 
 
 # ----------------------------------------------------------------------------- bodies
