@@ -24,11 +24,18 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import settings as hypothesis_settings
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from dk2020flow.store.db import upgrade
 from dk2020flow.store.repository import SqlStore
+
+# CI runs the property tests on a fixed set of examples (reproducible, never a red run
+# from a new random draw); on a developer's machine they draw new examples every run.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("DK2020FLOW_HYPOTHESIS_PROFILE"):
+    hypothesis_settings.load_profile(os.environ["DK2020FLOW_HYPOTHESIS_PROFILE"])
 
 PG_ADMIN_URL = os.environ.get(
     "DK2020FLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
