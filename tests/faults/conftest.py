@@ -9,7 +9,6 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -18,9 +17,11 @@ from dk2020flow.clock import ManualClock
 from dk2020flow.service import Service
 from dk2020flow.settings import Settings
 from dk2020flow.store import tables as t
-from dk2020flow.store.db import READ_ONLY_OPTION
 from dk2020flow.store.repository import SqlStore
-from integration.runtime.conftest import SmtpServer, free_port
+from integration.runtime.conftest import (
+    read_conn,
+    smtp_server,  # noqa: F401 - the fixture, shared
+)
 
 FAULTS = Path(__file__).parent
 DATA = FAULTS / "data"
@@ -179,17 +180,6 @@ def daemons() -> Iterator[list[Daemon]]:
             daemon.kill()
 
 
-@pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    """A real SMTP server (aiosmtpd) on a free loopback port (the runtime tests' one)."""
-    server = SmtpServer(free_port())
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def open_cases(url: str, workflow: Path, count: int | None = None, now: dt.datetime = T0) -> int:
     """Load ``workflow`` and open a case for ``count`` municipalities (all by default)."""
     store = SqlStore(url)
@@ -204,11 +194,6 @@ def open_cases(url: str, workflow: Path, count: int | None = None, now: dt.datet
         return len(chosen)
     finally:
         store.close()
-
-
-def read_conn(store: SqlStore) -> Any:
-    """A connection that reads without SQLite's BEGIN IMMEDIATE (a daemon may be writing)."""
-    return store.engine.connect().execution_options(**{READ_ONLY_OPTION: True})
 
 
 def table_counts(store: SqlStore) -> dict[str, int]:

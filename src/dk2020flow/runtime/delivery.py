@@ -217,7 +217,23 @@ class _Batch:
     on_outcome: Callable[[DeliveryOutcome], None] | None
 
 
-def _record(batch: _Batch, result: DeliveryResult, outcome: DeliveryOutcome) -> None:
+def _record(
+    batch: _Batch,
+    result: DeliveryResult,
+    row: OutboxMessage,
+    kind: Outcome,
+    detail: str,
+    next_attempt_at: dt.datetime | None = None,
+) -> None:
+    """Count, log and report what became of ``row``."""
+    outcome = DeliveryOutcome(
+        outbox_id=row.id,
+        message_id=row.message_id,
+        outcome=kind,
+        attempts=row.attempts,
+        detail=detail,
+        next_attempt_at=next_attempt_at,
+    )
     result.add(outcome)
     fields: dict[str, Any] = {
         "outbox_id": outcome.outbox_id,
@@ -250,34 +266,14 @@ def _mark_sent(
         # Some recipients may have refused: sent, with the refusals kept in last_error.
         tx.mark_sent_many([(row.id, note) for row, note in done], batch.now)
     for row, note in done:
-        _record(
-            batch,
-            result,
-            DeliveryOutcome(
-                outbox_id=row.id,
-                message_id=row.message_id,
-                outcome=Outcome.DELIVERED,
-                attempts=row.attempts,
-                detail=note,
-            ),
-        )
+        _record(batch, result, row, Outcome.DELIVERED, note)
 
 
 def _mark_dead(batch: _Batch, row: OutboxMessage, result: DeliveryResult, error: str) -> None:
     error = _clip(error)
     with batch.store.transaction() as tx:
         tx.mark_dead(row.id, error, batch.now)
-    _record(
-        batch,
-        result,
-        DeliveryOutcome(
-            outbox_id=row.id,
-            message_id=row.message_id,
-            outcome=Outcome.DEAD,
-            attempts=row.attempts,
-            detail=error,
-        ),
-    )
+    _record(batch, result, row, Outcome.DEAD, error)
 
 
 def _mark_failed(batch: _Batch, row: OutboxMessage, result: DeliveryResult, error: str) -> None:
@@ -298,18 +294,7 @@ def _mark_failed(batch: _Batch, row: OutboxMessage, result: DeliveryResult, erro
     )
     with batch.store.transaction() as tx:
         tx.mark_retry(row.id, when, error)
-    _record(
-        batch,
-        result,
-        DeliveryOutcome(
-            outbox_id=row.id,
-            message_id=row.message_id,
-            outcome=Outcome.RETRY,
-            attempts=row.attempts,
-            detail=error,
-            next_attempt_at=when,
-        ),
-    )
+    _record(batch, result, row, Outcome.RETRY, error, next_attempt_at=when)
 
 
 def _describe(exc: BaseException) -> str:

@@ -40,11 +40,16 @@ def open_ping_cases(service: Service, count: int | None = None) -> int:
     return len(chosen)
 
 
+def read_conn(store: SqlStore) -> Any:
+    """A connection that reads without SQLite's BEGIN IMMEDIATE (a daemon may be writing)."""
+    return store.engine.connect().execution_options(**{READ_ONLY_OPTION: True})
+
+
 def timer_counts(store: SqlStore) -> dict[str, int]:
     """Timer rows by status, read without SQLite's write lock (a daemon may be writing:
     waiting for its lock would see its progress late)."""
     tm = t.timers.c
-    with store.engine.connect().execution_options(**{READ_ONLY_OPTION: True}) as conn:
+    with read_conn(store) as conn:
         return {
             status: int(count)
             for status, count in conn.execute(select(tm.status, func.count()).group_by(tm.status))
