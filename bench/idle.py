@@ -106,8 +106,8 @@ def idle_cpu(work: Workdir, url: str, cases: int, window: float) -> Result:
     daemon = DaemonProcess(url, work.path / "idle-daemon")
     try:
         proc = psutil.Process(daemon.pid)
-        # Let it start, tick once and go to sleep before the window opens.
-        time.sleep(min(5.0, window / 2))
+        # The window opens once it has started and made its first pass (its `tick` line).
+        daemon.wait_for_action("tick", timeout=60)
         if not daemon.alive():
             return Result(
                 section="2. idle",
@@ -220,7 +220,8 @@ def daemon_rss(work: Workdir, cases: int, due: int, url: str | None = None) -> R
 
     try:
         done = wait_until(lambda: finished() or not daemon.alive(), timeout=600, interval=0.5)
-        time.sleep(2.0)
+        # Then idle: until its next heartbeat (a step of the idle daemon), not a fixed pause.
+        daemon.wait_for_action("heartbeat", timeout=120, since=daemon.lines_seen())
         peak = daemon.peak_rss_mb() if daemon.alive() else None
     finally:
         daemon.stop()

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Result, Workdir, failed, pg_available
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-SECTIONS = ("dispatch", "peers", "idle", "lateness", "mail", "memory")
+SECTIONS = ("dispatch", "peers", "idle", "lateness", "mail", "memory", "startup")
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,16 @@ RATIOS = (
     Ratio("dk2020flow PG 1 daemon / procrastinate", DK_PG1, PROC, 10.0),
     Ratio("dk2020flow PG 2 daemons / procrastinate", DK_PG2, PROC),
     Ratio(
+        "start-up: dk2020flow case list / python -c pass",
+        "dk2020flow case list (3 cases, SQLite)",
+        "python -c pass",
+    ),
+    Ratio(
+        "start-up: dk2020flow case list --help / python -c pass",
+        "dk2020flow case list --help",
+        "python -c pass",
+    ),
+    Ratio(
         "SMTP reused connection / connection per message",
         "SMTP, reused connection per batch (deliver_batch + SmtpTransport)",
         "SMTP, one connection per message",
@@ -177,6 +187,7 @@ def run(sizes: Sizes, only: set[str]) -> list[Result]:
     import mail
     import peers
     import simulation
+    import startup
 
     pg_reason = pg_available()
     work = Workdir()
@@ -250,6 +261,9 @@ def run(sizes: Sizes, only: set[str]) -> list[Result]:
                     )
                 ],
             )
+        if "startup" in only:
+            print("6. start-up of a read command", flush=True)
+            results += _guard("6. start-up", "start-up", "s", lambda: startup.startup(work))
     finally:
         work.cleanup()
     return results

@@ -12,6 +12,11 @@ PostgreSQL is the server at ``DK2020FLOW_TEST_POSTGRES_URL`` (default
 ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``, trust auth). When
 none answers the PostgreSQL tests skip with a one-line reason — unless
 ``DK2020FLOW_REQUIRE_POSTGRES=1`` (CI sets it): then they fail.
+
+- ``chromium``: headless Chromium for the browser test; skips without it, fails when
+  ``CI=true`` or ``DK2020FLOW_REQUIRE_BROWSER=1`` (.ci/run sets it).
+
+Every test also runs under tests/leakcheck.py: a connection left open fails it.
 """
 
 from __future__ import annotations
@@ -31,6 +36,13 @@ from sqlalchemy.engine import make_url
 from dk2020flow.store.db import upgrade
 from dk2020flow.store.repository import SqlStore
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A database connection left open fails the test that leaked it (tests/leakcheck.py).
+    if not config.pluginmanager.has_plugin("leakcheck"):
+        config.pluginmanager.import_plugin("leakcheck")
+
+
 # CI runs the property tests on a fixed set of examples (reproducible, never a red run
 # from a new random draw); on a developer's machine they draw new examples every run.
 hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
@@ -41,6 +53,9 @@ PG_ADMIN_URL = os.environ.get(
     "DK2020FLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 REQUIRE_POSTGRES = os.environ.get("DK2020FLOW_REQUIRE_POSTGRES") == "1"
+REQUIRE_BROWSER = (
+    os.environ.get("DK2020FLOW_REQUIRE_BROWSER") == "1" or os.environ.get("CI") == "true"
+)
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
@@ -152,6 +167,22 @@ def empty_pg_url(_pg_server: str) -> Iterator[str]:
         yield _database_url(name)
     finally:
         _drop_database(name)
+
+
+# ------------------------------------------------------------------------ browser
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The path of headless Chromium, or skip — fail in CI (``CI=true`` or
+    ``DK2020FLOW_REQUIRE_BROWSER=1``: .ci/run installs it, a missing browser is a red run)."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        message = "chromium is not installed (apt-get install chromium)"
+        if REQUIRE_BROWSER:
+            pytest.fail(f"{message} (CI=true or DK2020FLOW_REQUIRE_BROWSER=1)", pytrace=False)
+        pytest.skip(message)
+    return found
 
 
 # ---------------------------------------------------------------- both backends

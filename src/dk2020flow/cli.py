@@ -15,6 +15,7 @@ from dk2020flow.cli_outbox import mail_app, outbox_app
 from dk2020flow.cli_process import register as register_process
 from dk2020flow.cli_scheduler import scheduler_app
 from dk2020flow.cli_workflow import workflow_app
+from dk2020flow.errors import quoted
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -47,7 +48,7 @@ def _undecodable_argument(argv: list[str]) -> str | None:
             argument.encode("utf-8")
         except UnicodeEncodeError:
             shown = argument.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-            return f"argument {position} ({shown!r}) is not valid UTF-8 text"
+            return f"argument {position} ({quoted(shown)}) is not valid UTF-8 text"
     return None
 
 

@@ -10,6 +10,7 @@ import typer
 from dk2020flow.cli_common import (
     DbOption,
     JsonOption,
+    NowOption,
     handle_errors,
     local,
     open_service,
@@ -102,11 +103,16 @@ def workflow_load(
         ),
     ],
     db: DbOption = None,
+    now: NowOption = None,
 ) -> None:
-    """Store workflow files in the database; an unchanged file is a no-op, a changed one a new version."""
+    """Store workflow files in the database; an unchanged file is a no-op, a changed one a new version.
+
+    Programme events are armed as of --now (default: the machine's clock): give a
+    rehearsal's --now here too, or its event reminders count as past (docs/time.md).
+    """
     from dk2020flow.bundled import workflow_path
 
-    service = open_service(db)
+    service = open_service(db, now)
     for given in paths:
         stored, created = service.load_workflow(workflow_path(given))
         verb = "loaded as a new version" if created else "unchanged (already loaded)"

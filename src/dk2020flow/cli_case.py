@@ -1,7 +1,8 @@
-"""`dk2020flow case …`: open, list, show, fire, set, check, extend, history, migrate."""
+"""`dk2020flow case …`: open, list, show, fire, set, check, extend, history, verify, migrate."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -9,6 +10,7 @@ import typer
 from dk2020flow.cli_common import (
     ActorOption,
     DbOption,
+    InvalidOptionError,
     JsonOption,
     NowOption,
     WorkflowOption,
@@ -16,11 +18,13 @@ from dk2020flow.cli_common import (
     handle_errors,
     local,
     open_service,
+    open_store,
     out,
     parse_now,
     parse_pairs,
     print_json,
 )
+from dk2020flow.errors import quoted
 
 if TYPE_CHECKING:
     from dk2020flow.engine.records import CaseSnapshot
@@ -60,7 +64,22 @@ def _said(case: CaseSnapshot, verb: str) -> None:
 @handle_errors
 def open_(
     workflow: Annotated[str, typer.Argument(help="The workflow, e.g. dk2020.")],
-    municipality: Annotated[str, typer.Argument(help="Municipality name or three-digit code.")],
+    municipality: Annotated[
+        str | None,
+        typer.Argument(help="Municipality name or three-digit code (or --all / --from FILE)."),
+    ] = None,
+    every: Annotated[
+        bool,
+        typer.Option("--all", help="Open a case for every municipality that has none yet."),
+    ] = False,
+    from_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--from",
+            help="Open a case for each municipality in FILE (UTF-8, one code or name a line; "
+            "blank lines and # comments are ignored).",
+        ),
+    ] = None,
     role: Annotated[str | None, typer.Option("--role", "-r", help="Your role.")] = None,
     cohort: Annotated[
         str | None, typer.Option("--cohort", help="The cohort (round), if known.")
@@ -78,8 +97,53 @@ def open_(
     now: NowOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Open a case for a municipality in a workflow (timers are computed from --now)."""
+    """Open a case for a municipality in a workflow (timers are computed from --now).
+
+    With --all or --from FILE, many in one transaction: all are opened or none; those that
+    already have a case in the workflow are skipped and listed.
+    """
+    given = [
+        n
+        for n, on in (
+            ("MUNICIPALITY", municipality is not None),
+            ("--all", every),
+            ("--from", from_file is not None),
+        )
+        if on
+    ]
+    if len(given) != 1:
+        raise InvalidOptionError(
+            "give one of MUNICIPALITY, --all or --from FILE"
+            + (f" (not {' and '.join(given)} together)" if given else "")
+        )
+    entries = _municipality_lines(from_file) if from_file is not None else None
     service = open_service(db, now)
+    if municipality is None:
+        done = service.open_cases(
+            workflow,
+            entries,
+            actor=actor_name(actor),
+            role=role,
+            cohort=cohort,
+            state=state,
+            reason=reason,
+            data=parse_pairs(data, "--data"),
+        )
+        if as_json:
+            print_json(
+                {
+                    "opened": [_summary(c) for c in done.opened],
+                    "skipped": [_summary(c) for c in done.skipped],
+                }
+            )
+            return
+        out.print(f"opened {len(done.opened)} case(s) in {workflow}", markup=False)
+        if done.skipped:
+            names = ", ".join(f"{c.municipality_name} (#{c.id})" for c in done.skipped)
+            out.print(
+                f"skipped {len(done.skipped)} that already have a case: {names}", markup=False
+            )
+        return
     case = service.open_case(
         workflow,
         municipality,
@@ -96,6 +160,27 @@ def open_(
         _said(case, "opened")
 
 
+def _municipality_lines(path: Path) -> list[tuple[str, str]]:
+    """``--from FILE``: (``FILE:LINE``, code or name) for each line that names one."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except OSError as exc:
+        raise InvalidOptionError(f"--from: cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise InvalidOptionError(
+            f"--from: {path}:{line}: not UTF-8 text; save the file as UTF-8"
+        ) from None
+    entries = [
+        (f"{path}:{number}", line.strip())
+        for number, line in enumerate(text.splitlines(), start=1)
+        if line.strip() and not line.strip().startswith("#")
+    ]
+    if not entries:
+        raise InvalidOptionError(f"--from: {path} names no municipality")
+    return entries
+
+
 @case_app.command("list")
 @handle_errors
 def list_(
@@ -109,18 +194,22 @@ def list_(
     as_json: JsonOption = False,
 ) -> None:
     """List cases, filtered by workflow, state, cohort, region or overdue."""
-    service = open_service(db, now)
     from dk2020flow.store.port import CaseFilter
 
-    cases = service.list_cases(
-        CaseFilter(
-            workflow=workflow,
-            state=state,
-            cohort=cohort,
-            region=region,
-            overdue_at=parse_now(now) if overdue else None,
-        )
+    instant = parse_now(now)  # a given but empty or unreadable --now is refused either way
+    flt = CaseFilter(
+        workflow=workflow,
+        state=state,
+        cohort=cohort,
+        region=region,
+        overdue_at=instant if overdue else None,
     )
+    if overdue:
+        cases = open_service(db, now).list_cases(flt)
+    else:
+        # The store alone: no engine, mail or workflow parsing to import (#15.18).
+        with open_store(db).read() as tx:
+            cases = tx.cases(flt)
     if as_json:
         print_json([_summary(c) for c in cases])
         return
@@ -145,7 +234,7 @@ def list_(
 @case_app.command("show")
 @handle_errors
 def show(
-    case: Annotated[str, typer.Argument(help="Case id, municipality code or name.")],
+    case: Annotated[str, typer.Argument(help="Case number (#12), or municipality code or name.")],
     workflow: WorkflowOption = None,
     db: DbOption = None,
     now: NowOption = None,
@@ -231,7 +320,7 @@ def show(
 @case_app.command("fire")
 @handle_errors
 def fire(
-    case: Annotated[str, typer.Argument(help="Case id, municipality code or name.")],
+    case: Annotated[str, typer.Argument(help="Case number (#12), or municipality code or name.")],
     trigger: Annotated[str, typer.Argument(help="The trigger, e.g. decide_participate.")],
     role: Annotated[str, typer.Option("--role", "-r", help="The role you act in.")],
     data: DataOption = None,
@@ -262,7 +351,7 @@ def fire(
 @case_app.command("set")
 @handle_errors
 def set_(
-    case: Annotated[str, typer.Argument(help="Case id, municipality code or name.")],
+    case: Annotated[str, typer.Argument(help="Case number (#12), or municipality code or name.")],
     values: Annotated[list[str], typer.Argument(help="FIELD=VALUE pairs.")],
     role: Annotated[str, typer.Option("--role", "-r", help="The role you act in.")],
     comment: CommentOption = "",
@@ -287,7 +376,7 @@ def set_(
 @case_app.command("check")
 @handle_errors
 def check(
-    case: Annotated[str, typer.Argument(help="Case id, municipality code or name.")],
+    case: Annotated[str, typer.Argument(help="Case number (#12), or municipality code or name.")],
     checklist: Annotated[str, typer.Argument(help="The checklist, e.g. capf.")],
     items: Annotated[
         list[str],
@@ -317,7 +406,7 @@ def check(
 @case_app.command("extend")
 @handle_errors
 def extend(
-    case: Annotated[str, typer.Argument(help="Case id, municipality code or name.")],
+    case: Annotated[str, typer.Argument(help="Case number (#12), or municipality code or name.")],
     timer: Annotated[str, typer.Argument(help="The deadline (timer name), e.g. plan_due.")],
     role: Annotated[str, typer.Option("--role", "-r", help="The role you act in.")],
     reason: Annotated[str, typer.Option("--reason", help="Why the deadline moves (logged).")],
@@ -333,10 +422,11 @@ def extend(
     from dk2020flow.definition.durations import parse_duration
 
     try:
-        span = parse_duration(by) if by else None
+        span = parse_duration(by) if by is not None else None
     except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--by") from None
-    new = parse_now(to) if to else None
+        message = str(exc).replace(repr(by), quoted(by or ""))
+        raise InvalidOptionError(f"--by: {message}") from None
+    new = parse_now(to, option="--to") if to is not None else None
     changed = service.extend(
         case,
         timer,
@@ -353,7 +443,7 @@ def extend(
 @case_app.command("history")
 @handle_errors
 def history(
-    case: Annotated[str, typer.Argument(help="Case id, municipality code or name.")],
+    case: Annotated[str, typer.Argument(help="Case number (#12), or municipality code or name.")],
     workflow: WorkflowOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -393,6 +483,67 @@ def history(
     out.print(table)
 
 
+@case_app.command("verify")
+@handle_errors
+def verify(
+    case: Annotated[
+        str | None,
+        typer.Argument(help="Case number (#12), or municipality code or name (or --all)."),
+    ] = None,
+    all_cases: Annotated[
+        bool, typer.Option("--all", help="Every case (of --workflow, if given).")
+    ] = False,
+    workflow: WorkflowOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check the audit log: each event's hash chain, and that replaying it gives the case.
+
+    Exit 0 when every case checks out, 7 when one does not (a line per problem).
+    """
+    if (case is None) == (not all_cases):
+        raise InvalidOptionError("give a CASE or --all (not both)")
+    from dk2020flow.service_verify import VERIFY_FAILED_EXIT
+
+    service = open_service(db)
+    checks = service.verify(case, workflow=workflow)
+    failed = [c for c in checks if not c.ok]
+    if as_json:
+        print_json(
+            [
+                {
+                    "case": c.case_id,
+                    "workflow": c.workflow,
+                    "municipality": c.municipality,
+                    "events": c.events,
+                    "ok": c.ok,
+                    "problems": list(c.problems),
+                }
+                for c in checks
+            ]
+        )
+    else:
+        for c in failed:
+            for problem in c.problems:
+                out.print(
+                    f"case {c.case_id} ({c.municipality}, {c.workflow}): {problem}", markup=False
+                )
+        events = sum(c.events for c in checks)
+        if failed:
+            out.print(
+                f"{len(failed)} of {len(checks)} case(s) do not check out ({events} event(s) read)",
+                markup=False,
+            )
+        else:
+            out.print(
+                f"{len(checks)} case(s), {events} event(s): every hash chain is intact and "
+                "every log replays to its case",
+                markup=False,
+            )
+    if failed:
+        raise typer.Exit(VERIFY_FAILED_EXIT)
+
+
 @case_app.command("migrate")
 @handle_errors
 def migrate(
@@ -424,15 +575,20 @@ def migrate(
         table = Table(
             title=f"{workflow}: {', '.join(plan.from_versions) or '—'} → {plan.to_version}"
         )
-        for column in ("case", "municipality", "state", "timers", "problem"):
+        columns = ("case", "municipality", "state", "timers", "kept", "not re-armed", "problem")
+        for column in columns:
             table.add_column(column)
         for item in plan.items:
             timers = "; ".join(f"{t} {k} {local(at)}" for t, k, at in item.timers)
+            kept = "; ".join(f"{t} extended to {local(at)}" for t, at in item.kept_deadlines)
+            done = "; ".join(f"{t} {k} (fired {local(at)})" for t, k, at in item.not_rearmed)
             table.add_row(
                 str(item.case_id),
                 item.municipality,
                 f"{item.from_state} → {item.to_state}",
                 timers,
+                kept,
+                done,
                 item.problem,
             )
         out.print(table)

@@ -6,6 +6,7 @@ import datetime as dt
 import getpass
 import json
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from functools import wraps
@@ -13,18 +14,24 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import typer
 
-from dk2020flow.clock import FixedClock, SystemClock, parse_instant
-from dk2020flow.errors import Dk2020flowError
+from dk2020flow.clock import INSTANT_FORMATS, FixedClock, SystemClock, parse_instant
+from dk2020flow.errors import Dk2020flowError, quoted
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from dk2020flow.service import Service
     from dk2020flow.settings import Settings
+    from dk2020flow.store.repository import SqlStore
 
 # Rich and the settings (pydantic) are imported when a command first needs them, so that
 # `--help`, `version` and light commands start fast.
 _consoles: dict[bool, Console] = {}
+
+
+# Output that is not a terminal (a pipe, a file, a log) is never cut or wrapped to fit a
+# width: rich would assume 80 columns there and shorten table cells to `decide_pa…`.
+UNLIMITED_WIDTH = 1_000_000
 
 
 def console(*, stderr: bool = False) -> Console:
@@ -33,7 +40,11 @@ def console(*, stderr: bool = False) -> Console:
     if made is None:
         from rich.console import Console
 
-        made = _consoles[stderr] = Console(stderr=stderr, highlight=False, soft_wrap=True)
+        stream = sys.stderr if stderr else sys.stdout
+        width = None if stream is not None and stream.isatty() else UNLIMITED_WIDTH
+        made = _consoles[stderr] = Console(
+            stderr=stderr, highlight=False, soft_wrap=True, width=width
+        )
     return made
 
 
@@ -90,6 +101,17 @@ def settings_for(db: str | None) -> Settings:
     return settings
 
 
+def open_store(db: str | None) -> SqlStore:
+    """The store alone, for read commands that need no engine, mail or workflow parsing:
+    they start without importing those (bench/startup.py measures it)."""
+    from dk2020flow.store.db import require_current_schema
+    from dk2020flow.store.repository import SqlStore
+
+    store = SqlStore(settings_for(db).database_url)
+    require_current_schema(store.engine)
+    return store
+
+
 def open_service(
     db: str | None, now: str | None = None, *, timezone: str = "Europe/Copenhagen"
 ) -> Service:
@@ -102,17 +124,36 @@ def open_service(
     settings = settings_for(db)
     store = SqlStore(settings.database_url)
     require_current_schema(store.engine)
-    clock = FixedClock(parse_now(now, timezone)) if now else SystemClock()
+    clock = FixedClock(parse_now(now, timezone)) if now is not None else SystemClock()
     return Service(store, clock=clock, settings=settings)
 
 
-def parse_now(now: str | None, timezone: str = "Europe/Copenhagen") -> dt.datetime:
+class InvalidOptionError(Dk2020flowError):
+    """An option's value cannot be read: one line naming the option, exit 2 (usage)."""
+
+    exit_code = 2
+
+
+def parse_now(
+    now: str | None, timezone: str = "Europe/Copenhagen", *, option: str = "--now"
+) -> dt.datetime:
+    """``--now`` (or another instant option) as a UTC instant; None (not given) is the clock.
+
+    Given but empty, blank or unreadable is an error, never the clock: a rehearsal script
+    whose variable is empty must not act at today's real time.
+    """
     if now is None:
         return SystemClock().now()
+    if not now.strip():
+        raise InvalidOptionError(
+            f"{option} is empty: give an instant ({INSTANT_FORMATS}), "
+            f"or leave {option} out to act at the clock's time"
+        )
     try:
         return parse_instant(now, timezone)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--now") from None
+        message = str(exc).replace(repr(now), quoted(now))
+        raise InvalidOptionError(f"{option}: {message}") from None
 
 
 def actor_name(given: str | None) -> str:
@@ -130,7 +171,7 @@ def parse_pairs(pairs: list[str] | None, what: str) -> dict[str, str]:
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint=what)
+            raise InvalidOptionError(f"{what}: {quoted(pair)} is not KEY=VALUE")
         result[key.strip()] = value
     return result
 

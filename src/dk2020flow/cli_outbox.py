@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -83,7 +82,9 @@ def list_command(
     ] = None,
     case: Annotated[
         str | None,
-        typer.Option("--case", "-c", help="Only one case's messages (id or municipality)."),
+        typer.Option(
+            "--case", "-c", help="Only one case's messages (#NUMBER, municipality code or name)."
+        ),
     ] = None,
     workflow: WorkflowOption = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 100,
@@ -238,10 +239,7 @@ def purge_command(
     as_json: JsonOption = False,
 ) -> None:
     """Delete sent messages older than a date. Dead, parked and unsent mail is never purged."""
-    try:
-        before = parse_now(sent_before, TIMEZONE)
-    except typer.BadParameter as exc:
-        raise typer.BadParameter(str(exc.message), param_hint="--sent-before") from None
+    before = parse_now(sent_before, TIMEZONE, option="--sent-before")
     service = open_service(db)
     with service.store.transaction() as tx:
         count = tx.purge_sent(before)
@@ -269,6 +267,10 @@ def preview_command(
     ] = None,
     workflow: WorkflowOption = None,
     html: Annotated[bool, typer.Option("--html", help="Print the HTML body instead.")] = False,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Also write the HTML version into this folder."),
+    ] = None,
     now: NowOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -291,7 +293,6 @@ def preview_command(
             ]
         )
         return
-    folder = Path(tempfile.gettempdir()) / "dk2020flow-preview"
     for number, preview in enumerate(previews):
         if number:
             out.print("\n" + "=" * 72 + "\n")
@@ -304,7 +305,14 @@ def preview_command(
         out.print(f"Language: {preview.language}", markup=False)
         out.print("", markup=False)
         out.print(preview.mail.text, markup=False)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{_safe(case)}-{_safe(template)}.{preview.language}.html"
+        # Written only where asked: never a fixed, shared folder such as /tmp (#15.20).
+        if out_dir is None:
+            out.print(
+                "\n(HTML version: run with --html to print it, or --out DIR to write it to a file)",
+                markup=False,
+            )
+            continue
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"{_safe(case)}-{_safe(template)}.{preview.language}.html"
         path.write_text(preview.mail.html, encoding="utf-8")
         out.print(f"\n(HTML version: {path} — or run with --html to print it)", markup=False)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -26,10 +25,11 @@ from dk2020flow.cli_common import (
     console,
     err,
     handle_errors,
+    local,
     out,
     print_json,
 )
-from dk2020flow.errors import Dk2020flowError
+from dk2020flow.errors import Dk2020flowError, quoted
 
 DEMO_START = dt.date(2020, 6, 1)
 DEMO_END = dt.date(2023, 12, 31)
@@ -51,7 +51,7 @@ def _date(text: str | None, option: str) -> dt.date | None:
         return dt.date.fromisoformat(text.strip()[:10])
     except ValueError:
         raise typer.BadParameter(
-            f"{text!r} is not a date; write YYYY-MM-DD", param_hint=option
+            f"{quoted(text)} is not a date; write YYYY-MM-DD", param_hint=option
         ) from None
 
 
@@ -269,13 +269,15 @@ def simulate(
 
 def _print_simulation(result: Any, out_dir: Path | None) -> None:
     lines = _timeline_lines(result)
-    folder = out_dir or Path(tempfile.mkdtemp(prefix="dk2020flow-timeline-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    timeline_file = folder / "timeline.txt"
-    timeline_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    # The whole timeline is kept only where asked (--out): no folder left in /tmp (#15.20).
+    timeline_file = None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        timeline_file = out_dir / "timeline.txt"
+        timeline_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out.print(
         f"[bold]{result.workflow} {result.version}[/], profile {result.profile}, seed {result.seed}: "
-        f"{result.start:%Y-%m-%d} to {result.end:%Y-%m-%d}"
+        f"{local(result.start)[:10]} to {local(result.end)[:10]}"
     )
     if len(lines) <= 2 * TIMELINE_SHOWN:
         shown = lines
@@ -284,8 +286,12 @@ def _print_simulation(result: Any, out_dir: Path | None) -> None:
         shown = [*lines[:TIMELINE_SHOWN], f"   … {hidden} more …", *lines[-TIMELINE_SHOWN:]]
     for line in shown:
         out.print(line, markup=False, highlight=False)
-    out.print(f"full timeline ({len(lines)} events): {timeline_file}")
-    if out_dir is not None:
+    if timeline_file is None:
+        out.print(
+            f"full timeline ({len(lines)} events): run with --out DIR to keep it and the mails"
+        )
+    else:
+        out.print(f"full timeline ({len(lines)} events): {timeline_file}")
         out.print(f"mails: {out_dir}/*.eml")
     _summary_tables(result)
     _problems(result)
@@ -312,7 +318,7 @@ def report(
 
     if fmt not in FORMATS:
         raise typer.BadParameter(
-            f"{fmt!r}: choose one of {', '.join(FORMATS)}", param_hint="--format"
+            f"{quoted(fmt)}: choose one of {', '.join(FORMATS)}", param_hint="--format"
         )
     day = _date(at, "--at")
     instant = None

@@ -135,7 +135,7 @@ def run_command(
 
     settings = settings_for(db)
     configure_logging(log_format, secrets=_secrets(settings.database_url))
-    instant = parse_now(now, TIMEZONE) if now else None
+    instant = parse_now(now, TIMEZONE) if now is not None else None
     clock: Clock
     if instant is None:
         clock = SystemClock()
@@ -197,6 +197,39 @@ def _alive(info: DaemonInfo, wall_now: dt.datetime, stale: float) -> bool:
     return info.stopped_at is None and (wall_now - info.last_seen_at).total_seconds() <= stale
 
 
+REHEARSAL_GAP = dt.timedelta(hours=1)
+"""A scheduler run whose clock was this far from the machine's ran with ``--now``."""
+
+
+def _instant_option(instant: dt.datetime) -> str:
+    """An instant as a ``--now`` value in the programme's time zone (2020-09-01T10:00+02:00)."""
+    from zoneinfo import ZoneInfo
+
+    return instant.astimezone(ZoneInfo(TIMEZONE)).isoformat(timespec="minutes")
+
+
+def rehearsal_instant(daemons: list[DaemonInfo]) -> dt.datetime | None:
+    """The ``--now`` of the most recent scheduler run, if it was a rehearsal.
+
+    A run records its clock (``stats.clock_now``) with each heartbeat; when that
+    clock was more than :data:`REHEARSAL_GAP` away from the machine's time of the
+    beat, the run was a rehearsal (``scheduler run --now …``).
+    """
+    if not daemons or daemons[0].last_tick_at is None:
+        return None
+    latest = daemons[0]
+    text = latest.stats.get("clock_now")
+    if not isinstance(text, str):
+        return None
+    try:
+        clock_now = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if clock_now.tzinfo is None or latest.last_tick_at is None:
+        return None
+    return clock_now if abs(clock_now - latest.last_tick_at) > REHEARSAL_GAP else None
+
+
 def build_status(
     store: Any,
     *,
@@ -205,7 +238,15 @@ def build_status(
     stale_seconds: float,
     overdue_minutes: float,
 ) -> StatusReport:
-    """Everything ``scheduler status`` shows, and the probe's verdict."""
+    """Everything ``scheduler status`` shows, and the probe's verdict.
+
+    ``now`` is the instant judged (``--now``, or the machine's clock ``wall_now``).
+    The advice for timers nobody fires depends on it: as of a ``--now`` instant
+    (a rehearsal), fire them with ``scheduler run --once --now`` at that instant;
+    by the machine's clock, start a daemon — unless the last scheduler run was a
+    rehearsal, whose timers are overdue only by the machine's clock: then the
+    status says so and names the ``--now`` to judge it by (docs/time.md).
+    """
     from dk2020flow.store.port import OutboxStatus
     from dk2020flow.store.stats import outbox_counts, timer_stats
 
@@ -226,12 +267,25 @@ def build_status(
     reasons: list[str] = []
     health = Health.OK
     dead = counts[OutboxStatus.DEAD]
+    rehearsal = rehearsal_instant(daemons) if now == wall_now else None
     if timers.overdue and not alive:
         health = Health.CRITICAL
-        reasons.append(
-            f"{timers.overdue} timer(s) overdue by more than {overdue_minutes:g} min and no "
-            "daemon alive: start `dk2020flow scheduler run`"
-        )
+        late = f"{timers.overdue} timer(s) overdue by more than {overdue_minutes:g} min"
+        if now != wall_now:
+            advice = (
+                f" and no daemon alive: to rehearse, fire them with `dk2020flow scheduler run "
+                f"--once --now {_instant_option(now)}`"
+            )
+        elif rehearsal is not None:
+            advice = (
+                " by the machine's clock, but the last scheduler run was a rehearsal as of "
+                f"{local(rehearsal, TIMEZONE)}: judge it with `dk2020flow scheduler status "
+                f"--now {_instant_option(rehearsal)}`; a daemon started on this database "
+                "would fire these timers now"
+            )
+        else:
+            advice = " and no daemon alive: start `dk2020flow scheduler run`"
+        reasons.append(late + advice)
     elif timers.overdue:
         health = Health.WARNING
         reasons.append(
@@ -317,7 +371,7 @@ def status_command(
 
     settings = settings_for(db)
     wall_now = SystemClock().now()
-    instant = parse_now(now, TIMEZONE) if now else wall_now
+    instant = parse_now(now, TIMEZONE) if now is not None else wall_now
     store = SqlStore(settings.database_url)
     try:
         require_current_schema(store.engine)

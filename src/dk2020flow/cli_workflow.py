@@ -1,11 +1,12 @@
-"""``dk2020flow workflow …``: validate, draw and describe workflow files."""
+"""``dk2020flow workflow …``: validate, draw and describe workflow files; start new ones."""
 
 from __future__ import annotations
 
 import json
+import re
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -151,3 +152,104 @@ def schema_command() -> None:
     from dk2020flow.definition.schema_export import schema_text
 
     typer.echo(schema_text(), nl=False)
+
+
+# ----------------------------------------------------------------------------- init, export
+
+SCHEMA_LINE = "# yaml-language-server: $schema="
+"""The first line of a workflow file: where editors find the JSON Schema."""
+
+
+@workflow_app.command("init")
+def init_command(
+    name: Annotated[str, typer.Argument(help="The new workflow's name (e.g. covenant).")],
+    folder: Annotated[Path, typer.Argument(help="The programme folder to create it in.")],
+) -> None:
+    """Start a new programme: a small valid workflow with its templates, to edit.
+
+    Writes FOLDER/workflows/NAME.yaml, its templates in FOLDER/notifications/NAME/ and the
+    JSON Schema beside the workflow; refuses to overwrite a file that exists.
+    """
+    from dk2020flow.definition.model import NAME_PATTERN
+    from dk2020flow.definition.starter import starter_files
+
+    if not re.fullmatch(NAME_PATTERN, name) or len(name) > 64:
+        _refuse(
+            f"{name!r} is not a workflow name: use lower-case letters, digits and _, "
+            "starting with a letter (e.g. covenant)",
+            EXIT_INVALID,
+        )
+    files = {f"workflows/{name}.yaml": _with_schema_line(starter_files(name)["workflow"])}
+    files |= {
+        f"notifications/{name}/{file}": text
+        for file, text in starter_files(name).items()
+        if file != "workflow"
+    }
+    _write_programme(folder, name, files)
+
+
+@workflow_app.command("export")
+def export_command(
+    name: Annotated[str, typer.Argument(help="A shipped workflow: dk2020 or status_reports.")],
+    folder: Annotated[Path, typer.Argument(help="The programme folder to copy it into.")],
+) -> None:
+    """Copy a shipped workflow and its templates into a folder, to adapt as your own.
+
+    Writes FOLDER/workflows/NAME.yaml, FOLDER/notifications/NAME/ and the JSON Schema
+    beside the workflow; refuses to overwrite a file that exists.
+    """
+    from dk2020flow.bundled import bundled_workflows
+    from dk2020flow.definition.loader import default_template_dir
+
+    shipped = bundled_workflows()
+    source = shipped.get(name)
+    if source is None:
+        known = ", ".join(shipped) or "none (this installation has no shipped workflows)"
+        _refuse(f"no shipped workflow {name!r}; shipped: {known}", EXIT_INVALID)
+    templates = default_template_dir(source, name)
+    files = {f"workflows/{name}.yaml": _with_schema_line(source.read_text(encoding="utf-8"))}
+    for file in sorted(templates.glob("*.jinja")):
+        files[f"notifications/{name}/{file.name}"] = file.read_text(encoding="utf-8")
+    _write_programme(folder, name, files)
+
+
+def _with_schema_line(text: str) -> str:
+    """The workflow text pointing editors at the schema written beside it."""
+    line = f"{SCHEMA_LINE}workflow.schema.json\n"
+    first, newline, rest = text.partition("\n")
+    if first.startswith(SCHEMA_LINE):
+        return line + rest
+    return line + first + newline + rest
+
+
+def _write_programme(folder: Path, name: str, files: dict[str, str]) -> None:
+    from dk2020flow.definition.schema_export import schema_text
+
+    files = {**files, "workflows/workflow.schema.json": schema_text()}
+    existing = [relative for relative in files if (folder / relative).exists()]
+    if existing:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        _refuse(
+            f"{folder / existing[0]} already exists{more}; nothing was written "
+            "(choose another folder, or move those files away)",
+            1,
+        )
+    try:
+        for relative, text in files.items():
+            target = folder / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("x", encoding="utf-8", newline="") as stream:
+                stream.write(text)
+    except OSError as exc:
+        _refuse(f"cannot write into {folder}: {exc.strerror or exc}", 1)
+    workflow = folder / "workflows" / f"{name}.yaml"
+    typer.echo(
+        f"wrote {workflow} and {_plural(len(files) - 2, 'template file')} in "
+        f"{folder / 'notifications' / name}"
+    )
+    typer.echo(f"check it with: dk2020flow workflow validate {workflow}")
+
+
+def _refuse(message: str, code: int) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)

@@ -56,3 +56,14 @@ class SchemaBehindError(Dk2020flowError):
 
 class DeliveryError(Dk2020flowError):
     """A message could not be delivered (the transport said no)."""
+
+
+ECHO_LIMIT = 60  # characters of a user's input quoted back in an error (docs/reliability.md)
+
+
+def quoted(value: str, limit: int = ECHO_LIMIT) -> str:
+    """``value`` as an error message quotes it: ``repr``, cut to ``limit`` characters with
+    its length, so that a 5,000-character argument does not fill the screen."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}… ({len(value):,} characters)"

@@ -16,7 +16,7 @@ store or the engine directly for a change. Each operation:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -34,12 +34,14 @@ from dk2020flow.engine.records import (
     Decision,
     EventKind,
     EventRecord,
+    TimerStatus,
 )
 from dk2020flow.errors import (
     Dk2020flowError,
     NotFoundError,
     RefusalReason,
     RefusedError,
+    quoted,
 )
 from dk2020flow.notify.render import RenderedMail
 from dk2020flow.service_dispatch import DispatchResult, fire_due
@@ -53,9 +55,12 @@ from dk2020flow.service_mail import (
 )
 from dk2020flow.service_migrate import MigrationItem, MigrationPlan
 from dk2020flow.service_migrate import migrate as migrate_cases
+from dk2020flow.service_verify import CaseCheck, check_case
 from dk2020flow.settings import Settings
 from dk2020flow.store.port import (
     CaseFilter,
+    LateDeadline,
+    Municipality,
     OutboxStatus,
     ProgrammeTimer,
     Store,
@@ -67,10 +72,12 @@ from dk2020flow.store.port import (
 
 __all__ = [
     "AmbiguousError",
+    "CaseCheck",
     "CaseDetails",
     "DispatchResult",
     "MigrationItem",
     "MigrationPlan",
+    "OpenedCases",
     "Preview",
     "Service",
 ]
@@ -78,6 +85,23 @@ __all__ = [
 
 class AmbiguousError(Dk2020flowError):
     """A reference matches more than one case: name the workflow or use the case id."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class OpenedCases:
+    """What ``open_cases`` did: the cases opened, and those that existed already (skipped)."""
+
+    opened: list[CaseSnapshot]
+    skipped: list[CaseSnapshot]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Opening:
+    actor: str
+    role: str | None
+    cohort: str | None
+    state: str | None
+    reason: str
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -97,15 +121,21 @@ class Service:
         self.store = store
         self.clock = clock
         self.settings = settings or Settings()
-        self.mail = MailComposer()
+        self.mail = MailComposer(sender=self.settings.sender_override())
         self._definitions: dict[int, CompiledWorkflow] = {}
 
     # ------------------------------------------------------------------ definitions
 
-    def load_workflow(self, path: Path) -> tuple[StoredDefinition, bool]:
-        """Store a workflow file as a definition version; unchanged content is a no-op."""
+    def load_workflow(
+        self, path: Path, *, now: dt.datetime | None = None
+    ) -> tuple[StoredDefinition, bool]:
+        """Store a workflow file as a definition version; unchanged content is a no-op.
+
+        Its programme events are armed as of ``now`` (``workflow load --now``): an event
+        that has started is not armed, reminders already past are dropped.
+        """
         loaded = load_workflow(path)
-        now = self.clock.now()
+        now = now or self.clock.now()
         with self.store.transaction() as tx:
             previous = tx.latest_definition(loaded.workflow.workflow)
             stored, created = tx.save_definition(
@@ -230,34 +260,104 @@ class Service:
             if existing:
                 raise RefusedError(
                     RefusalReason.INVALID_STATE,
-                    f"{found.name} already has case {existing[0].id} in {workflow} "
+                    f"{found.name} already has case #{existing[0].id} in {workflow} "
                     f"(state {existing[0].state})",
                 )
-            decision = decide.open_case(
-                wf,
-                municipality=decide.Municipality(
-                    code=found.code, name=found.name, region=found.region
-                ),
-                actor=Actor(name=actor, role=role),
-                now=now,
-                cohort=cohort,
-                state=state,
-                reason=reason,
-                data=data,
-            )
-            case_id = tx.insert_case(decision, [])
-            case = replace(decision.case, id=case_id)
-            mails = self.mail.render_all(tx, wf, replace(decision, case=case), now)
-            if mails:
-                tx.queue_mail(mails)
-            return case
+            opening = _Opening(actor=actor, role=role, cohort=cohort, state=state, reason=reason)
+            return self._open_in(tx, wf, found, opening, data, now)
+
+    def open_cases(
+        self,
+        workflow: str,
+        entries: Sequence[tuple[str, str]] | None,
+        *,
+        actor: str,
+        role: str | None,
+        cohort: str | None = None,
+        state: str | None = None,
+        reason: str = "",
+        data: Mapping[str, Any] | None = None,
+        now: dt.datetime | None = None,
+    ) -> OpenedCases:
+        """Open a case for many municipalities in one transaction: all of them or none.
+
+        ``entries`` are ``(where, code or name)`` pairs (``where`` names the line of the
+        file they came from, for messages); None means every municipality the database
+        knows. A municipality that already has a case in the workflow is skipped and
+        reported; an unknown or repeated entry refuses the whole batch, naming its line.
+        """
+        now = now or self.clock.now()
+        with self.store.transaction() as tx:
+            wf = self.latest(tx, workflow)
+            wanted: list[tuple[str, Municipality]] = []
+            if entries is None:
+                wanted = [(m.code, m) for m in tx.municipalities()]
+            else:
+                problems: list[str] = []
+                seen: dict[str, str] = {}
+                for where, ref in entries:
+                    found = tx.find_municipality(ref)
+                    if found is None:
+                        problems.append(f"{where}: no municipality {quoted(ref)}")
+                    elif found.code in seen:
+                        problems.append(f"{where}: {found.name} is also on {seen[found.code]}")
+                    else:
+                        seen[found.code] = where
+                        wanted.append((where, found))
+                if problems:
+                    raise NotFoundError(
+                        "; ".join(problems)
+                        + " (give a name or three-digit code per line; nothing was opened)"
+                    )
+            has = {c.municipality_code: c for c in tx.cases(CaseFilter(workflow=workflow))}
+            opening = _Opening(actor=actor, role=role, cohort=cohort, state=state, reason=reason)
+            opened: list[CaseSnapshot] = []
+            skipped: list[CaseSnapshot] = []
+            for _, found in wanted:
+                if found.code in has:
+                    skipped.append(has[found.code])
+                else:
+                    opened.append(self._open_in(tx, wf, found, opening, data, now))
+            return OpenedCases(opened=opened, skipped=skipped)
+
+    def _open_in(
+        self,
+        tx: Tx,
+        wf: CompiledWorkflow,
+        found: Municipality,
+        opening: _Opening,
+        data: Mapping[str, Any] | None,
+        now: dt.datetime,
+    ) -> CaseSnapshot:
+        """The engine's ``open_case`` for one municipality, written with its mail in ``tx``."""
+        decision = decide.open_case(
+            wf,
+            municipality=decide.Municipality(code=found.code, name=found.name, region=found.region),
+            actor=Actor(name=opening.actor, role=opening.role),
+            now=now,
+            cohort=opening.cohort,
+            state=opening.state,
+            reason=opening.reason,
+            data=data,
+        )
+        case_id = tx.insert_case(decision, [])
+        case = replace(decision.case, id=case_id)
+        mails = self.mail.render_all(tx, wf, replace(decision, case=case), now)
+        if mails:
+            tx.queue_mail(mails)
+        return case
 
     def resolve(self, tx: Tx, ref: str, workflow: str | None = None) -> CaseSnapshot:
-        """A case by id, or by municipality code or name within a workflow."""
+        """A case by number (``#12``), or by municipality code or name within a workflow."""
         found = tx.find_cases_by_ref(ref, workflow)
         if not found:
             where = f" in {workflow}" if workflow else ""
-            raise NotFoundError(f"no case {ref!r}{where}; `dk2020flow case list` shows the cases")
+            hint, number = "", ref.strip()
+            if number.isdigit() and tx.find_municipality(number) is None:
+                hint = f" (no municipality has code {number}; case number {number} is #{number})"
+            raise NotFoundError(
+                f"no case {ref!r}{where}{hint}; `dk2020flow case list` shows the cases"
+            )
         if len(found) > 1:
             names = ", ".join(sorted({c.workflow for c in found}))
             raise AmbiguousError(
@@ -453,9 +553,57 @@ class Service:
             case = self.resolve(tx, ref, workflow)
             return case, tx.history(case.id or 0)
 
-    def list_cases(self, flt: CaseFilter) -> list[CaseSnapshot]:
+    def verify(self, ref: str | None = None, *, workflow: str | None = None) -> list[CaseCheck]:
+        """Check the audit log of one case (``ref``) or of every case (in ``workflow``):
+        its hash chain, and that replaying it gives the stored case (service_verify)."""
         with self.store.read() as tx:
-            return tx.cases(flt)
+            if ref is not None:
+                cases = [self.resolve(tx, ref, workflow)]
+            else:
+                cases = tx.cases(CaseFilter(workflow=workflow))
+
+            def workflow_of(definition_id: int) -> Workflow:
+                return self.compiled(tx, definition_id).workflow
+
+            return [
+                check_case(case, tx.history(case.id or 0), workflow_of)
+                for case in sorted(cases, key=lambda c: c.id or 0)
+            ]
+
+    def list_cases(self, flt: CaseFilter) -> list[CaseSnapshot]:
+        """Cases by ``flt``; with ``overdue_at``, the cases late then (``late_deadlines``)."""
+        with self.store.read() as tx:
+            if flt.overdue_at is None:
+                return tx.cases(flt)
+            late = {d.case.id for d in self._late(tx, flt.overdue_at, flt.workflow)}
+            return [c for c in tx.cases(flt) if c.id in late]
+
+    def late_deadlines(self, at: dt.datetime, workflow: str | None = None) -> list[LateDeadline]:
+        """Who is late at ``at``: every open case still in a state whose deadline passed
+        (``engine.timers.is_late``; docs/simulation-and-reports.md, "Who is late").
+        The CLI (``case list --overdue``), the report and the console ask this."""
+        with self.store.read() as tx:
+            return self._late(tx, at, workflow)
+
+    def _late(self, tx: Tx, at: dt.datetime, workflow: str | None) -> list[LateDeadline]:
+        arms = [a for a in tx.deadline_arms(workflow) if a.deadline_at < at]
+        cases = tx.load_cases(sorted({a.case_id for a in arms}))
+        late: list[LateDeadline] = []
+        for arm in arms:
+            case = cases.get(arm.case_id)
+            if case is None or case.closed or case.epoch != arm.epoch:
+                continue
+            state = self.compiled(tx, case.definition_id).workflow.states[case.state]
+            if timing.is_late(state, arm.timer, arm.deadline_at, at):
+                late.append(
+                    LateDeadline(
+                        case=case,
+                        timer=arm.timer,
+                        deadline_at=arm.deadline_at,
+                        fired=arm.status is not TimerStatus.PENDING,
+                    )
+                )
+        return sorted(late, key=lambda d: (d.deadline_at, d.case.id or 0, d.timer))
 
     def definitions(self) -> list[StoredDefinition]:
         with self.store.read() as tx:
@@ -594,11 +742,14 @@ def _cancellations(
 
 
 def _programme_timers(wf: CompiledWorkflow, now: dt.datetime) -> list[ProgrammeTimer]:
-    """Rows for every dated programme event and its reminders (past reminders dropped)."""
+    """Rows for every programme event still to come and its reminders (past reminders
+    dropped): never invite to the past (docs/time.md, "Programme events")."""
     rows: list[ProgrammeTimer] = []
     for cohort_name, cohort in wf.workflow.cohorts.items():
         for event_name, event in cohort.events.items():
             starts, _ = timing.event_instants(event, wf.tz)
+            if starts <= now:
+                continue  # held already (or under way): nothing to invite to
             invite_at = timing.add_duration(starts, event.invite_before, wf.tz, times=-1)
             rows.append(_programme_row(wf, cohort_name, event_name, "event", invite_at))
             rows.extend(

@@ -13,7 +13,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
+from zoneinfo import ZoneInfo
 
+from dk2020flow.definition.model import CalendarEvent
 from dk2020flow.engine import decide
 from dk2020flow.engine import timers as timing
 from dk2020flow.engine.records import CaseSnapshot, DueTimer, MailIntent, TimerStatus
@@ -25,11 +27,13 @@ from dk2020flow.store.port import (
     Contact,
     DecisionStep,
     NewMail,
+    ProgrammeTimer,
     TimerFinish,
     Tx,
 )
 
 if TYPE_CHECKING:
+    from dk2020flow.engine.machine import CompiledWorkflow
     from dk2020flow.service import Service
 
 
@@ -67,7 +71,9 @@ def fire_due(service: Service, now: dt.datetime, *, limit: int | None = None) ->
             by_case.setdefault(row.case_id, []).append(row)
         if by_case:
             _fire_batch(service, tx, by_case, now, result)
-        result.programme += _fire_programme(service, tx, now, limit)
+        sent, skipped = _fire_programme(service, tx, now, limit)
+        result.programme += sent
+        result.skipped += skipped
     return result
 
 
@@ -233,56 +239,120 @@ def _plan_case(
     return item, tally
 
 
-def _fire_programme(service: Service, tx: Tx, now: dt.datetime, limit: int) -> int:
-    """Programme events: mail every case of the cohort (and region) in the named states."""
-    count = 0
-    for row in tx.claim_programme_timers(now, limit):
-        with tx.savepoint():
-            wf = service.compiled(tx, row.definition_id)
-            cohort = wf.workflow.cohorts.get(row.cohort)
-            event = cohort.events.get(row.event) if cohort else None
-            if event is None:
-                tx.finish_programme_timer(row.id, now, "the event is no longer in the workflow")
+def _fire_programme(service: Service, tx: Tx, now: dt.datetime, limit: int) -> tuple[int, int]:
+    """Programme events: mail every case of the cohort (and region) in the named states.
+
+    The missed-firing rule for programme events (docs/time.md, "Programme events"):
+    never invite to the past. Of the firings of one event due at ``now``:
+
+    - none is sent once the event has started (the scheduler did not run in time):
+      each is written off as skipped, with the reason;
+    - the invitation (or an update or a cancellation) is sent, however late;
+    - a reminder due together with the invitation is superseded by it, and of
+      several reminders due at once only the latest is sent.
+
+    Returns (sent, skipped).
+    """
+    sent = skipped = 0
+    claimed = tx.claim_programme_timers(now, limit)
+    groups: dict[tuple[int, str, str], list[ProgrammeTimer]] = {}
+    for row in claimed:
+        groups.setdefault((row.definition_id, row.cohort, row.event), []).append(row)
+    for rows in groups.values():
+        first = rows[0]
+        wf = service.compiled(tx, first.definition_id)
+        cohort = wf.workflow.cohorts.get(first.cohort)
+        event = cohort.events.get(first.event) if cohort else None
+        if event is None:
+            for row in rows:
+                with tx.savepoint():
+                    tx.finish_programme_timer(row.id, now, "the event is no longer in the workflow")
+            continue
+        starts, _ = timing.event_instants(event, wf.tz)
+        for row, reason in _missed_programme_firings(rows, starts, now, wf.tz):
+            with tx.savepoint():
+                tx.finish_programme_timer(row.id, now, reason, status=TimerStatus.SKIPPED)
+            skipped += 1
+        for row in rows:
+            if starts <= now or (
+                row.kind == "event_reminder" and row is not _latest_reminder(rows)
+            ):
                 continue
-            cases = tx.cases(
-                CaseFilter(workflow=wf.workflow.workflow, cohort=row.cohort, open_only=True)
+            with tx.savepoint():
+                _send_programme_firing(service, tx, wf, event, row, now)
+            sent += 1
+    return sent, skipped
+
+
+def _latest_reminder(rows: list[ProgrammeTimer]) -> ProgrammeTimer | None:
+    """The reminder of one event's due firings to send: the latest, unless an invitation goes."""
+    if any(r.kind != "event_reminder" for r in rows):
+        return None
+    return max(rows, key=lambda r: (r.due_at, r.index))
+
+
+def _missed_programme_firings(
+    rows: list[ProgrammeTimer], starts: dt.datetime, now: dt.datetime, tz: ZoneInfo
+) -> list[tuple[ProgrammeTimer, str]]:
+    """The due firings of one event not to send, each with the reason written to its row."""
+    if starts <= now:
+        held = timing.to_local(starts, tz).strftime("%Y-%m-%d %H:%M")
+        return [
+            (row, f"not sent: the event started at {held} (never invite to the past)")
+            for row in rows
+        ]
+    latest = _latest_reminder(rows)
+    superseded = (
+        "superseded by the invitation sent at the same time"
+        if latest is None
+        else "superseded by a later reminder"
+    )
+    return [(r, superseded) for r in rows if r.kind == "event_reminder" and r is not latest]
+
+
+def _send_programme_firing(
+    service: Service,
+    tx: Tx,
+    wf: CompiledWorkflow,
+    event: CalendarEvent,
+    row: ProgrammeTimer,
+    now: dt.datetime,
+) -> None:
+    cases = tx.cases(CaseFilter(workflow=wf.workflow.workflow, cohort=row.cohort, open_only=True))
+    invited = [
+        c
+        for c in cases
+        if c.state in event.states and (not event.regions or c.region in event.regions)
+    ]
+    # Every invited municipality's contacts in one query, not one per case.
+    known = tx.contacts_for(sorted({c.municipality_code for c in invited}))
+    mails: list[NewMail] = []
+    for case in invited:
+        intent = MailIntent(
+            template=event.mail.template,
+            to=event.mail.to,
+            cc=event.mail.cc,
+            urgent=event.mail.urgent,
+            kind="event",
+            event=f"{row.cohort}.{row.event}",
+            ics=True,
+            # An event removed from a newer version: cancelled, one sequence up.
+            cancelled=event.cancelled or row.kind == "event_cancel",
+            sequence=row.index if row.kind == "event_cancel" else None,
+        )
+        contacts = service.mail.contacts(tx, wf, case, known=known[case.municipality_code])
+        mails.extend(
+            service.mail.render(
+                tx,
+                wf,
+                case,
+                intent,
+                now,
+                reminder=row.kind == "event_reminder",
+                contacts=contacts,
             )
-            invited = [
-                c
-                for c in cases
-                if c.state in event.states and (not event.regions or c.region in event.regions)
-            ]
-            # Every invited municipality's contacts in one query, not one per case.
-            known = tx.contacts_for(sorted({c.municipality_code for c in invited}))
-            mails: list[NewMail] = []
-            for case in invited:
-                intent = MailIntent(
-                    template=event.mail.template,
-                    to=event.mail.to,
-                    cc=event.mail.cc,
-                    urgent=event.mail.urgent,
-                    kind="event",
-                    event=f"{row.cohort}.{row.event}",
-                    ics=True,
-                    # An event removed from a newer version: cancelled, one sequence up.
-                    cancelled=event.cancelled or row.kind == "event_cancel",
-                    sequence=row.index if row.kind == "event_cancel" else None,
-                )
-                contacts = service.mail.contacts(tx, wf, case, known=known[case.municipality_code])
-                mails.extend(
-                    service.mail.render(
-                        tx,
-                        wf,
-                        case,
-                        intent,
-                        now,
-                        reminder=row.kind == "event_reminder",
-                        contacts=contacts,
-                    )
-                )
-            if mails:
-                tx.queue_mail(mails)
-            what = "cancellation sent to" if row.kind == "event_cancel" else "invited:"
-            tx.finish_programme_timer(row.id, now, f"{what} {len(invited)} case(s)")
-            count += 1
-    return count
+        )
+    if mails:
+        tx.queue_mail(mails)
+    what = "cancellation sent to" if row.kind == "event_cancel" else "invited:"
+    tx.finish_programme_timer(row.id, now, f"{what} {len(invited)} case(s)")

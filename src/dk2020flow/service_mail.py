@@ -28,6 +28,7 @@ from dk2020flow.notify.context import (
     build_context,
 )
 from dk2020flow.notify.ics import deadline_ics, event_ics
+from dk2020flow.notify.message import SENDER_KEY, Mailbox
 from dk2020flow.notify.render import RenderedMail, Renderer
 from dk2020flow.store.port import Contact, NewMail, OutboxStatus, Tx
 
@@ -46,11 +47,15 @@ class Preview:
 class MailComposer:
     """Renders mail for one workflow version at a time (renderers are cached per version)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, sender: tuple[str | None, str | None] = (None, None)) -> None:
+        """``sender``: the (name, address) a setting puts in place of every workflow's
+        ``sender:`` (``DK2020FLOW_MAIL_SENDER_NAME`` / ``DK2020FLOW_MAIL_SENDER``); None
+        where not set."""
         self._renderers: dict[int, Renderer] = {}
-        # The .ics of a programme event at one instant is the same for every case
-        # invited (its UID names the event): made once per fan-out, not per case.
-        self._event_ics: dict[tuple[int, str, str, bool, int | None, dt.datetime], str] = {}
+        self._sender_override = sender
+        # The .ics of a programme event at one instant for the same recipients: made
+        # once, however often it is rendered (a retry, a preview).
+        self._event_ics: dict[tuple[Any, ...], str] = {}
         # When mail made at one instant may go out: the same for every mail of a
         # fan-out (a batch of timers, an event invitation to every case).
         self._openings: dict[tuple[int, str, dt.datetime], dt.datetime] = {}
@@ -65,6 +70,17 @@ class MailComposer:
                 self._openings.clear()
             self._openings[key] = found
         return found
+
+    def sender(self, definition: Workflow) -> Mailbox | None:
+        """Who the workflow's mail is from: the setting's override, else the workflow's
+        ``sender:``; None when neither names an address (delivery then uses its own)."""
+        name, address = self._sender_override
+        own = definition.sender
+        if address:
+            return (name if name is not None else "", address)
+        if own is not None:
+            return (name if name is not None else own.name, own.email)
+        return None
 
     def renderer(self, wf: CompiledWorkflow) -> Renderer:
         found = self._renderers.get(wf.definition_id)
@@ -139,15 +155,17 @@ class MailComposer:
         reminder: bool = False,
         contacts: Mapping[str, list[Contact]] | None = None,
     ) -> list[NewMail]:
-        """Render one mail intent: one message per language of its To recipients.
+        """Render one mail intent: one message per To recipient, greeting that recipient.
 
-        Cc recipients go with the message in their own language, or the first one.
+        Each Cc recipient is copied once: on the first message in their language, or
+        the first message when none is in their language (docs/templates.md).
         A mail with no To recipient is parked with the reason (and its intent, so
         it can be rendered again once the case has a contact in that role).
         ``contacts``: the case's recipients by role (``contacts``), if known already.
         """
         definition = wf.workflow
-        cause = intent_to_json(intent, reminder=reminder)
+        sender = self.sender(definition)
+        cause = intent_to_json(intent, reminder=reminder, sender=sender)
         if contacts is None:
             contacts = self.contacts(tx, wf, case)
         to = [c for role in intent.to for c in contacts.get(role, [])]
@@ -195,28 +213,38 @@ class MailComposer:
                     intent=cause,
                 )
             ]
+        # One copy per To address (a person in two roles gets one), in their language.
+        to = [c for i, c in enumerate(to) if all(c.email != t.email for t in to[:i])]
         languages = list(dict.fromkeys(lang_of(c) for c in to))
+        to_addresses = {c.email for c in to}
+        first_in: dict[str, Contact] = {}
+        for contact in to:
+            first_in.setdefault(lang_of(contact), contact)
+        copied: dict[str, list[Contact]] = {}
+        for contact in cc:
+            if contact.email in to_addresses:
+                continue
+            lang = lang_of(contact) if lang_of(contact) in languages else languages[0]
+            group = copied.setdefault(first_in[lang].email, [])
+            if all(c.email != contact.email for c in group):
+                group.append(contact)
         mails: list[NewMail] = []
-        for lang in languages:
-            group = [c for c in to if lang_of(c) == lang]
-            group_cc = [
-                c
-                for c in cc
-                if (lang_of(c) if lang_of(c) in languages else languages[0]) == lang
-                and all(c.email != t.email for t in group)
-            ]
-            rendered = self._render_one(wf, case, intent, group[0], lang, now, reminder)
+        for contact in to:
+            lang = lang_of(contact)
+            copy_cc = copied.get(contact.email, [])
+            rendered = self._render_one(wf, case, intent, contact, lang, now, reminder)
+            attendees = tuple((c.name, c.email) for c in (contact, *copy_cc))
             mails.append(
                 NewMail(
                     case_id=case.id,
                     template=intent.template,
                     language=lang,
-                    to=tuple((c.name, c.email) for c in group),
-                    cc=tuple(dict.fromkeys((c.name, c.email) for c in group_cc)),
+                    to=((contact.name, contact.email),),
+                    cc=tuple((c.name, c.email) for c in copy_cc),
                     subject=rendered.subject,
                     text=rendered.text,
                     html=rendered.html,
-                    ics=self._ics(wf, case, intent, now),
+                    ics=self._ics(wf, case, intent, now, lang, sender, attendees),
                     not_before=not_before,
                     created_at=now,
                     urgent=intent.urgent,
@@ -296,11 +324,26 @@ class MailComposer:
         return self.renderer(wf).render(intent.template, language, context)
 
     def _ics(
-        self, wf: CompiledWorkflow, case: CaseSnapshot, intent: MailIntent, now: dt.datetime
+        self,
+        wf: CompiledWorkflow,
+        case: CaseSnapshot,
+        intent: MailIntent,
+        now: dt.datetime,
+        language: str,
+        sender: Mailbox | None,
+        attendees: tuple[Mailbox, ...],
     ) -> str | None:
+        """The calendar file of one copy: a programme event as a meeting request from
+        the programme's sender to this copy's recipients (RFC 5546: ORGANIZER and an
+        ATTENDEE each), or a deadline, published by the sender and titled in the copy's
+        language. None for any other mail (a staff escalation carries none: the
+        engine does not ask for it)."""
         if not intent.event and not (intent.ics and intent.deadline_at and intent.timer):
             return None
         definition = wf.workflow
+        organizer = sender
+        if organizer is None and definition.links.help_email:
+            organizer = (definition.links.help_name, definition.links.help_email)
         if intent.event:
             key = (
                 wf.definition_id,
@@ -309,6 +352,9 @@ class MailComposer:
                 intent.cancelled,
                 intent.sequence,
                 now,
+                language,
+                organizer,
+                attendees,
             )
             found = self._event_ics.get(key)
             if found is not None:
@@ -319,11 +365,10 @@ class MailComposer:
                 spec,
                 uid=f"event-{definition.workflow}-{cohort_name}-{event_name}@dk2020flow",
                 timezone=definition.timezone,
-                language=definition.default_language,
+                language=language,
                 stamp=now,
-                organizer=(definition.links.help_name, definition.links.help_email)
-                if definition.links.help_email
-                else None,
+                organizer=organizer,
+                attendees=attendees,
             )
             if len(self._event_ics) >= _EVENT_ICS_KEPT:
                 self._event_ics.clear()
@@ -331,13 +376,24 @@ class MailComposer:
             return found
         if intent.ics and intent.deadline_at is not None and intent.timer:
             return deadline_ics(
-                title=f"{text_in(definition.title, definition.default_language)}: {intent.timer}",
+                title=deadline_title(definition, case.state, intent.timer, language),
                 due_at=intent.deadline_at,
                 uid=f"deadline-{definition.workflow}-{case.municipality_code}-{intent.timer}@dk2020flow",
                 timezone=definition.timezone,
                 sequence=1 if intent.extended else 0,
+                organizer=organizer,
             )
         return None
+
+
+def deadline_title(definition: Workflow, state: str, timer: str, language: str) -> str:
+    """ "DK2020 – klimaplaner i hele Danmark: Kommunalbestyrelsens svar": the workflow's
+    title and the timer's ``title:`` in ``language`` (the timer's name, made readable,
+    when it has none)."""
+    spec = definition.states[state].timers.get(timer) if state in definition.states else None
+    name = text_in(spec.title, language) if spec is not None else ""
+    name = name or timer.replace("_", " ").capitalize()
+    return f"{text_in(definition.title, language, definition.workflow)}: {name}"
 
 
 def event_spec(definition: Workflow, intent: MailIntent) -> tuple[str, CalendarEvent]:
@@ -416,9 +472,13 @@ def find_mail_spec(wf: CompiledWorkflow, template: str) -> tuple[MailIntent, str
     return None
 
 
-def intent_to_json(intent: MailIntent, *, reminder: bool = False) -> dict[str, Any]:
-    """A mail intent as stored with its outbox row."""
+def intent_to_json(
+    intent: MailIntent, *, reminder: bool = False, sender: Mailbox | None = None
+) -> dict[str, Any]:
+    """A mail intent as stored with its outbox row, with the sender its mail is from
+    (``SENDER_KEY``, read back by delivery: ``notify.message.stored_sender``)."""
     return {
+        SENDER_KEY: list(sender) if sender is not None else None,
         "template": intent.template,
         "to": list(intent.to),
         "cc": list(intent.cc),

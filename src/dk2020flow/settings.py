@@ -131,6 +131,19 @@ class Settings(FileAndEnvSettings):
     daemon_stale_seconds: float = Field(
         default=120.0, gt=0, description="A daemon silent this long is shown as dead."
     )
+    mail_sender: str | None = Field(
+        default=None,
+        min_length=3,
+        pattern=r"^[^@\s]+@[^@\s]+$",
+        description="Overrides the From address of every workflow's `sender:`.",
+    )
+    mail_sender_name: str | None = Field(
+        default=None, max_length=200, description="Overrides the From name of every workflow."
+    )
+
+    def sender_override(self) -> tuple[str | None, str | None]:
+        """(name, address) set to replace the workflow's ``sender:``; None where not set."""
+        return self.mail_sender_name, self.mail_sender
 
 
 def load_settings() -> Settings:

@@ -226,6 +226,9 @@ def test_sigterm_finishes_and_exits_0_with_a_final_heartbeat(dk2020: Cli) -> Non
             proc.kill()
             proc.wait()
     reader.join(timeout=10)
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
     log = [json.loads(line) for line in lines if line.startswith("{")]
     assert log[-1]["action"] == "stopped"
     assert any(line["action"] == "stopping" and line["signal"] == "SIGTERM" for line in log)
@@ -309,3 +312,24 @@ def test_clear_errors(cli: Cli, tmp_path: Path) -> None:
     assert "db upgrade" in no_schema.stderr
     missing = cli("outbox", "retry", "99999", code=1)
     assert "no message 99999" in missing.stderr
+
+
+def test_status_of_a_rehearsal_is_judged_at_its_now(dk2020: Cli) -> None:
+    """The README's tour: `scheduler run --once --now …`, then `scheduler status` (#15.9)."""
+    cli = dk2020
+    cli("scheduler", "run", "--once", "--now", ESCALATION)
+    # As of the rehearsal's instant everything due has fired: not CRITICAL.
+    report = cli.json("scheduler", "status", "--now", ESCALATION, code=None)
+    assert report["status"] != "CRITICAL", report
+    assert report["timers"]["overdue"] == 0
+    # By the machine's clock the rest of 2020-2023 looks overdue; the status says it is a
+    # rehearsal and never advises a daemon that would fire 2020's timers now.
+    wall = cli("scheduler", "status", code=2)
+    assert "start `dk2020flow scheduler run`" not in wall.stdout
+    assert "rehearsal" in wall.stdout
+    assert "scheduler status --now 2020-09-01T10:00+02:00" in wall.stdout.replace("\n  ", " ")
+    # With --now and nothing run yet, the advice fires at that instant, not at the machine's.
+    early = cli.json("scheduler", "status", "--now", "2020-12-01T10:00+01:00", code=2)
+    advice = " ".join(early["reasons"])
+    assert "scheduler run --once --now 2020-12-01T10:00+01:00" in advice
+    assert "start `dk2020flow scheduler run`" not in advice

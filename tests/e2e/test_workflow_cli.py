@@ -123,3 +123,191 @@ def test_schema_prints_the_shipped_schema() -> None:
     assert result.returncode == 0
     shipped = REPO / "src" / "dk2020flow" / "schema" / "workflow.schema.json"
     assert result.stdout == shipped.read_text(encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------- #15.10: templates
+
+
+def test_the_template_folder_is_found_however_the_path_is_spelled(tmp_path: Path) -> None:
+    # <folder of the workflow file>/../notifications/<workflow name>/: with a relative path,
+    # an absolute one, and from another current folder (it once depended on the spelling).
+    programme = tmp_path / "programme"
+    created = run("init", "covenant", str(programme), cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    workflows = programme / "workflows"
+    for cwd, spelled in [
+        (workflows, "covenant.yaml"),
+        (workflows, str(workflows / "covenant.yaml")),
+        (programme, "workflows/covenant.yaml"),
+        (programme, str(workflows / "covenant.yaml")),
+        (tmp_path, "programme/workflows/covenant.yaml"),
+        (programme / "notifications", "../workflows/covenant.yaml"),
+        (REPO, str(workflows / "covenant.yaml")),
+    ]:
+        result = run("validate", spelled, cwd=cwd)
+        assert result.returncode == 0, (cwd, spelled, result.stderr)
+        assert "8 template files" in result.stdout, (cwd, spelled, result.stdout)
+        assert "DF060" not in result.stderr
+
+
+def test_init_writes_a_valid_programme_and_never_overwrites(tmp_path: Path) -> None:
+    result = run("init", "covenant", "new", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    workflow = tmp_path / "new" / "workflows" / "covenant.yaml"
+    assert workflow.read_text(encoding="utf-8").startswith(
+        "# yaml-language-server: $schema=workflow.schema.json\n"
+    )
+    assert (tmp_path / "new" / "workflows" / "workflow.schema.json").is_file()
+    templates = sorted(p.name for p in (tmp_path / "new" / "notifications" / "covenant").iterdir())
+    assert templates == sorted(
+        f"{name}.{lang}.jinja"
+        for name in ("invitation", "reminder", "overdue", "accepted")
+        for lang in ("da", "en")
+    )
+    valid = run("validate", str(workflow), cwd=tmp_path)
+    assert valid.returncode == 0 and "0 errors, 0 warnings" in valid.stderr, valid.stderr
+    # Business days in reminders and escalations (#15.8) are what the starter uses.
+    assert "before: [{business_days: 5}]" in workflow.read_text(encoding="utf-8")
+
+    workflow.write_text(workflow.read_text(encoding="utf-8") + "# mine\n", encoding="utf-8")
+    again = run("init", "covenant", "new", cwd=tmp_path)
+    assert again.returncode == 1 and not again.stdout
+    assert "already exists" in again.stderr and "nothing was written" in again.stderr
+    assert "Traceback" not in again.stderr
+    assert workflow.read_text(encoding="utf-8").endswith("# mine\n")
+
+
+@pytest.mark.parametrize("name", ["Covenant", "2020", "a-b", ""])
+def test_init_refuses_a_bad_name(name: str, tmp_path: Path) -> None:
+    result = run("init", name, "new", cwd=tmp_path)
+    assert result.returncode == 2 and "not a workflow name" in result.stderr
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("name", ["dk2020", "status_reports"])
+def test_export_copies_a_shipped_workflow_that_validates_from_its_folder(
+    name: str, tmp_path: Path
+) -> None:
+    result = run("export", name, "mine", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    folder = tmp_path / "mine"
+    shipped = (REPO / "workflows" / f"{name}.yaml").read_text(encoding="utf-8")
+    copied = (folder / "workflows" / f"{name}.yaml").read_text(encoding="utf-8")
+    assert copied.split("\n", 1)[1] == shipped.split("\n", 1)[1]  # all but the schema line
+    for template in (REPO / "notifications" / name).glob("*.jinja"):
+        exported = folder / "notifications" / name / template.name
+        assert exported.read_bytes() == template.read_bytes()
+    for cwd, spelled in [
+        (folder, f"workflows/{name}.yaml"),
+        (folder / "workflows", f"{name}.yaml"),
+        (REPO, str(folder / "workflows" / f"{name}.yaml")),
+    ]:
+        valid = run("validate", spelled, cwd=cwd)
+        assert valid.returncode == 0, (spelled, valid.stderr)
+        assert "0 errors" in valid.stderr
+    again = run("export", name, "mine", cwd=tmp_path)
+    assert again.returncode == 1 and "already exists" in again.stderr
+
+
+def test_export_of_an_unknown_workflow_names_the_shipped_ones(tmp_path: Path) -> None:
+    result = run("export", "dk2021", "mine", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "dk2020, status_reports" in result.stderr
+    assert not (tmp_path / "mine").exists()
+
+
+# ----------------------------------------------------------------------------- #15.11b, 11c
+
+
+TIMER = "    timers:\n      t: {due: {at: 2021-02-29}}\n"
+
+
+@pytest.mark.parametrize(
+    ("snippet", "where"),
+    [
+        ("calendar: {extra_closed_days: [2021-02-29]}\n", "calendar.extra_closed_days[0]"),
+        (
+            "fields: {cohort: {type: cohort}}\ncohorts:\n  c1: {title: C, "
+            "application_deadline: 2020-08-31, start: 2021-02-29, planned_end: 2022-01-01}\n",
+            "cohorts.c1.start",
+        ),
+        ("due", "states.open.timers.t.due.at"),
+    ],
+    ids=["extra_closed_days", "start", "due-at"],
+)
+def test_an_impossible_bare_date_is_a_located_df012(
+    snippet: str, where: str, tmp_path: Path
+) -> None:
+    text = BROKEN.replace("  lost: {}\n", "").replace(
+        "dnoe, roles: [clerk, boss]", "done, roles: clerk"
+    )
+    if snippet == "due":
+        text = text.replace("  open: {initial: true}\n", "  open:\n    initial: true\n" + TIMER)
+    else:
+        text = text.replace("roles:\n", snippet + "roles:\n", 1)
+    path = tmp_path / "dates.yaml"
+    path.write_text(text, encoding="utf-8")
+    result = run("validate", str(path))
+    assert result.returncode == 2, result.stderr
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if LINE.match(line)]
+    assert f": DF012 {where}: not a date in the calendar" in line, line
+    database = f"sqlite:///{tmp_path / 'flow.db'}"
+    command = shutil.which("dk2020flow")
+    assert command
+    subprocess.run([command, "db", "upgrade", "--db", database], check=True, capture_output=True)
+    loaded = run("load", str(path), "--db", database)
+    assert loaded.returncode == 2, loaded.stderr
+    assert "DF012" in loaded.stderr and "internal error" not in loaded.stderr
+
+
+def test_workflow_load_of_a_broken_file_exits_2_like_validate(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text(BROKEN, encoding="utf-8")
+    database = f"sqlite:///{tmp_path / 'flow.db'}"
+    command = shutil.which("dk2020flow")
+    assert command
+    subprocess.run([command, "db", "upgrade", "--db", database], check=True, capture_output=True)
+    result = run("load", str(path), "--db", database)
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert f"error: {path}:7:3: DF030" in result.stderr and "(and 5 more)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_df002_names_the_real_size(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yaml"
+    path.write_bytes(b"# " + b"x" * (5_452_595 - 3) + b"\n")
+    result = run("validate", str(path))
+    assert result.returncode == 2
+    assert "the file is 5.2 MB" in result.stderr, result.stderr
+
+
+def test_business_day_offsets_arm_through_the_engine(tmp_path: Path) -> None:
+    # #15.8 end to end: the starter programme's reply deadline is 20 business days after
+    # the invitation at 12:00, its reminder 5 business days before, its escalation 3 after.
+    # Invited Wed 10 March 2021: 20 business days, skipping Easter (1, 2 and 5 April), is
+    # Mon 12 April 12:00 CEST; five business days before it is Wed 31 March (Fri 9, Thu 8,
+    # Wed 7, Tue 6, Wed 31); three after it is Thu 15 April.
+    assert run("init", "covenant", str(tmp_path / "p")).returncode == 0
+    command = shutil.which("dk2020flow")
+    assert command
+    database = f"sqlite:///{tmp_path / 'flow.db'}"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [command, *args, "--db", database], capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, (args, done.stderr)
+        return done
+
+    cli("db", "upgrade")
+    cli("workflow", "load", str(tmp_path / "p" / "workflows" / "covenant.yaml"))
+    now = "2021-03-10T10:00+01:00"
+    cli("case", "open", "covenant", "Aarhus", "--role", "secretariat", "--now", now)
+    shown = json.loads(cli("case", "show", "Aarhus", "--json", "--now", now).stdout)
+    assert [(t["kind"], t["index"], t["due_at"]) for t in shown["pending_timers"]] == [
+        ("reminder", 1, "2021-03-31T10:00:00+00:00"),
+        ("deadline", 0, "2021-04-12T10:00:00+00:00"),
+        ("escalation", 0, "2021-04-15T10:00:00+00:00"),
+    ]
+    assert {t["deadline_at"] for t in shown["pending_timers"]} == {"2021-04-12T10:00:00+00:00"}

@@ -6,8 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import subprocess
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from dk2020flow.settings import Settings
 from dk2020flow.store import tables as t
 from dk2020flow.store.repository import SqlStore
 from integration.runtime.conftest import (
+    LogWatch,
     read_conn,
     smtp_server,  # noqa: F401 - the fixture, shared
 )
@@ -115,58 +115,47 @@ class Cli:
         return results
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
-    """A bounded wait for another process to get somewhere (never for a deadline)."""
-    pause = threading.Event()
-    for _ in range(int(timeout / 0.05)):
-        if condition():
-            return
-        pause.wait(0.05)
-    raise AssertionError(f"timed out waiting for {what or 'the other process'}")
-
-
 class Daemon:
-    """``dk2020flow scheduler run …`` in the background; its log lines are collected."""
+    """``dk2020flow scheduler run …`` in the background. Its JSON log (stderr) goes into
+    ``self.log``, a ``LogWatch``: a test waits for the line that says what it needs."""
 
     def __init__(self, args: Sequence[str], env: dict[str, str], cwd: Path) -> None:
         self.proc = subprocess.Popen(
             ["dk2020flow", "scheduler", "run", "--log-format", "json", *args],
-            stdout=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
             env=env,
             cwd=cwd,
         )
-        self.lines: list[str] = []
-        self.out: list[str] = []
-        self._readers = [
-            threading.Thread(target=self._read, args=(self.proc.stderr, self.lines), daemon=True),
-            threading.Thread(target=self._read, args=(self.proc.stdout, self.out), daemon=True),
-        ]
-        for reader in self._readers:
-            reader.start()
+        assert self.proc.stderr is not None
+        self.log = LogWatch()
+        self._reader = self.log.read(self.proc.stderr)
 
-    @staticmethod
-    def _read(stream: object, into: list[str]) -> None:
-        for line in stream:  # type: ignore[attr-defined]
-            into.append(line)
+    @property
+    def lines(self) -> list[str]:
+        return self.log.lines
 
     def text(self) -> str:
-        return "".join(self.lines)
+        return self.log.text()
+
+    def wait(self, timeout: float = 60) -> int:
+        """Its exit status, once it exited and its log was read to the end."""
+        code = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=30)
+        assert self.log.ended, "the daemon's log did not end with the process"
+        assert self.proc.stderr is not None
+        self.proc.stderr.close()
+        return code
 
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
-        self.proc.wait(timeout=30)
-        for reader in self._readers:
-            reader.join(timeout=10)
+        self.wait(timeout=30)
 
     def terminate(self, timeout: float = 60) -> int:
         self.proc.terminate()
-        code = self.proc.wait(timeout=timeout)
-        for reader in self._readers:
-            reader.join(timeout=10)
-        return code
+        return self.wait(timeout)
 
 
 @pytest.fixture

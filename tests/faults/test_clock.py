@@ -94,7 +94,7 @@ def test_months_of_downtime_follow_each_policy_with_the_burst_cap(
     assert tick["skipped"] == (DUE * len(FIRED) - sum(FIRED.values())) * CASES
 
     # The skipped firings are in the case's own log, with the reason.
-    history = json.loads(cli("case", "history", str(cases[0]), "--json").stdout)
+    history = json.loads(cli("case", "history", f"#{cases[0]}", "--json").stdout)
     reasons = [e["comment"] for e in history if e["kind"] == "firing_skipped"]
     assert len(reasons) == DUE * len(FIRED) - sum(FIRED.values())
     assert any("latest_once" in r for r in reasons), reasons

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import random
 import re
-import threading
 from collections import Counter
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from dk2020flow.settings import Settings
 from dk2020flow.store import tables as t
 from dk2020flow.store.port import CaseFilter
 from dk2020flow.store.repository import SqlStore
-from integration.runtime.conftest import SmtpServer, firings_per_timer, free_port
+from integration.runtime.conftest import SmtpServer, firings_per_timer, free_port, progress
 
 from .conftest import CRASH, CRASH_TIMERS, T0, Cli, Daemon, clean_env, open_cases, read_conn
 
@@ -83,7 +82,6 @@ def test_kill_9_at_random_points_loses_and_doubles_nothing(
         DK2020FLOW_BATCH_SIZE="50",
         DK2020FLOW_MAIL_BATCH_SIZE=str(MAIL_BATCH),
     )
-    pause = threading.Event()
     try:
         total = timers + mails
         points = sorted(rng.sample(range(1, total), KILLS))
@@ -92,17 +90,16 @@ def test_kill_9_at_random_points_loses_and_doubles_nothing(
             # Each restart comes an hour later, so leases of messages left `sending` expired.
             now = (T0 + dt.timedelta(hours=number)).isoformat()
             # Each run gets somewhere before its kill: past its point, and past where it began.
-            target = max(point, _progress(store) + 1)
+            before = _progress(store)
+            target = max(point, before + 1)
             daemon = Daemon(["--now", now], env, tmp_path)
             daemons.append(daemon)
-            deadline = 120.0
-            while _progress(store) < target and daemon.proc.poll() is None and deadline > 0:
-                pause.wait(0.02)
-                deadline -= 0.02
+            # Killed as soon as its log says it committed enough work (each `fired` and
+            # `delivered` line follows its commit): the daemon is then in its next
+            # transaction or send, wherever the seeded point put it. No sleep, no polling.
+            need = target - before
+            daemon.log.wait_for(lambda r, n=need: progress(r) >= n, f"progress {target}")
             assert daemon.proc.poll() is None, daemon.text()
-            # Land anywhere in a transaction or a send. Short: a daemon delivers hundreds
-            # of messages a second, and a longer wait would let it finish the work.
-            pause.wait(rng.uniform(0.0, 0.05))
             daemon.kill()
             assert daemon.proc.returncode == -9
             assert "Traceback" not in daemon.text(), daemon.text()

@@ -13,10 +13,8 @@ with its own Message-ID)."""
 
 from __future__ import annotations
 
-import json
 import re
 import signal
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,9 +28,16 @@ from sqlalchemy.engine import make_url
 
 from dk2020flow.store import tables as t
 from dk2020flow.store.repository import SqlStore
-from integration.runtime.conftest import SmtpServer, firings_per_timer, free_port
+from integration.runtime.conftest import (
+    SmtpServer,
+    caught_up,
+    firings_per_timer,
+    free_port,
+    log_actions,
+    progress,
+)
 
-from .conftest import CRASH, CRASH_TIMERS, T0, Daemon, clean_env, open_cases, read_conn, wait_for
+from .conftest import CRASH, CRASH_TIMERS, T0, Daemon, clean_env, open_cases, read_conn
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -82,16 +87,6 @@ def _done(store: SqlStore) -> tuple[int, int]:
     return int(fired), int(sent)
 
 
-def _actions(daemon: Daemon, action: str) -> list[dict[str, object]]:
-    found = []
-    for line in list(daemon.lines):
-        if line.startswith("{"):
-            record = json.loads(line)
-            if record.get("action") == action:
-                found.append(record)
-    return found
-
-
 def test_the_daemon_survives_killed_connections_and_a_closed_database(
     pg_url: str, tmp_path: Path, daemons: list[Daemon]
 ) -> None:
@@ -119,30 +114,33 @@ def test_the_daemon_survives_killed_connections_and_a_closed_database(
         killed = 0
         step = (timers + mails) // (TERMINATIONS + 2)
         for number in range(1, TERMINATIONS + 1):
-            wait_for(lambda n=number: sum(_done(store)) >= n * step, 120, "daemon progress")
+            daemon.log.wait_for(lambda r, n=number: progress(r) >= n * step, f"progress {number}")
             killed += _terminate(pg_url)
             assert daemon.proc.poll() is None, daemon.text()[-3000:]
         assert killed >= TERMINATIONS
         # 2. The database refuses connections for a while.
         _allow_connections(pg_url, allow=False)
         try:
-            errors_before = len(_actions(daemon, "error"))
+            errors_before = len(log_actions(daemon.log.records, "error"))
             _terminate(pg_url)
             # Bounded wait for the daemon to meet the closed database twice (retries 1 s apart).
-            wait_for(lambda: len(_actions(daemon, "error")) >= errors_before + 2, 60, "errors")
+            daemon.log.wait_for(
+                lambda r: len(log_actions(r, "error")) >= errors_before + 2, "two errors", 60
+            )
             assert daemon.proc.poll() is None, daemon.text()[-3000:]
         finally:
             _allow_connections(pg_url, allow=True)
-        # It reconnects by itself and catches up.
-        wait_for(lambda: _done(store) == (timers, mails), 180, "the daemon to catch up")
+        # It reconnects by itself and catches up: a pass finds nothing left to do.
+        since = len(daemon.log.records)
+        daemon.log.wait_for(lambda r: caught_up(r, since), "the daemon to catch up", 180)
+        assert _done(store) == (timers, mails)
         assert daemon.proc.poll() is None
         daemon.proc.send_signal(signal.SIGTERM)
-        assert daemon.proc.wait(timeout=60) == 0, daemon.text()[-3000:]
-        threading.Event().wait(0.2)
+        assert daemon.wait(timeout=60) == 0, daemon.text()[-3000:]  # its log read to the end
         log = daemon.text()
         assert "Traceback" not in log, log[-5000:]
         assert "unexpected error" not in log, log[-5000:]
-        errors = _actions(daemon, "error")
+        errors = log_actions(daemon.log.records, "error")
         assert errors, "the outage was not logged"
         print(*errors, sep="\n")
 

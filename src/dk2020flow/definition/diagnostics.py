@@ -107,7 +107,12 @@ def sort_key(diagnostic: Diagnostic) -> tuple[str, int, int, str]:
 
 
 class DefinitionError(Dk2020flowError):
-    """A workflow file (or one of its templates) has errors; ``diagnostics`` lists all problems."""
+    """A workflow file (or one of its templates) has errors; ``diagnostics`` lists all problems.
+
+    Exit status 2 (invalid input), for every command that reads a workflow file.
+    """
+
+    exit_code = 2
 
     def __init__(self, diagnostics: Iterable[Diagnostic]) -> None:
         self.diagnostics: tuple[Diagnostic, ...] = tuple(sorted(diagnostics, key=sort_key))

@@ -9,6 +9,7 @@ with every problem found, each located at FILE:LINE:COLUMN.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from pydantic import ValidationError
 
 from dk2020flow.definition.diagnostics import DefinitionError, Diagnostic
 from dk2020flow.definition.model import Workflow
+from dk2020flow.definition.partial import Damage, salvage
 from dk2020flow.definition.schema_errors import schema_diagnostics
 from dk2020flow.definition.source import MAX_BYTES, decode, read_yaml
 from dk2020flow.definition.template_check import TemplateSet, read_template_dir
@@ -41,8 +43,16 @@ class LoadedWorkflow:
 
 
 def default_template_dir(path: Path, workflow_name: str) -> Path:
-    """``workflows/dk2020.yaml`` → ``notifications/dk2020/``."""
-    return path.parent.parent / "notifications" / workflow_name
+    """``<folder>/dk2020.yaml`` → ``<folder>/../notifications/dk2020/``, however the path is spelled.
+
+    The folder is taken from the file's place on disk (made absolute, symbolic links in
+    it followed, as ``cd <folder>/..`` would), never from the spelling of ``path``: a bare
+    ``covenant.yaml`` has the lexical parent ``.`` twice over, so ``path.parent.parent``
+    once found ``./notifications`` for it but ``<cwd>/../notifications`` for its absolute
+    spelling. See docs/workflow-format.md, "Where the templates are".
+    """
+    folder = path.absolute().parent.resolve()
+    return folder.parent / "notifications" / workflow_name
 
 
 def load_workflow(
@@ -51,16 +61,17 @@ def load_workflow(
     """Read, parse and validate the workflow file at ``path``.
 
     ``templates`` defaults to the folder ``../notifications/<workflow name>/`` beside
-    the file's folder. ``check_templates=False`` skips the template checks (for a
+    the file's folder (:func:`default_template_dir`). ``check_templates=False`` skips the template checks (for a
     diagram of a workflow whose mails are not written yet).
     """
     file = str(path)
     try:
         with path.open("rb") as stream:
             raw = stream.read(MAX_BYTES + 1)
+            size = os.fstat(stream.fileno()).st_size
     except OSError as exc:
         raise DefinitionError([_unreadable(file, exc)]) from None
-    text, problems = decode(raw, file)
+    text, problems = decode(raw, file, size=size)
     if text is None:
         raise DefinitionError(problems)
     return _load(text, file, path, templates, default_dir=True, check_templates=check_templates)
@@ -100,12 +111,21 @@ def _load(
     document = read_yaml(text, file)
     if document.data is None:
         raise DefinitionError(document.diagnostics)
+    locator = document.locator
+    damage: Damage | None = None
+    problems: list[Diagnostic] = []
     try:
         workflow = Workflow.model_validate(document.data)
     except ValidationError as exc:
-        raise DefinitionError(schema_diagnostics(exc, document.locator, file)) from None
+        # Report every independent problem at once: check what the shape errors leave.
+        problems += schema_diagnostics(exc, locator, file)
+        salvaged = salvage(document.data, locator, exc)
+        if salvaged is None:
+            raise DefinitionError(problems) from None
+        workflow, locator, damage = salvaged
+        if damage.templates:  # the name or languages are broken: the templates are unknown
+            check_templates, templates, default_dir = False, None, False
 
-    problems: list[Diagnostic] = []
     template_set = TemplateSet(sources={}, directory=None)
     if isinstance(templates, Mapping):
         template_set = TemplateSet(sources=dict(templates), directory=None)
@@ -116,11 +136,12 @@ def _load(
 
     problems += validate(
         workflow,
-        document.locator,
+        locator,
         file,
         templates=template_set if check_templates else None,
+        damage=damage,
     )
-    if any(problem.is_error for problem in problems):
+    if damage is not None or any(problem.is_error for problem in problems):
         raise DefinitionError(problems)
     return LoadedWorkflow(
         workflow=workflow,

@@ -14,7 +14,17 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from dk2020flow.definition.durations import Duration, parse_duration
 
@@ -55,6 +65,26 @@ def _check_time_of_day(value: str) -> str:
     return value
 
 
+_DATE_ONLY = re.compile(r"\s*\d{4}-\d{2}-\d{2}\s*")
+
+
+def _date_text_is_a_date(value: Any) -> Any:
+    """``2020-08-31`` (YAML dates arrive as text) is a date, not a date-time at 00:00.
+
+    An impossible date such as 2021-02-29 is a located type error (DF012).
+    """
+    if isinstance(value, str) and _DATE_ONLY.fullmatch(value):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError as exc:
+            raise PydanticCustomError(
+                "date_parsing",
+                "not a date in the calendar ({reason})",
+                {"reason": str(exc)},
+            ) from None
+    return value
+
+
 def _to_duration(value: Any) -> Duration:
     if isinstance(value, Duration):
         return value
@@ -87,7 +117,7 @@ class Calendar(Frozen):
         ),
         description="Optional days that count as closed (not business days).",
     )
-    extra_closed_days: tuple[dt.date, ...] = ()
+    extra_closed_days: tuple[Annotated[dt.date, BeforeValidator(_date_text_is_a_date)], ...] = ()
 
 
 class OfficeHours(Frozen):
@@ -112,6 +142,13 @@ class Links(Frozen):
     programme: str = ""
     help_email: str = ""
     help_name: str = ""
+
+
+class Sender(Frozen):
+    """Who the programme's mail is from (the From header and the ``.ics`` ORGANIZER)."""
+
+    name: str = Field(default="", max_length=200)
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)
 
 
 # ----------------------------------------------------------------------------- roles, fields
@@ -235,6 +272,10 @@ class Cohort(Frozen):
     start: dt.datetime | dt.date
     planned_end: dt.datetime | dt.date
     events: dict[Name, CalendarEvent] = Field(default_factory=dict)
+
+    _dates = field_validator("application_deadline", "start", "planned_end", mode="before")(
+        _date_text_is_a_date
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> Cohort:
@@ -371,13 +412,8 @@ class Due(Frozen):
     def _time(cls, value: str | None) -> str | None:
         return None if value is None else _check_time_of_day(value)
 
-    @field_validator("at", mode="before")
-    @classmethod
-    def _date_text_is_a_date(cls, value: Any) -> Any:
-        # pydantic would read "2020-08-31" as a datetime at 00:00; a date alone means 23:59.
-        if isinstance(value, str) and re.fullmatch(r"\s*\d{4}-\d{2}-\d{2}\s*", value):
-            return dt.date.fromisoformat(value.strip())
-        return value
+    # pydantic would read "2020-08-31" as a datetime at 00:00; a date alone means 23:59.
+    _at = field_validator("at", mode="before")(_date_text_is_a_date)
 
     @field_validator("at")
     @classmethod
@@ -406,16 +442,60 @@ class OnDue(Frozen):
     _mail = field_validator("mail", mode="before")(_mail_list)
 
 
+class BusinessDays(Frozen):
+    """An offset counted in business days of the workflow's calendar: ``{business_days: 5}``.
+
+    Counted on the local date from the deadline (never counting the deadline's own
+    day), keeping the local time of day, as a deadline's own ``business_days`` is.
+    """
+
+    business_days: int = Field(ge=-500, le=500)
+
+    def approximate(self) -> dt.timedelta:
+        """An exact length for ordering (a business day counts one day)."""
+        return dt.timedelta(days=self.business_days)
+
+    def __str__(self) -> str:
+        count = self.business_days
+        return f"{count} business day" if abs(count) == 1 else f"{count} business days"
+
+
+def _offset_kind(value: Any) -> str:
+    return "days" if isinstance(value, dict | BusinessDays) else "iso"
+
+
+def _to_offset(value: Any) -> Any:
+    if isinstance(value, dict | BusinessDays | Duration):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(
+            "an offset is an ISO 8601 duration such as P7D, or business days such as "
+            f"{{business_days: 5}}, got {value!r}"
+        )
+    return parse_duration(value)
+
+
+Offset = Annotated[
+    Annotated[Duration, Tag("iso")] | Annotated[BusinessDays, Tag("days")],
+    Discriminator(_offset_kind),
+    BeforeValidator(_to_offset),
+]
+"""A reminder's or escalation's distance from the deadline: a calendar duration
+(``P14D``, ``P1M``, ``PT8H``) or business days (``{business_days: 10}``)."""
+
+
 class Reminders(Frozen):
-    before: tuple[Duration, ...] = Field(min_length=1)
+    before: tuple[Offset, ...] = Field(
+        min_length=1,
+        description="Each reminder goes out this long before the deadline: P14D, or "
+        "{business_days: 10}.",
+    )
     mail: MailSpec
 
     @field_validator("before", mode="before")
     @classmethod
-    def _durations(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [value]
-        return tuple(_to_duration(v) for v in value) if isinstance(value, list | tuple) else value
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str | dict) else value
 
 
 class Repeat(Frozen):
@@ -426,11 +506,13 @@ class Repeat(Frozen):
 
 
 class Escalate(Frozen):
-    after: Duration
+    after: Offset = Field(
+        description="The escalation goes out this long after the deadline: P7D, or "
+        "{business_days: 5}."
+    )
     to: tuple[Name, ...] = Field(min_length=1)
     mail: MailSpec
     trigger: Name | None = None
-    _after = field_validator("after", mode="before")(_to_duration)
 
     @field_validator("to", mode="before")
     @classmethod
@@ -442,6 +524,9 @@ class Timer(Frozen):
     """A deadline on a state, armed on entry and cancelled on leaving."""
 
     description: str = ""
+    title: Text = Field(
+        default="", description="The deadline as people read it (mail, calendar entries)."
+    )
     due: Due
     on_due: OnDue = Field(default_factory=OnDue)
     reminders: Reminders | None = None
@@ -532,6 +617,9 @@ class Workflow(Frozen):
     languages: tuple[str, ...] = Field(default=("da", "en"), min_length=1)
     office_hours: OfficeHours = Field(default_factory=OfficeHours)
     links: Links = Field(default_factory=Links)
+    sender: Sender | None = Field(
+        default=None, description="The From of the programme's mail (a setting may override it)."
+    )
     roles: dict[Name, Role] = Field(min_length=1)
     fields: dict[Name, FieldDef] = Field(default_factory=dict)
     cohorts: dict[Name, Cohort] = Field(default_factory=dict)

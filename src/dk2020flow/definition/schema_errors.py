@@ -53,7 +53,7 @@ def schema_diagnostics(exc: ValidationError, locator: Locator, file: str) -> lis
     merged: dict[tuple[NodePath, str, str], list[str]] = {}
     hints: dict[tuple[NodePath, str, str], str] = {}
     positions: dict[tuple[NodePath, str, str], tuple[int, int]] = {}
-    for error in exc.errors(include_url=False):
+    for error in _one_per_mistake(exc.errors(include_url=False)):
         code, use_key, message, hint = _describe(error)
         loc = tuple(error["loc"])
         anchor = _anchor(loc, code)
@@ -82,6 +82,33 @@ def schema_diagnostics(exc: ValidationError, locator: Locator, file: str) -> lis
             )
         )
     return diagnostics
+
+
+def _one_per_mistake(errors: list[ErrorDetails]) -> list[ErrorDetails]:
+    """Drop the errors that only repeat another one.
+
+    - "at least 1 item" on a list whose items have errors of their own (pydantic
+      counts only the valid items);
+    - "missing key `business_days`" beside "unknown key `business_dys`" in the same
+      mapping: one misspelt key, reported once (as the unknown key, with its hint).
+    """
+    locs = [tuple(error["loc"]) for error in errors]
+    unknown: dict[tuple[Any, ...], list[str]] = {}
+    for error, loc in zip(errors, locs, strict=True):
+        if error["type"] == "extra_forbidden":
+            unknown.setdefault(loc[:-1], []).append(str(loc[-1]))
+    kept = []
+    for error, loc in zip(errors, locs, strict=True):
+        if error["type"] == "too_short" and any(
+            len(other) > len(loc) and other[: len(loc)] == loc for other in locs
+        ):
+            continue
+        if error["type"] == "missing" and difflib.get_close_matches(
+            str(loc[-1]), unknown.get(loc[:-1], []), n=1
+        ):
+            continue
+        kept.append(error)
+    return kept
 
 
 def _describe(error: ErrorDetails) -> tuple[str, bool, str, str]:

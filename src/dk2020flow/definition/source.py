@@ -2,7 +2,8 @@
 
 The round-trip loader of ruamel.yaml records where each mapping key, mapping
 value and sequence item starts. ``read_yaml`` turns the document into plain
-Python data (dicts, lists, str, int, float, bool, None, dates) and a
+Python data (dicts, lists, str, int, float, bool, None; dates stay text for
+the model to parse) and a
 ``Locator`` that maps a path such as ``("states", "invited", "timers")`` back
 to a line and column. Everything that can go wrong with the bytes or the
 YAML becomes a ``Diagnostic`` (DF002–DF009), never an exception.
@@ -10,14 +11,24 @@ YAML becomes a ``Diagnostic`` (DF002–DF009), never an exception.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.constructor import DuplicateKeyError
+from ruamel.yaml.constructor import DuplicateKeyError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import (
+    AliasEvent,
+    MappingEndEvent,
+    MappingStartEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+)
+from ruamel.yaml.nodes import ScalarNode
 
 from dk2020flow.definition.diagnostics import Diagnostic
 
@@ -61,6 +72,41 @@ class Locator:
             return self.keys[real]
         return self.values.get(real, (1, 1))
 
+    def pruned(self, removed: Iterable[NodePath], lists: Iterable[NodePath]) -> Locator:
+        """The positions after the nodes at ``removed`` are deleted from the document.
+
+        ``lists`` are the paths of the lists that lose items: the items after a
+        removed one move up, so their paths (and those of their children) change.
+        """
+        gone = set(removed)
+        list_paths = set(lists)
+        shifted: dict[NodePath, list[int]] = {}
+        for path in gone:
+            if path[:-1] in list_paths and isinstance(path[-1], int):
+                shifted.setdefault(path[:-1], []).append(path[-1])
+        for indexes in shifted.values():
+            indexes.sort()
+
+        def moved(path: NodePath) -> NodePath | None:
+            new: list[Any] = []
+            for depth, step in enumerate(path):
+                if path[: depth + 1] in gone:
+                    return None
+                indexes = shifted.get(path[:depth])
+                if indexes is not None and isinstance(step, int):
+                    new.append(step - bisect.bisect_left(indexes, step))
+                else:
+                    new.append(step)
+            return tuple(new)
+
+        result = Locator()
+        for source, target in ((self.values, result.values), (self.keys, result.keys)):
+            for path, position in source.items():
+                new_path = moved(path)
+                if new_path is not None:
+                    target[new_path] = position
+        return result
+
 
 def _hashable(step: Any) -> bool:
     try:
@@ -79,16 +125,23 @@ class Document:
     diagnostics: list[Diagnostic]
 
 
-def decode(raw: bytes, file: str) -> tuple[str | None, list[Diagnostic]]:
-    """UTF-8 text from bytes, or DF002/DF003/DF004."""
+def decode(
+    raw: bytes, file: str, *, size: int | None = None
+) -> tuple[str | None, list[Diagnostic]]:
+    """UTF-8 text from bytes, or DF002/DF003/DF004.
+
+    ``size`` is the whole file's size when only its first ``MAX_BYTES + 1`` bytes were
+    read (so DF002 shows the real size).
+    """
     if len(raw) > MAX_BYTES:
+        total = max(size or 0, len(raw))
         return None, [
             _diag(
                 file,
                 1,
                 1,
                 "DF002",
-                f"the file is {len(raw) / 1024 / 1024:.1f} MB; a workflow file may be at most 2 MB",
+                f"the file is {total / 1024 / 1024:.1f} MB; a workflow file may be at most 2 MB",
                 "is this the right file? A whole programme fits in well under 100 kB",
             )
         ]
@@ -173,6 +226,16 @@ def read_yaml(text: str, file: str) -> Document:
         return _failed(
             file, 1, 1, "DF004", "the file has no content", "start with `workflow: <name>`"
         )
+    inside = _alias_inside_its_node(text)
+    if inside is not None:
+        return _failed(
+            file,
+            *inside[1],
+            "DF007",
+            f"the alias *{inside[0]} is inside the node &{inside[0]} it names "
+            "(it would contain itself)",
+            "an alias (*name) must not point into the mapping or list that contains it",
+        )
     if not isinstance(root, dict):
         return _failed(
             file,
@@ -214,8 +277,49 @@ def _flow_too_deep(text: str) -> int | None:
     return None
 
 
+_ANCHOR = re.compile(r"(?:^|[\s\[{,:-])&[^\s,\[\]{}]", re.MULTILINE)
+_ALIAS = re.compile(r"(?:^|[\s\[{,:-])\*[^\s,\[\]{}]", re.MULTILINE)
+
+
+def _alias_inside_its_node(text: str) -> tuple[str, Position] | None:
+    """The first alias that sits inside the mapping or list its anchor names, and where.
+
+    ruamel reads such an alias as an empty value (None), which would surface as a
+    misleading type error; the parser's events show it plainly.
+    """
+    if not (_ANCHOR.search(text) and _ALIAS.search(text)):
+        return None  # no anchor and alias: no second pass over the text
+    open_anchors: list[str | None] = []
+    for event in _yaml().parse(text):
+        if isinstance(event, MappingStartEvent | SequenceStartEvent):
+            open_anchors.append(event.anchor)
+        elif isinstance(event, MappingEndEvent | SequenceEndEvent):
+            open_anchors.pop()
+        elif isinstance(event, AliasEvent) and event.anchor in open_anchors:
+            mark = event.start_mark
+            return str(event.anchor), (int(mark.line) + 1, int(mark.column) + 1)
+    return None
+
+
+class _TextTimestamps(RoundTripConstructor):
+    """Reads YAML timestamps (``2020-08-31``, ``2020-08-31 09:00``) as their text.
+
+    ruamel would build ``date``/``datetime`` objects itself and fail with a bare
+    ValueError on ``2021-02-29``; as text, the model parses them and an impossible
+    date becomes a located diagnostic (DF012) like any other wrong value.
+    """
+
+
+def _timestamp_as_text(constructor: RoundTripConstructor, node: ScalarNode) -> str:
+    return str(constructor.construct_scalar(node))
+
+
+_TextTimestamps.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
+
+
 def _yaml() -> YAML:
     yaml = YAML(typ="rt")
+    yaml.Constructor = _TextTimestamps
     yaml.allow_duplicate_keys = False
     return yaml
 

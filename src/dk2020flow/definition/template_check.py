@@ -28,6 +28,8 @@ LANGUAGE_NAMES = {"da": "Danish", "en": "English"}
 class TemplateSet:
     sources: Mapping[str, str]
     directory: Path | None
+    unreadable: frozenset[str] = frozenset()
+    """Files that exist but could not be read (each already reported as DF062)."""
 
     def display(self, file: str) -> str:
         return str(self.directory / file) if self.directory is not None else file
@@ -40,6 +42,7 @@ def template_file(template: str, language: str) -> str:
 def read_template_dir(directory: Path) -> tuple[TemplateSet, list[Diagnostic]]:
     """Every ``*.jinja`` file under ``directory`` by its relative name; a missing folder is empty."""
     sources: dict[str, str] = {}
+    unreadable: set[str] = set()
     problems: list[Diagnostic] = []
     if not directory.is_dir():
         return TemplateSet(sources, directory), problems
@@ -55,6 +58,7 @@ def read_template_dir(directory: Path) -> tuple[TemplateSet, list[Diagnostic]]:
                 raise ValueError("the template is binary, not text")
             sources[name] = raw.decode("utf-8")
         except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+            unreadable.add(name)
             problems.append(
                 Diagnostic(
                     file=str(file),
@@ -65,7 +69,7 @@ def read_template_dir(directory: Path) -> tuple[TemplateSet, list[Diagnostic]]:
                     hint="save templates as UTF-8 text",
                 )
             )
-    return TemplateSet(sources, directory), problems
+    return TemplateSet(sources, directory, frozenset(unreadable)), problems
 
 
 @dataclass(frozen=True)
@@ -149,15 +153,28 @@ def _checker(sources: Mapping[str, str], timezone: str) -> _Checker:
 def check_templates(
     workflow: Workflow, templates: TemplateSet, locator: Locator, file: str
 ) -> list[Diagnostic]:
-    """DF060 for a missing language version (once, at its first use), DF061 for render errors."""
+    """DF060 for a missing language version (once, at its first use), DF061 for render errors.
+
+    One mistake, one diagnostic: a file that exists but cannot be read (DF062, reported
+    by ``read_template_dir``) is neither missing nor rendered, and an unknown timezone
+    (DF050, reported by the validator) does not make every template fail to render.
+    """
     uses: dict[str, list[MailUse]] = {}
     for use in mail_uses(workflow):
         uses.setdefault(use.spec.template, []).append(use)
-    checker = _checker(templates.sources, _known_timezone(workflow.timezone))
+    timezone = _known_timezone(workflow.timezone)
+    if timezone != workflow.timezone:
+        workflow = workflow.model_copy(update={"timezone": timezone})
+    checker = _checker(templates.sources, timezone)
+    tainted = _depends_on_unreadable(templates)
     problems: list[Diagnostic] = []
     for template, where in uses.items():
         line, column = locator.find((*where[0].path, "template"))
         for language in workflow.languages:
+            if template_file(template, language) in templates.unreadable:
+                continue
+            if template_file(template, language) in tainted:  # it uses an unreadable file
+                continue
             if not checker.has(template, language):
                 expected = templates.display(template_file(template, language))
                 times = f" (used {len(where)} times)" if len(where) > 1 else ""
@@ -176,6 +193,26 @@ def check_templates(
             for kind in dict.fromkeys(use.kind for use in where):
                 problems += _render_problems(checker, template, language, workflow, kind, templates)
     return problems
+
+
+def _depends_on_unreadable(templates: TemplateSet) -> set[str]:
+    """The readable files that name an unreadable one (directly, or through another
+    file), and every file of a language whose ``_layout`` is among them: rendering them
+    would only repeat the unreadable file's DF062."""
+    tainted = set(templates.unreadable)
+    if not tainted:
+        return tainted
+    grown = True
+    while grown:
+        grown = False
+        for name, text in templates.sources.items():
+            if name not in tainted and any(bad in text for bad in tainted):
+                tainted.add(name)
+                grown = True
+    for layout in [name for name in tainted if name.startswith("_layout.")]:
+        language = layout.split(".")[1]
+        tainted |= {name for name in templates.sources if name.endswith(f".{language}.jinja")}
+    return tainted
 
 
 def _render_problems(
@@ -200,6 +237,7 @@ def _render_problems(
             hint="templates may use only the variables listed in docs/workflow-format.md",
         )
         for problem_file, problem_line, message in found
+        if problem_file not in templates.unreadable  # its DF062 says it all
     ]
 
 

@@ -18,11 +18,13 @@ from dk2020flow.definition.diagnostics import Diagnostic, Severity
 from dk2020flow.definition.durations import Duration
 from dk2020flow.definition.model import (
     ANY_OPEN_STATE,
+    BusinessDays,
     Condition,
     FieldDef,
     FieldType,
     Workflow,
 )
+from dk2020flow.definition.partial import Damage
 from dk2020flow.definition.source import Locator, NodePath
 from dk2020flow.definition.template_check import TemplateSet, check_templates, mail_uses
 
@@ -33,10 +35,15 @@ EVENT_SLACK = dt.timedelta(days=183)
 
 
 class _Report:
-    def __init__(self, locator: Locator, file: str) -> None:
+    def __init__(self, locator: Locator, file: str, damage: Damage | None = None) -> None:
         self.locator = locator
         self.file = file
         self.items: list[Diagnostic] = []
+        self.damage = damage if damage is not None else Damage()
+
+    def damaged(self, kind: str, name: object) -> bool:
+        """True when ``name`` had a shape error (already reported): say nothing more of it."""
+        return self.damage.has(kind, name)
 
     def add(
         self,
@@ -71,22 +78,37 @@ class _Report:
         *,
         key: bool = False,
     ) -> None:
+        if self.damaged(what, name):
+            return
         self.add(code, path, f"unknown {what} `{name}`", _suggest(name, known, what), key=key)
 
 
 def validate(
-    workflow: Workflow, locator: Locator, file: str, *, templates: TemplateSet | None
+    workflow: Workflow,
+    locator: Locator,
+    file: str,
+    *,
+    templates: TemplateSet | None,
+    damage: Damage | None = None,
 ) -> list[Diagnostic]:
-    """Every cross-reference and semantic problem of ``workflow``; templates too when given."""
-    report = _Report(locator, file)
-    _initial_state(workflow, report)
+    """Every cross-reference and semantic problem of ``workflow``; templates too when given.
+
+    ``damage`` says what ``partial.salvage`` cut from a file with shape errors: problems
+    that only the cut causes are not reported, and the graph checks are skipped when a
+    state or transition was cut.
+    """
+    report = _Report(locator, file, damage)
+    graph = not report.damage.graph
+    if graph:
+        _initial_state(workflow, report)
     _timezone(workflow, report)
     _transitions(workflow, report)
     _mail_recipients(workflow, report)
     _checklists(workflow, report)
-    _timers(workflow, report)
+    _timers(workflow, report, cohort_warnings=graph)
     _cohorts(workflow, report)
-    _graph(workflow, report)
+    if graph:
+        _graph(workflow, report)
     if templates is not None:
         report.items += check_templates(workflow, templates, locator, file)
     return report.items
@@ -138,7 +160,7 @@ def _transitions(workflow: Workflow, report: _Report) -> None:
                 continue
             if source not in workflow.states:
                 report.unknown("DF021", (*base, "from", position), "state", source, workflow.states)
-            elif workflow.states[source].terminal:
+            elif workflow.states[source].terminal and not report.damaged("state", source):
                 report.add(
                     "DF031",
                     (*base, "from", position),
@@ -186,7 +208,7 @@ def _conditions(
                 report.unknown(
                     "DF024", (*here, "all_true", position), "field", name, workflow.fields
                 )
-            elif field.type is not FieldType.BOOLEAN:
+            elif field.type is not FieldType.BOOLEAN and not report.damaged("field", name):
                 report.add(
                     "DF041",
                     (*here, "all_true", position),
@@ -206,7 +228,7 @@ def _check_value(
 ) -> None:
     """DF040/DF025 when ``value`` cannot be a value of field ``name``."""
     field = workflow.fields[name]
-    if value is None:
+    if value is None or report.damaged("field", name):
         return
     if field.type is FieldType.COHORT and isinstance(value, str):
         if value not in workflow.cohorts:
@@ -264,7 +286,7 @@ def _mail_recipients(workflow: Workflow, report: _Report) -> None:
                 path = (*use.path, part, position)
                 if role not in workflow.roles:
                     report.unknown("DF022", path, "role", role, workflow.roles)
-                elif not workflow.roles[role].receives_mail:
+                elif not workflow.roles[role].receives_mail and not report.damaged("role", role):
                     report.add(
                         "DF023",
                         path,
@@ -285,8 +307,8 @@ def _checklists(workflow: Workflow, report: _Report) -> None:
 # ----------------------------------------------------------------------------- timers and time
 
 
-def _timers(workflow: Workflow, report: _Report) -> None:
-    without_cohort = _states_without_cohort(workflow)
+def _timers(workflow: Workflow, report: _Report, *, cohort_warnings: bool = True) -> None:
+    without_cohort = _states_without_cohort(workflow) if cohort_warnings else set()
     for state_name, state in workflow.states.items():
         for name, timer in state.timers.items():
             path: NodePath = ("states", state_name, "timers", name)
@@ -325,7 +347,9 @@ def _timer_trigger(
         known = sorted({t.trigger for t in workflow.transitions})
         report.unknown("DF027", where, "trigger", trigger, known)
         return
-    if not any(state in workflow.sources(t) for t in candidates):
+    if not any(state in workflow.sources(t) for t in candidates) and not report.damaged(
+        "trigger", trigger
+    ):
         sources = sorted({s for t in candidates for s in workflow.sources(t)})
         report.add(
             "DF028",
@@ -347,7 +371,9 @@ def _due(
         field = workflow.fields.get(due.field)
         if field is None:
             report.unknown("DF024", (*here, "field"), "field", due.field, workflow.fields)
-        elif field.type not in {FieldType.DATE, FieldType.DATETIME}:
+        elif field.type not in {FieldType.DATE, FieldType.DATETIME} and not report.damaged(
+            "field", due.field
+        ):
             report.add(
                 "DF042",
                 (*here, "field"),
@@ -390,13 +416,14 @@ def _due(
             )
 
 
-def _positive(report: _Report, span: Duration, path: NodePath, what: str) -> None:
+def _positive(report: _Report, span: Duration | BusinessDays, path: NodePath, what: str) -> None:
     if span.approximate() <= dt.timedelta(0):
+        example = "business_days: 5" if isinstance(span, BusinessDays) else "P7D"
         report.add(
             "DF051",
             path,
             f"{what} must be a positive span, not {span}",
-            "write it without a minus sign and not zero, e.g. P7D",
+            f"write it without a minus sign and not zero, e.g. {example}",
         )
 
 

@@ -13,11 +13,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from dk2020flow.definition.durations import Duration
-from dk2020flow.definition.model import ItemStatus, MailSpec, State, Timer
+from dk2020flow.definition.model import ItemStatus, MailSpec, State, Timer, Transition
 from dk2020flow.engine import timers as timing
 from dk2020flow.engine.fields import FieldValueError, as_date, check_comment, coerce
-from dk2020flow.engine.guards import holds
-from dk2020flow.engine.machine import CompiledWorkflow
+from dk2020flow.engine.machine import CompiledWorkflow, Refusal
 from dk2020flow.engine.records import (
     CaseSnapshot,
     ChecklistItem,
@@ -163,47 +162,83 @@ def fire_trigger(
         )
     if actor.role is not None:
         _check_role_exists(wf, actor)
-        allowed = [t for t in from_here if actor.role in t.roles]
-        if not allowed:
-            roles = sorted({r for t in from_here for r in t.roles})
+        if all(t.automatic for t in from_here):
             raise RefusedError(
                 RefusalReason.ROLE,
-                f"role {actor.role!r} may not fire {trigger!r}; "
-                f"allowed roles: {', '.join(roles) or 'none (automatic)'}",
+                f"{trigger!r} is automatic: it fires by itself once its guard holds",
             )
-        from_here = allowed
-    if all(t.automatic for t in from_here) and actor.role is not None:
-        raise RefusedError(
-            RefusalReason.ROLE, f"{trigger!r} is automatic: it fires by itself once its guard holds"
-        )
     given = dict(data or {})
-    transition = from_here[0]
+    # The guards read the case as it was plus the trigger's data; `sets` apply afterwards.
+    # (A value that is not valid is left out of the choice; the check below refuses it.)
+    seen = {**case.data, **_coerce_valid(wf, given)}
+    choice = wf.choose(case.state, trigger, role=actor.role, data=seen, checklists=case.checklists)
+    if choice.transition is None or choice.index is None:
+        raise _refusal(wf, trigger, actor, from_here, choice.refusals, given)
+    problem = _data_problem(wf, trigger, choice.transition, given)
+    if problem is not None:
+        raise problem
+    values = _coerce_all(wf, given)
+    clean_comment = _comment(comment)
+    proposed = {**case.data, **values, **choice.transition.sets}
+    return _transition(wf, case, choice.index, proposed, actor, now, clean_comment, values)
+
+
+def _data_problem(
+    wf: CompiledWorkflow, trigger: str, transition: Transition, given: Mapping[str, Any]
+) -> RefusedError | None:
+    """What is wrong with the trigger's data for ``transition``: data it does not take,
+    data it requires that is missing, then a value that is not valid; None when it fits."""
     allowed_fields = set(transition.requires) | set(transition.accepts)
     unexpected = sorted(set(given) - allowed_fields)
     if unexpected:
-        raise RefusedError(
+        return RefusedError(
             RefusalReason.INVALID_DATA,
             f"{trigger!r} does not take {', '.join(unexpected)}; "
             f"it takes: {', '.join(sorted(allowed_fields)) or 'no data'}",
         )
     missing = [name for name in transition.requires if given.get(name) in (None, "")]
     if missing:
-        raise RefusedError(
+        return RefusedError(
             RefusalReason.MISSING_DATA,
             f"{trigger!r} needs {', '.join(missing)} (e.g. --data {missing[0]}=…)",
         )
-    values = _coerce_all(wf, given)
-    clean_comment = _comment(comment)
-    proposed = {**case.data, **values, **transition.sets}
-    taken, reasons = wf.run(case.state, trigger, proposed, case.checklists)
-    if taken is None:
-        raise RefusedError(
-            RefusalReason.GUARD, f"{trigger!r} is not allowed yet: {'; '.join(reasons)}"
+    try:
+        _coerce_all(wf, dict(given))
+    except RefusedError as invalid:
+        return invalid
+    return None
+
+
+def _refusal(
+    wf: CompiledWorkflow,
+    trigger: str,
+    actor: Actor,
+    from_here: list[Transition],
+    refusals: tuple[Refusal, ...],
+    given: Mapping[str, Any],
+) -> RefusedError:
+    """Why no transition of ``trigger`` was taken: the role, else for each transition the
+    role allows the first check that fails (data not taken, data missing, the guard)."""
+    guarded = [r for r in refusals if r.check == "guard"]
+    if not guarded:
+        roles = sorted({r for t in from_here for r in t.roles})
+        return RefusedError(
+            RefusalReason.ROLE,
+            f"role {actor.role!r} may not fire {trigger!r}; "
+            f"allowed roles: {', '.join(roles) or 'none (automatic)'}",
         )
-    proposed = {**case.data, **values, **taken.sets}
-    return _transition(
-        wf, case, taken.trigger, taken.to, proposed, actor, now, clean_comment, values
-    )
+    problems = [_data_problem(wf, trigger, r.transition, given) for r in guarded]
+    if len(guarded) == 1:
+        return problems[0] or RefusedError(
+            RefusalReason.GUARD, f"{trigger!r} is not allowed yet: {guarded[0].reason}"
+        )
+    reasons = {p.reason if p else RefusalReason.GUARD for p in problems}
+    kind = reasons.pop() if len(reasons) == 1 else RefusalReason.GUARD
+    parts = [
+        f"to {r.transition.to!r}: {p if p else r.reason}"
+        for r, p in zip(guarded, problems, strict=True)
+    ]
+    return RefusedError(kind, f"{trigger!r} is not allowed yet: {'; '.join(parts)}")
 
 
 def available_triggers(wf: CompiledWorkflow, case: CaseSnapshot) -> list[str]:
@@ -221,18 +256,17 @@ def available_triggers(wf: CompiledWorkflow, case: CaseSnapshot) -> list[str]:
 def _transition(
     wf: CompiledWorkflow,
     case: CaseSnapshot,
-    trigger: str,
-    target: str,
+    index: int,
     data: dict[str, JsonValue],
     actor: Actor,
     now: dt.datetime,
     comment: str,
     carried: Mapping[str, JsonValue],
 ) -> Decision:
+    """Take transition number ``index`` of the definition (chosen by ``wf.choose``)."""
     definition = wf.workflow
-    transition = next(
-        t for t in definition.transitions_named(trigger) if case.state in definition.sources(t)
-    )
+    transition = definition.transitions[index]
+    trigger, target = transition.trigger, transition.to
     cohort = data.get("cohort")
     internal = target == case.state
     moved = replace(
@@ -255,6 +289,7 @@ def _transition(
         to_state=target,
         comment=comment,
         data=dict(carried),
+        transition=index,
     )
     mails = tuple(
         _mail(spec, kind="transition", trigger=trigger, comment=comment, actor=actor.name)
@@ -263,7 +298,10 @@ def _transition(
     arms: tuple[TimerArm, ...] = ()
     if not internal:
         arms, entry_mails = _enter(wf, moved, now)
-        mails += entry_mails
+        # The state's entry mail says what led here: the trigger, its comment, who fired it.
+        mails += tuple(
+            replace(m, trigger=trigger, comment=comment, actor=actor.name) for m in entry_mails
+        )
     decision = Decision(
         case=moved, events=(event,), arm=arms, cancel_pending=not internal, mails=mails
     )
@@ -273,22 +311,33 @@ def _transition(
 def _run_automatic(wf: CompiledWorkflow, decision: Decision, now: dt.datetime) -> Decision:
     """Fire automatic transitions whose guard now holds, in the same decision."""
     definition = wf.workflow
+    automatic = [i for i, t in enumerate(definition.transitions) if t.automatic]
     for _ in range(MAX_AUTOMATIC_CHAIN):
         case = decision.case
-        ready = next(
-            (
-                t
-                for t in definition.transitions
-                if t.automatic
-                and case.state in definition.sources(t)
-                and holds(t.when, definition, case.data, case.checklists) is None
-            ),
-            None,
-        )
+        # The first automatic transition (in file order) from the state whose guard
+        # holds; the machine decides each trigger's transition, as for a person.
+        ready: int | None = None
+        tried: dict[str, int | None] = {}
+        for index in automatic:
+            trigger = definition.transitions[index].trigger
+            if case.state not in definition.sources(definition.transitions[index]):
+                continue
+            if trigger not in tried:
+                tried[trigger] = wf.choose(
+                    case.state,
+                    trigger,
+                    role=None,
+                    data=case.data,
+                    checklists=case.checklists,
+                    automatic_only=True,
+                ).index
+            if tried[trigger] == index:
+                ready = index
+                break
         if ready is None:
             return decision
-        data = {**case.data, **ready.sets}
-        step = _transition(wf, case, ready.trigger, ready.to, data, SYSTEM, now, "", {})
+        data = {**case.data, **definition.transitions[ready].sets}
+        step = _transition(wf, case, ready, data, SYSTEM, now, "", {})
         decision = _merge(decision, step)
     return decision
 
@@ -357,7 +406,9 @@ def _arms_for(
     *,
     armed_at: dt.datetime,
 ) -> list[TimerArm]:
-    firings = timing.drop_past_reminders(timing.schedule(timer, due_at=due_at, tz=wf.tz), armed_at)
+    firings = timing.drop_past_reminders(
+        timing.schedule(timer, due_at=due_at, tz=wf.tz, calendar=wf.calendar), armed_at
+    )
     return [
         TimerArm(
             timer=name,
@@ -414,7 +465,8 @@ def fire_timer(
     elif due.kind is TimerKind.REPEAT and timer.repeat:
         mails = (_mail(timer.repeat.mail, kind="timer", **deadline),)
     elif due.kind is TimerKind.ESCALATION and timer.escalate:
-        mails = (_mail(timer.escalate.mail, kind="timer", **deadline),)
+        # An escalation goes to staff, who keep no calendar of the case's deadline.
+        mails = (_mail(timer.escalate.mail, kind="timer", **{**deadline, "ics": False}),)
         trigger = timer.escalate.trigger
         event = replace(event, data={**event.data, "escalated_to": list(timer.escalate.to)})
     touched = replace(case, version=case.version + 1)
@@ -623,8 +675,19 @@ def migrate_case(
     state_map: Mapping[str, str],
     actor: Actor,
     now: dt.datetime,
+    kept_deadlines: Mapping[str, dt.datetime] | None = None,
+    done_firings: Mapping[str, frozenset[str]] | None = None,
 ) -> Decision:
-    """Move a running case to a newer definition version; its timers are recomputed."""
+    """Move a running case to a newer definition version; its timers are recomputed.
+
+    When the case stays in its state, ``kept_deadlines`` (timer name -> deadline)
+    are the deadlines moved for this case (``case extend``), kept instead of the
+    new version's, and ``done_firings`` (timer name -> firing keys such as
+    ``escalation.0``) are the firings that already fired or were skipped in the
+    state: they are not armed again (docs/time.md, "Migrating running cases").
+    """
+    kept = kept_deadlines or {}
+    done = done_firings or {}
     target = state_map.get(case.state, case.state)
     if target not in new.workflow.states:
         raise RefusedError(
@@ -649,10 +712,26 @@ def migrate_case(
     )
     state = new.workflow.states[target]
     arms: list[TimerArm] = []
+    stays = target == case.state
     for name, timer in state.timers.items():
-        due_at = deadline_of(new, moved, timer)
+        due_at = kept.get(name) if stays else None
+        due_at = due_at or deadline_of(new, moved, timer)
         if due_at is not None:
-            arms.extend(_arms_for(new, moved, name, timer, due_at, armed_at=now))
+            fired = done.get(name, ()) if stays else ()
+            arms.extend(
+                a
+                for a in _arms_for(new, moved, name, timer, due_at, armed_at=now)
+                if f"{a.kind.value}.{a.index}" not in fired
+            )
+    carried: dict[str, Any] = {}
+    if stays and any(n in state.timers for n in kept):
+        carried["kept_deadlines"] = {
+            n: d.isoformat() for n, d in sorted(kept.items()) if n in state.timers
+        }
+    if stays and any(done.get(n) for n in state.timers):
+        carried["not_rearmed"] = {
+            n: sorted(k) for n, k in sorted(done.items()) if k and n in state.timers
+        }
     event = EventRecord(
         kind=EventKind.MIGRATED,
         at=now,
@@ -665,6 +744,7 @@ def migrate_case(
             "to_definition": new.definition_id,
             "from_version": old.workflow.version,
             "to_version": new.workflow.version,
+            **carried,
         },
     )
     return Decision(case=moved, events=(event,), arm=tuple(arms), cancel_pending=True)
@@ -698,6 +778,17 @@ def _coerce_one(wf: CompiledWorkflow, name: str, value: Any) -> JsonValue:
 
 def _coerce_all(wf: CompiledWorkflow, values: dict[str, Any]) -> dict[str, JsonValue]:
     return {name: _coerce_one(wf, name, value) for name, value in values.items()}
+
+
+def _coerce_valid(wf: CompiledWorkflow, values: Mapping[str, Any]) -> dict[str, JsonValue]:
+    """The values that are valid for their fields (the others are left out)."""
+    valid: dict[str, JsonValue] = {}
+    for name, value in values.items():
+        try:
+            valid[name] = coerce(wf.workflow, name, value)
+        except FieldValueError:
+            continue
+    return valid
 
 
 def _comment(comment: str) -> str:

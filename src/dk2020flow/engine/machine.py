@@ -8,6 +8,7 @@ of cases (LIBRARIES.md: a machine per case costs ~50x more).
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -50,6 +51,10 @@ class CompiledWorkflow:
 
     @cached_property
     def machine(self) -> Machine:
+        """The definition's transitions, in file order, each with two conditions:
+        the actor's role may fire it, and its ``when`` guard holds. The library
+        tries the transitions of a trigger from the case's state in that order
+        and takes the first whose conditions hold: it alone decides."""
         global MACHINES_BUILT  # noqa: PLW0603 - a process-wide counter for one test
         wf = self.workflow
         machine = Machine(
@@ -59,46 +64,105 @@ class CompiledWorkflow:
             auto_transitions=False,
             send_event=True,
         )
-        for transition in wf.transitions:
+        for index, transition in enumerate(wf.transitions):
             for source in wf.sources(transition):
                 machine.add_transition(
                     transition.trigger,
                     source,
                     transition.to,
-                    conditions=[self._guard_for(transition)],
+                    conditions=[self._role_for(index), self._guard_for(index)],
+                    before=[self._taken(index)],
                 )
         with _lock:
             MACHINES_BUILT += 1
         return machine
 
-    def _guard_for(self, transition: Transition) -> Any:
+    def _role_for(self, index: int) -> Any:
+        transition = self.workflow.transitions[index]
+
+        def role_allows(event: Any) -> bool:
+            role: str | None = event.kwargs["role"]
+            if event.kwargs["automatic_only"] and not transition.automatic:
+                return False
+            if role is None or role in transition.roles:
+                return True
+            event.kwargs["refusals"].append(Refusal(index, transition, "role", ""))
+            return False
+
+        return role_allows
+
+    def _guard_for(self, index: int) -> Any:
+        transition = self.workflow.transitions[index]
+
         def guard(event: Any) -> bool:
             data = event.kwargs["data"]
             checklists = event.kwargs["checklists"]
             reason = holds(transition.when, self.workflow, data, checklists)
-            event.kwargs["reasons"].append(reason)
-            if reason is None:
-                event.kwargs["chosen"].append(transition)
+            if reason is not None:
+                event.kwargs["refusals"].append(Refusal(index, transition, "guard", reason))
             return reason is None
 
         return guard
 
-    def run(
-        self, state: str, trigger: str, data: dict[str, Any], checklists: Any
-    ) -> tuple[Transition | None, list[str]]:
-        """Fire ``trigger`` from ``state``; return the transition taken or the guard reasons."""
+    @staticmethod
+    def _taken(index: int) -> Any:
+        def taken(event: Any) -> None:
+            event.kwargs["taken"].append(index)
+
+        return taken
+
+    def choose(
+        self,
+        state: str,
+        trigger: str,
+        *,
+        role: str | None,
+        data: Mapping[str, Any],
+        checklists: Any,
+        automatic_only: bool = False,
+    ) -> Choice:
+        """Which transition ``trigger`` takes from ``state`` for an actor in ``role``
+        (None: the engine itself, which may fire any) with the guards read on ``data``;
+        or, when none, why each transition of the trigger from ``state`` was passed over."""
         bound = BoundCase(state)
-        chosen: list[Transition] = []
-        reasons: list[str | None] = []
+        taken: list[int] = []
+        refusals: list[Refusal] = []
         try:
             self.machine.events[trigger].trigger(
-                bound, data=data, checklists=checklists, chosen=chosen, reasons=reasons
+                bound,
+                role=role,
+                automatic_only=automatic_only,
+                data=data,
+                checklists=checklists,
+                taken=taken,
+                refusals=refusals,
             )
         except (MachineError, KeyError):
-            return None, []
-        if chosen:
-            return chosen[0], []
-        return None, [r for r in reasons if r]
+            return Choice(index=None, transition=None, refusals=())
+        if taken:
+            index = taken[0]
+            return Choice(index=index, transition=self.workflow.transitions[index], refusals=())
+        return Choice(index=None, transition=None, refusals=tuple(refusals))
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A transition passed over: its ``role`` does not allow the actor, or its ``guard``
+    does not hold (``reason`` says why)."""
+
+    index: int
+    transition: Transition
+    check: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """The transition taken (its index in the definition's list), or why none was."""
+
+    index: int | None
+    transition: Transition | None
+    refusals: tuple[Refusal, ...]
 
 
 _cache: dict[int, CompiledWorkflow] = {}

@@ -87,6 +87,10 @@ class EventRecord:
     to_state: str | None = None
     comment: str = ""
     data: Mapping[str, Any] = field(default_factory=dict)
+    transition: int | None = None
+    """For a transition event: the index of the transition taken in the definition's
+    ``transitions`` list (replay takes exactly that one). None for other kinds, and for
+    transition events logged before it was recorded."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -100,6 +104,11 @@ class TimerArm:
     deadline_at: dt.datetime
     """The deadline this firing belongs to (reminders and repeats name it in their mail)."""
     epoch: int
+    status: TimerStatus = TimerStatus.PENDING
+    """Pending, or done already: a firing a migration carries over as fired (or skipped)
+    in the new version, so that it is never armed again (service_migrate)."""
+    fired_at: dt.datetime | None = None
+    note: str = ""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

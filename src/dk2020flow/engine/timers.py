@@ -29,12 +29,14 @@ from dateutil.relativedelta import relativedelta
 from dk2020flow.definition.calendar import BusinessCalendar
 from dk2020flow.definition.durations import Duration
 from dk2020flow.definition.model import (
+    BusinessDays,
     CalendarEvent,
     Cohort,
     Due,
     Missed,
     MissedPolicy,
     OfficeHours,
+    State,
     Timer,
 )
 from dk2020flow.errors import Dk2020flowError
@@ -122,6 +124,30 @@ def add_duration(
     if nominal:
         instant = to_utc(to_local(instant, tz) + nominal, tz)
     return instant + _exact(duration) * times
+
+
+def add_offset(
+    instant: dt.datetime,
+    offset: Duration | BusinessDays,
+    tz: ZoneInfo,
+    calendar: BusinessCalendar | None,
+    *,
+    times: int = 1,
+) -> dt.datetime:
+    """``instant`` moved by a reminder's or escalation's offset (``times=-1``: before it).
+
+    A calendar duration is added as :func:`add_duration` adds it. Business days
+    are counted on the local date with :meth:`BusinessCalendar.add_business_days`
+    (the instant's own day never counts), keeping the local time of day, which
+    becomes UTC by :func:`to_utc`'s DST rule.
+    """
+    if not isinstance(offset, BusinessDays):
+        return add_duration(instant, offset, tz, times=times)
+    if calendar is None:
+        raise TypeError("an offset in business days needs the workflow's business calendar")
+    local = to_local(_require_aware(instant, "instant").astimezone(UTC), tz)
+    day = calendar.add_business_days(local.date(), offset.business_days * times)
+    return to_utc(dt.datetime.combine(day, local.time()), tz)
 
 
 # ----------------------------------------------------------------------------- the due time
@@ -271,17 +297,27 @@ class Firing:
         return f"{self.kind.value}.{self.index}"
 
 
-def schedule(timer: Timer, *, due_at: dt.datetime, tz: ZoneInfo) -> list[Firing]:
+def schedule(
+    timer: Timer,
+    *,
+    due_at: dt.datetime,
+    tz: ZoneInfo,
+    calendar: BusinessCalendar | None = None,
+) -> list[Firing]:
     """Every firing of ``timer`` whose deadline is ``due_at``, sorted by instant.
 
     - reminders at ``due_at - before`` for each ``before`` (calendar arithmetic
       in local time: a P14D reminder before 09:00 is at 09:00 local, also
-      across a DST change);
+      across a DST change; ``{business_days: 5}`` is the fifth business day of
+      ``calendar`` before the deadline's local date, at the same local time);
     - the deadline at ``due_at``;
     - repeats at ``due_at + k * every`` for k = 1 … times, each computed from
       the deadline (monthly repeats from 31 January: 28/29 Feb, 31 Mar, 30 Apr
       — no drift);
-    - the escalation at ``due_at + after``.
+    - the escalation at ``due_at + after`` (business days as for reminders).
+
+    ``calendar`` (the workflow's business calendar) is needed when an offset is
+    in business days.
 
     Ties keep that order (reminders, deadline, repeats, escalation). Past
     reminders are not removed here: see :func:`drop_past_reminders`.
@@ -293,7 +329,7 @@ def schedule(timer: Timer, *, due_at: dt.datetime, tz: ZoneInfo) -> list[Firing]
             Firing(
                 kind=FiringKind.REMINDER,
                 index=number,
-                due_at=add_duration(due_at, before, tz, times=-1),
+                due_at=add_offset(due_at, before, tz, calendar, times=-1),
             )
             for number, before in enumerate(timer.reminders.before, start=1)
         )
@@ -312,7 +348,7 @@ def schedule(timer: Timer, *, due_at: dt.datetime, tz: ZoneInfo) -> list[Firing]
             Firing(
                 kind=FiringKind.ESCALATION,
                 index=0,
-                due_at=add_duration(due_at, timer.escalate.after, tz),
+                due_at=add_offset(due_at, timer.escalate.after, tz, calendar),
             )
         )
     return sorted(firings, key=lambda firing: firing.due_at)
@@ -497,6 +533,29 @@ def event_reminders(event: CalendarEvent, tz: ZoneInfo) -> list[Firing]:
         for number, before in enumerate(event.reminders, start=1)
     ]
     return sorted(firings, key=lambda firing: firing.due_at)
+
+
+# ----------------------------------------------------------------------------- who is late
+
+
+def is_deadline(timer: Timer) -> bool:
+    """A deadline someone must meet (it reminds, escalates, repeats or may be extended),
+    rather than a timer that only sends a notice or moves the case itself."""
+    return bool(timer.reminders or timer.escalate or timer.repeat or timer.extend_roles)
+
+
+def is_late(state: State, timer: str, deadline_at: dt.datetime, at: dt.datetime) -> bool:
+    """The one definition of late, used by ``case list --overdue``, the report and the console.
+
+    A case is late on a deadline when it is still in the (non-terminal) state whose
+    deadline timer ``timer`` it waits on, and that deadline (``deadline_at``: the one
+    currently armed for the case, a moved one included) passed before ``at`` without
+    the transition that leaves the state — whether or not the deadline's own firing,
+    its repeats or its escalation have gone out. The caller passes the deadline of
+    the case's current state entry (``store.queries.latest_deadline_arms``).
+    """
+    spec = state.timers.get(timer)
+    return not state.terminal and spec is not None and is_deadline(spec) and deadline_at < at
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -14,13 +14,14 @@ filters show them in the workflow's timezone (docs/templates.md).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from dk2020flow.definition.model import ItemStatus, Workflow, text_in
+from dk2020flow.definition.model import ItemStatus, Text, Workflow, text_in
 
 
 class MailKind(StrEnum):
@@ -179,6 +180,10 @@ class _Fixed:
     cohorts: tuple[dict[str, Any], ...]
     state_titles: dict[str, str]
     role_titles: dict[str, str]
+    role_words: dict[str, tuple[re.Pattern[str], ...]]
+    """By role: its title in each of the workflow's languages, to find in a name."""
+    timer_titles: dict[tuple[str, str], str]
+    """By (state, timer): the timer's title in this language ("" without one)."""
     transition_titles: dict[str, str]
     """The title of the first transition with each trigger."""
     checklists: dict[str, tuple[str, tuple[tuple[str, str], ...]]]
@@ -221,6 +226,15 @@ def _fixed(workflow: Workflow, language: str) -> _Fixed:
         role_titles={
             name: text_in(role.title, language, name) for name, role in workflow.roles.items()
         },
+        role_words={
+            name: _title_patterns(role.title, workflow.languages)
+            for name, role in workflow.roles.items()
+        },
+        timer_titles={
+            (state_name, timer_name): text_in(timer.title, language)
+            for state_name, state in workflow.states.items()
+            for timer_name, timer in state.timers.items()
+        },
         transition_titles=transition_titles,
         checklists={
             name: (
@@ -245,6 +259,23 @@ def _fixed(workflow: Workflow, language: str) -> _Fixed:
 
 
 _NO_ENTRY = ChecklistEntry()
+
+
+def _title_patterns(title: Text, languages: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+    """The role's titles ("Borgmester", "Mayor") as case-blind patterns that match the
+    start of a word, so "Borgmesteren i København" holds "Borgmester"."""
+    words = {text_in(title, language).strip() for language in languages}
+    if isinstance(title, str):
+        words.add(title.strip())
+    return tuple(
+        re.compile(rf"(?<!\w){re.escape(word)}", re.IGNORECASE) for word in sorted(words) if word
+    )
+
+
+def name_is_title(name: str, patterns: tuple[re.Pattern[str], ...]) -> bool:
+    """True when a recipient's name already is or holds their role's title
+    ("Borgmesteren i København" for the mayor): then the greeting does not add it."""
+    return bool(name) and any(pattern.search(name) for pattern in patterns)
 
 
 def build_context(
@@ -282,6 +313,7 @@ def build_context(
             description = timer.description if timer is not None else ""
         deadline_ctx = {
             "name": deadline.name,
+            "title": fixed.timer_titles.get((case.state, deadline.name), ""),
             "description": description,
             "due_at": _aware(deadline.due_at, "deadline.due_at"),
             "extended": deadline.extended,
@@ -362,6 +394,9 @@ def build_context(
             "email": recipient.email,
             "role": recipient.role,
             "role_title": fixed.role_titles.get(recipient.role, ""),
+            "name_is_title": name_is_title(
+                recipient.name, fixed.role_words.get(recipient.role, ())
+            ),
         },
         "deadline": deadline_ctx,
         "event": event_ctx,
@@ -501,6 +536,7 @@ def sample_context(
     *,
     template: str | None = None,
     sparse: bool = False,
+    recipient: RecipientView | None = None,
 ) -> dict[str, Any]:
     """A realistic context (Aarhus, round 1) for checking and previewing a template.
 
@@ -509,6 +545,8 @@ def sample_context(
     be missing in real use is missing: ``case.data`` is empty and only the
     variables the kind guarantees are set (``deadline`` for timer mails,
     ``event`` for event mails, ``transition`` for transition mails).
+    ``recipient`` replaces the sample recipient (a person of the role the
+    workflow sends the template to).
     """
     zone = ZoneInfo(workflow.timezone)
     use = _sample_state(workflow, kind, template)
@@ -605,7 +643,7 @@ def sample_context(
             opened_at=dt.datetime(2020, 6, 15, 9, 0, tzinfo=zone),
         ),
         municipality=MunicipalityView(code="751", name="Aarhus", region="Midtjylland"),
-        recipient=RecipientView(name=name, email=email, role=role),
+        recipient=recipient or RecipientView(name=name, email=email, role=role),
         deadline=deadline,
         event=event,
         transition=transition,

@@ -1,8 +1,10 @@
 """Calendar attachments (iCalendar, RFC 5545/5546) for programme events and deadlines.
 
-An event invitation is ``METHOD:REQUEST`` with an ORGANIZER, so calendar
-clients offer "add to calendar"; a deadline is a point in time with a
-reminder alarm, sent as ``METHOD:PUBLISH`` (nothing to answer). An update
+An event invitation is ``METHOD:REQUEST`` with an ORGANIZER (the programme's
+sender) and an ATTENDEE for each recipient of the message (``PARTSTAT=NEEDS-ACTION``,
+``RSVP=TRUE``), as RFC 5546 requires of a request, so calendar clients offer to
+accept or decline; a deadline is a point in time with a reminder alarm, sent as
+``METHOD:PUBLISH`` by its ORGANIZER (nothing to answer, so no ATTENDEE). An update
 sends the same UID with a higher SEQUENCE; a cancellation sends
 ``METHOD:CANCEL`` and ``STATUS:CANCELLED`` with the same UID. Times carry the
 workflow's timezone with its VTIMEZONE, so "26 November 10:00" stays right
@@ -131,6 +133,11 @@ def _calendar(method: CalendarMethod, event: icalendar.Event, years: tuple[int, 
     return content.decode("utf-8")
 
 
+def _add_organizer(event: icalendar.Event, organizer: tuple[str, str]) -> None:
+    name, address = organizer
+    event.add("organizer", f"mailto:{address}", parameters={"CN": _clean(name) or address})
+
+
 def _base_event(
     *,
     uid: str,
@@ -178,8 +185,9 @@ def event_calendar(
     """An invitation (or its cancellation) for a programme event.
 
     ``organizer`` and ``attendees`` are ``(name, address)`` pairs. With an
-    organizer the file is a meeting request (``METHOD:REQUEST``); without one
-    it is published (``METHOD:PUBLISH``), as RFC 5546 requires.
+    organizer and attendees the file is a meeting request (``METHOD:REQUEST``);
+    without either it is published (``METHOD:PUBLISH``, no ATTENDEE), as RFC 5546
+    requires.
     """
     zone = ZoneInfo(timezone)
     start = _aware(starts_at, "starts_at").astimezone(zone)
@@ -199,18 +207,19 @@ def event_calendar(
     event.add("dtstart", start)
     event.add("dtend", end)
     event.add("transp", "OPAQUE")
+    request = organizer is not None and bool(attendees)
     if organizer is not None:
-        name, address = organizer
-        event.add("organizer", f"mailto:{address}", parameters={"CN": _clean(name) or address})
-    for attendee_name, attendee_address in attendees:
+        _add_organizer(event, organizer)
+    for attendee_name, attendee_address in attendees if request else ():
         event.add(
             "attendee",
             f"mailto:{attendee_address}",
             parameters={
                 "CN": _clean(attendee_name) or attendee_address,
+                "CUTYPE": "INDIVIDUAL",
                 "ROLE": "REQ-PARTICIPANT",
                 "PARTSTAT": "NEEDS-ACTION",
-                "RSVP": "FALSE",
+                "RSVP": "TRUE",
             },
         )
     if not cancelled:
@@ -222,7 +231,7 @@ def event_calendar(
     if cancelled:
         method = CalendarMethod.CANCEL
     else:
-        method = CalendarMethod.REQUEST if organizer is not None else CalendarMethod.PUBLISH
+        method = CalendarMethod.REQUEST if request else CalendarMethod.PUBLISH
     content = _calendar(method, event, (start.year, end.year))
     return CalendarAttachment(content, method, "cancel.ics" if cancelled else "invitation.ics")
 
@@ -239,8 +248,10 @@ def deadline_calendar(
     alarm_before: dt.timedelta = dt.timedelta(days=3),
     sequence: int = 0,
     cancelled: bool = False,
+    organizer: tuple[str, str] | None = None,
 ) -> CalendarAttachment:
-    """A deadline as a calendar entry: a point in time that blocks nothing, with an alarm."""
+    """A deadline as a calendar entry: a point in time that blocks nothing, with an alarm,
+    published by ``organizer`` (``(name, address)``) when given."""
     zone = ZoneInfo(timezone)
     due = _aware(due_at, "due_at").astimezone(zone)
     event = _base_event(
@@ -256,6 +267,8 @@ def deadline_calendar(
     event.add("dtstart", due)
     event.add("dtend", due)
     event.add("transp", "TRANSPARENT")
+    if organizer is not None:
+        _add_organizer(event, organizer)
     if not cancelled:
         alarm = icalendar.Alarm()
         alarm.add("action", "DISPLAY")
@@ -278,14 +291,16 @@ def event_ics(
     language: str,
     stamp: dt.datetime | None = None,
     organizer: tuple[str, str] | None = None,
+    attendees: tuple[tuple[str, str], ...] = (),
 ) -> str:
     """The ``.ics`` text for a programme event as the workflow file describes it.
 
     ``spec.sequence`` and ``spec.cancelled`` decide update and cancellation.
     ``stamp`` should be the injected ``now``; without it DTSTAMP is the event's
     start, so the same event always gives the same file. Without an
-    ``organizer`` the calendar is published (``METHOD:PUBLISH``) rather than
-    sent as a meeting request, which needs one.
+    ``organizer`` and ``attendees`` (the message's recipients) the calendar is
+    published (``METHOD:PUBLISH``) rather than sent as a meeting request, which
+    needs both.
     """
     zone = ZoneInfo(timezone)
     starts = spec.at.replace(tzinfo=zone)
@@ -298,6 +313,7 @@ def event_ics(
         timezone=timezone,
         stamp=stamp or starts,
         organizer=organizer,
+        attendees=attendees,
         location=spec.location,
         sequence=spec.sequence,
         cancelled=spec.cancelled,
@@ -315,9 +331,11 @@ def deadline_ics(
     cancelled: bool = False,
     stamp: dt.datetime | None = None,
     description: str = "",
+    organizer: tuple[str, str] | None = None,
 ) -> str:
     """The ``.ics`` text for a deadline; ``stamp`` defaults to ``due_at``."""
     attachment = deadline_calendar(
+        organizer=organizer,
         uid=uid,
         summary=title,
         due_at=due_at,

@@ -42,6 +42,21 @@ _HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]*")
 _ID_PART = re.compile(r"[^A-Za-z0-9\-]")
 
 
+SENDER_KEY = "sender"
+"""Where a mail's stored intent (its outbox row's) keeps the ``[name, address]`` it is from."""
+
+
+def stored_sender(intent: Mapping[str, object] | None) -> Mailbox | None:
+    """The sender a queued mail was rendered with (its workflow's ``sender:``, or the
+    setting that overrides it), or None for a row queued without one."""
+    found = intent.get(SENDER_KEY) if intent else None
+    if isinstance(found, list | tuple) and len(found) == 2:
+        name, address = found
+        if isinstance(name, str) and isinstance(address, str) and address:
+            return (name, address)
+    return None
+
+
 def one_line(text: str) -> str:
     """A header-safe single line: control characters (CR, LF, tab …) become spaces."""
     return " ".join(_CONTROL.sub(" ", text).split())

@@ -44,7 +44,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email import policy as email_policy
-from email.headerregistry import Address, BaseHeader, HeaderRegistry
+from email.headerregistry import Address, BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
 from email.policy import Policy
 from itertools import accumulate
@@ -53,6 +53,8 @@ from typing import Any
 CRLF = "\r\n"
 MAX_LINE = 78
 """``policy.SMTP.max_line_length``: headers and quoted-printable lines fold at 78."""
+_MAX_HEADER_LINE = 998
+"""RFC 5322 2.1.1: a line must not be longer (78 is what it should be)."""
 
 # ----------------------------------------------------------------------------- stdlib folding
 
@@ -149,7 +151,32 @@ def _stdlib_fold(name: str, value: str, utf8: bool) -> str:
     else:
         header = POLICY.header_factory(name, value)
     folded: str = header.fold(policy=_SMTPUTF8 if utf8 else _SMTP)
+    if isinstance(header, UnstructuredHeader):
+        folded = _first_word_on_first_line(header.name, folded)
     return folded
+
+
+def _first_word_on_first_line(name: str, folded: str) -> str:
+    """``Subject: word`` where the email package wrote ``Subject:`` and the whole value
+    on the next line (it does so when the value fits on a line of its own).
+
+    RFC 5322 allows folding white space right after the colon, but some mail
+    readers then show the subject with a leading space. The first word moves up,
+    the rest stays where it was: no line gets longer but the first, and that
+    one by the first word only.
+    """
+    head = f"{name}:{CRLF} "
+    if not folded.startswith(head):
+        return folded
+    line, ending, rest = folded[len(head) :].partition(CRLF)
+    word, space, tail = line.partition(" ")
+    if not word:  # pragma: no cover - the email package never starts a line with two spaces
+        return folded
+    if len(name) + 2 + len(word) > _MAX_HEADER_LINE:
+        return folded
+    if space and tail:
+        return f"{name}: {word}{CRLF} {tail}{ending}{rest}"
+    return f"{name}: {word}{ending}{rest}"
 
 
 # ----------------------------------------------------------------------------- fast folding
@@ -288,6 +315,11 @@ def _fold_words(name: str, value: str) -> str:
         if len(token) <= MAX_LINE - len(lines[-1]):
             lines[-1] += token
             continue
+        if position == 1 and len(token) + 1 <= MAX_LINE:
+            # The first word stays on the first line, even past 78 characters, where
+            # the email package folds right after the colon (_first_word_on_first_line).
+            lines[-1] += token
+            continue
         if len(token) + 1 <= MAX_LINE:
             newline = _steal_trailing_space(lines)
             if newline or token.isspace():
@@ -303,11 +335,10 @@ def _fold_words(name: str, value: str) -> str:
 def _fold_unstructured(name: str, value: str) -> str | None:
     if len(name) > 40 or "=?" in value or not _PLAIN_TEXT.fullmatch(value):
         return None
-    if value.isascii():
-        if len(name) + 2 + len(value) <= MAX_LINE:
-            return f"{name}: {value}{CRLF}"
-        if len(value) + 1 <= MAX_LINE:
-            return f"{name}:{CRLF} {value}{CRLF}"
+    if value.isascii() and len(name) + 2 + len(value) <= MAX_LINE:
+        return f"{name}: {value}{CRLF}"
+    # Never folded right after the colon, where the email package would put a value
+    # that fits on a line of its own: the first word stays on the first line.
     try:
         return _fold_words(name, value)
     except _UnfoldableError:

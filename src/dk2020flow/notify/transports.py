@@ -371,9 +371,11 @@ class MailSettings(FileAndEnvSettings):
     mail_transport: Literal["folder", "smtp", "console"] = "folder"
     mail_folder: Path = Path("outbox")
     mail_sender: str = Field(
-        default="dk2020flow@example.org", description="The From address of every message."
+        default="dk2020flow@example.org",
+        description="The From address of a message whose workflow names no `sender:` "
+        "(and, set, the address that overrides every workflow's: docs/templates.md).",
     )
-    mail_sender_name: str = "DK2020"
+    mail_sender_name: str = "dk2020flow"
     smtp_host: str = ""
     smtp_port: int | None = Field(default=None, ge=1, le=65535)
     smtp_starttls: bool | None = Field(

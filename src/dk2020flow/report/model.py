@@ -17,7 +17,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from dk2020flow.definition.loader import load_workflow_text
-from dk2020flow.definition.model import ItemStatus, Timer, Workflow, text_in
+from dk2020flow.definition.model import ItemStatus, Workflow, text_in
+from dk2020flow.engine.timers import is_late
 from dk2020flow.errors import NotFoundError
 from dk2020flow.store import report_queries as rq
 from dk2020flow.store.port import CaseFilter
@@ -296,35 +297,28 @@ def _overdue(
     replayed: dict[int, _Replayed],
     at: dt.datetime,
 ) -> list[OverdueCase]:
+    """Who is late at ``at``: the one definition, ``engine.timers.is_late``, on each case's
+    current deadline (``report_queries.deadline_arms``), as ``case list --overdue``."""
     language = definition.default_language
-    latest: dict[tuple[int, str, int], rq.TimerLine] = {}
-    for line in rq.timers(store.engine, workflow=workflow):
-        if line.kind != "deadline":
-            continue
-        key = (line.case_id, line.timer, line.epoch)
-        if key not in latest or line.id > latest[key].id:
-            latest[key] = line
     rows = []
-    for (case_id, timer, epoch), line in latest.items():
-        case = replayed.get(case_id)
-        if case is None or case.epoch != epoch or line.deadline_at >= at:
+    for line in rq.deadline_arms(store.engine, workflow=workflow):
+        case = replayed.get(line.case_id)
+        if case is None or case.epoch != line.epoch:
             continue
         state = definition.states.get(case.state)
-        if state is None or state.terminal or timer not in state.timers:
+        if state is None or not is_late(state, line.timer, line.deadline_at, at):
             continue
-        spec = state.timers[timer]
-        if not _is_deadline(spec):
-            continue
+        spec = state.timers[line.timer]
         owners = spec.on_due.mail[0].to if spec.on_due.mail else ()
         if not owners and spec.reminders is not None:
             owners = spec.reminders.mail.to
         rows.append(
             OverdueCase(
-                case_id=case_id,
+                case_id=line.case_id,
                 municipality=case.municipality,
                 region=case.region,
                 state=case.state,
-                deadline=timer,
+                deadline=line.timer,
                 description=spec.description,
                 due_at=line.deadline_at,
                 days_overdue=(at - line.deadline_at).days,
@@ -335,12 +329,6 @@ def _overdue(
             )
         )
     return sorted(rows, key=lambda r: (-r.days_overdue, r.municipality))
-
-
-def _is_deadline(timer: Timer) -> bool:
-    """A deadline someone must meet (it reminds, escalates or may be extended), rather than
-    a timer that only sends a notice or moves the case itself."""
-    return bool(timer.reminders or timer.escalate or timer.repeat or timer.extend_roles)
 
 
 def _requirements(definition: Workflow, cases: Sequence[_Replayed]) -> list[RequirementStatus]:

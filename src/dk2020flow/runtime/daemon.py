@@ -388,6 +388,8 @@ class Daemon:
             misfire_grace_time=None,  # a late wake-up still runs: never drop due work
         )
         self.wake_at = wall_at
+        # The next pass is armed (DEBUG: not shown by default; tests wait on it).
+        log_action(logger, "armed", level=logging.DEBUG, wake_at=wall_at, next_due=self.next_due)
 
     def _wall_time_for(self, instant: dt.datetime) -> dt.datetime:
         """When, on the wall clock, the work clock reaches ``instant``."""

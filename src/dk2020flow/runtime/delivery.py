@@ -47,7 +47,12 @@ from dk2020flow.notify.errors import (
     TemporaryDeliveryError,
 )
 from dk2020flow.notify.ics import CalendarAttachment, CalendarMethod
-from dk2020flow.notify.message import MimeMessage, build_message, envelope_recipients
+from dk2020flow.notify.message import (
+    MimeMessage,
+    build_message,
+    envelope_recipients,
+    stored_sender,
+)
 from dk2020flow.notify.render import RenderedMail
 from dk2020flow.notify.transports import SendResult, Transport
 from dk2020flow.runtime.logs import LOGGER_NAME, log_action
@@ -171,7 +176,8 @@ def build_email(
     try:
         return build_message(
             RenderedMail(subject=row.subject, text=row.text, html=row.html),
-            sender=sender_mailbox(sender),
+            # The workflow's sender, fixed when the mail was queued; ``sender`` for older rows.
+            sender=stored_sender(row.intent) or sender_mailbox(sender),
             to=row.to,
             cc=row.cc,
             message_id=row.message_id,

@@ -43,6 +43,7 @@ from dk2020flow.engine.records import Decision, TimerStatus
 from dk2020flow.errors import ConflictError, Dk2020flowError
 from dk2020flow.store import queries
 from dk2020flow.store import tables as t
+from dk2020flow.store.chain import GENESIS, chain
 from dk2020flow.store.driver import DriverStatement
 from dk2020flow.store.port import (
     BatchItem,
@@ -53,7 +54,7 @@ from dk2020flow.store.port import (
     Tx,
 )
 from dk2020flow.store.repository import _case_values as case_values
-from dk2020flow.store.repository import _with_case, message_id_for
+from dk2020flow.store.repository import _with_case, event_values, message_id_for
 
 PENDING = TimerStatus.PENDING.value
 
@@ -85,11 +86,14 @@ DISCARD_EARLIER_EPOCHS = (
 """Discard the pending timers of the cases' earlier epochs, once their rows hold the new
 epoch (as ``apply`` does for a decision that left the state: ``epoch < new epoch``)."""
 
-LAST_SEQ = (
-    select(_e.case_id, func.max(_e.seq))
-    .where(_e.case_id.in_(bindparam("ids", expanding=True)))
-    .group_by(_e.case_id)
+_last = t.events.alias("last")
+LAST_SEQ = select(_e.case_id, _e.seq, _e.hash).where(
+    _e.case_id.in_(bindparam("ids", expanding=True)),
+    _e.seq
+    == select(func.max(_last.c.seq)).where(_last.c.case_id == _e.case_id).scalar_subquery(),
 )
+"""The number and hash of each case's last event: numbering and the hash chain go on
+from them (one query for the batch)."""
 
 INSERT_OUTBOX = insert(t.outbox)
 
@@ -262,34 +266,23 @@ def _insert_rows(
     conn: Connection, applied: Sequence[tuple[int, list[Decision], list[NewMail]]]
 ) -> None:
     ids = [case_id for case_id, decisions, _ in applied if any(d.events for d in decisions)]
-    last_seq: dict[int, int] = {}
-    if ids:
-        last_seq = {int(case_id): int(seq) for case_id, seq in conn.execute(LAST_SEQ, {"ids": ids})}
+    last: dict[int, tuple[int, str]] = {}
+    for chunk in _chunks(ids):
+        for case_id, seq, hash_ in conn.execute(LAST_SEQ, {"ids": chunk}):
+            last[int(case_id)] = (int(seq), hash_ or GENESIS)
     events: list[dict[str, Any]] = []
     timers: list[dict[str, Any]] = []
     mails: list[NewMail] = []
     for case_id, decisions, case_mails in applied:
-        seq = last_seq.get(case_id, 0)
+        seq, prev = last.get(case_id, (0, GENESIS))
         for decision in decisions:
             epoch = decision.case.epoch
+            rows = []
             for record in decision.events:
                 seq += 1
-                events.append(
-                    {
-                        "case_id": case_id,
-                        "seq": seq,
-                        "at": record.at,
-                        "kind": record.kind.value,
-                        "actor": record.actor,
-                        "role": record.role,
-                        "trigger": record.trigger,
-                        "from_state": record.from_state,
-                        "to_state": record.to_state,
-                        "comment": record.comment,
-                        "data": dict(record.data),
-                        "epoch": epoch,
-                    }
-                )
+                rows.append({**event_values(case_id, record, epoch), "seq": seq})
+            prev = chain(rows, prev)
+            events.extend(rows)
             timers.extend(queries.timer_values(case_id, arm) for arm in decision.arm)
         mails.extend(m if m.case_id == case_id else _with_case(m, case_id) for m in case_mails)
     if events:

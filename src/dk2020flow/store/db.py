@@ -15,13 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy import Engine, create_engine, event, exc, inspect, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -45,6 +41,13 @@ all (each statement reads one consistent snapshot by itself), which saves the BE
 and ROLLBACK round trips of reads run at every tick (``store/report_queries.py``)."""
 
 MIGRATIONS_PACKAGE = "dk2020flow._migrations"
+HEAD_REVISION = "0002"
+"""The newest revision in ``_migrations/versions`` (a test checks it against alembic's scan):
+opening a database compares with it, so no command pays for importing alembic and scanning
+the migration scripts unless the schema is not current (``require_current_schema``)."""
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 
 class SchemaAheadError(StoreError):
@@ -253,6 +256,8 @@ def migrations_dir() -> Path:
 
 def alembic_config(url: str, connection: Connection | None = None) -> Config:
     """An alembic ``Config`` for ``url``, built in code (no alembic.ini needed)."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(migrations_dir()))
     config.attributes["url"] = normalize_url(url)
@@ -262,7 +267,9 @@ def alembic_config(url: str, connection: Connection | None = None) -> Config:
 
 
 def head_revision() -> str:
-    """The newest schema revision this release knows."""
+    """The newest schema revision this release knows (alembic's scan of the scripts)."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
     assert head is not None, "the migrations directory has no revisions"
     return head
@@ -273,13 +280,22 @@ def current_revision(engine: Engine) -> str | None:
     url = engine.url.render_as_string(hide_password=False)
     with translated_errors(url), engine.connect() as raw:
         connection = raw.execution_options(**{READ_ONLY_OPTION: True})
-        return MigrationContext.configure(connection).get_current_revision()
+        # alembic's own table, read directly: importing alembic costs a read command more
+        # than the rest of its start-up (#15.18).
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        rows = connection.execute(text("SELECT version_num FROM alembic_version")).scalars()
+        return next(iter(rows), None)
 
 
 def require_current_schema(engine: Engine) -> None:
     """Raise ``SchemaBehindError`` unless the database is at this release's schema."""
     url = engine.url.render_as_string(hide_password=False)
     current = current_revision(engine)
+    if current == HEAD_REVISION:
+        return
+    from alembic.script import ScriptDirectory
+
     head = head_revision()
     if current == head:
         return
@@ -314,6 +330,8 @@ def upgrade(url: str, revision: str = "head", *, seed: bool = True) -> str:
     """
     engine = make_engine(url)
     try:
+        from alembic import command
+
         with translated_errors(url), engine.connect() as connection:
             command.upgrade(alembic_config(url, connection), revision)
             connection.commit()
@@ -333,6 +351,8 @@ def downgrade(url: str, revision: str) -> None:
     """Migrate the database at ``url`` down to ``revision`` (``"base"`` drops everything)."""
     engine = make_engine(url)
     try:
+        from alembic import command
+
         with translated_errors(url), engine.connect() as connection:
             command.downgrade(alembic_config(url, connection), revision)
             connection.commit()

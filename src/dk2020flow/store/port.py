@@ -107,6 +107,10 @@ class StoredEvent:
     case_id: int
     seq: int
     record: EventRecord
+    epoch: int = 0
+    """The case's epoch after the change the event belongs to."""
+    hash: str | None = None
+    """The event's link in the case's hash chain (``store/chain.py``)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -133,6 +137,29 @@ class CaseFilter:
     overdue_at: dt.datetime | None = None
     """Only cases with a pending deadline due before this instant."""
     open_only: bool = False
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DeadlineArm:
+    """The deadline a case currently waits on in one state entry (``queries.latest_deadline_arms``)."""
+
+    case_id: int
+    timer: str
+    epoch: int
+    deadline_at: dt.datetime
+    status: TimerStatus
+    """Of the deadline's own firing: pending, or fired (skipped, failed) already."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LateDeadline:
+    """A case late on a deadline (``Service.late_deadlines``; ``engine.timers.is_late``)."""
+
+    case: CaseSnapshot
+    timer: str
+    deadline_at: dt.datetime
+    fired: bool
+    """Whether the deadline's own firing (its mail, then its escalation) went out already."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -243,6 +270,10 @@ class Tx(Protocol):
     def find_cases_by_ref(self, ref: str, workflow: str | None) -> list[CaseSnapshot]: ...
     def history(self, case_id: int) -> list[StoredEvent]: ...
     def timers_of(self, case_id: int, *, pending_only: bool = True) -> list[StoredTimer]: ...
+    def deadline_arms(self, workflow: str | None = None) -> list[DeadlineArm]:
+        """The deadline each case currently waits on (``queries.latest_deadline_arms``)."""
+        ...
+
     def append_event(self, case_id: int, record: EventRecord) -> None: ...
 
     # timers
@@ -262,7 +293,16 @@ class Tx(Protocol):
     def next_due_at(self) -> dt.datetime | None: ...
     def arm_programme_timers(self, definition_id: int, rows: Sequence[ProgrammeTimer]) -> None: ...
     def claim_programme_timers(self, now: dt.datetime, limit: int) -> list[ProgrammeTimer]: ...
-    def finish_programme_timer(self, timer_id: int, at: dt.datetime, note: str = "") -> None: ...
+    def finish_programme_timer(
+        self,
+        timer_id: int,
+        at: dt.datetime,
+        note: str = "",
+        status: TimerStatus = TimerStatus.FIRED,
+    ) -> None:
+        """Retire a claimed programme timer: fired, or skipped (the note says why)."""
+        ...
+
     def programme_timers(self, definition_id: int | None = None) -> list[ProgrammeTimer]:
         """Pending programme timers (of one definition), earliest first."""
         ...

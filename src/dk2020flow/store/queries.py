@@ -48,9 +48,9 @@ def timer_values(case_id: int, arm: TimerArm) -> dict[str, Any]:
         "due_at": arm.due_at,
         "deadline_at": arm.deadline_at,
         "epoch": arm.epoch,
-        "status": TimerStatus.PENDING.value,
-        "fired_at": None,
-        "note": "",
+        "status": arm.status.value,
+        "fired_at": arm.fired_at,
+        "note": arm.note,
         "claimed_by": None,
     }
 
@@ -60,6 +60,25 @@ def case_rows() -> Select[Any]:
     return select(
         t.cases, t.municipalities.c.name.label("municipality_name"), t.municipalities.c.region
     ).join(t.municipalities, t.municipalities.c.code == t.cases.c.municipality_code)
+
+
+def latest_deadline_arms(workflow: str | None = None) -> Select[Any]:
+    """The deadline each case currently waits on, per (case, timer, epoch).
+
+    One row per deadline timer and state entry: its most recently armed deadline row
+    (a deadline moved with ``case extend`` is armed anew, so the moved deadline wins),
+    whatever its status — pending, or fired with its escalation — unless it was
+    discarded. Columns: ``case_id``, ``timer``, ``epoch``, ``deadline_at``, ``status``.
+    Whether the case is late on it is :func:`dk2020flow.engine.timers.is_late`.
+    """
+    tm, c = t.timers.c, t.cases.c
+    latest = select(func.max(tm.id)).where(tm.kind == TimerKind.DEADLINE.value)
+    if workflow is not None:
+        latest = latest.join(t.cases, c.id == tm.case_id).where(c.workflow == workflow)
+    latest = latest.group_by(tm.case_id, tm.timer, tm.epoch)
+    return select(tm.case_id, tm.timer, tm.epoch, tm.deadline_at, tm.status).where(
+        tm.id.in_(latest), tm.status != TimerStatus.DISCARDED.value
+    )
 
 
 def filter_cases(query: Select[Any], flt: CaseFilter) -> Select[Any]:
@@ -75,17 +94,18 @@ def filter_cases(query: Select[Any], flt: CaseFilter) -> Select[Any]:
     if flt.open_only:
         query = query.where(c.closed.is_(False))
     if flt.overdue_at is not None:
-        tm = t.timers.c
+        # The cases whose current deadline passed (latest_deadline_arms); the service
+        # keeps those whose timer is a deadline to meet (engine.timers.is_late).
+        arms = latest_deadline_arms(flt.workflow).subquery()
         query = query.where(
+            c.closed.is_(False),
             exists().where(
                 and_(
-                    tm.case_id == c.id,
-                    tm.status == PENDING,
-                    tm.kind == TimerKind.DEADLINE.value,
-                    tm.epoch == c.epoch,
-                    tm.due_at < flt.overdue_at,
+                    arms.c.case_id == c.id,
+                    arms.c.epoch == c.epoch,
+                    arms.c.deadline_at < flt.overdue_at,
                 )
-            )
+            ),
         )
     return query.order_by(c.id)
 
@@ -313,6 +333,8 @@ EVENT_COLUMNS = (
     "comment",
     "data",
     "epoch",
+    "transition",
+    "hash",
 )
 TIMER_COLUMNS = (
     "case_id",
@@ -344,6 +366,15 @@ APPEND_EVENT_ROWS = DriverStatement(
 (``b_case`` is its ``case_id`` again), read through the ``(case_id, seq)`` index as the
 row is inserted. The rows go one statement each (``executemany``), so each sees the
 one before it, on both backends; no separate ``max(seq)`` query."""
+
+LAST_EVENT_HASH = (
+    select(t.events.c.hash)
+    .where(t.events.c.case_id == bindparam("b_case"))
+    .order_by(t.events.c.seq.desc())
+    .limit(1)
+)
+"""The hash of a case's last event (the chain goes on from it), read through the
+``(case_id, seq)`` index; none for a case without events."""
 
 INSERT_TIMER_ROWS = DriverStatement(insert(t.timers), TIMER_COLUMNS)
 """New timer rows (``timer_values``)."""

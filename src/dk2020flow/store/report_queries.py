@@ -18,7 +18,8 @@ from sqlalchemy import Engine, Integer, bindparam, case, func, select
 from dk2020flow.engine.records import TimerStatus
 from dk2020flow.store import tables as t
 from dk2020flow.store.db import READ_ONLY_OPTION, SINGLE_READ_OPTION
-from dk2020flow.store.port import OutboxStatus
+from dk2020flow.store.port import DeadlineArm, OutboxStatus
+from dk2020flow.store.queries import latest_deadline_arms
 
 PENDING = TimerStatus.PENDING.value
 _READ = {READ_ONLY_OPTION: True, SINGLE_READ_OPTION: True}
@@ -168,6 +169,22 @@ def events(engine: Engine, *, workflow: str | None = None, after_id: int = 0) ->
 def last_event_id(engine: Engine) -> int:
     with _read(engine) as conn:
         return int(conn.execute(_LAST_EVENT_ID).scalar_one())
+
+
+def deadline_arms(engine: Engine, *, workflow: str | None = None) -> list[DeadlineArm]:
+    """The deadline each case waits on per state entry (``queries.latest_deadline_arms``):
+    the same query ``Tx.deadline_arms`` runs for ``case list --overdue``."""
+    with _read(engine) as conn:
+        return [
+            DeadlineArm(
+                case_id=r.case_id,
+                timer=r.timer,
+                epoch=r.epoch,
+                deadline_at=r.deadline_at,
+                status=TimerStatus(r.status),
+            )
+            for r in conn.execute(latest_deadline_arms(workflow))
+        ]
 
 
 def timers(

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, or_, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 
@@ -34,6 +34,7 @@ from dk2020flow.engine.records import (
 from dk2020flow.errors import ConflictError, NotFoundError
 from dk2020flow.store import queries
 from dk2020flow.store import tables as t
+from dk2020flow.store.chain import GENESIS, chain
 from dk2020flow.store.db import (
     READ_ONLY_OPTION,
     make_engine,
@@ -47,6 +48,7 @@ from dk2020flow.store.port import (
     CaseFilter,
     Contact,
     DaemonInfo,
+    DeadlineArm,
     Municipality,
     NewMail,
     OutboxMessage,
@@ -358,29 +360,15 @@ class SqlTx:
 
     def _insert_events(self, case_id: int, records: Sequence[EventRecord], *, epoch: int) -> None:
         """Append ``records`` to the case's log, numbered on from its last event (by the
-        database, in the INSERT itself: ``queries.APPEND_EVENT_ROWS``)."""
+        database, in the INSERT itself: ``queries.APPEND_EVENT_ROWS``), each chained to
+        the one before it by its hash (``store/chain.py``; the last hash read once). The
+        caller holds the case row's lock (its UPDATE, or ``append_event``'s)."""
         if not records:
             return
-        queries.APPEND_EVENT_ROWS.execute(
-            self._conn,
-            [
-                {
-                    "case_id": case_id,
-                    "b_case": case_id,
-                    "at": rec.at,
-                    "kind": rec.kind.value,
-                    "actor": rec.actor,
-                    "role": rec.role,
-                    "trigger": rec.trigger,
-                    "from_state": rec.from_state,
-                    "to_state": rec.to_state,
-                    "comment": rec.comment,
-                    "data": dict(rec.data),
-                    "epoch": epoch,
-                }
-                for rec in records
-            ],
-        )
+        prev = self._conn.execute(queries.LAST_EVENT_HASH, {"b_case": case_id}).scalar()
+        rows = [{**event_values(case_id, rec, epoch), "b_case": case_id} for rec in records]
+        chain(rows, prev or GENESIS)
+        queries.APPEND_EVENT_ROWS.execute(self._conn, rows)
 
     def load_cases(self, case_ids: Sequence[int]) -> dict[int, CaseSnapshot]:
         """The cases with these ids, by id, in one query (an unknown id is left out)."""
@@ -409,8 +397,9 @@ class SqlTx:
         return [_case(row) for row in rows]
 
     def find_cases_by_ref(self, ref: str, workflow: str | None) -> list[CaseSnapshot]:
-        """Cases that ``ref`` names: ``#12`` (case id only), ``12`` (case id or municipality
-        code), or a municipality's name (case-insensitive); within ``workflow`` if given."""
+        """Cases that ``ref`` names: ``#12`` (the case number 12), else a municipality's
+        three-digit code or name (case-insensitive), never a case number (a code such as
+        København's 101 must not find case 101); within ``workflow`` if given."""
         ref = ref.strip()
         c = t.cases.c
         if ref.startswith("#") and ref[1:].isdigit():
@@ -422,15 +411,10 @@ class SqlTx:
                     queries.CASE_BY_ID_IN, {"id": int(ref[1:]), "workflow": workflow}
                 )
             return [_case(row) for row in rows]
-        conditions = []
-        if ref.isdigit():
-            conditions.append(c.id == int(ref))
         municipality = self.find_municipality(ref)
-        if municipality is not None:
-            conditions.append(c.municipality_code == municipality.code)
-        if not conditions:
+        if municipality is None:
             return []
-        query = queries.case_rows().where(or_(*conditions))
+        query = queries.case_rows().where(c.municipality_code == municipality.code)
         if workflow is not None:
             query = query.where(c.workflow == workflow)
         return [_case(row) for row in self._conn.execute(query.order_by(c.id))]
@@ -450,6 +434,19 @@ class SqlTx:
         if pending_only:
             query = query.where(tm.status == PENDING)
         return [_timer(row) for row in self._conn.execute(query.order_by(tm.due_at, tm.id))]
+
+    def deadline_arms(self, workflow: str | None = None) -> list[DeadlineArm]:
+        rows = self._conn.execute(queries.latest_deadline_arms(workflow))
+        return [
+            DeadlineArm(
+                case_id=row.case_id,
+                timer=row.timer,
+                epoch=row.epoch,
+                deadline_at=row.deadline_at,
+                status=TimerStatus(row.status),
+            )
+            for row in rows
+        ]
 
     def append_event(self, case_id: int, record: EventRecord) -> None:
         """Log an event that changes nothing else (a skipped firing, parked mail …)."""
@@ -538,12 +535,18 @@ class SqlTx:
         rows = self._conn.execute(queries.DUE_PROGRAMME_TIMERS, {"now": now, "limit": limit})
         return [_programme_timer(row) for row in rows]
 
-    def finish_programme_timer(self, timer_id: int, at: dt.datetime, note: str = "") -> None:
+    def finish_programme_timer(
+        self,
+        timer_id: int,
+        at: dt.datetime,
+        note: str = "",
+        status: TimerStatus = TimerStatus.FIRED,
+    ) -> None:
         pt = t.programme_timers.c
         result = self._conn.execute(
             update(t.programme_timers)
             .where(pt.id == timer_id, pt.status == PENDING)
-            .values(status=TimerStatus.FIRED.value, fired_at=at, note=note)
+            .values(status=status.value, fired_at=at, note=note)
         )
         if result.rowcount != 1:
             raise ConflictError(f"programme timer {timer_id} is not pending any more")
@@ -847,6 +850,24 @@ def _contact(row: Row[Any]) -> Contact:
     )
 
 
+def event_values(case_id: int, rec: EventRecord, epoch: int) -> dict[str, Any]:
+    """An event row's insert parameters, without ``seq`` and ``hash``."""
+    return {
+        "case_id": case_id,
+        "at": rec.at,
+        "kind": rec.kind.value,
+        "actor": rec.actor,
+        "role": rec.role,
+        "trigger": rec.trigger,
+        "from_state": rec.from_state,
+        "to_state": rec.to_state,
+        "comment": rec.comment,
+        "data": dict(rec.data),
+        "epoch": epoch,
+        "transition": rec.transition,
+    }
+
+
 def _event(row: Row[Any]) -> StoredEvent:
     return StoredEvent(
         id=row.id,
@@ -862,7 +883,10 @@ def _event(row: Row[Any]) -> StoredEvent:
             to_state=row.to_state,
             comment=row.comment,
             data=dict(row.data),
+            transition=row.transition,
         ),
+        epoch=row.epoch,
+        hash=row.hash,
     )
 
 

@@ -107,7 +107,10 @@ class CaseRow(SQLModel, table=True):
 
 
 class EventRow(SQLModel, table=True):
-    """The append-only log: one row per change of a case, numbered by ``seq``."""
+    """The append-only log: one row per change of a case, numbered by ``seq``.
+
+    Triggers created by migration 0002 refuse UPDATE and DELETE (and TRUNCATE on
+    PostgreSQL) of its rows; ``hash`` chains each case's events."""
 
     __tablename__ = "events"
     __table_args__ = (UniqueConstraint("case_id", "seq"),)
@@ -125,6 +128,10 @@ class EventRow(SQLModel, table=True):
     comment: str = _col(Text)
     data: dict[str, Any] = _col(JsonType)
     epoch: int = _col(Integer)
+    transition: int | None = _col(Integer, nullable=True)
+    """The index of the transition taken in the definition's list (transition events)."""
+    hash: str | None = _col(String(64), nullable=True)
+    """SHA-256 over the event and the case's previous event's hash (``store/chain.py``)."""
 
 
 class TimerRow(SQLModel, table=True):

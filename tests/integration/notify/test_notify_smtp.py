@@ -50,6 +50,7 @@ def _message(
             timezone="Europe/Copenhagen",
             stamp=dt.datetime(2020, 11, 1, 8, 0, tzinfo=dt.UTC),
             organizer=SENDER,
+            attendees=to,
             location="Online",
         )
     mail = RenderedMail(
@@ -322,6 +323,13 @@ def test_a_non_ascii_address_goes_with_smtputf8_and_utf8_headers(
 def test_a_non_ascii_address_without_smtputf8_is_temporary(ascii_only_server: SmtpServer) -> None:
     message = _message(1, to=(("Søren", "søren@rm.example.dk"),))
     transport = _transport(ascii_only_server)
+
+    async def send_then_close() -> None:
+        try:
+            await transport.send(message, envelope_recipients(message))
+        finally:
+            await transport.close()  # the connection stays open after the refusal
+
     with pytest.raises(TemporaryDeliveryError, match="SMTPUTF8"):
-        asyncio.run(transport.send(message, envelope_recipients(message)))
+        asyncio.run(send_then_close())
     assert ascii_only_server.handler.messages == []

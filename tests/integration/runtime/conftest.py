@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
+import logging
 import socket
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +81,123 @@ def assert_exactly_once(store: SqlStore, expected: int) -> None:
     doubled = {key: n for key, n in per_timer.items() if n != 1}
     assert not doubled, f"fired more than once: {list(doubled.items())[:5]}"
     assert len(per_timer) == expected
+
+
+# ------------------------------------------------------------- the daemon's log
+
+
+Records = list[dict[str, Any]]
+
+
+class LogWatch:
+    """A daemon's log records as they arrive; a test waits for one that says what it needs.
+
+    The daemon writes an ``action`` line after each step it has committed (``started``,
+    ``fired`` with its count, ``delivered`` per message, ``tick`` with ``next_due``, ``error``,
+    ``stopped`` …): waiting on those is waiting on the daemon itself, with no sleep and no
+    polling. The timeout is only the bound after which the test fails."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self.lines: list[str] = []
+        self.records: Records = []
+        self.ended = False
+
+    def add_line(self, line: str) -> None:
+        with self._changed:
+            self.lines.append(line)
+            if line.startswith("{"):
+                self.records.append(json.loads(line))
+            self._changed.notify_all()
+
+    def add_record(self, record: dict[str, Any]) -> None:
+        with self._changed:
+            self.records.append(record)
+            self._changed.notify_all()
+
+    def end(self) -> None:
+        """The stream closed (the process exited): nothing more will come."""
+        with self._changed:
+            self.ended = True
+            self._changed.notify_all()
+
+    def read(self, stream: Iterable[str]) -> threading.Thread:
+        """Collect the lines of ``stream`` (a child's stderr) on a thread, until it closes."""
+
+        def run() -> None:
+            try:
+                for line in stream:
+                    self.add_line(line)
+            finally:
+                self.end()
+
+        reader = threading.Thread(target=run, daemon=True)
+        reader.start()
+        return reader
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(
+        self, holds: Callable[[Records], bool], what: str, timeout: float = 120
+    ) -> Records:
+        """Block until ``holds(records)``; fail if the log ends first or after ``timeout`` s."""
+        give_up = time.monotonic() + timeout
+        with self._changed:
+            while not holds(self.records):
+                left = give_up - time.monotonic()
+                if self.ended or left <= 0:
+                    why = "the log ended" if self.ended else f"{timeout:.0f} s passed"
+                    tail = self.text()[-3000:] or repr(self.records[-5:])
+                    raise AssertionError(f"{why} before {what}:\n{tail}")
+                self._changed.wait(left)
+            return list(self.records)
+
+
+def log_actions(records: Records, action: str) -> Records:
+    return [r for r in records if r.get("action") == action]
+
+
+def progress(records: Records) -> int:
+    """Timers fired plus messages delivered, by the daemon's own account (each line is
+    written after its transaction committed)."""
+    return sum(int(r.get("fired", 0)) for r in log_actions(records, "fired")) + len(
+        log_actions(records, "delivered")
+    )
+
+
+def caught_up(records: Records, since: int = 0) -> bool:
+    """A pass after ``since`` records found nothing due at all (no timer, no message, no
+    lease of a message being sent): the daemon has done everything."""
+    return any(r["next_due"] is None for r in log_actions(records[since:], "tick"))
+
+
+class WatchHandler(logging.Handler):
+    """The in-process daemon's log records into a ``LogWatch``."""
+
+    def __init__(self, watch: LogWatch) -> None:
+        super().__init__(logging.DEBUG)
+        self.watch = watch
+
+    def emit(self, record: logging.LogRecord) -> None:
+        fields = getattr(record, "fields", None) or {}
+        self.watch.add_record({"action": getattr(record, "action", "log"), **fields})
+
+
+@pytest.fixture
+def log_watch() -> Iterator[LogWatch]:
+    """The records of the ``dk2020flow`` loggers (down to DEBUG) while the test runs."""
+    watch = LogWatch()
+    handler = WatchHandler(watch)
+    root = logging.getLogger("dk2020flow")
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield watch
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
 
 
 @pytest.fixture

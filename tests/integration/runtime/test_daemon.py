@@ -21,7 +21,16 @@ from dk2020flow.settings import Settings
 from dk2020flow.store.port import OutboxStatus
 from dk2020flow.store.repository import SqlStore
 
-from .conftest import PING_TIMERS, T0, assert_exactly_once, open_ping_cases, timer_counts
+from .conftest import (
+    PING_TIMERS,
+    T0,
+    LogWatch,
+    assert_exactly_once,
+    caught_up,
+    log_actions,
+    open_ping_cases,
+    timer_counts,
+)
 
 CASES = 12
 MINI = Path(__file__).parents[2] / "data" / "mini" / "workflows" / "mini.yaml"
@@ -132,7 +141,12 @@ def test_burst_cap_defers_but_never_drops(
 
 
 def test_long_run_with_apscheduler_wakes_stops_and_beats(
-    service: Service, sqlite_store: SqlStore, clock: ManualClock, settings: Settings, mail_dir: Path
+    service: Service,
+    sqlite_store: SqlStore,
+    clock: ManualClock,
+    settings: Settings,
+    mail_dir: Path,
+    log_watch: LogWatch,
 ) -> None:
     open_ping_cases(service, 3)
     clock.advance(dt.timedelta(minutes=2))
@@ -141,16 +155,24 @@ def test_long_run_with_apscheduler_wakes_stops_and_beats(
     thread = threading.Thread(target=lambda: exit_code.append(daemon.run()), daemon=True)
     thread.start()
     try:
-        # The first pass runs at once: t01 and t02 of every case (bounded wait for the thread).
-        _wait_for(lambda: timer_counts(sqlite_store).get("fired", 0) == 3 * 2)
-        # The one-shot wake-up is armed for t03, a minute of *work clock* away.
-        _wait_for(lambda: daemon.next_due == T0 + dt.timedelta(minutes=3))
+        # The first pass runs at once (t01 and t02 of every case), then arms the one-shot
+        # wake-up for t03, a minute of *work clock* away: the daemon logs both.
+        records = log_watch.wait_for(
+            lambda r: bool(log_actions(r, "tick")) and _first(r, "tick") < _last_armed(r),
+            "the first pass and the wake-up it arms",
+        )
+        assert log_actions(records, "tick")[0]["fired"] == 3 * 2
+        assert timer_counts(sqlite_store).get("fired", 0) == 3 * 2
+        assert daemon.next_due == T0 + dt.timedelta(minutes=3)
         assert daemon.wake_at is not None
-        # Move the work clock past everything and wake the daemon (what a sweep would do).
+        # Move the work clock past everything and wake the daemon (what a sweep would do):
+        # a pass finds nothing due any more.
         clock.advance(dt.timedelta(hours=1))
+        since = len(log_watch.records)
         daemon.wake()
-        _wait_for(lambda: timer_counts(sqlite_store).get("pending", 0) == 0)
-        _wait_for(lambda: daemon.counters["delivered"] == 3)
+        log_watch.wait_for(lambda r: caught_up(r, since), "a pass with nothing left to do")
+        assert timer_counts(sqlite_store).get("pending", 0) == 0
+        assert daemon.counters["delivered"] == 3
     finally:
         daemon.stop()
         thread.join(timeout=30)
@@ -237,12 +259,10 @@ def test_outbox_left_sending_by_a_crash_goes_out_after_the_lease(
         assert tx.outbox_message(claimed.id).status is OutboxStatus.SENT  # type: ignore[union-attr]
 
 
-def _wait_for(condition: object, timeout: float = 20.0) -> None:
-    """Wait (bounded) for the daemon's thread to get somewhere; not a deadline."""
-    done = threading.Event()
-    assert callable(condition)
-    for _ in range(int(timeout / 0.02)):
-        if condition():
-            return
-        done.wait(0.02)
-    raise AssertionError(f"timed out waiting for {condition}")
+def _first(records: list[dict[str, object]], action: str) -> int:
+    return next(i for i, r in enumerate(records) if r.get("action") == action)
+
+
+def _last_armed(records: list[dict[str, object]]) -> int:
+    armed = [i for i, r in enumerate(records) if r.get("action") == "armed"]
+    return armed[-1] if armed else -1

@@ -10,8 +10,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
-from collections.abc import Callable
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -28,10 +26,12 @@ from dk2020flow.store.repository import SqlStore
 from .conftest import (
     PING_TIMERS,
     T0,
+    LogWatch,
     SmtpServer,
     assert_exactly_once,
     new_mail,
     open_ping_cases,
+    progress,
     queue,
     timer_counts,
 )
@@ -52,28 +52,17 @@ def _env(url: str, tmp: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def _daemon(
-    url: str, tmp: Path, *args: str, batch_size: str = "25", log: Path | None = None
-) -> subprocess.Popen[str]:
-    """A daemon subprocess; its log goes to ``log`` (a file nobody must drain) or a pipe."""
+def _daemon(url: str, tmp: Path, *args: str, batch_size: str = "25") -> subprocess.Popen[str]:
+    """A daemon subprocess, its JSON log on a pipe (read it: ``LogWatch.read``, or
+    ``communicate``)."""
     return subprocess.Popen(
         ["dk2020flow", "scheduler", "run", "--now", LATER, "--log-format", "json", *args],
         stdout=subprocess.DEVNULL,
-        stderr=log.open("w") if log else subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env=_env(url, tmp, DK2020FLOW_BATCH_SIZE=batch_size),
         cwd=tmp,
     )
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
-    """Bounded wait for another process to get somewhere (not a deadline)."""
-    pause = threading.Event()
-    for _ in range(int(timeout / 0.02)):
-        if condition():
-            return
-        pause.wait(0.02)
-    raise AssertionError("timed out waiting for the daemon process")
 
 
 def _setup(url: str, cases: int) -> SqlStore:
@@ -120,15 +109,21 @@ def test_kill_9_mid_batch_then_restart_fires_exactly_once(
     store = _setup(url, cases)
     try:
         expected = cases * PING_TIMERS
-        proc = _daemon(url, tmp_path, batch_size="5", log=tmp_path / "daemon.log")
+        proc = _daemon(url, tmp_path, batch_size="5")
+        log = LogWatch()
+        assert proc.stderr is not None
+        reader = log.read(proc.stderr)
         try:
-            _wait_for(lambda: timer_counts(store).get("fired", 0) >= 50)
+            # Killed once its log says 50 firings were committed: mid-run, wherever it is.
+            log.wait_for(lambda r: progress(r) >= 50, "50 firings")
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+            reader.join(timeout=30)
+            proc.stderr.close()
         assert proc.returncode == -signal.SIGKILL
         counts = timer_counts(store)
         assert counts.get("pending", 0) > 0, "the daemon finished before the kill: no test"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,17 @@ JUNE = dt.datetime(2020, 6, 20, 8, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
-def service(sqlite_url: str) -> Service:
+def sql_store(sqlite_url: str) -> Iterator[SqlStore]:
     store = SqlStore(sqlite_url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def service(sql_store: SqlStore) -> Service:
+    store = sql_store
     svc = Service(store, clock=ManualClock(JUNE))
     svc.load_workflow(DK2020)
     with store.transaction() as tx:
@@ -179,3 +189,75 @@ def test_a_removed_event_not_yet_announced_sends_nothing(service: Service, tmp_p
     with service.store.read() as tx:
         events = [m for m in tx.outbox(limit=500) if m.template == "event_invitation"]
     assert all("start_conference" not in (m.ics or "") for m in events)
+
+
+# --------------------------------------------------------------- missed events (#15.7)
+
+START_CONFERENCE = dt.datetime(2020, 11, 26, 9, 0, tzinfo=dt.UTC)  # 10:00 local
+
+
+def _round1_start_rows(service: Service) -> list[tuple[str, int, dt.datetime]]:
+    with service.store.read() as tx:
+        return sorted(
+            (p.kind, p.index, p.due_at)
+            for p in tx.programme_timers()
+            if p.cohort == "round1" and p.event == "start_conference"
+        )
+
+
+def test_loading_arms_events_as_of_the_given_now(sql_store: SqlStore) -> None:
+    """A rehearsal loads with --now: the reminders are armed as of then, not the machine's clock."""
+    service = Service(sql_store, clock=ManualClock(dt.datetime(2026, 1, 5, tzinfo=dt.UTC)))
+    service.load_workflow(DK2020, now=JUNE)
+    assert _round1_start_rows(service) == [
+        ("event", 0, dt.datetime(2020, 11, 5, 9, 0, tzinfo=dt.UTC)),
+        ("event_reminder", 1, dt.datetime(2020, 11, 19, 9, 0, tzinfo=dt.UTC)),
+        ("event_reminder", 2, dt.datetime(2020, 11, 25, 9, 0, tzinfo=dt.UTC)),
+    ]
+
+
+def test_an_event_already_held_at_loading_is_not_armed(sql_store: SqlStore) -> None:
+    service = Service(sql_store, clock=ManualClock(JUNE))
+    service.load_workflow(DK2020, now=START_CONFERENCE + dt.timedelta(minutes=1))
+    assert _round1_start_rows(service) == []
+
+
+def test_an_event_to_come_whose_invitation_time_passed_is_invited_at_loading(
+    sql_store: SqlStore,
+) -> None:
+    """Loaded between the invitation time and the event: invited at once, past reminders dropped."""
+    service = Service(sql_store, clock=ManualClock(JUNE))
+    loaded_at = START_CONFERENCE - dt.timedelta(days=3)
+    service.load_workflow(DK2020, now=loaded_at)
+    assert _round1_start_rows(service) == [
+        ("event", 0, dt.datetime(2020, 11, 5, 9, 0, tzinfo=dt.UTC)),
+        ("event_reminder", 2, dt.datetime(2020, 11, 25, 9, 0, tzinfo=dt.UTC)),
+    ]
+
+
+def test_an_invitation_missed_until_the_event_was_held_is_never_sent(service: Service) -> None:
+    """The scheduler did not run between the invitation time and the event: no invitation
+    to the past, no reminders for it; each is written off with the reason."""
+    _aarhus_waits_for_the_round1_start(service)
+    after = START_CONFERENCE + dt.timedelta(hours=1)
+    service.fire_due(after)
+    with service.store.read() as tx:
+        mails = [m for m in tx.outbox(limit=500) if m.template == "event_invitation"]
+    assert not [m for m in mails if "start_conference" in (m.ics or "")]
+    assert _round1_start_rows(service) == []  # written off, not left pending
+
+
+def test_an_invitation_late_but_before_the_event_is_sent(service: Service) -> None:
+    _aarhus_waits_for_the_round1_start(service)
+    late = START_CONFERENCE - dt.timedelta(days=2)  # after the P7D reminder, before the event
+    service.fire_due(late)
+    with service.store.read() as tx:
+        mails = [
+            m
+            for m in tx.outbox(limit=500)
+            if m.template == "event_invitation" and "start_conference" in (m.ics or "")
+        ]
+    assert len(mails) == 1  # the invitation; the P7D reminder due with it is superseded
+    assert _round1_start_rows(service) == [
+        ("event_reminder", 2, dt.datetime(2020, 11, 25, 9, 0, tzinfo=dt.UTC))
+    ]

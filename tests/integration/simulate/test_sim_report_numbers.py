@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -232,10 +231,9 @@ def test_the_html_report_is_one_self_contained_file(report: Report) -> None:
 
 
 @pytest.mark.browser
-def test_the_html_report_renders_in_headless_chromium(report: Report, tmp_path: Path) -> None:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("chromium is not installed (apt-get install chromium)")
+def test_the_html_report_renders_in_headless_chromium(
+    report: Report, tmp_path: Path, chromium: str
+) -> None:
     page = tmp_path / "report.html"
     page.write_text(render_html(report), encoding="utf-8")
     shot = tmp_path / "report.png"

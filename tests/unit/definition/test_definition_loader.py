@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,15 @@ def test_too_large_is_df002(tmp_path: Path) -> None:
     assert problems(big, tmp_path) == [("DF002", 1, 1)]
 
 
+def test_df002_shows_the_file_s_real_size(tmp_path: Path) -> None:
+    path = tmp_path / "wf.yaml"
+    path.write_bytes(MINI.encode() + b"#" * (5_452_595 - len(MINI)))  # 5.2 MB
+    with pytest.raises(DefinitionError) as caught:
+        load_workflow(path)
+    (diagnostic,) = caught.value.diagnostics
+    assert "the file is 5.2 MB" in diagnostic.message, diagnostic.message
+
+
 def test_binary_and_non_utf8_are_df003_at_the_byte(tmp_path: Path) -> None:
     assert problems(b"workflow: mini\nversion: \x00\x01", tmp_path) == [("DF003", 2, 10)]
     assert problems(b"workflow: mini\ntitle: K\xf8benhavn\n", tmp_path) == [("DF003", 2, 9)]
@@ -110,6 +120,32 @@ def test_alias_bomb_and_deep_nesting_are_df007(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("alias", "where"),
+    [
+        ("title: &t {da: *t}", (3, 16)),
+        ("title: &t [*t]", (3, 12)),
+        ("title: &t {da: {en: [x, *t]}}", (3, 25)),
+    ],
+)
+def test_an_alias_inside_the_node_it_names_is_one_df007(
+    alias: str, where: tuple[int, int], tmp_path: Path
+) -> None:
+    assert problems(MINI.replace("title: Mini", alias), tmp_path) == [("DF007", *where)]
+
+
+def test_an_alias_after_its_node_is_fine(tmp_path: Path) -> None:
+    text = MINI.replace("title: Mini", "title: &t Mini\ndescription: *t")
+    loaded = load_workflow(_write(tmp_path, text), templates=TEMPLATES)
+    assert loaded.workflow.description == "Mini"
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "wf.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
     ("text", "where"),
     [("- a\n- b\n", (1, 1)), ("just text\n", (1, 1)), ("42\n", (1, 1))],
 )
@@ -148,8 +184,41 @@ def test_a_template_that_is_not_utf8_is_df062(tmp_path: Path) -> None:
     (folder / "hello.da.jinja").write_text(TEMPLATES["hello.da.jinja"])
     (folder / "hello.en.jinja").write_bytes(b"{% block subject %}K\xf8ge{% endblock %}")
     found = problems(MINI, tmp_path, templates=folder)
-    assert ("DF062", 1, 1) in found
-    assert ("DF060", 10, 24) in found  # the unreadable file does not count as the template
+    assert found == [("DF062", 1, 1)]  # one mistake: no DF060 for the file that is there
+
+
+@pytest.mark.parametrize(
+    "content", [b"\x00\x01binary", b"{# big #}" + b"x" * (300 * 1024)], ids=["binary", "oversized"]
+)
+def test_a_binary_or_oversized_template_is_only_df062(content: bytes, tmp_path: Path) -> None:
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    (folder / "hello.da.jinja").write_text(TEMPLATES["hello.da.jinja"])
+    (folder / "hello.en.jinja").write_bytes(content)
+    with pytest.raises(DefinitionError) as caught:
+        load_workflow(_write(tmp_path, MINI), templates=folder)
+    (diagnostic,) = caught.value.diagnostics
+    assert diagnostic.code == "DF062" and diagnostic.file == str(folder / "hello.en.jinja")
+
+
+def test_a_template_using_an_unreadable_file_adds_no_render_error(tmp_path: Path) -> None:
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    (folder / "hello.da.jinja").write_text(TEMPLATES["hello.da.jinja"])
+    (folder / "hello.en.jinja").write_text(
+        '{% import "_parts.en.jinja" as parts %}' + TEMPLATES["hello.en.jinja"]
+    )
+    (folder / "_parts.en.jinja").write_bytes(b"\x00binary")
+    with pytest.raises(DefinitionError) as caught:
+        load_workflow(_write(tmp_path, MINI), templates=folder)
+    assert [(d.code, d.file) for d in caught.value.diagnostics] == [
+        ("DF062", str(folder / "_parts.en.jinja"))
+    ]
+
+
+def test_an_unknown_timezone_is_one_df050_and_no_template_errors(tmp_path: Path) -> None:
+    text = MINI.replace('version: "1"', 'version: "1"\ntimezone: Europe/Copenhagn')
+    assert problems(text, tmp_path, templates=TEMPLATES) == [("DF050", 3, 11)]
 
 
 def test_default_template_folder_is_beside_the_workflows_folder(tmp_path: Path) -> None:
@@ -164,16 +233,76 @@ def test_default_template_folder_is_beside_the_workflows_folder(tmp_path: Path) 
     assert dict(loaded.templates) == TEMPLATES
 
 
+@pytest.mark.parametrize("where", ["programme", "programme/workflows"])
+def test_the_template_folder_does_not_depend_on_how_the_path_is_spelled(
+    where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # <folder of the file>/../notifications/<name>/, for a file in the current folder too.
+    folder = tmp_path / where
+    folder.mkdir(parents=True)
+    templates = folder.parent / "notifications" / "mini"
+    templates.mkdir(parents=True)
+    for name, text in TEMPLATES.items():
+        (templates / name).write_text(text)
+    (folder / "mini.yaml").write_text(MINI)
+    spellings = {
+        folder: [
+            "mini.yaml",
+            "./mini.yaml",
+            str(folder / "mini.yaml"),
+            "../" + folder.name + "/mini.yaml",
+        ],
+        tmp_path: [f"{where}/mini.yaml", str(folder / "mini.yaml")],
+        templates: [os.path.relpath(folder / "mini.yaml", templates)],
+    }
+    for cwd, paths in spellings.items():
+        monkeypatch.chdir(cwd)
+        for spelled in paths:
+            loaded = load_workflow(Path(spelled))
+            assert loaded.template_dir == templates, (cwd, spelled)
+            assert dict(loaded.templates) == TEMPLATES
+
+
 def test_schema_errors_are_all_reported_at_their_nodes(tmp_path: Path) -> None:
     text = MINI.replace('version: "1"', "version: 1.5").replace(
         "  done: {terminal: true}", "  done: {terminal: true, colour: red}"
     )
-    assert problems(text, tmp_path) == [("DF012", 2, 10), ("DF010", 11, 26)]
+    assert problems(text, tmp_path, templates=TEMPLATES) == [("DF012", 2, 10), ("DF010", 11, 26)]
+
+
+def test_a_shape_error_does_not_hide_the_other_problems(tmp_path: Path) -> None:
+    text = (
+        MINI.replace('version: "1"', "version: 1.5")
+        .replace("to: done, roles: clerk", "to: dnoe, roles: [clerk, boss]")
+        .replace("mail: {template: hello, to: clerk}", "mail: {template: hullo, to: clerk}")
+    )
+    assert problems(text, tmp_path, templates=TEMPLATES) == [
+        ("DF012", 2, 10),  # version: a number
+        ("DF030", 7, 3),  # open: its only transition goes to an unknown state
+        ("DF060", 10, 24),  # hullo (da)
+        ("DF060", 10, 24),  # hullo (en)
+        ("DF029", 11, 3),  # done: unreachable, as the only way in names `dnoe`
+        ("DF021", 13, 39),  # dnoe
+        ("DF022", 13, 60),  # boss
+    ]
+
+
+def test_what_a_shape_error_cuts_out_is_not_blamed_again(tmp_path: Path) -> None:
+    # The state `done` has a bad value: it is not "unknown" where a transition names it,
+    # and with the graph unknown no state is called unreachable.
+    text = MINI.replace("  done: {terminal: true}", "  done: {terminal: maybe}")
+    assert problems(text, tmp_path, templates=TEMPLATES) == [("DF012", 11, 20)]
+    # A role with a bad name is a DF012 where it is defined and where it is used, never
+    # "unknown"; a bad workflow name does not send the template check to a folder named
+    # after a placeholder (no DF060).
+    text = MINI.replace("clerk", "Clerk").replace("workflow: mini", "workflow: Mini")
+    found = problems(text, tmp_path)
+    assert found == [("DF012", 1, 11), ("DF012", 5, 3), ("DF012", 10, 35), ("DF012", 13, 52)]
 
 
 def test_union_alternatives_are_merged_into_one_diagnostic(tmp_path: Path) -> None:
     text = MINI.replace("title: Mini", "title: [Mini]")
-    found = problems(text, tmp_path)
+    found = problems(text, tmp_path, templates=TEMPLATES)
     assert found == [("DF012", 3, 8)]
 
 
@@ -210,6 +339,10 @@ def test_warnings_do_not_stop_loading_but_are_kept() -> None:
     text = MINI.replace("roles: clerk}", "}")
     loaded = load_workflow_text(text, "a.yaml", templates=TEMPLATES)
     assert [(d.code, d.severity) for d in loaded.warnings] == [("DF033", Severity.WARNING)]
+
+
+def test_definition_error_exits_2_as_invalid_input() -> None:
+    assert DefinitionError([]).exit_code == 2
 
 
 def test_definition_error_is_a_dk2020flow_error_naming_the_first_problem() -> None:

@@ -127,6 +127,7 @@ def test_deadline_takes_the_timer_description_and_knows_if_it_is_overdue(
     context = _build(workflow, deadline=DeadlineView(name="application_deadline", due_at=due))
     assert context["deadline"] == {
         "name": "application_deadline",
+        "title": "Ansøgningsfrist",
         "description": "The application with the signed commitment letter.",
         "due_at": due,
         "extended": False,

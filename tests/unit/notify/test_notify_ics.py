@@ -207,3 +207,47 @@ def test_files_made_with_the_cached_vtimezone_are_what_icalendar_makes(
             cancelled=cancelled,
         )
         assert event.content == _as_icalendar_writes_it(event.content)
+
+
+# ----------------------------------------------------------------------------- RFC 5546 (issue 15, point 13)
+
+
+def test_a_request_names_its_organizer_and_every_attendee() -> None:
+    attendees = (
+        ("Mette Lindholm", "mette@aarhus.example.dk"),
+        ("Søren Kjær", "soren@rm.example.dk"),
+    )
+    calendar = _event(attendees=attendees)
+    assert calendar["METHOD"] == "REQUEST"
+    [event] = calendar.walk("VEVENT")
+    assert str(event["ORGANIZER"]) == "mailto:dk2020@concito.example.dk"
+    assert event["ORGANIZER"].params["CN"] == "DK2020-sekretariatet"
+    found = event["ATTENDEE"]
+    assert [str(a) for a in found] == [f"mailto:{address}" for _, address in attendees]
+    for attendee, (name, _) in zip(found, attendees, strict=True):
+        assert attendee.params["CN"] == name
+        assert attendee.params["PARTSTAT"] == "NEEDS-ACTION"
+        assert attendee.params["RSVP"] == "TRUE"
+
+
+def test_without_attendees_the_event_is_published_not_requested() -> None:
+    calendar = _event(attendees=())
+    assert calendar["METHOD"] == "PUBLISH"
+    [event] = calendar.walk("VEVENT")
+    assert "ATTENDEE" not in event
+
+
+def test_a_deadline_is_published_by_its_organizer_without_attendees() -> None:
+    attachment = deadline_calendar(
+        uid=deadline_uid(751, "reply_deadline", "dk2020.example.dk"),
+        summary="DK2020 – klimaplaner i hele Danmark: Kommunalbestyrelsens svar",
+        due_at=dt.datetime(2020, 8, 31, 23, 59, tzinfo=CPH),
+        timezone="Europe/Copenhagen",
+        stamp=STAMP,
+        organizer=ORGANIZER,
+    )
+    calendar = icalendar.Calendar.from_ical(attachment.content)
+    assert calendar["METHOD"] == "PUBLISH"
+    [event] = calendar.walk("VEVENT")
+    assert str(event["ORGANIZER"]) == "mailto:dk2020@concito.example.dk"
+    assert "ATTENDEE" not in event

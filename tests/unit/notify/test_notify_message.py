@@ -152,6 +152,7 @@ def test_calendar_attachment_keeps_crlf_and_method() -> None:
         timezone="Europe/Copenhagen",
         stamp=DATE,
         organizer=SENDER,
+        attendees=(("Mette Lindholm", "mette.lindholm@aarhus.example.dk"),),
         location="Online",
     )
     message = _reparse(_build(calendar=calendar))

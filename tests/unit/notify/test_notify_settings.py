@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from dk2020flow.notify import (
@@ -74,3 +76,30 @@ def test_console_transport() -> None:
     assert isinstance(
         transport_from_settings(MailSettings(mail_transport="console")), ConsoleTransport
     )
+
+
+def test_the_sender_setting_overrides_the_workflow_s(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from dk2020flow.service_mail import MailComposer
+    from dk2020flow.settings import SettingsError, load_settings
+
+    from .conftest import load_workflow
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DK2020FLOW_CONFIG", raising=False)
+    workflow = load_workflow()
+    assert MailComposer().sender(workflow) == (
+        "DK2020-sekretariatet hos CONCITO",
+        "dk2020@concito.example.dk",
+    )
+    monkeypatch.setenv("DK2020FLOW_MAIL_SENDER_NAME", "KL")
+    assert MailComposer(sender=load_settings().sender_override()).sender(workflow) == (
+        "KL",
+        "dk2020@concito.example.dk",
+    )
+    monkeypatch.setenv("DK2020FLOW_MAIL_SENDER", "noreply@kl.example.dk")
+    assert load_settings().sender_override() == ("KL", "noreply@kl.example.dk")
+    monkeypatch.setenv("DK2020FLOW_MAIL_SENDER", "not an address")
+    with pytest.raises(SettingsError, match="DK2020FLOW_MAIL_SENDER"):
+        load_settings()
