@@ -3,6 +3,7 @@
     python bench/run.py            # the full run (2.5-4 minutes here)
     python bench/run.py --quick    # smaller sizes (about 2 minutes here)
     python bench/run.py --only dispatch,mail
+    python bench/run.py --only revisions   # this checkout against HEAD (bench/revisions.py)
 
 These machines are shared and noisy: every comparison runs in the same
 invocation, and what counts is the ratio. Absolute numbers are context only.
@@ -30,6 +31,8 @@ from common import Result, Workdir, failed, pg_available
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 SECTIONS = ("dispatch", "peers", "idle", "lateness", "mail", "memory", "startup")
+OPT_IN = ("revisions",)
+"""Sections run only when --only names them (revisions: two revisions, several minutes)."""
 
 
 @dataclass(frozen=True)
@@ -261,6 +264,13 @@ def run(sizes: Sizes, only: set[str]) -> list[Result]:
                     )
                 ],
             )
+        if "revisions" in only:
+            import revisions
+
+            print("6. this checkout against another revision", flush=True)
+            results += _guard(
+                "6. revisions", "revisions", "x", lambda: revisions.compare(sizes.mail)
+            )
         if "startup" in only:
             print("6. start-up of a read command", flush=True)
             results += _guard("6. start-up", "start-up", "s", lambda: startup.startup(work))
@@ -384,7 +394,7 @@ def main() -> int:
     # The engine's own log lines (per message, per firing) would drown the report.
     logging.getLogger("dk2020flow").setLevel(logging.ERROR)
     only = {part.strip() for part in args.only.split(",") if part.strip()}
-    unknown = only - set(SECTIONS)
+    unknown = only - set(SECTIONS) - set(OPT_IN)
     if unknown:
         parser.error(
             f"unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}"

@@ -1,9 +1,11 @@
 """Where ``now`` comes from.
 
-Every ``now`` in dk2020flow comes from a :class:`Clock` (DESIGN.md, invariant
-5). Production uses :class:`SystemClock`; ``--now`` on the command line gives a
-:class:`FixedClock`; tests and simulation drive a :class:`ManualClock` and never
-sleep on the wall clock. All clocks return timezone-aware UTC datetimes and
+Every ``now`` in dk2020flow comes from a :class:`Clock` (docs/architecture.md,
+invariant 5); this is the only module that reads the machine's clock (a test
+greps for it). Production uses :class:`SystemClock`; ``--now`` on the command
+line gives a :class:`FixedClock` (``scheduler run --now`` without ``--once``, a
+:class:`ShiftedClock`); tests and simulation drive a :class:`ManualClock` and
+never sleep on the wall clock. All clocks return timezone-aware UTC datetimes and
 refuse naive ones.
 """
 
@@ -13,6 +15,8 @@ import datetime as dt
 import re
 from typing import Protocol, runtime_checkable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dk2020flow.localtime import to_utc
 
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -71,6 +75,22 @@ class FixedClock:
         return f"FixedClock({self._instant.isoformat()})"
 
 
+class ShiftedClock:
+    """Starts at a given instant and advances with the wall clock (``run --now`` without --once)."""
+
+    __slots__ = ("_offset", "_wall")
+
+    def __init__(self, start: dt.datetime, wall: Clock | None = None) -> None:
+        self._wall = wall or SystemClock()
+        self._offset = as_utc(start, "start") - self._wall.now()
+
+    def now(self) -> dt.datetime:
+        return self._wall.now() + self._offset
+
+    def __repr__(self) -> str:
+        return f"ShiftedClock(now={self.now().isoformat()})"
+
+
 class ManualClock:
     """A clock that moves only when told to: tests and simulations drive it.
 
@@ -117,14 +137,11 @@ def parse_instant(text: str, tz: str) -> dt.datetime:
 
     Accepts an ISO 8601 date-time with an offset (``2020-08-19T12:00+02:00``)
     or ``Z``; a local date-time without an offset, read in ``tz`` by the DST
-    rule of :func:`dk2020flow.engine.timers.to_utc` (a time in the spring gap
+    rule of :func:`dk2020flow.localtime.to_utc` (a time in the spring gap
     moves forward by the gap, a time that exists twice means its first
     occurrence); or a date alone, meaning local midnight. Anything else raises
     a ValueError naming the expected formats.
     """
-    # Imported here: the engine may import the clock, never the other way at load time.
-    from dk2020flow.engine.timers import to_utc
-
     zoneinfo = zone(tz)
     cleaned = text.strip()
     if _DATE_ONLY.match(cleaned):

@@ -22,8 +22,13 @@ class Cli:
 
     def __call__(self, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
-            ["dk2020flow", *args], cwd=self.cwd, env=self.env, capture_output=True,
-            text=True, timeout=120, check=False,
+            ["dk2020flow", *args],
+            cwd=self.cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
         assert done.returncode == code, (args, done.returncode, done.stdout, done.stderr)
         assert "Traceback" not in done.stderr
@@ -42,8 +47,9 @@ def cli(tmp_path: Path) -> Cli:
 
 
 def test_a_case_from_invited_to_a_decision(cli: Cli) -> None:
-    opened = cli("case", "open", "dk2020", "Aarhus", "--role", "follow_up",
-                 "--now", "2020-06-20T10:00+02:00")
+    opened = cli(
+        "case", "open", "dk2020", "Aarhus", "--role", "follow_up", "--now", "2020-06-20T10:00+02:00"
+    )
     assert "state invited" in opened.stdout
     shown = cli.json("case", "show", "Aarhus")
     assert isinstance(shown, dict)
@@ -52,23 +58,53 @@ def test_a_case_from_invited_to_a_decision(cli: Cli) -> None:
     assert shown["warnings"]  # no contacts imported: the mayor's mail will be parked
 
     # Refused: not valid from this state; nothing changes.
-    refused = cli("case", "fire", "Aarhus", "submit_application", "--role", "contact_person", code=3)
+    refused = cli(
+        "case", "fire", "Aarhus", "submit_application", "--role", "contact_person", code=3
+    )
     assert "cannot fire in state 'invited'" in refused.stderr
     # Refused: a wrong value.
-    bad = cli("case", "fire", "Aarhus", "decide_participate", "--role", "council",
-              "--data", "cohort=round1", "--data", "decision_date=tomorrow",
-              "--data", "contact_person_name=Anna", "--data", "contact_person_email=anna@aarhus.example.dk",
-              code=3)
+    bad = cli(
+        "case",
+        "fire",
+        "Aarhus",
+        "decide_participate",
+        "--role",
+        "council",
+        "--data",
+        "cohort=round1",
+        "--data",
+        "decision_date=tomorrow",
+        "--data",
+        "contact_person_name=Anna",
+        "--data",
+        "contact_person_email=anna@aarhus.example.dk",
+        code=3,
+    )
     assert "decision_date" in bad.stderr and "YYYY-MM-DD" in bad.stderr
     history = cli.json("case", "history", "Aarhus")
     assert isinstance(history, list) and len(history) == 1
 
     # Allowed: the council joins round 1 and names a contact person.
-    moved = cli("case", "fire", "Aarhus", "decide_participate", "--role", "council",
-                "--data", "cohort=round1", "--data", "decision_date=2020-08-20",
-                "--data", "contact_person_name=Anna Jensen",
-                "--data", "contact_person_email=anna@aarhus.example.dk",
-                "--comment", "Byrådet besluttede 20. august", "--now", "2020-08-20T15:00+02:00")
+    moved = cli(
+        "case",
+        "fire",
+        "Aarhus",
+        "decide_participate",
+        "--role",
+        "council",
+        "--data",
+        "cohort=round1",
+        "--data",
+        "decision_date=2020-08-20",
+        "--data",
+        "contact_person_name=Anna Jensen",
+        "--data",
+        "contact_person_email=anna@aarhus.example.dk",
+        "--comment",
+        "Byrådet besluttede 20. august",
+        "--now",
+        "2020-08-20T15:00+02:00",
+    )
     assert "state decided" in moved.stdout
     history = cli.json("case", "history", "Aarhus")
     assert isinstance(history, list)
@@ -85,10 +121,17 @@ def test_a_case_from_invited_to_a_decision(cli: Cli) -> None:
 
 def test_clear_errors_for_unknown_things(cli: Cli) -> None:
     assert "no case" in cli("case", "show", "Atlantis", code=1).stderr
-    assert "no municipality" in cli("case", "open", "dk2020", "Atlantis", "--role", "follow_up", code=1).stderr
-    assert "no workflow" in cli("case", "open", "nope", "Aarhus", "--role", "follow_up", code=1).stderr
+    assert (
+        "no municipality"
+        in cli("case", "open", "dk2020", "Atlantis", "--role", "follow_up", code=1).stderr
+    )
+    assert (
+        "no workflow" in cli("case", "open", "nope", "Aarhus", "--role", "follow_up", code=1).stderr
+    )
     cli("case", "open", "dk2020", "Aarhus", "--role", "follow_up")
-    assert "not a trigger" in cli("case", "fire", "Aarhus", "fly", "--role", "council", code=3).stderr
+    assert (
+        "not a trigger" in cli("case", "fire", "Aarhus", "fly", "--role", "council", code=3).stderr
+    )
     assert "--now" in cli("case", "list", "--now", "next tuesday", code=2).stderr
 
 

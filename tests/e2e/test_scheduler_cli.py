@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from dk2020flow.cli_common import to_jsonable
+from dk2020flow.cli.common import to_jsonable
 from dk2020flow.clock import FixedClock, parse_instant
 from dk2020flow.notify.transports import FolderTransport, SmtpTransport
 from dk2020flow.runtime.daemon import Daemon

@@ -16,7 +16,7 @@ try:
     app()
 except SystemExit:
     pass
-heavy = ("alembic", "dk2020flow.service", "dk2020flow.notify.render", "icalendar", "holidays",
+heavy = ("alembic", "dk2020flow.service.core", "dk2020flow.notify.render", "icalendar", "holidays",
          "jinja2", "dk2020flow.definition.loader", "dk2020flow.engine.decide")
 print("imported:" + ",".join(name for name in heavy if name in sys.modules), file=sys.stderr)
 """

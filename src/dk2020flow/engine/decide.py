@@ -30,6 +30,7 @@ from dk2020flow.engine.records import (
     TimerKind,
 )
 from dk2020flow.errors import RefusalReason, RefusedError
+from dk2020flow.localtime import to_utc
 
 SYSTEM_ACTOR = "dk2020flow"
 MAX_AUTOMATIC_CHAIN = 20
@@ -637,7 +638,7 @@ def extend_deadline(
         )
     if by is not None:
         local = current_deadline.astimezone(wf.tz).replace(tzinfo=None) + by.delta
-        new_deadline = timing.to_utc(local, wf.tz)
+        new_deadline = to_utc(local, wf.tz)
     assert new_deadline is not None
     if new_deadline <= now:
         raise RefusedError(

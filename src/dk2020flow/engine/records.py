@@ -106,7 +106,7 @@ class TimerArm:
     epoch: int
     status: TimerStatus = TimerStatus.PENDING
     """Pending, or done already: a firing a migration carries over as fired (or skipped)
-    in the new version, so that it is never armed again (service_migrate)."""
+    in the new version, so that it is never armed again (service/migrate.py)."""
     fired_at: dt.datetime | None = None
     note: str = ""
 

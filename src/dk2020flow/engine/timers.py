@@ -40,6 +40,7 @@ from dk2020flow.definition.model import (
     Timer,
 )
 from dk2020flow.errors import Dk2020flowError
+from dk2020flow.localtime import require_aware, to_local, to_utc
 
 UTC = dt.UTC
 
@@ -63,51 +64,6 @@ class DueUnavailable(Dk2020flowError):  # noqa: N818 - the name says what happen
         self.reason = reason
 
 
-# ----------------------------------------------------------------------------- local <-> UTC
-
-
-def to_utc(local: dt.datetime, tz: ZoneInfo) -> dt.datetime:
-    """Convert a naive local wall-clock time in ``tz`` to an aware UTC instant.
-
-    The DST rule (stated in docs/time.md and pinned by tests):
-
-    - A local time that does not exist, because the clocks jump forward over
-      it (2021-03-28 02:30 in Europe/Copenhagen), is moved forward by the
-      length of the gap: 02:30 becomes 03:30 CEST, i.e. 01:30 UTC. (It is
-      read with the offset in force before the jump, as RFC 5545, java.time
-      and Python's ``fold=0`` do.)
-    - A local time that exists twice, because the clocks fall back over it
-      (2021-10-31 02:30), means its first occurrence: 02:30 CEST, 00:30 UTC.
-
-    ``local.fold`` is ignored: the rule decides. Give an explicit offset (see
-    :func:`dk2020flow.clock.parse_instant`) to mean the second occurrence.
-
-    A consequence: within the hour after a gap the conversion is not
-    monotonic (02:30 -> 01:30 UTC, but 03:00 -> 01:00 UTC). Outside gaps a
-    later wall-clock time never gives an earlier instant.
-    """
-    if local.tzinfo is not None:
-        raise ValueError(f"to_utc takes a local time without an offset, got {local.isoformat()}")
-    return local.replace(tzinfo=tz, fold=0).astimezone(UTC)
-
-
-def to_local(instant: dt.datetime, tz: ZoneInfo) -> dt.datetime:
-    """The naive local wall-clock time of an aware instant in ``tz``."""
-    return _require_aware(instant, "instant").astimezone(tz).replace(tzinfo=None, fold=0)
-
-
-def is_local_gap(local: dt.datetime, tz: ZoneInfo) -> bool:
-    """True when the naive local time does not exist in ``tz`` (a spring-forward gap)."""
-    return to_local(to_utc(local, tz), tz) != local.replace(fold=0)
-
-
-def is_local_fold(local: dt.datetime, tz: ZoneInfo) -> bool:
-    """True when the naive local time exists twice in ``tz`` (an autumn fold)."""
-    first = local.replace(tzinfo=tz, fold=0)
-    second = local.replace(tzinfo=tz, fold=1)
-    return first.utcoffset() != second.utcoffset() and not is_local_gap(local, tz)
-
-
 def add_duration(
     instant: dt.datetime, duration: Duration, tz: ZoneInfo, *, times: int = 1
 ) -> dt.datetime:
@@ -119,7 +75,7 @@ def add_duration(
     A month added to the 31st gives the last day of a shorter month; a year
     added to 29 February gives 28 February.
     """
-    instant = _require_aware(instant, "instant").astimezone(UTC)
+    instant = require_aware(instant, "instant").astimezone(UTC)
     nominal = _nominal(duration) * times
     if nominal:
         instant = to_utc(to_local(instant, tz) + nominal, tz)
@@ -145,7 +101,7 @@ def add_offset(
         return add_duration(instant, offset, tz, times=times)
     if calendar is None:
         raise TypeError("an offset in business days needs the workflow's business calendar")
-    local = to_local(_require_aware(instant, "instant").astimezone(UTC), tz)
+    local = to_local(require_aware(instant, "instant").astimezone(UTC), tz)
     day = calendar.add_business_days(local.date(), offset.business_days * times)
     return to_utc(dt.datetime.combine(day, local.time()), tz)
 
@@ -235,7 +191,7 @@ def _anchor(
                 "which is empty; set it on the case"
             )
         return _local_of(value, tz)
-    entered_at = _require_aware(entered_at, "entered_at").astimezone(UTC)
+    entered_at = require_aware(entered_at, "entered_at").astimezone(UTC)
     return to_local(entered_at, tz), entered_at
 
 
@@ -289,7 +245,7 @@ class Firing:
     due_at: dt.datetime
 
     def __post_init__(self) -> None:
-        _require_aware(self.due_at, "due_at")
+        require_aware(self.due_at, "due_at")
 
     @property
     def key(self) -> str:
@@ -322,7 +278,7 @@ def schedule(
     Ties keep that order (reminders, deadline, repeats, escalation). Past
     reminders are not removed here: see :func:`drop_past_reminders`.
     """
-    due_at = _require_aware(due_at, "due_at").astimezone(UTC)
+    due_at = require_aware(due_at, "due_at").astimezone(UTC)
     firings: list[Firing] = []
     if timer.reminders is not None:
         firings.extend(
@@ -366,7 +322,7 @@ def split_past_reminders(
     still overdue, and the timer's missed-firing policy decides how their past
     firings are handled.
     """
-    armed_at = _require_aware(armed_at, "armed_at")
+    armed_at = require_aware(armed_at, "armed_at")
     kept: list[Firing] = []
     dropped: list[Firing] = []
     for firing in firings:
@@ -430,12 +386,12 @@ def resolve_missed(
     Then at most ``burst_cap`` fire on this tick; the rest are deferred, never
     dropped. Nothing is dropped silently.
     """
-    now = _require_aware(now, "now")
+    now = require_aware(now, "now")
     if burst_cap < 1:
         raise ValueError(f"burst_cap must be at least 1, got {burst_cap}")
     ordered = sorted(firings_due, key=lambda item: item[1])
     for key, due_at in ordered:
-        if _require_aware(due_at, "due_at") > now:
+        if require_aware(due_at, "due_at") > now:
             raise ValueError(f"firing {key!r} is due at {due_at.isoformat()}, after now")
 
     candidates: list[tuple[K, dt.datetime]] = []
@@ -487,7 +443,7 @@ def next_office_opening(
     day) from ``opens`` (included) to ``closes`` (excluded), local time. Mail
     that is not urgent and falls due outside these hours waits until then.
     """
-    instant = _require_aware(instant, "instant").astimezone(UTC)
+    instant = require_aware(instant, "instant").astimezone(UTC)
     local = to_local(instant, tz)
     opens = parse_time_of_day(office_hours.opens)
     closes = parse_time_of_day(office_hours.closes)
@@ -552,18 +508,7 @@ def is_late(state: State, timer: str, deadline_at: dt.datetime, at: dt.datetime)
     currently armed for the case, a moved one included) passed before ``at`` without
     the transition that leaves the state — whether or not the deadline's own firing,
     its repeats or its escalation have gone out. The caller passes the deadline of
-    the case's current state entry (``store.queries.latest_deadline_arms``).
+    the case's current state entry (``store.sql.timers.latest_deadline_arms``).
     """
     spec = state.timers.get(timer)
     return not state.terminal and spec is not None and is_deadline(spec) and deadline_at < at
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def _require_aware(value: dt.datetime, what: str) -> dt.datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(
-            f"{what} must be timezone-aware (UTC), got the naive time {value.isoformat()}"
-        )
-    return value

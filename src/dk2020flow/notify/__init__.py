@@ -152,6 +152,9 @@ if TYPE_CHECKING:
         MailSettings as MailSettings,
     )
     from dk2020flow.notify.transports import (
+        RecordingTransport as RecordingTransport,
+    )
+    from dk2020flow.notify.transports import (
         Refusal as Refusal,
     )
     from dk2020flow.notify.transports import (
@@ -197,6 +200,7 @@ _WHERE = {
     "MunicipalityView": "context",
     "PermanentDeliveryError": "errors",
     "RecipientView": "context",
+    "RecordingTransport": "transports",
     "Refusal": "transports",
     "RenderedMail": "render",
     "Renderer": "render",
@@ -254,6 +258,7 @@ __all__ = [
     "MunicipalityView",
     "PermanentDeliveryError",
     "RecipientView",
+    "RecordingTransport",
     "Refusal",
     "RenderedMail",
     "Renderer",

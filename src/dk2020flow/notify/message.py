@@ -5,9 +5,8 @@ with email-validator, display names and the subject lose any line breaks,
 and a header that still would carry one is refused. Case data can therefore
 never add a header (``Bcc:``) or end the header block early.
 
-The message is written here too, once (:class:`MimeMessage`): its bytes are
-those the email package would write for it (``notify/mime.py``), made without
-building an ``EmailMessage``.
+The message is an ``EmailMessage`` of the standard library, written with the
+policies of ``notify/mime.py`` (:class:`MimeMessage` keeps it and its bytes).
 """
 
 from __future__ import annotations
@@ -17,8 +16,7 @@ import email
 import functools
 import hashlib
 import re
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -29,7 +27,6 @@ from email_validator import EmailNotValidError, validate_email
 from dk2020flow.notify import mime
 from dk2020flow.notify.errors import InvalidAddressError, MessageError
 from dk2020flow.notify.ics import CalendarAttachment
-from dk2020flow.notify.mime import AddressList, Part
 from dk2020flow.notify.render import RenderedMail
 
 Mailbox = tuple[str, str]
@@ -122,59 +119,98 @@ def _address(mailbox: Mailbox) -> Address:
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
-def _address_header(
-    name: str, mailboxes: tuple[Mailbox, ...]
-) -> tuple[AddressList, tuple[str, ...]]:
-    """The value of the ``name`` header (From, To, Cc, Reply-To) of these mailboxes,
+def _address_header(mailboxes: tuple[Mailbox, ...]) -> tuple[tuple[Address, ...], tuple[str, ...]]:
+    """The addresses of an address header (From, To, Cc, Reply-To) of these mailboxes,
     validated, and their addresses as the envelope gives them."""
-    addresses = [_address(m) for m in mailboxes]
-    return AddressList(addresses), tuple(address.addr_spec for address in addresses)
+    addresses = tuple(_address(m) for m in mailboxes)
+    return addresses, tuple(address.addr_spec for address in addresses)
 
 
 def _mailboxes(given: Sequence[Mailbox]) -> tuple[Mailbox, ...]:
     return tuple((name, address) for name, address in given)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class MimeMessage:
-    """A built message, written once: what a transport sends.
+    """A built message: what a transport sends.
 
-    ``as_bytes()`` gives what ``EmailMessage.as_bytes(policy=policy.SMTP)`` gave
-    for the same message (but for the MIME boundaries, derived from the
-    Message-ID and the content). ``message["Subject"]`` reads a top-level header
-    as text; :meth:`to_email_message` parses the bytes with the email package,
-    for the rare reader that wants its API.
+    ``as_bytes()`` gives ``EmailMessage.as_bytes(policy=mime.SMTP)`` of the message
+    (``policy.SMTP`` but for the first word of a long subject, see ``notify/mime.py``),
+    with MIME boundaries derived from the Message-ID and the content.
+    ``message["Subject"]`` reads a top-level header as text. A message built with
+    ``render=False`` makes its ``EmailMessage`` and bytes only when first asked
+    for them (a transport that only records the outcome never does).
     """
 
-    root: Part = field(repr=False)
-    """The MIME tree the bytes were written from (see ``notify/mime.py``)."""
-    message_id: str
-    sender: str
-    """The envelope sender: the From address."""
-    recipients: tuple[str, ...]
-    """The envelope recipients: the To and Cc addresses, without duplicates."""
-    text: str = field(repr=False)
-    html: str = field(repr=False)
-    calendar: CalendarAttachment | None = field(repr=False)
-    data: bytes = field(repr=False)
-    """The message as sent over SMTP (CRLF line ends, ASCII headers)."""
+    __slots__ = (
+        "_data",
+        "_email",
+        "_make",
+        "calendar",
+        "html",
+        "message_id",
+        "recipients",
+        "sender",
+        "text",
+    )
+
+    def __init__(
+        self,
+        *,
+        make: Callable[[], EmailMessage],
+        message_id: str,
+        sender: str,
+        recipients: tuple[str, ...],
+        text: str,
+        html: str,
+        calendar: CalendarAttachment | None,
+    ) -> None:
+        self._make = make
+        self._email: EmailMessage | None = None
+        self._data: bytes | None = None
+        self.message_id = message_id
+        self.sender = sender
+        """The envelope sender: the From address."""
+        self.recipients = recipients
+        """The envelope recipients: the To and Cc addresses, without duplicates."""
+        self.text = text
+        self.html = html
+        self.calendar = calendar
+
+    def __repr__(self) -> str:
+        return f"MimeMessage(message_id={self.message_id!r}, recipients={self.recipients!r})"
+
+    @property
+    def email(self) -> EmailMessage:
+        """The message as the email package holds it (do not change it)."""
+        if self._email is None:
+            self._email = self._make()
+        return self._email
+
+    @property
+    def root(self) -> mime.Part:
+        """The MIME tree: content types and boundaries."""
+        return mime.tree(self.email)
+
+    @property
+    def data(self) -> bytes:
+        """The message as sent over SMTP (CRLF line ends, ASCII headers)."""
+        if self._data is None:
+            self._data = self.email.as_bytes(policy=mime.SMTP)
+        return self._data
 
     def as_bytes(self, *, utf8: bool = False) -> bytes:
         """The message for SMTP; ``utf8`` writes non-ASCII headers as UTF-8 (for a
         server that takes SMTPUTF8, as ``policy.SMTPUTF8`` would)."""
-        return mime.write(self.root, utf8=True) if utf8 else self.data
+        return self.email.as_bytes(policy=mime.SMTPUTF8) if utf8 else self.data
 
     def items(self) -> Iterator[tuple[str, str]]:
         """The top-level headers, in order, with their values as text."""
-        for name, value in self.root.headers:
+        for name, value in self.email.items():
             yield name, str(value)
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        wanted = name.lower()
-        for found, value in self.root.headers:
-            if found.lower() == wanted:
-                return str(value)
-        return default
+        found = self.email.get(name)
+        return default if found is None else str(found)
 
     def __getitem__(self, name: str) -> str | None:
         """The header's value as text, or None (as ``EmailMessage`` answers)."""
@@ -184,7 +220,7 @@ class MimeMessage:
         return isinstance(name, str) and self.get(name) is not None
 
     def to_email_message(self) -> EmailMessage:
-        """The message parsed by the email package (``policy.default``)."""
+        """The message's bytes parsed by the email package (``policy.default``)."""
         parsed = email.message_from_bytes(self.data, policy=policy.default)
         if not isinstance(parsed, EmailMessage):  # pragma: no cover - policy.default makes one
             raise TypeError("the email package did not make an EmailMessage")
@@ -218,17 +254,6 @@ def _extra_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
     return checked
 
 
-_TEXT_HEADERS = (
-    ("Content-Type", 'text/plain; charset="utf-8"'),
-    ("Content-Transfer-Encoding", "quoted-printable"),
-)
-_HTML_HEADERS = (
-    ("Content-Type", 'text/html; charset="utf-8"'),
-    ("Content-Transfer-Encoding", "quoted-printable"),
-    ("MIME-Version", "1.0"),
-)
-
-
 def build_message(
     mail: RenderedMail,
     *,
@@ -241,13 +266,17 @@ def build_message(
     language: str | None = None,
     calendar: CalendarAttachment | None = None,
     headers: Mapping[str, str] | None = None,
+    render: bool = True,
 ) -> MimeMessage:
     """A multipart message: plain text + HTML alternative, and an optional ``.ics``.
 
     ``date`` must be timezone-aware (it comes from the injected clock).
     ``headers`` adds headers of its own (``X-…``), not ones this function sets.
     Raises :class:`InvalidAddressError` for a bad address and
-    :class:`MessageError` for anything else unsafe.
+    :class:`MessageError` for anything else unsafe (and the email package's
+    ``ValueError`` / ``TypeError`` for a header it cannot write). With
+    ``render=False`` the ``EmailMessage`` is made when first read, not here: for a
+    transport that never reads it (the checks above still run here).
     """
     if not to:
         raise MessageError("a message needs at least one recipient in To")
@@ -256,16 +285,16 @@ def build_message(
     if date.tzinfo is None or date.utcoffset() is None:
         raise MessageError("the Date of a message must be timezone-aware")
 
-    from_header, (envelope_sender,) = _address_header("From", _mailboxes([sender]))
-    to_header, to_addresses = _address_header("To", _mailboxes(to))
-    top: list[tuple[str, str]] = [("From", from_header), ("To", to_header)]
-    recipients = dict.fromkeys(to_addresses)
+    from_addresses, (envelope_sender,) = _address_header(_mailboxes([sender]))
+    to_addresses, to_envelope = _address_header(_mailboxes(to))
+    top: list[tuple[str, object]] = [("From", list(from_addresses)), ("To", list(to_addresses))]
+    recipients = dict.fromkeys(to_envelope)
     if cc:
-        cc_header, cc_addresses = _address_header("Cc", _mailboxes(cc))
-        top.append(("Cc", cc_header))
-        recipients.update(dict.fromkeys(cc_addresses))
+        cc_addresses, cc_envelope = _address_header(_mailboxes(cc))
+        top.append(("Cc", list(cc_addresses)))
+        recipients.update(dict.fromkeys(cc_envelope))
     if reply_to is not None:
-        top.append(("Reply-To", _address_header("Reply-To", _mailboxes([reply_to]))[0]))
+        top.append(("Reply-To", list(_address_header(_mailboxes([reply_to]))[0])))
     top += [
         ("Subject", one_line(mail.subject) or "(no subject)"),
         ("Date", _date(date.replace(tzinfo=None), date.utcoffset())),
@@ -274,40 +303,48 @@ def build_message(
         ("Auto-Submitted", "auto-generated"),
     ]
     top += _extra_headers(headers or {})
-    # After the body's Content-Type, as the email package leaves it.
-    after = [("Content-Language", one_line(language))] if language else []
+    content_language = one_line(language) if language else None
 
-    text = Part(headers=_TEXT_HEADERS, body=mime.quoted_printable(mail.text))
-    html = Part(headers=_HTML_HEADERS, body=mime.quoted_printable(mail.html))
-    attachment = None
-    if calendar is not None:
-        # As bytes, so the CRLF line ends that iCalendar requires survive.
-        content = calendar.content.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
-        attachment = mime.calendar_part(content, calendar.method.value, calendar.filename)
-    # The boundaries come from the Message-ID and the content: the same message is
-    # written the same way every time.
-    digest = hashlib.sha1(message_id.encode("utf-8"), usedforsecurity=False)
-    for part in (text, html, attachment):
-        if part is not None:
-            digest.update(part.body)
-    seed = digest.digest()
-    if attachment is None:
-        root = mime.multipart("alternative", (text, html), seed=seed, before=top, after=after)
-    else:
-        alternative = mime.multipart("alternative", (text, html), seed=seed)
-        root = mime.multipart(
-            "mixed", (alternative, attachment), seed=seed, before=top, after=after
-        )
-    return MimeMessage(
-        root=root,
+    def make() -> EmailMessage:
+        message = EmailMessage(policy=mime.DEFAULT)
+        for name, value in top:
+            message[name] = value
+        message.set_content(mail.text, cte="quoted-printable")
+        message.add_alternative(mail.html, subtype="html", cte="quoted-printable")
+        if calendar is not None:
+            # As bytes, so the CRLF line ends that iCalendar requires survive.
+            content = calendar.content.replace("\r\n", "\n").replace("\n", "\r\n")
+            message.add_attachment(
+                content.encode("utf-8"),
+                maintype="text",
+                subtype="calendar",
+                cte="base64",
+                filename=calendar.filename,
+                params={"method": calendar.method.value, "charset": "utf-8"},
+            )
+        # After the body's Content-Type, where the email package leaves it.
+        if content_language is not None:
+            message["Content-Language"] = content_language
+        # The boundaries come from the Message-ID and the content: the same message is
+        # written the same way every time.
+        digest = hashlib.sha1(message_id.encode("utf-8"), usedforsecurity=False)
+        for body in (mail.text, mail.html, calendar.content if calendar else ""):
+            digest.update(body.encode("utf-8", "surrogatepass"))
+        mime.set_boundaries(message, digest.digest())
+        return message
+
+    built = MimeMessage(
+        make=make,
         message_id=message_id,
         sender=envelope_sender,
         recipients=tuple(recipients),
         text=mail.text,
         html=mail.html,
         calendar=calendar,
-        data=mime.write(root),
     )
+    if render:
+        built.data  # noqa: B018 - built and written now: its errors are raised here
+    return built
 
 
 def envelope_recipients(message: MimeMessage | EmailMessage) -> list[str]:

@@ -17,16 +17,18 @@ How a mail is rendered: the subject and the text body are each what the
 template gives with every other block empty (text outside the blocks
 included, then tidied), and so is the HTML body. A template made only of
 the three blocks side by side, with imports and assignments around them,
-takes a quick path that gives the same bytes in two passes instead of four:
-it is parsed once and compiled once per mode with the blocks that mode
-never shows left out, the subject and text come from one text-mode pass
-(the top-level code runs once, and the two blocks are cut out of its
-output), and the HTML body from one HTML-mode pass. Anything else (a
-template that extends another, nested blocks, ``self``, ``super()``,
-``namespace()``/``joiner()``/``cycler()``, which could carry state from one
-block to the next), and every render that fails, goes the long way: one
-generated ``{% extends %}`` driver per block, so an error is reported exactly
-as before, with file and line.
+takes a quick path that gives the same bytes in two passes instead of three,
+through Jinja's public API: it is parsed once (``Environment.parse``) and
+compiled once per mode (``Environment.compile``) with the blocks that mode
+never shows left out; the subject and text come from one text-mode
+``Template.render`` (the top-level code runs once, and the two blocks, put
+between marks, are cut out of its output), and the HTML body from one
+HTML-mode render. Anything else (a template that extends another, nested blocks,
+``self``, ``super()``, ``namespace()``/``joiner()``/``cycler()``, which could
+carry state from one block to the next) goes the long way: one generated
+``{% extends %}`` driver per block. A quick render that fails is logged and
+rendered again the long way, so an error is reported exactly as before, with
+file and line.
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import functools
+import logging
 import re
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import CodeType, TracebackType
 from typing import Any
@@ -55,9 +58,7 @@ from jinja2 import (
 )
 from jinja2.bccache import Bucket, BytecodeCache
 from jinja2.exceptions import SecurityError
-from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from jinja2.utils import internalcode
 from markupsafe import Markup
 
 from dk2020flow.definition.model import Workflow
@@ -70,6 +71,7 @@ _HTML = "html:"
 _TEXT = "text:"
 _WHITESPACE = re.compile(r"\s+")
 _BLANK_LINES = re.compile(r"\n{3,}")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -202,22 +204,6 @@ class _Loader(BaseLoader):
 
 
 class _MailEnvironment(ImmutableSandboxedEnvironment):
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        # The sources never change: a loaded template is kept in a plain dict
-        # ({% import %} asks for its partial on every render, and Jinja's LRU
-        # cache costs more than a small render).
-        self._loaded: dict[str, Template] = {}
-
-    @internalcode
-    def _load_template(self, name: str, globals: MutableMapping[str, Any] | None) -> Template:
-        if globals:
-            return super()._load_template(name, globals)
-        found = self._loaded.get(name)
-        if found is None:
-            found = self._loaded[name] = super()._load_template(name, globals)
-        return found
-
     def getattr(self, obj: Any, attribute: str) -> Any:
         # The context is plain dicts: let ``checklist.items`` mean the key
         # "items", not the dict method of that name.
@@ -279,45 +265,64 @@ _STATEFUL_TEXT = re.compile(r"\b(?:namespace|joiner|cycler)\b")
 """The same in any other file: a partial's module is made once and kept, so a
 joiner or namespace it holds carries state from one render to the next."""
 _WATCHED = (nodes.Name, nodes.Block, nodes.Extends, nodes.NSRef, nodes.EvalContextModifier)
+_SUBJECT_MARK = "\x1e\ue000dk2020flow-subject\ue000\x1e"
+_TEXT_MARK = "\x1e\ue000dk2020flow-text\ue000\x1e"
+"""Put around the subject and the text block's output in the quick text-mode
+template, to cut them out of its one pass (a render whose output holds them
+already goes the long way)."""
 
 
-def _quick_trees(source: nodes.Template) -> tuple[nodes.Template, nodes.Template] | None:
-    """The text-mode and HTML-mode trees of a mail template, or None if it needs the long way.
-
-    The text tree keeps the subject and text blocks and empties the html block;
-    the HTML tree the other way round. Jinja's optimizer rewrites expressions in
-    place, so the two trees share no node: the HTML tree gets copies of
-    everything outside the blocks.
-    """
+def _blocks_are_independent(source: nodes.Template) -> bool:
+    """Whether a mail template is three blocks side by side that cannot see one
+    another (then one pass gives what one pass per block gives)."""
     blocks = {node.name: node for node in source.body if isinstance(node, nodes.Block)}
     if set(blocks) != set(BLOCKS) or any(
         block.scoped or block.required for block in blocks.values()
     ):
-        return None
+        return False
     found_blocks = 0
     for node in source.find_all(_WATCHED):
         if isinstance(node, nodes.Name):
             if node.name in _STATEFUL_NAMES:
-                return None
+                return False
         elif isinstance(node, nodes.Block):
             found_blocks += 1  # nested blocks are counted here, and not above
         else:  # {% extends %}, {% set ns.x %}, {% autoescape %}
-            return None
-    if found_blocks != len(BLOCKS):
-        return None
+            return False
+    return found_blocks == len(BLOCKS)
+
+
+def _quick_trees(source: nodes.Template) -> tuple[nodes.Template, nodes.Template]:
+    """The text-mode and HTML-mode trees of a mail template whose blocks are independent.
+
+    The text tree keeps the subject and text blocks (between marks) and empties
+    the html block; the HTML tree the other way round. Jinja's optimizer rewrites
+    expressions in place, so the two trees share no node: the HTML tree gets
+    copies of everything outside the blocks.
+    """
 
     def emptied(block: nodes.Block) -> nodes.Block:
         empty = copy.copy(block)
         empty.body = []
         return empty
 
+    def marked(block: nodes.Block, mark: str) -> nodes.Block:
+        found = copy.copy(block)
+        found.body = [
+            nodes.Output([nodes.TemplateData(mark)]),
+            *block.body,
+            nodes.Output([nodes.TemplateData(mark)]),
+        ]
+        return found
+
     keep: dict[int, Any] = {id(source.environment): source.environment}
+    marks = {"subject": _SUBJECT_MARK, "text": _TEXT_MARK}
     text_body: list[nodes.Node] = []
     html_body: list[nodes.Node] = []
     for node in source.body:
         if isinstance(node, nodes.Block):
             in_html = node.name == "html"
-            text_body.append(emptied(node) if in_html else node)
+            text_body.append(emptied(node) if in_html else marked(node, marks[node.name]))
             html_body.append(node if in_html else emptied(node))
         else:
             text_body.append(node)
@@ -328,10 +333,13 @@ def _quick_trees(source: nodes.Template) -> tuple[nodes.Template, nodes.Template
 
 
 class _QuickCode:
-    """The quick-path code of each mail template, shared by the renderers of the process.
+    """The quick-path code of each mail template, shared by the renderers of the
+    process (the workflow check and the service each make one for the same sources).
 
     By file name: the source it was compiled from, and the text-mode and
-    HTML-mode code (None when the template takes the long way).
+    HTML-mode code (None when the template takes the long way). Made with Jinja's
+    public API: ``Environment.parse``, the ``nodes`` of its extension API, and
+    ``Environment.compile``.
     """
 
     _LIMIT = 2048
@@ -345,13 +353,15 @@ class _QuickCode:
             return found[1]
         code: tuple[CodeType, CodeType] | None = None
         try:
-            trees = _quick_trees(env._parse(source, _TEXT + file, file))
-            if trees is not None:
+            tree = env.parse(source, _TEXT + file, file)
+            if _blocks_are_independent(tree):
+                text, html = _quick_trees(tree)
                 code = (
-                    env._compile(env._generate(trees[0], _TEXT + file, file), file),
-                    env._compile(env._generate(trees[1], _HTML + file, file), file),
+                    env.compile(text, _TEXT + file, file),
+                    env.compile(html, _HTML + file, file),
                 )
-        except Exception:  # the long way reports it, with file and line
+        except TemplateSyntaxError as exc:  # the long way reports it, with file and line
+            logger.debug("%s takes the long way: %s", file, exc)
             code = None
         if len(self._code) >= self._LIMIT:
             self._code.clear()
@@ -365,55 +375,27 @@ class _QuickCode:
 _QUICK = _QuickCode()
 
 
-class _Mark(str):
-    """An empty piece of output that marks where a block's output is.
-
-    Equal only to itself, so ``list.index`` finds it among the pieces."""
-
-    __slots__ = ()
-
-    def __eq__(self, other: object) -> bool:
-        return self is other
-
-    def __ne__(self, other: object) -> bool:
-        return self is not other
-
-    def __hash__(self) -> int:
-        return id(self)
+class _MarksLostError(LookupError):
+    """The quick pass's output does not hold its marks once each (case data held one)."""
 
 
-_SUBJECT_MARK, _TEXT_MARK = _Mark(), _Mark()
-
-
-def _marked(
-    block: Callable[[Context], Iterator[str]], mark: _Mark
-) -> Callable[[Context], Iterator[str]]:
-    """The block's output as one piece, after ``mark``."""
-
-    def marked(context: Context) -> Iterator[str]:
-        yield mark
-        yield "".join(block(context))
-
-    return marked
-
-
-def _find(pieces: list[str], mark: _Mark) -> int:
-    index = pieces.index(mark)
-    if pieces[index] is not mark:  # an empty Markup piece compares equal: take the long way
-        raise LookupError("block mark not found")
-    return index
+def _cut(output: str, mark: str) -> tuple[str, str, str]:
+    """``output`` before the first ``mark``, between it and the second, and after."""
+    before, found, rest = output.partition(mark)
+    inside, found_again, after = rest.partition(mark)
+    if not found or not found_again or mark in after:
+        raise _MarksLostError(mark)
+    return before, inside, after
 
 
 @dataclass(frozen=True, slots=True)
 class _Quick:
-    """One mail template, ready for the quick path in one language."""
+    """One mail template, ready for the quick path in one language: the text-mode
+    template (subject and text between marks, html empty) and the HTML-mode one
+    (the html block only)."""
 
-    env: _MailEnvironment
     text: Template
     html: Template
-    text_blocks: dict[str, Callable[[Context], Iterator[str]]]
-    globals: dict[str, Any]
-    """The environment's globals (the templates' globals add none)."""
 
 
 _NOT_QUICK = object()
@@ -450,6 +432,11 @@ class Renderer:
                 trim_blocks=True,
                 lstrip_blocks=True,
                 auto_reload=False,
+                # The sources never change: every loaded template stays in Jinja's
+                # cache (a plain dict when unbounded; {% import %} asks for its
+                # partial on every render, and the LRU bookkeeping costs more than
+                # a small render).
+                cache_size=-1,
                 bytecode_cache=_CODE,
             )
             env.filters["date"] = _date_filter(locale, self._zone)
@@ -493,12 +480,10 @@ class Renderer:
             code = None if self._stateful - {file} else _QUICK.get(env, file, self._sources[file])
             if code is not None:
                 globals = env.make_globals(None)
-                text = env.template_class.from_code(env, code[0], globals)
-                html = env.template_class.from_code(env, code[1], globals)
-                blocks = dict(text.blocks)
-                blocks["subject"] = _marked(blocks["subject"], _SUBJECT_MARK)
-                blocks["text"] = _marked(blocks["text"], _TEXT_MARK)
-                found = _Quick(env, text, html, blocks, dict(globals))
+                found = _Quick(
+                    text=env.template_class.from_code(env, code[0], globals),
+                    html=env.template_class.from_code(env, code[1], globals),
+                )
             self._quick[key] = found
         return found if isinstance(found, _Quick) else None
 
@@ -507,47 +492,36 @@ class Renderer:
         if quick is not None:
             try:
                 return self._render_quick(quick, language, context)
-            except Exception:  # noqa: S110 - the long way below reports it as ever
-                pass
+            except _MarksLostError:
+                logger.warning(
+                    "%s: the rendered mail holds the quick path's marks; rendered the long way",
+                    file,
+                )
+            except Exception as exc:  # the long way renders it again and reports the problem
+                logger.info(
+                    "%s: the quick render failed (%s: %s); rendering the long way, "
+                    "which reports it",
+                    file,
+                    type(exc).__name__,
+                    exc,
+                )
         return self._render_passes(file, language, dict(context))
 
     def _render_quick(
         self, quick: _Quick, language: str, context: Mapping[str, Any]
     ) -> RenderedMail:
-        env = quick.env
-        # The context as Template.render would make it (globals under the
-        # variables), made once and shared by the passes: they only read it.
-        parent = dict(quick.globals, **context)
-        text_template = quick.text
-        pieces = list(
-            text_template.root_render_func(
-                Context(env, parent, text_template.name, quick.text_blocks)
-            )
-        )
-        # Each part is the whole output with the other block's piece left out
-        # (the marks themselves are empty).
-        at_subject, at_text = _find(pieces, _SUBJECT_MARK), _find(pieces, _TEXT_MARK)
-        subject = "".join(pieces[:at_text]) + "".join(pieces[at_text + 2 :])
-        subject = _WHITESPACE.sub(" ", subject).strip()
+        """Subject and text from one text-mode pass, the HTML body from one HTML-mode
+        pass: the same mail as :meth:`_render_passes` (for a template whose blocks
+        are independent), in two passes instead of three."""
+        output = quick.text.render(context)
+        # Each part is the whole output with the other block's part left out.
+        before, _, after = _cut(output, _TEXT_MARK)
+        subject = _WHITESPACE.sub(" ", "".join(_cut(before + after, _SUBJECT_MARK))).strip()
         if not subject:
             raise _EmptySubjectError
-        text = _tidy_text("".join(pieces[:at_subject]) + "".join(pieces[at_subject + 2 :]))
-        html_template = quick.html
-        body = "".join(
-            html_template.root_render_func(
-                Context(env, parent, html_template.name, html_template.blocks)
-            )
-        ).strip()
-        layout = layout_file(language)
-        if layout in self._sources and not body[:20].lower().startswith(("<!doctype", "<html")):
-            frame = self._template(language, _HTML + layout)
-            values = dict(parent)
-            values["body"] = Markup(body)  # noqa: S704 - escaped already
-            values["subject"] = subject
-            html = "".join(frame.root_render_func(Context(env, values, frame.name, frame.blocks)))
-        else:
-            html = body
-        return RenderedMail(subject=subject, text=text, html=html.strip() + "\n")
+        before, _, after = _cut(output, _SUBJECT_MARK)
+        text = _tidy_text("".join(_cut(before + after, _TEXT_MARK)))
+        return self._finish(language, context, subject, text, quick.html.render(context))
 
     def _render_passes(self, file: str, language: str, context: dict[str, Any]) -> RenderedMail:
         if (language, file) not in self._complete:
@@ -561,7 +535,15 @@ class Renderer:
         if not subject:
             raise _EmptySubjectError
         text = _tidy_text(self._template(language, f"{_TEXT}{file}#text").render(context))
-        body = self._template(language, f"{_HTML}{file}#html").render(context).strip()
+        body = self._template(language, f"{_HTML}{file}#html").render(context)
+        return self._finish(language, context, subject, text, body)
+
+    def _finish(
+        self, language: str, context: Mapping[str, Any], subject: str, text: str, body: str
+    ) -> RenderedMail:
+        """The mail, its HTML body placed in the layout (if any, and if it is not a
+        whole page already)."""
+        body = body.strip()
         layout = layout_file(language)
         if layout in self._sources and not body[:20].lower().startswith(("<!doctype", "<html")):
             html = self._template(language, _HTML + layout).render(

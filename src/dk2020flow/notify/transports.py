@@ -321,6 +321,34 @@ class FolderTransport:
         return SendResult(accepted=tuple(addresses), response=f"written to {target}")
 
 
+# ----------------------------------------------------------------------------- recording
+
+
+class RecordingTransport:
+    """Accepts every message whose recipients are valid, and writes nothing.
+
+    For a run whose mail nobody reads (``simulate`` without ``--out``): the outbox
+    goes through delivery as with any transport (the same outcomes, the same counts),
+    but ``reads_mime = False`` tells delivery not to render the MIME bytes.
+    """
+
+    reads_mime = False
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def send(self, message: MimeMessage, recipients: list[str]) -> SendResult:
+        addresses = _check_recipients(recipients)
+        self.sent += 1
+        return SendResult(accepted=tuple(addresses), response="recorded")
+
+
 # ----------------------------------------------------------------------------- console
 
 

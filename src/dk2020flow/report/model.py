@@ -13,16 +13,21 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from dk2020flow.definition.loader import load_workflow_text
 from dk2020flow.definition.model import ItemStatus, Workflow, text_in
 from dk2020flow.engine.timers import is_late
 from dk2020flow.errors import NotFoundError
-from dk2020flow.store import report_queries as rq
-from dk2020flow.store.port import CaseFilter
-from dk2020flow.store.repository import SqlStore
+from dk2020flow.store.port import (
+    CaseFilter,
+    CasesTx,
+    DefinitionsTx,
+    EventLine,
+    OutboxLine,
+    ReportsTx,
+)
 
 UNDECIDED = "undecided"
 STATUSES = tuple(s.value for s in ItemStatus)
@@ -129,23 +134,23 @@ class _Replayed:
     history: list[tuple[dt.datetime, str]] = field(default_factory=list)
 
 
-def build_report(
-    store: SqlStore, *, workflow: str | None = None, at: dt.datetime | None = None
-) -> Report:
-    """The report of ``workflow`` (the only or the largest one when None) as of ``at`` (now)."""
-    at = at or dt.datetime.now(dt.UTC)
-    with store.read() as tx:
-        name = workflow or _default_workflow(tx.definitions(), tx.cases(CaseFilter()))
-        stored = tx.latest_definition(name)
-        if stored is None:
-            raise NotFoundError(
-                f"no workflow {name!r} in the database; load it with "
-                f"`dk2020flow workflow load workflows/{name}.yaml` (or run `dk2020flow demo`)"
-            )
-        cases = tx.cases(CaseFilter(workflow=name))
+class ReportSource(DefinitionsTx, CasesTx, ReportsTx, Protocol):
+    """What a report reads: a read transaction of the store (``Service.report`` opens it)."""
+
+
+def build_report(tx: ReportSource, *, workflow: str | None, at: dt.datetime) -> Report:
+    """The report of ``workflow`` (the only or the largest one when None) as of ``at``."""
+    name = workflow or _default_workflow(tx.definitions(), tx.cases(CaseFilter()))
+    stored = tx.latest_definition(name)
+    if stored is None:
+        raise NotFoundError(
+            f"no workflow {name!r} in the database; load it with "
+            f"`dk2020flow workflow load workflows/{name}.yaml` (or run `dk2020flow demo`)"
+        )
+    cases = tx.cases(CaseFilter(workflow=name))
     definition = _workflow(stored.source_text, stored.source_path)
     regions = {c.id: c.region for c in cases}
-    replayed = _replay(rq.events(store.engine, workflow=name), regions, at)
+    replayed = _replay(tx.report_events(workflow=name), regions, at)
     language = definition.default_language
     tz = ZoneInfo(definition.timezone)
     live = [r for r in replayed.values() if r.opened]
@@ -162,14 +167,14 @@ def build_report(
         signups=_signups(definition, live),
         regions=_regions(definition, live),
         states=_state_matrix(definition, live),
-        overdue=_overdue(definition, store, name, replayed, at),
+        overdue=_overdue(definition, tx, name, replayed, at),
         checklist=next(iter(definition.checklists), ""),
         checklist_title=next(
             (text_in(c.title, language) for c in definition.checklists.values()), ""
         ),
         requirements=_requirements(definition, live),
         screened_cases=sum(1 for r in live if r.checklists),
-        mail=_mail(rq.outbox_lines(store.engine, workflow=name), at),
+        mail=_mail(tx.report_outbox_lines(workflow=name), at),
         over_time=_monthly(definition, live, at, tz),
     )
 
@@ -192,7 +197,7 @@ def _workflow(source_text: str, source_path: str) -> Workflow:
 
 
 def _replay(
-    lines: Sequence[rq.EventLine], regions: dict[int | None, str], at: dt.datetime
+    lines: Sequence[EventLine], regions: dict[int | None, str], at: dt.datetime
 ) -> dict[int, _Replayed]:
     cases: dict[int, _Replayed] = {}
     for line in lines:
@@ -292,16 +297,16 @@ def _state_matrix(definition: Workflow, cases: Sequence[_Replayed]) -> list[Stat
 
 def _overdue(
     definition: Workflow,
-    store: SqlStore,
+    tx: ReportsTx,
     workflow: str,
     replayed: dict[int, _Replayed],
     at: dt.datetime,
 ) -> list[OverdueCase]:
     """Who is late at ``at``: the one definition, ``engine.timers.is_late``, on each case's
-    current deadline (``report_queries.deadline_arms``), as ``case list --overdue``."""
+    current deadline (``ReportsTx.report_deadline_arms``), as ``case list --overdue``."""
     language = definition.default_language
     rows = []
-    for line in rq.deadline_arms(store.engine, workflow=workflow):
+    for line in tx.report_deadline_arms(workflow=workflow):
         case = replayed.get(line.case_id)
         if case is None or case.epoch != line.epoch:
             continue
@@ -358,7 +363,7 @@ def _requirements(definition: Workflow, cases: Sequence[_Replayed]) -> list[Requ
     return rows
 
 
-def _mail(lines: Sequence[rq.OutboxLine], at: dt.datetime) -> dict[str, int]:
+def _mail(lines: Sequence[OutboxLine], at: dt.datetime) -> dict[str, int]:
     counts = Counter(line.status for line in lines if line.created_at <= at)
     return {s: counts[s] for s in ("sent", "pending", "sending", "parked", "dead")}
 

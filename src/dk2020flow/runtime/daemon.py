@@ -67,12 +67,15 @@ from dk2020flow.errors import ConflictError, Dk2020flowError
 from dk2020flow.notify.transports import Transport
 from dk2020flow.runtime.delivery import DeliveryResult, RandomSource, deliver_batch
 from dk2020flow.runtime.logs import LOGGER_NAME, log_action
-from dk2020flow.service import DispatchResult, Service
+from dk2020flow.service.core import Service
+from dk2020flow.service.dispatch import DispatchResult
 from dk2020flow.settings import Settings
-from dk2020flow.store.db import safe_url
 from dk2020flow.store.port import DaemonInfo, OutboxStatus
 
 logger = logging.getLogger(f"{LOGGER_NAME}.daemon")
+
+_WALL = SystemClock()
+"""The machine's time, for arming APScheduler's wake-ups (its triggers run on wall time)."""
 
 HOUSEKEEPING_SECONDS = 3600.0
 ERROR_RETRY_SECONDS = 10.0
@@ -263,7 +266,7 @@ class Daemon:
                 logger,
                 "started",
                 daemon=self.id,
-                database=safe_url(self.service.store.url),
+                database=self.service.database,
                 mode="once" if self.once else "daemon",
                 now=self.clock.now(),
             )
@@ -324,7 +327,7 @@ class Daemon:
                 executor="work",
                 misfire_grace_time=int(HOUSEKEEPING_SECONDS),
             )
-            self._arm(dt.datetime.now(dt.UTC))  # the first pass: right away
+            self._arm(_WALL.now())  # the first pass: right away
             scheduler.start()
             while not self._stop.wait(timeout=1.0):
                 pass
@@ -353,7 +356,7 @@ class Daemon:
     def wake(self) -> None:
         """Run a pass now (a change made something due; tests after moving the clock)."""
         if self._scheduler is not None and not self.stopping:
-            self._arm(dt.datetime.now(dt.UTC))
+            self._arm(_WALL.now())
 
     def _install_signal_handlers(self) -> dict[int, Any]:
         if threading.current_thread() is not threading.main_thread():
@@ -394,7 +397,7 @@ class Daemon:
     def _wall_time_for(self, instant: dt.datetime) -> dt.datetime:
         """When, on the wall clock, the work clock reaches ``instant``."""
         wait = max(dt.timedelta(0), instant - self.clock.now())
-        return dt.datetime.now(dt.UTC) + wait
+        return _WALL.now() + wait
 
     def _wake_job(self) -> None:
         self.wake_at = None
@@ -413,7 +416,7 @@ class Daemon:
         except Dk2020flowError as exc:
             self.counters["errors"] += 1
             log_action(logger, "error", str(exc), level=logging.ERROR, daemon=self.id)
-            self._arm(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=retry))
+            self._arm(_WALL.now() + dt.timedelta(seconds=retry))
             return
         except Exception:
             self.counters["errors"] += 1
@@ -421,14 +424,14 @@ class Daemon:
                 "unexpected error in a scheduler pass (a bug: please report it)",
                 extra={"action": "error", "fields": {"daemon": self.id}},
             )
-            self._arm(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=retry))
+            self._arm(_WALL.now() + dt.timedelta(seconds=retry))
             return
         if result.next_due is None:
             return  # nothing pending at all: the sweep notices new work
         wall_at = self._wall_time_for(result.next_due)
         if result.next_due <= result.now and not result.did_work:
             # Due, yet nothing could be taken (another daemon holds it): do not spin.
-            wall_at = dt.datetime.now(dt.UTC) + dt.timedelta(
+            wall_at = _WALL.now() + dt.timedelta(
                 seconds=min(self.settings.sweep_seconds, IDLE_RETRY_SECONDS)
             )
         if not sweep or self.wake_at is None or wall_at < self.wake_at:

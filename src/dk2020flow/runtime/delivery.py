@@ -161,13 +161,18 @@ def sender_mailbox(sender: str | tuple[str, str]) -> tuple[str, str]:
 
 
 def build_email(
-    row: OutboxMessage, *, sender: str | tuple[str, str], date: dt.datetime
+    row: OutboxMessage,
+    *,
+    sender: str | tuple[str, str],
+    date: dt.datetime,
+    render: bool = True,
 ) -> MimeMessage:
     """The e-mail for an outbox row: From, To, Cc, Subject, Date, the row's
     Message-ID, the text body with the HTML alternative, and the ``.ics``.
 
     Raises ``UnsendableError`` for a row that can never be sent (no recipient,
-    an invalid address, a header that would carry a line break).
+    an invalid address, a header that would carry a line break). ``render=False``
+    (a transport whose ``reads_mime`` is False) leaves the MIME bytes unmade.
     """
     if not row.to:
         raise UnsendableError(
@@ -189,6 +194,7 @@ def build_email(
                 else None
             ),
             headers={"X-Dk2020flow-Outbox-Id": str(row.id)},
+            render=render,
         )
     except (MessageError, InvalidAddressError) as exc:
         raise UnsendableError(str(exc)) from exc
@@ -377,7 +383,9 @@ async def _send_claimed(
     try:
         for position, row in enumerate(rows):
             try:
-                message = build_email(row, sender=sender, date=now)
+                message = build_email(
+                    row, sender=sender, date=now, render=getattr(transport, "reads_mime", True)
+                )
             except UnsendableError as exc:
                 _mark_sent(batch, sent, result)
                 _mark_dead(batch, row, result, str(exc))

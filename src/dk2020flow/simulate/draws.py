@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from dk2020flow.definition.calendar import BusinessCalendar
 from dk2020flow.definition.model import Cohort
-from dk2020flow.engine.timers import to_local, to_utc
+from dk2020flow.localtime import to_local, to_utc
 from dk2020flow.simulate.profile import Count, Delay, Window
 
 DAY = dt.timedelta(days=1)

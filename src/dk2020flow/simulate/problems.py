@@ -11,13 +11,13 @@ import datetime as dt
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 from dk2020flow.definition.model import Timer
 from dk2020flow.engine import timers as timing
 from dk2020flow.engine.machine import CompiledWorkflow
+from dk2020flow.localtime import to_local
 from dk2020flow.simulate.result import Problem, ProblemKind
-from dk2020flow.store import report_queries as rq
+from dk2020flow.store.port import EventLine, OutboxLine, ReportsTx, TimerLine
 
 EXAMPLES = 5
 _ROLE = re.compile(r"no recipient in role ([^ ]+)")
@@ -26,7 +26,7 @@ _CASE_PREFIX = re.compile(r"^case \d+: ")
 
 def find_problems(
     wf: CompiledWorkflow,
-    engine: Any,
+    tx: ReportsTx,
     *,
     open_cases: Mapping[int, tuple[str, str]],
     planned: set[int],
@@ -35,15 +35,15 @@ def find_problems(
 ) -> list[Problem]:
     """Every problem, grouped so that one cause is one line (with a few example cases)."""
     name = wf.workflow.workflow
-    timer_rows = rq.timers(engine, workflow=name)
+    timer_rows = tx.report_timers(workflow=name)
     return [
         *_merge(earlier),
         *_stuck(wf, timer_rows, open_cases, planned),
         *_closed_day_deadlines(wf, timer_rows),
         *_late_reminders(wf, timer_rows),
-        *_mail(rq.outbox_lines(engine, workflow=name)),
+        *_mail(tx.report_outbox_lines(workflow=name)),
         *_dispatch_failures(dispatch_errors),
-        *_refused_timer_triggers(rq.events(engine, workflow=name)),
+        *_refused_timer_triggers(tx.report_events(workflow=name)),
     ]
 
 
@@ -87,7 +87,7 @@ def _moves(timer: Timer, kind: str) -> bool:
 
 def _stuck(
     wf: CompiledWorkflow,
-    rows: Sequence[rq.TimerLine],
+    rows: Sequence[TimerLine],
     open_cases: Mapping[int, tuple[str, str]],
     planned: set[int],
 ) -> list[Problem]:
@@ -125,14 +125,14 @@ def _stuck(
     return problems
 
 
-def _closed_day_deadlines(wf: CompiledWorkflow, rows: Sequence[rq.TimerLine]) -> list[Problem]:
+def _closed_day_deadlines(wf: CompiledWorkflow, rows: Sequence[TimerLine]) -> list[Problem]:
     specs = _timer_specs(wf)
     found: dict[str, dict[tuple[int, dt.datetime], str]] = defaultdict(dict)
     days: dict[str, set[dt.date]] = defaultdict(set)
     for row in rows:
         if row.kind != "deadline":
             continue
-        local = timing.to_local(row.deadline_at, wf.tz).date()
+        local = to_local(row.deadline_at, wf.tz).date()
         if wf.calendar.is_business_day(local):
             continue
         found[row.timer][(row.case_id, row.deadline_at)] = row.municipality_name
@@ -161,13 +161,13 @@ def _day_name(wf: CompiledWorkflow, day: dt.date) -> str:
     return f"{day:%A} {day.isoformat()}" + (f" ({holiday})" if holiday else "")
 
 
-def _late_reminders(wf: CompiledWorkflow, rows: Sequence[rq.TimerLine]) -> list[Problem]:
+def _late_reminders(wf: CompiledWorkflow, rows: Sequence[TimerLine]) -> list[Problem]:
     specs = _timer_specs(wf)
     office = wf.workflow.office_hours
     after: dict[str, dict[int, str]] = defaultdict(dict)
     held: dict[str, dict[int, str]] = defaultdict(dict)
     dropped: dict[str, dict[int, str]] = defaultdict(dict)
-    groups: dict[tuple[int, str, int], list[rq.TimerLine]] = defaultdict(list)
+    groups: dict[tuple[int, str, int], list[TimerLine]] = defaultdict(list)
     for row in rows:
         groups[(row.case_id, row.timer, row.epoch)].append(row)
         if row.kind != "reminder":
@@ -227,7 +227,7 @@ def _late_reminders(wf: CompiledWorkflow, rows: Sequence[rq.TimerLine]) -> list[
     return problems
 
 
-def _mail(lines: Sequence[rq.OutboxLine]) -> list[Problem]:
+def _mail(lines: Sequence[OutboxLine]) -> list[Problem]:
     parked: dict[tuple[str, str], list[str]] = defaultdict(list)
     dead: dict[tuple[str, str], list[str]] = defaultdict(list)
     for line in lines:
@@ -280,7 +280,7 @@ def _dispatch_failures(errors: Sequence[str]) -> list[Problem]:
     ]
 
 
-def _refused_timer_triggers(lines: Sequence[rq.EventLine]) -> list[Problem]:
+def _refused_timer_triggers(lines: Sequence[EventLine]) -> list[Problem]:
     grouped: dict[str, list[str]] = defaultdict(list)
     for line in lines:
         if line.kind == "timer" and "refused" in line.comment:

@@ -9,7 +9,9 @@ next due work of the database (``Service.next_due_at``). At each instant it
 2. takes the participant actions due then with ``Service.fire`` / ``check``,
 3. delivers the outbox with ``runtime.delivery.adeliver_batch`` (the body of
    ``deliver_batch``, on one event loop kept for the run) into a folder of
-   ``.eml`` files (``FolderTransport``),
+   ``.eml`` files (``FolderTransport``) when ``out_dir`` asks for them, or else
+   with ``RecordingTransport``, which records each mail as sent without
+   rendering its MIME bytes (the outbox and its counts are the same),
 
 and reads the new events of the log to learn which cases entered a state, so
 their next action can be drawn. There is no model of the programme beside
@@ -58,8 +60,7 @@ from dk2020flow.simulate.result import (
     Summary,
     TimelineEntry,
 )
-from dk2020flow.store import report_queries as rq
-from dk2020flow.store.port import Contact, Municipality
+from dk2020flow.store.port import Contact, EventLine, Municipality
 
 Progress = Callable[[float, str], None]
 """Called as the clock moves: (fraction of the period done, what is happening)."""
@@ -101,7 +102,6 @@ class _Run:
     wf: CompiledWorkflow
     behaviour: Behaviour
     profile_source: str
-    engine: Any
     seed: int
     cases: dict[int, _Case] = field(default_factory=dict)
     queue: list[tuple[dt.datetime, int, _Plan]] = field(default_factory=list)
@@ -137,18 +137,17 @@ def run_simulation(
     """
     wall = time.perf_counter()
     with _database(db_url) as (url, scratch):
-        from dk2020flow.store.db import upgrade
-        from dk2020flow.store.repository import SqlStore
+        from dk2020flow.service import open_service, upgrade_database
 
-        upgrade(url)
-        store = SqlStore(url)
+        start_at, end_at = _instant(start, end=False), _instant(end, end=True)
+        if end_at <= start_at:
+            raise BehaviourError(f"the period ends ({end_at:%Y-%m-%d}) before it starts")
+        upgrade_database(url)
+        clock = ManualClock(start_at)
+        settings = Settings(database_url=url)
+        service = open_service(url, clock=clock, settings=settings)
+        store = service.store
         try:
-            start_at, end_at = _instant(start, end=False), _instant(end, end=True)
-            if end_at <= start_at:
-                raise BehaviourError(f"the period ends ({end_at:%Y-%m-%d}) before it starts")
-            clock = ManualClock(start_at)
-            settings = Settings(database_url=url)
-            service = Service(store, clock=clock, settings=settings)
             stored, _ = service.load_workflow(Path(workflow_path))
             wf = service.compiled_latest(stored.name)
             start_at, end_at = (
@@ -164,25 +163,28 @@ def run_simulation(
                 wf=wf,
                 behaviour=profile,
                 profile_source=source,
-                engine=store.engine,
                 seed=seed,
             )
             mail_dir = scratch / "outbox"
             mail_dir.mkdir(parents=True, exist_ok=True)
             participants = _participants(run, participants_csv)
             _add_contacts(run, participants)
-            run.last_event = rq.last_event_id(store.engine)
+            with store.read() as tx:
+                run.last_event = tx.last_event_id()
             _open_cases(run, participants, start_at)
             # One event loop for the whole run's deliveries (asyncio.run per batch
             # would make and tear down one for each).
             with asyncio.Runner() as loop_runner:
-                deliver = _deliverer(store, settings, mail_dir, seed, loop_runner)
+                # Mail nobody asked to see is not rendered (the outbox counts are the same).
+                deliver = _deliverer(
+                    store, settings, mail_dir if out_dir is not None else None, seed, loop_runner
+                )
                 _loop(run, start_at, end_at, deliver, progress)
             if out_dir is not None:
                 _move_mail(mail_dir, out_dir)
             result = _result(run, seed, start_at, end_at, db_url, out_dir, wall)
         finally:
-            store.close()
+            service.close()
     return result
 
 
@@ -257,7 +259,7 @@ def sqlite_file(url: str) -> Path | None:
 def _instant(value: dt.datetime | dt.date, *, end: bool, tz: Any = None) -> dt.datetime:
     from zoneinfo import ZoneInfo
 
-    from dk2020flow.engine.timers import to_utc
+    from dk2020flow.localtime import to_utc
 
     zone = tz or ZoneInfo("Europe/Copenhagen")
     if isinstance(value, dt.datetime):
@@ -275,7 +277,7 @@ def _behaviour(given: Path | Behaviour | None) -> tuple[Behaviour, str]:
 
 
 def _participants(run: _Run, csv_path: Path | None) -> list[Municipality]:
-    from dk2020flow.store.participants import parse_participants_csv
+    from dk2020flow.service.participants import parse_participants_csv
 
     store = run.service.store
     with store.read() as tx:
@@ -397,14 +399,16 @@ def _open_cases(run: _Run, participants: list[Municipality], now: dt.datetime) -
 
 
 def _deliverer(
-    store: Any, settings: Settings, folder: Path, seed: int, loop_runner: asyncio.Runner
+    store: Any, settings: Settings, folder: Path | None, seed: int, loop_runner: asyncio.Runner
 ) -> Callable[[dt.datetime], int]:
-    from dk2020flow.notify.transports import FolderTransport, MailSettings
+    """Delivery of the outbox: into ``folder`` as ``.eml`` files, or, without one,
+    recorded as sent without writing (or rendering) any message."""
+    from dk2020flow.notify.transports import FolderTransport, MailSettings, RecordingTransport
     from dk2020flow.runtime.delivery import adeliver_batch
 
     mail = MailSettings()
     sender = formataddr((mail.mail_sender_name, mail.mail_sender))
-    transport = FolderTransport(folder)
+    transport = FolderTransport(folder) if folder is not None else RecordingTransport()
     rng = random.Random(seed)
 
     def deliver(now: dt.datetime) -> int:
@@ -429,7 +433,7 @@ def _loop(
 ) -> None:
     now = start
     span = (end - start).total_seconds()
-    timers_at, mail_at = rq.next_work(run.engine)
+    timers_at, mail_at = _next_work(run)
     while True:
         busy = False
         if timers_at is not None and timers_at <= now:
@@ -440,7 +444,7 @@ def _loop(
         run.instants += 1
         if progress is not None:
             progress(min(1.0, (now - start).total_seconds() / span), f"{now:%Y-%m-%d}")
-        timers_at, mail_at = rq.next_work(run.engine)
+        timers_at, mail_at = _next_work(run)
         following = min(
             [t for t in (timers_at, mail_at) if t is not None]
             + ([run.queue[0][0]] if run.queue else []),
@@ -453,6 +457,12 @@ def _loop(
     run.clock.set(end)
     if progress is not None:
         progress(1.0, f"{end:%Y-%m-%d}")
+
+
+def _next_work(run: _Run) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """When the next timer is due and the next mail is to go (None: nothing waits)."""
+    with run.service.store.read() as tx:
+        return tx.next_work()
 
 
 def _dispatch(run: _Run, now: dt.datetime) -> bool:
@@ -593,7 +603,9 @@ def _screen(run: _Run, case: _Case, action: Action, actor: str, ref: str, now: d
 def _sync(run: _Run) -> None:
     """Read the new events of the log; plan the next actions of cases that entered a state."""
     entered: dict[int, tuple[str, dt.datetime]] = {}
-    for line in rq.events(run.engine, after_id=run.last_event):
+    with run.service.store.read() as tx:
+        new = tx.report_events(after_id=run.last_event)
+    for line in new:
         run.last_event = line.id
         case = run.cases.get(line.case_id)
         if case is None:
@@ -707,7 +719,9 @@ def _result(
     wall: float,
 ) -> SimulationResult:
     workflow = run.wf.workflow
-    lines = rq.events(run.engine, workflow=workflow.workflow)
+    with run.service.store.read() as tx:
+        lines = tx.report_events(workflow=workflow.workflow)
+        mail = tx.report_outbox_counts(workflow=workflow.workflow)
     timeline = sorted(
         [*(_entry(line) for line in lines), *run.notes],
         key=lambda e: (e.at, e.case_id or 0),
@@ -721,22 +735,23 @@ def _result(
         by_cohort[cohort] += 1
         by_cohort_state.setdefault(cohort, Counter())[case.state] += 1
     pending_plans = {plan.case_id for _, _, plan in run.queue if _live(run, plan)}
-    problems = find_problems(
-        run.wf,
-        run.engine,
-        open_cases={
-            c.id: (c.municipality.name, c.state) for c in run.cases.values() if not c.closed
-        },
-        planned=pending_plans,
-        dispatch_errors=run.dispatch_errors,
-        earlier=run.problems,
-    )
+    with run.service.store.read() as tx:
+        problems = find_problems(
+            run.wf,
+            tx,
+            open_cases={
+                c.id: (c.municipality.name, c.state) for c in run.cases.values() if not c.closed
+            },
+            planned=pending_plans,
+            dispatch_errors=run.dispatch_errors,
+            earlier=run.problems,
+        )
     summary = Summary(
         cases=len(run.cases),
         by_state=dict(sorted(by_state.items(), key=lambda kv: list(workflow.states).index(kv[0]))),
         by_cohort=dict(sorted(by_cohort.items())),
         by_cohort_state={k: dict(v) for k, v in sorted(by_cohort_state.items())},
-        mail=rq.outbox_counts(run.engine, workflow=workflow.workflow),
+        mail=mail,
         actions=run.actions,
         refusals=run.refusals,
         timer_firings=sum(1 for line in lines if line.kind == "timer"),
@@ -763,7 +778,7 @@ def _live(run: _Run, plan: _Plan) -> bool:
     return case is not None and not case.closed and case.visit == plan.visit
 
 
-def _entry(line: rq.EventLine) -> TimelineEntry:
+def _entry(line: EventLine) -> TimelineEntry:
     return TimelineEntry(
         at=line.at,
         case_id=line.case_id,
@@ -774,7 +789,7 @@ def _entry(line: rq.EventLine) -> TimelineEntry:
     )
 
 
-def describe_event(line: rq.EventLine) -> str:
+def describe_event(line: EventLine) -> str:
     """One line for a person: what this event of the log means."""
     kind = line.kind
     who = f" by {line.actor}" + (f" ({line.role})" if line.role else "") if line.actor else ""

@@ -25,10 +25,9 @@ transaction, each in a savepoint of its own: a conflict or a failure then leaves
 out that item alone. Items whose steps depend on their order in a way the grouped
 statements would not reproduce (see ``_bulk_ok``) always take that path.
 
-Statements are built once, here and in ``store/queries.py``. The ``executemany``
-ones go to the driver directly (``store/driver.py``: compiled once per dialect,
-with the bind processors SQLAlchemy itself would apply, without its per-row
-machinery).
+Statements are built once, here and in ``store/sql/``. The ``executemany``
+ones are ``driver.BulkStatement``: SQLAlchemy's public ``executemany``, or the
+driver fast path when it is switched on.
 """
 
 from __future__ import annotations
@@ -36,15 +35,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, exc, func, insert, select, text, update
+from sqlalchemy import bindparam, exc, func, select, update
 from sqlalchemy.engine import Connection
 
 from dk2020flow.engine.records import Decision, TimerStatus
 from dk2020flow.errors import ConflictError, Dk2020flowError
-from dk2020flow.store import queries
 from dk2020flow.store import tables as t
 from dk2020flow.store.chain import GENESIS, chain
-from dk2020flow.store.driver import DriverStatement
 from dk2020flow.store.port import (
     BatchItem,
     BatchOutcome,
@@ -53,15 +50,16 @@ from dk2020flow.store.port import (
     TimerFinish,
     Tx,
 )
-from dk2020flow.store.repository import _case_values as case_values
-from dk2020flow.store.repository import _with_case, event_values, message_id_for
+from dk2020flow.store.rows import case_values, event_values, with_case
+from dk2020flow.store.sql.cases import INSERT_EVENT_ROWS, UPDATE_CASE
+from dk2020flow.store.sql.outbox import insert_outbox
+from dk2020flow.store.sql.timers import INSERT_TIMER_ROWS, timer_values
 
 PENDING = TimerStatus.PENDING.value
 
 _tm = t.timers.c
 _c = t.cases.c
 _e = t.events.c
-_o = t.outbox.c
 
 FINISH_TIMERS = (
     update(t.timers)
@@ -89,21 +87,10 @@ epoch (as ``apply`` does for a decision that left the state: ``epoch < new epoch
 _last = t.events.alias("last")
 LAST_SEQ = select(_e.case_id, _e.seq, _e.hash).where(
     _e.case_id.in_(bindparam("ids", expanding=True)),
-    _e.seq
-    == select(func.max(_last.c.seq)).where(_last.c.case_id == _e.case_id).scalar_subquery(),
+    _e.seq == select(func.max(_last.c.seq)).where(_last.c.case_id == _e.case_id).scalar_subquery(),
 )
 """The number and hash of each case's last event: numbering and the hash chain go on
 from them (one query for the batch)."""
-
-INSERT_OUTBOX = insert(t.outbox)
-
-OUTBOX_COLUMNS = tuple(column.key for column in t.outbox.columns)
-
-SQLITE_LAST_OUTBOX_ID = select(func.coalesce(func.max(_o.id), 0))
-PG_NEXT_OUTBOX_IDS = text(
-    "SELECT nextval(pg_get_serial_sequence('outbox', 'id')) FROM generate_series(1, :n)"
-)
-
 
 IN_LIST_MAX = 5000
 
@@ -249,7 +236,7 @@ def write_bulk(conn: Connection, items: Sequence[BatchItem]) -> None:
                 raise _BulkMismatchError(f"{len(ids) - done} timer(s) not pending any more")
     if cases:
         # The optimistic lock, for all at once: the summed row count must match.
-        done = queries.UPDATE_CASE.execute(conn, cases)
+        done = UPDATE_CASE.execute(conn, cases)
         if done != len(cases):
             raise _BulkMismatchError(f"{len(cases) - done} case(s) changed meanwhile")
     for ids in _chunks(discards):  # after the cases' UPDATE: it compares with their new epoch
@@ -283,69 +270,11 @@ def _insert_rows(
                 rows.append({**event_values(case_id, record, epoch), "seq": seq})
             prev = chain(rows, prev)
             events.extend(rows)
-            timers.extend(queries.timer_values(case_id, arm) for arm in decision.arm)
-        mails.extend(m if m.case_id == case_id else _with_case(m, case_id) for m in case_mails)
+            timers.extend(timer_values(case_id, arm) for arm in decision.arm)
+        mails.extend(with_case(m, case_id) for m in case_mails)
     if events:
-        queries.INSERT_EVENT_ROWS.execute(conn, events)
+        INSERT_EVENT_ROWS.execute(conn, events)
     if timers:
-        queries.INSERT_TIMER_ROWS.execute(conn, timers)
+        INSERT_TIMER_ROWS.execute(conn, timers)
     if mails:
         insert_outbox(conn, mails)
-
-
-def insert_outbox(conn: Connection, mails: Sequence[NewMail]) -> list[int]:
-    """Insert rendered messages with their stable Message-IDs; return their ids.
-
-    The ids are reserved before the insert — from the table's sequence on
-    PostgreSQL; on SQLite as the next ones after ``max(id)``, which is what SQLite
-    would pick itself, safe because a write transaction holds the database's
-    write lock — so each row carries its Message-ID from the start.
-    """
-    ids = reserve_outbox_ids(conn, len(mails))
-    _INSERT_OUTBOX.execute(
-        conn, [outbox_values(mail, row_id) for mail, row_id in zip(mails, ids, strict=True)]
-    )
-    return ids
-
-
-def reserve_outbox_ids(conn: Connection, count: int) -> list[int]:
-    if count <= 0:
-        return []
-    if conn.dialect.name == "postgresql":
-        return sorted(
-            int(row_id) for row_id in conn.execute(PG_NEXT_OUTBOX_IDS, {"n": count}).scalars()
-        )
-    last = int(conn.execute(SQLITE_LAST_OUTBOX_ID).scalar_one())
-    return list(range(last + 1, last + 1 + count))
-
-
-def outbox_values(mail: NewMail, row_id: int) -> dict[str, Any]:
-    """The outbox row of a new message (every column, so one statement fits all)."""
-    return {
-        "id": row_id,
-        "case_id": mail.case_id,
-        "template": mail.template,
-        "language": mail.language,
-        "to_addresses": [list(pair) for pair in mail.to],
-        "cc_addresses": [list(pair) for pair in mail.cc],
-        "subject": mail.subject,
-        "text": mail.text,
-        "html": mail.html,
-        "ics": mail.ics,
-        "status": mail.status.value,
-        "attempts": 0,
-        "not_before": mail.not_before,
-        "next_attempt_at": mail.not_before,
-        "lease_until": None,
-        "last_error": "",
-        "created_at": mail.created_at,
-        "sent_at": None,
-        "dead_at": None,
-        "urgent": mail.urgent,
-        "reason": mail.reason,
-        "message_id": message_id_for(row_id, mail.created_at),
-        "intent": dict(mail.intent) if mail.intent is not None else None,
-    }
-
-
-_INSERT_OUTBOX = DriverStatement(INSERT_OUTBOX, OUTBOX_COLUMNS)

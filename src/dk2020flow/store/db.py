@@ -29,16 +29,14 @@ from dk2020flow.store.errors import (
     DiskFullError,
     StoreError,
 )
+from dk2020flow.store.participants import seed_default_municipalities
+from dk2020flow.store.sql.participants import SqlParticipantsTx
 
 ENV_DATABASE_URL = "DK2020FLOW_DATABASE_URL"
 DEFAULT_SQLITE_FILE = "dk2020flow.db"
 BUSY_TIMEOUT_S = 5
 READ_ONLY_OPTION = "dk2020flow_read_only"
 """Execution option: begin with a plain (deferred) BEGIN on SQLite instead of BEGIN IMMEDIATE."""
-SINGLE_READ_OPTION = "dk2020flow_single_read"
-"""Execution option for a read that is one statement: on SQLite, begin no transaction at
-all (each statement reads one consistent snapshot by itself), which saves the BEGIN
-and ROLLBACK round trips of reads run at every tick (``store/report_queries.py``)."""
 
 MIGRATIONS_PACKAGE = "dk2020flow._migrations"
 HEAD_REVISION = "0002"
@@ -128,8 +126,6 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         options = connection.get_execution_options()
-        if options.get(SINGLE_READ_OPTION):
-            return
         statement = "BEGIN" if options.get(READ_ONLY_OPTION) else "BEGIN IMMEDIATE"
         # Straight to the driver: SQLAlchemy's statement machinery costs more than
         # SQLite takes for a BEGIN, and every transaction begins with one. A failure
@@ -336,12 +332,8 @@ def upgrade(url: str, revision: str = "head", *, seed: bool = True) -> str:
             command.upgrade(alembic_config(url, connection), revision)
             connection.commit()
         if seed and revision == "head":
-            from dk2020flow.store.participants import seed_default_municipalities
-            from dk2020flow.store.repository import SqlStore
-
-            store = SqlStore(url, engine=engine, check_schema=False)
-            with store.transaction() as tx:
-                seed_default_municipalities(tx)
+            with translated_errors(url), engine.connect() as connection, connection.begin():
+                seed_default_municipalities(SqlParticipantsTx(connection))
         return current_revision(engine) or "base"
     finally:
         engine.dispose()

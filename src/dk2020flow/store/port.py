@@ -2,7 +2,13 @@
 
 Everything above the store (service, daemon, reports) talks to these
 protocols; SQLModel and SQL stay below them. ``Store.transaction()`` gives a
-``Tx`` whose writes commit together or not at all.
+``Tx`` whose writes commit together or not at all; ``Store.read()`` one that
+only reads.
+
+``Tx`` is the union of one small protocol per concern — ``DefinitionsTx``,
+``ParticipantsTx``, ``CasesTx``, ``TimersTx``, ``OutboxTx``, ``DaemonsTx``,
+``ReportsTx`` — each implemented beside its SQL in ``store/sql/<concern>.py``.
+A function that needs one concern takes that protocol, not the whole ``Tx``.
 """
 
 from __future__ import annotations
@@ -141,7 +147,7 @@ class CaseFilter:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class DeadlineArm:
-    """The deadline a case currently waits on in one state entry (``queries.latest_deadline_arms``)."""
+    """The deadline a case currently waits on in one state entry (``sql.timers.latest_deadline_arms``)."""
 
     case_id: int
     timer: str
@@ -228,12 +234,85 @@ class BatchOutcome:
     """Items that failed (the error message): nothing of them was written."""
 
 
-class Tx(Protocol):
-    def savepoint(self) -> AbstractContextManager[None]:
-        """A nested all-or-nothing unit inside the transaction (one firing of a batch)."""
-        ...
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EventLine:
+    """One event of a case's log, with the case's municipality (``ReportsTx.report_events``)."""
 
-    # definitions
+    id: int
+    case_id: int
+    seq: int
+    at: dt.datetime
+    kind: str
+    actor: str
+    role: str | None
+    trigger: str | None
+    from_state: str | None
+    to_state: str | None
+    comment: str
+    data: dict[str, Any]
+    epoch: int
+    municipality_code: str
+    municipality_name: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TimerLine:
+    """A case timer row with its case's state and epoch (``ReportsTx.report_timers``)."""
+
+    id: int
+    case_id: int
+    timer: str
+    kind: str
+    index: int
+    due_at: dt.datetime
+    deadline_at: dt.datetime
+    epoch: int
+    status: str
+    note: str
+    case_epoch: int
+    case_state: str
+    municipality_name: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class OutboxLine:
+    """An outbox row without its bodies (``ReportsTx.report_outbox_lines``)."""
+
+    id: int
+    case_id: int | None
+    template: str
+    status: str
+    has_recipient: bool
+    reason: str
+    last_error: str
+    created_at: dt.datetime
+    municipality_name: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TimerStats:
+    """Pending case and programme timers as of an instant (``ReportsTx.timer_stats``)."""
+
+    due_now: int
+    """Pending timers due at or before ``now``."""
+    overdue: int
+    """Pending timers due before ``overdue_before`` (late by more than the probe's grace)."""
+    oldest_unfired: dt.datetime | None
+    """The due time of the oldest pending timer that is due (None when nothing is due)."""
+    next_due: dt.datetime | None
+    """The earliest pending timer due after ``now``."""
+
+
+# ------------------------------------------------------------------ the protocols
+#
+# One small protocol per concern, each implemented beside its SQL in
+# ``store/sql/<concern>.py`` (``SqlCasesTx`` …); ``Tx`` is their union, which
+# ``SqlTx`` (``store/repository.py``) implements by composing them.
+
+
+class DefinitionsTx(Protocol):
+    """Workflow definitions (``store/sql/definitions.py``)."""
+
     def save_definition(
         self,
         *,
@@ -249,16 +328,23 @@ class Tx(Protocol):
     def latest_definition(self, name: str) -> StoredDefinition | None: ...
     def definitions(self) -> list[StoredDefinition]: ...
 
-    # participants
+
+class ParticipantsTx(Protocol):
+    """Municipalities and their contacts (``store/sql/participants.py``)."""
+
     def municipalities(self) -> list[Municipality]: ...
     def find_municipality(self, code_or_name: str) -> Municipality | None: ...
     def contacts(self, municipality_code: str) -> list[Contact]: ...
     def contacts_for(self, municipality_codes: Sequence[str]) -> dict[str, list[Contact]]: ...
+    def all_contacts(self) -> list[Contact]: ...
     def replace_participants(
         self, municipalities: Sequence[Municipality], contacts: Sequence[Contact]
     ) -> None: ...
 
-    # cases
+
+class CasesTx(Protocol):
+    """Cases and their event logs (``store/sql/cases.py``)."""
+
     def insert_case(self, decision: Decision, mails: Sequence[NewMail]) -> int: ...
     def apply(
         self, decision: Decision, mails: Sequence[NewMail], *, expected_version: int
@@ -269,14 +355,17 @@ class Tx(Protocol):
     def cases(self, flt: CaseFilter) -> list[CaseSnapshot]: ...
     def find_cases_by_ref(self, ref: str, workflow: str | None) -> list[CaseSnapshot]: ...
     def history(self, case_id: int) -> list[StoredEvent]: ...
-    def timers_of(self, case_id: int, *, pending_only: bool = True) -> list[StoredTimer]: ...
-    def deadline_arms(self, workflow: str | None = None) -> list[DeadlineArm]:
-        """The deadline each case currently waits on (``queries.latest_deadline_arms``)."""
-        ...
-
     def append_event(self, case_id: int, record: EventRecord) -> None: ...
 
-    # timers
+
+class TimersTx(Protocol):
+    """Case timers and programme timers, and the dispatch batch (``store/sql/timers.py``)."""
+
+    def timers_of(self, case_id: int, *, pending_only: bool = True) -> list[StoredTimer]: ...
+    def deadline_arms(self, workflow: str | None = None) -> list[DeadlineArm]:
+        """The deadline each case currently waits on (``sql.timers.latest_deadline_arms``)."""
+        ...
+
     def claim_due_timers(self, now: dt.datetime, limit: int) -> list[DueTimer]: ...
     def finish_timer(
         self, timer_id: int, status: TimerStatus, at: dt.datetime, note: str = ""
@@ -311,7 +400,10 @@ class Tx(Protocol):
         """Retire the pending programme timers of a definition version; how many."""
         ...
 
-    # outbox
+
+class OutboxTx(Protocol):
+    """The outbox (``store/sql/outbox.py``)."""
+
     def queue_mail(self, mails: Sequence[NewMail]) -> list[int]: ...
     def claim_outbox(
         self, now: dt.datetime, limit: int, lease_until: dt.datetime
@@ -337,12 +429,71 @@ class Tx(Protocol):
 
     def purge_sent(self, before: dt.datetime) -> int: ...
     def outbox_counts(self) -> dict[OutboxStatus, int]:
-        """How many messages are in each status."""
+        """How many messages are in each status (every status present, zero or more)."""
         ...
 
-    # daemons
+
+class DaemonsTx(Protocol):
+    """The daemons' heartbeats (``store/sql/daemons.py``)."""
+
     def heartbeat(self, info: DaemonInfo) -> None: ...
     def daemons(self) -> list[DaemonInfo]: ...
+
+
+class ReportsTx(Protocol):
+    """The whole programme at once, for reports, the simulator and the scheduler probe
+    (``store/sql/reports.py``); read-only."""
+
+    def report_events(self, workflow: str | None = None, after_id: int = 0) -> list[EventLine]:
+        """Every event (of ``workflow``'s cases) with an id above ``after_id``, in id order."""
+        ...
+
+    def last_event_id(self) -> int:
+        """The highest event id (0 when there is none)."""
+        ...
+
+    def report_deadline_arms(self, workflow: str | None = None) -> list[DeadlineArm]:
+        """As ``TimersTx.deadline_arms`` (the same query)."""
+        ...
+
+    def report_timers(
+        self, workflow: str | None = None, statuses: Sequence[str] = ()
+    ) -> list[TimerLine]:
+        """Case timer rows (all, or of the given statuses), earliest due first."""
+        ...
+
+    def report_outbox_lines(self, workflow: str | None = None) -> list[OutboxLine]:
+        """Every outbox row (without bodies), with its case's municipality when it has one."""
+        ...
+
+    def report_outbox_counts(self, workflow: str | None = None) -> dict[str, int]:
+        """Messages per outbox status (only the statuses present)."""
+        ...
+
+    def next_work(self) -> tuple[dt.datetime | None, dt.datetime | None]:
+        """(earliest pending case or programme timer, earliest moment a pending message
+        may go out: the later of its ``not_before`` and ``next_attempt_at``)."""
+        ...
+
+    def pending_deadlines(self, workflow: str | None = None) -> list[TimerLine]:
+        """Pending deadline firings at their case's current epoch."""
+        ...
+
+    def timer_stats(
+        self, now: dt.datetime, *, overdue_before: dt.datetime | None = None
+    ) -> TimerStats:
+        """Counts and instants of pending timers (case and programme timers) as of ``now``."""
+        ...
+
+
+class Tx(
+    DefinitionsTx, ParticipantsTx, CasesTx, TimersTx, OutboxTx, DaemonsTx, ReportsTx, Protocol
+):
+    """One transaction: every concern's protocol together."""
+
+    def savepoint(self) -> AbstractContextManager[None]:
+        """A nested all-or-nothing unit inside the transaction (one firing of a batch)."""
+        ...
 
 
 class Store(Protocol):

@@ -10,6 +10,7 @@ UTC, so comparisons and ``ORDER BY`` on it are chronological.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import JSON, DateTime
@@ -20,6 +21,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 from dk2020flow.store.errors import NaiveDatetimeError
 
 UTC = dt.UTC
+_BIND_MEMO_SIZE = 256
 
 
 def as_utc(value: dt.datetime) -> dt.datetime:
@@ -52,6 +54,32 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
         if dialect.name == "postgresql":
             return utc
         return utc.replace(tzinfo=None)
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """The public ``TypeDecorator`` processor, remembering its last few hundred results.
+
+        A dispatch batch binds the same instant (its ``now``) into most of its rows;
+        converting it to UTC and then to the dialect's form costs more per row than the
+        rest of the row. The key holds ``fold``: equal datetimes of one zone may differ
+        in it (the repeated hour of a DST change) and be different instants.
+        """
+        process = super().bind_processor(dialect)
+        if process is None:  # pragma: no cover - TypeDecorator always processes
+            return None
+        memo: dict[tuple[dt.datetime, int], Any] = {}
+
+        def remembered(value: Any) -> Any:
+            if type(value) is not dt.datetime:
+                return process(value)
+            key = (value, value.fold)
+            done = memo.get(key, memo)
+            if done is memo:
+                if len(memo) >= _BIND_MEMO_SIZE:
+                    memo.clear()
+                done = memo[key] = process(value)
+            return done
+
+        return remembered
 
     def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
         if value is None:

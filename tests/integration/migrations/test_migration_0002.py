@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import exc, inspect, text
 
 from dk2020flow.engine.records import EventKind, EventRecord
-from dk2020flow.service_verify import chain_problems
+from dk2020flow.service.verify import chain_problems
 from dk2020flow.store.db import downgrade, make_engine, upgrade
 from dk2020flow.store.repository import SqlStore
 

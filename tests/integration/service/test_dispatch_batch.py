@@ -23,7 +23,7 @@ from dk2020flow.engine.records import CaseSnapshot, Decision
 from dk2020flow.engine.replay import replay
 from dk2020flow.notify.render import TemplateRenderError
 from dk2020flow.service import Service
-from dk2020flow.service_mail import MailComposer
+from dk2020flow.service.mail import MailComposer
 from dk2020flow.settings import Settings
 from dk2020flow.store import bulk
 from dk2020flow.store import tables as t

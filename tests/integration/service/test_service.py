@@ -182,7 +182,9 @@ def test_list_filters(service: Service) -> None:
         service.open_case("mini", "Aarhus", actor="t", role="secretariat")
 
 
-def test_parked_mail_is_rendered_again_once_a_contact_exists(service: Service, store: SqlStore) -> None:
+def test_parked_mail_is_rendered_again_once_a_contact_exists(
+    service: Service, store: SqlStore
+) -> None:
     case = service.open_case("mini", "Odense", actor="t", role="secretariat")
     assert case.id is not None
     with store.read() as tx:
@@ -194,8 +196,15 @@ def test_parked_mail_is_rendered_again_once_a_contact_exists(service: Service, s
     with store.transaction() as tx:
         tx.replace_participants(
             [],
-            [Contact(municipality_code="461", role="contact_person", name="Ole Hansen",
-                     email="ole@odense.example.dk", language="en")],
+            [
+                Contact(
+                    municipality_code="461",
+                    role="contact_person",
+                    name="Ole Hansen",
+                    email="ole@odense.example.dk",
+                    language="en",
+                )
+            ],
         )
     assert service.retry_message(parked.id) == (True, "")
     with store.read() as tx:

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from dk2020flow.clock import ManualClock
-from dk2020flow.report import Report, build_report, render_html, to_csv, to_json
+from dk2020flow.report import Report, render_html, to_csv, to_json
 from dk2020flow.service import Service
 from dk2020flow.store.db import upgrade
 from dk2020flow.store.repository import SqlStore
@@ -133,7 +133,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqlStore]:
 
 @pytest.fixture(scope="module")
 def report(store: SqlStore) -> Report:
-    return build_report(store, at=at("2020-09-30", 12))
+    return Service(store, clock=ManualClock(at("2020-09-30", 12))).report()
 
 
 def test_sign_ups_and_decisions_per_round_and_region(report: Report) -> None:
@@ -196,7 +196,7 @@ def test_mail_counts_cover_the_outbox(report: Report, store: SqlStore) -> None:
 
 
 def test_the_report_as_of_an_earlier_day_replays_the_logs(store: SqlStore) -> None:
-    early = build_report(store, at=at("2020-08-01"))
+    early = Service(store, clock=ManualClock(at("2020-08-01"))).report()
     assert early.signups == {"pilot": 1, "round1": 0, "round2": 0}
     assert early.by_state == {"invited": 4, "drafting": 1, "withdrawn": 1}
     assert early.overdue == []

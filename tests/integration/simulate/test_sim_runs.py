@@ -43,6 +43,31 @@ def test_the_same_seed_gives_the_same_timeline(tmp_path: Path) -> None:
     assert first_mail and first_mail == again_mail
 
 
+def test_without_out_no_mime_is_rendered_and_the_numbers_are_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dk2020flow.notify.message import MimeMessage
+
+    with_files = simulate("mini", seed=3, out=tmp_path)
+    rendered: list[str] = []
+    made = vars(MimeMessage)["email"].fget
+    assert made is not None
+
+    def email(self: MimeMessage) -> object:
+        rendered.append(self.message_id)
+        return made(self)
+
+    # Notes every message whose EmailMessage is made (to be written), and passes it on.
+    monkeypatch.setattr(MimeMessage, "email", property(email))
+    without = simulate("mini", seed=3)
+    assert rendered == []
+    assert with_files.summary is not None and without.summary is not None
+    assert without.summary.mail == with_files.summary.mail
+    assert without.summary.mail.get("sent", 0) == len(list(tmp_path.glob("*.eml"))) > 0
+    assert timeline(without) == timeline(with_files)
+    assert without.problems == with_files.problems
+
+
 def test_a_healthy_programme_runs_to_its_end_through_the_real_paths(tmp_path: Path) -> None:
     result = simulate("mini", seed=3, out=tmp_path)
     assert result.summary is not None

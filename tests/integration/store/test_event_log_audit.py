@@ -19,7 +19,7 @@ from sqlalchemy import exc, text
 from dk2020flow.clock import ManualClock
 from dk2020flow.engine.records import EventKind
 from dk2020flow.service import Service
-from dk2020flow.service_verify import VERIFY_FAILED_EXIT, chain_problems
+from dk2020flow.service.verify import VERIFY_FAILED_EXIT, chain_problems
 from dk2020flow.simulate import run_simulation
 from dk2020flow.store.chain import GENESIS
 from dk2020flow.store.port import CaseFilter

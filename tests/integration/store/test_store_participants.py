@@ -7,12 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from dk2020flow.service.participants import parse_participants_csv
 from dk2020flow.store.errors import ParticipantsError
-from dk2020flow.store.participants import (
-    default_municipalities,
-    parse_participants_csv,
-    seed_default_municipalities,
-)
+from dk2020flow.store.participants import default_municipalities, seed_default_municipalities
 from dk2020flow.store.port import Contact, Municipality
 from dk2020flow.store.repository import SqlStore
 

@@ -81,7 +81,7 @@ def test_console_transport() -> None:
 def test_the_sender_setting_overrides_the_workflow_s(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from dk2020flow.service_mail import MailComposer
+    from dk2020flow.service.mail import MailComposer
     from dk2020flow.settings import SettingsError, load_settings
 
     from .conftest import load_workflow

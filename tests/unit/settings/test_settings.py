@@ -21,7 +21,7 @@ def test_defaults_without_a_file() -> None:
 
 
 def test_the_file_in_the_working_directory(tmp_path: Path) -> None:
-    (tmp_path / "dk2020flow.toml").write_text('batch_size = 50\nsweep_seconds = 5.0\n')
+    (tmp_path / "dk2020flow.toml").write_text("batch_size = 50\nsweep_seconds = 5.0\n")
     settings = Settings()
     assert (settings.batch_size, settings.sweep_seconds) == (50, 5.0)
 

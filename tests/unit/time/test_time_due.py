@@ -15,12 +15,9 @@ from dk2020flow.engine.timers import (
     DueUnavailable,
     add_duration,
     compute_due,
-    is_local_fold,
-    is_local_gap,
-    to_local,
-    to_utc,
 )
 from dk2020flow.errors import Dk2020flowError
+from dk2020flow.localtime import is_local_fold, is_local_gap, to_local, to_utc
 
 UTC = dt.UTC
 L = dt.datetime

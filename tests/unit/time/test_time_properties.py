@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from dk2020flow.definition.calendar import BusinessCalendar
 from dk2020flow.definition.model import Calendar
-from dk2020flow.engine.timers import is_local_gap, to_local, to_utc
+from dk2020flow.localtime import is_local_gap, to_local, to_utc
 
 CPH = ZoneInfo("Europe/Copenhagen")
 DK2020 = BusinessCalendar(Calendar())

@@ -24,10 +24,19 @@ ROUND1 = Cohort(
     [
         # 18 months after 26 November 2020 is Ascension Day 2022: the Friday after.
         ({"cohort_date": "start", "after": "P18M", "time": "23:59"}, "2022-05-26T23:59"),
-        ({"cohort_date": "start", "after": "P18M", "time": "23:59", "roll": "next_business_day"},
-         "2022-05-27T23:59"),
-        ({"cohort_date": "start", "after": "P18M", "time": "23:59", "roll": "previous_business_day"},
-         "2022-05-25T23:59"),
+        (
+            {"cohort_date": "start", "after": "P18M", "time": "23:59", "roll": "next_business_day"},
+            "2022-05-27T23:59",
+        ),
+        (
+            {
+                "cohort_date": "start",
+                "after": "P18M",
+                "time": "23:59",
+                "roll": "previous_business_day",
+            },
+            "2022-05-25T23:59",
+        ),
         # A Saturday moves to Monday; Easter Monday 2021 to the Tuesday.
         ({"at": "2021-01-16T10:00", "roll": "next_business_day"}, "2021-01-18T10:00"),
         ({"at": "2021-04-05T10:00", "roll": "next_business_day"}, "2021-04-06T10:00"),

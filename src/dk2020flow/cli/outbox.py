@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dk2020flow.cli_common import (
+from dk2020flow.cli.common import (
     DbOption,
     JsonOption,
     NowOption,
@@ -16,12 +16,12 @@ from dk2020flow.cli_common import (
     err,
     handle_errors,
     local,
+    open_reader,
     open_service,
     out,
     parse_now,
     print_json,
 )
-from dk2020flow.errors import NotFoundError
 from dk2020flow.store.port import OutboxStatus  # the type of `outbox list --status`
 
 if TYPE_CHECKING:
@@ -92,10 +92,7 @@ def list_command(
     as_json: JsonOption = False,
 ) -> None:
     """List messages, newest first."""
-    service = open_service(db)
-    with service.store.read() as tx:
-        case_id = service.resolve(tx, case, workflow).id if case else None
-        messages = tx.outbox(status=status, case_id=case_id, limit=limit)
+    messages = open_reader(db).outbox(status=status, case_ref=case, workflow=workflow, limit=limit)
     if as_json:
         print_json([_message_json(m, full=False) for m in messages])
         return
@@ -123,16 +120,6 @@ def list_command(
     out.print(table)
 
 
-def _get(service: Any, message_id: int) -> OutboxMessage:
-    with service.store.read() as tx:
-        msg: OutboxMessage | None = tx.outbox_message(message_id)
-    if msg is None:
-        raise NotFoundError(
-            f"there is no message {message_id} in the outbox (`dk2020flow outbox list` shows them)"
-        )
-    return msg
-
-
 @outbox_app.command("show")
 @handle_errors
 def show_command(
@@ -141,7 +128,7 @@ def show_command(
     as_json: JsonOption = False,
 ) -> None:
     """Show one message: headers, both bodies, attachments and the last error."""
-    msg = _get(open_service(db), message_id)
+    msg = open_reader(db).outbox_message(message_id)
     if as_json:
         print_json(_message_json(msg, full=True))
         return
@@ -197,10 +184,9 @@ def retry_command(
     requeued: list[int] = []
     refused: list[tuple[int, str]] = []
     wanted = [message_id] if message_id is not None else []
-    with service.store.read() as tx:
-        for status, chosen in ((OutboxStatus.DEAD, all_dead), (OutboxStatus.PARKED, all_parked)):
-            if chosen:
-                wanted.extend(m.id for m in tx.outbox(status=status, limit=100_000))
+    for status, chosen in ((OutboxStatus.DEAD, all_dead), (OutboxStatus.PARKED, all_parked)):
+        if chosen:
+            wanted.extend(m.id for m in service.outbox(status=status, limit=100_000))
     for row_id in wanted:
         done, why = service.retry_message(row_id)
         if done:
@@ -240,9 +226,7 @@ def purge_command(
 ) -> None:
     """Delete sent messages older than a date. Dead, parked and unsent mail is never purged."""
     before = parse_now(sent_before, TIMEZONE, option="--sent-before")
-    service = open_service(db)
-    with service.store.transaction() as tx:
-        count = tx.purge_sent(before)
+    count = open_service(db).purge_sent(before)
     if as_json:
         print_json({"purged": count, "sent_before": before})
     else:

@@ -8,13 +8,13 @@ import sys
 import typer
 
 from dk2020flow import __version__
-from dk2020flow.cli_admin import db_app, participants_app, workflow_list, workflow_load
-from dk2020flow.cli_case import case_app
-from dk2020flow.cli_common import err, handle_errors
-from dk2020flow.cli_outbox import mail_app, outbox_app
-from dk2020flow.cli_process import register as register_process
-from dk2020flow.cli_scheduler import scheduler_app
-from dk2020flow.cli_workflow import workflow_app
+from dk2020flow.cli.admin import db_app, participants_app, workflow_list, workflow_load
+from dk2020flow.cli.case import case_app
+from dk2020flow.cli.common import err, handle_errors
+from dk2020flow.cli.outbox import mail_app, outbox_app
+from dk2020flow.cli.process import register as register_process
+from dk2020flow.cli.scheduler import scheduler_app
+from dk2020flow.cli.workflow import workflow_app
 from dk2020flow.errors import quoted
 
 app = typer.Typer(
@@ -77,7 +77,3 @@ def main() -> None:
             style="red",
         )
         sys.exit(70)
-
-
-if __name__ == "__main__":
-    main()

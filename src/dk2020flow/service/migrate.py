@@ -12,17 +12,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
 from dk2020flow.engine import decide
 from dk2020flow.engine.decide import Actor
 from dk2020flow.engine.machine import CompiledWorkflow
 from dk2020flow.engine.records import CaseSnapshot, Decision, TimerArm, TimerKind, TimerStatus
 from dk2020flow.errors import RefusalReason, RefusedError
+from dk2020flow.service.parts import ServiceParts
 from dk2020flow.store.port import CaseFilter, StoredTimer, Tx
-
-if TYPE_CHECKING:
-    from dk2020flow.service import Service
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -50,7 +47,7 @@ class MigrationPlan:
 
 
 def migrate(
-    service: Service,
+    service: ServiceParts,
     workflow: str,
     *,
     state_map: Mapping[str, str],

@@ -20,9 +20,9 @@ from dk2020flow.errors import Dk2020flowError, quoted
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from dk2020flow.service import Service
+    from dk2020flow.service.core import Service
+    from dk2020flow.service.reads import Reader
     from dk2020flow.settings import Settings
-    from dk2020flow.store.repository import SqlStore
 
 # Rich and the settings (pydantic) are imported when a command first needs them, so that
 # `--help`, `version` and light commands start fast.
@@ -101,15 +101,12 @@ def settings_for(db: str | None) -> Settings:
     return settings
 
 
-def open_store(db: str | None) -> SqlStore:
-    """The store alone, for read commands that need no engine, mail or workflow parsing:
-    they start without importing those (bench/startup.py measures it)."""
-    from dk2020flow.store.db import require_current_schema
-    from dk2020flow.store.repository import SqlStore
+def open_reader(db: str | None) -> Reader:
+    """The service's light queries, for read commands that need no engine, mail or workflow
+    parsing: they start without importing those (bench/startup.py measures it)."""
+    from dk2020flow.service.reads import open_reader as open_light
 
-    store = SqlStore(settings_for(db).database_url)
-    require_current_schema(store.engine)
-    return store
+    return open_light(settings_for(db).database_url)
 
 
 def open_service(
@@ -117,15 +114,11 @@ def open_service(
 ) -> Service:
     """A service over the chosen database, with the clock fixed at `--now` if given."""
     # Imported here so that `--help` and light commands start fast.
-    from dk2020flow.service import Service
-    from dk2020flow.store.db import require_current_schema
-    from dk2020flow.store.repository import SqlStore
+    from dk2020flow.service.core import open_service as open_at
 
     settings = settings_for(db)
-    store = SqlStore(settings.database_url)
-    require_current_schema(store.engine)
     clock = FixedClock(parse_now(now, timezone)) if now is not None else SystemClock()
-    return Service(store, clock=clock, settings=settings)
+    return open_at(settings.database_url, clock=clock, settings=settings)
 
 
 class InvalidOptionError(Dk2020flowError):

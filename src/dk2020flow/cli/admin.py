@@ -7,12 +7,13 @@ from typing import Annotated
 
 import typer
 
-from dk2020flow.cli_common import (
+from dk2020flow.cli.common import (
     DbOption,
     JsonOption,
     NowOption,
     handle_errors,
     local,
+    open_reader,
     open_service,
     out,
     print_json,
@@ -27,27 +28,21 @@ participants_app = typer.Typer(no_args_is_help=True, help="Municipalities and th
 @handle_errors
 def upgrade(db: DbOption = None) -> None:
     """Bring the database to the newest schema (creates it if needed; seeds the 98 municipalities)."""
-    from dk2020flow.store.db import head_revision, safe_url
-    from dk2020flow.store.db import upgrade as run_upgrade
+    from dk2020flow.service.database import upgrade_database
 
-    settings = settings_for(db)
-    run_upgrade(settings.database_url)
-    out.print(f"database {safe_url(settings.database_url)} is at revision {head_revision()}")
+    done = upgrade_database(settings_for(db).database_url)
+    out.print(f"database {done.url} is at revision {done.head}")
 
 
 @db_app.command("status")
 @handle_errors
 def status(db: DbOption = None) -> None:
     """Show the schema revision of the database and of this release (exit 5 when behind)."""
-    from dk2020flow.store.db import current_revision, head_revision, make_engine, safe_url
+    from dk2020flow.service.database import database_status
 
-    settings = settings_for(db)
-    engine = make_engine(settings.database_url)
-    current, head = current_revision(engine), head_revision()
-    out.print(
-        f"{safe_url(settings.database_url)}: revision {current or 'none'}; this release needs {head}"
-    )
-    if current != head:
+    found = database_status(settings_for(db).database_url)
+    out.print(f"{found.url}: revision {found.current or 'none'}; this release needs {found.head}")
+    if not found.up_to_date:
         out.print("run `dk2020flow db upgrade`")
         raise typer.Exit(5)
 
@@ -59,14 +54,9 @@ def import_(
     db: DbOption = None,
 ) -> None:
     """Import municipalities and contacts from CSV: every row is checked; a bad file imports nothing."""
-    from dk2020flow.store.participants import parse_participants_csv
-
-    service = open_service(db)
-    with service.store.transaction() as tx:
-        municipalities, contacts = parse_participants_csv(file, known=tx.municipalities())
-        tx.replace_participants(municipalities, contacts)
+    done = open_service(db).import_participants(file)
     out.print(
-        f"imported {len(municipalities)} municipalities and {len(contacts)} contacts from {file}"
+        f"imported {done.municipalities} municipalities and {done.contacts} contacts from {file}"
     )
 
 
@@ -78,9 +68,7 @@ def list_participants(
     as_json: JsonOption = False,
 ) -> None:
     """List the municipalities the database knows."""
-    service = open_service(db)
-    with service.store.read() as tx:
-        rows = [m for m in tx.municipalities() if region is None or m.region == region]
+    rows = open_reader(db).municipalities(region)
     if as_json:
         print_json(rows)
         return
@@ -123,8 +111,7 @@ def workflow_load(
 
 def workflow_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     """List the stored definition versions."""
-    service = open_service(db)
-    stored = service.definitions()
+    stored = open_reader(db).definitions()
     if as_json:
         print_json(
             [

@@ -20,6 +20,8 @@ from dk2020flow.engine import decide
 from dk2020flow.engine import timers as timing
 from dk2020flow.engine.records import CaseSnapshot, DueTimer, MailIntent, TimerStatus
 from dk2020flow.errors import Dk2020flowError, NotFoundError
+from dk2020flow.localtime import to_local
+from dk2020flow.service.parts import ServiceParts
 from dk2020flow.store.port import (
     BatchItem,
     BatchOutcome,
@@ -34,7 +36,6 @@ from dk2020flow.store.port import (
 
 if TYPE_CHECKING:
     from dk2020flow.engine.machine import CompiledWorkflow
-    from dk2020flow.service import Service
 
 
 @dataclass(kw_only=True, slots=True)
@@ -52,7 +53,9 @@ class DispatchResult:
         return self.fired + self.discarded + self.skipped + self.failed + self.programme
 
 
-def fire_due(service: Service, now: dt.datetime, *, limit: int | None = None) -> DispatchResult:
+def fire_due(
+    service: ServiceParts, now: dt.datetime, *, limit: int | None = None
+) -> DispatchResult:
     """Fire the timers due at ``now``: one transaction, each case's firings all or nothing.
 
     The claimed cases are loaded in one query and their decisions computed and
@@ -111,7 +114,7 @@ class _BatchView:
 
 
 def _fire_batch(
-    service: Service,
+    service: ServiceParts,
     tx: Tx,
     by_case: dict[int, list[DueTimer]],
     now: dt.datetime,
@@ -156,7 +159,7 @@ def _fire_batch(
 
 
 def _plan_case(
-    service: Service,
+    service: ServiceParts,
     tx: Tx,
     case: CaseSnapshot,
     rows: list[DueTimer],
@@ -239,7 +242,7 @@ def _plan_case(
     return item, tally
 
 
-def _fire_programme(service: Service, tx: Tx, now: dt.datetime, limit: int) -> tuple[int, int]:
+def _fire_programme(service: ServiceParts, tx: Tx, now: dt.datetime, limit: int) -> tuple[int, int]:
     """Programme events: mail every case of the cohort (and region) in the named states.
 
     The missed-firing rule for programme events (docs/time.md, "Programme events"):
@@ -296,7 +299,7 @@ def _missed_programme_firings(
 ) -> list[tuple[ProgrammeTimer, str]]:
     """The due firings of one event not to send, each with the reason written to its row."""
     if starts <= now:
-        held = timing.to_local(starts, tz).strftime("%Y-%m-%d %H:%M")
+        held = to_local(starts, tz).strftime("%Y-%m-%d %H:%M")
         return [
             (row, f"not sent: the event started at {held} (never invite to the past)")
             for row in rows
@@ -311,7 +314,7 @@ def _missed_programme_firings(
 
 
 def _send_programme_firing(
-    service: Service,
+    service: ServiceParts,
     tx: Tx,
     wf: CompiledWorkflow,
     event: CalendarEvent,

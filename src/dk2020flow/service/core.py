@@ -1,8 +1,10 @@
 """Application operations: the engine's decisions, written by the store in one transaction.
 
 The service is split by concern: this module (definitions and case operations),
-``service_mail`` (recipients and rendering), ``service_dispatch`` (firing due
-timers) and ``service_migrate`` (moving cases between definition versions).
+``reads`` (the light queries ``Service`` inherits), ``mail`` (recipients and
+rendering), ``dispatch`` (firing due timers), ``migrate`` (moving cases between
+definition versions), ``verify`` (audit-log checks), ``participants`` (the CSV
+import), ``health`` (the scheduler's health) and ``database`` (schema upgrade).
 
 The CLI, the daemon and the simulation call these; none of them touches the
 store or the engine directly for a change. Each operation:
@@ -37,15 +39,15 @@ from dk2020flow.engine.records import (
     TimerStatus,
 )
 from dk2020flow.errors import (
-    Dk2020flowError,
     NotFoundError,
     RefusalReason,
     RefusedError,
     quoted,
 )
 from dk2020flow.notify.render import RenderedMail
-from dk2020flow.service_dispatch import DispatchResult, fire_due
-from dk2020flow.service_mail import (
+from dk2020flow.report.model import Report, build_report
+from dk2020flow.service.dispatch import DispatchResult, fire_due
+from dk2020flow.service.mail import (
     MailComposer,
     Preview,
     all_templates,
@@ -53,10 +55,13 @@ from dk2020flow.service_mail import (
     intent_from_json,
     roles_mailed,
 )
-from dk2020flow.service_migrate import MigrationItem, MigrationPlan
-from dk2020flow.service_migrate import migrate as migrate_cases
-from dk2020flow.service_verify import CaseCheck, check_case
+from dk2020flow.service.migrate import MigrationItem, MigrationPlan
+from dk2020flow.service.migrate import migrate as migrate_cases
+from dk2020flow.service.participants import ParticipantsImported, import_participants
+from dk2020flow.service.reads import AmbiguousError, Reader
+from dk2020flow.service.verify import CaseCheck, check_case
 from dk2020flow.settings import Settings
+from dk2020flow.store.db import require_current_schema
 from dk2020flow.store.port import (
     CaseFilter,
     LateDeadline,
@@ -65,10 +70,10 @@ from dk2020flow.store.port import (
     ProgrammeTimer,
     Store,
     StoredDefinition,
-    StoredEvent,
     StoredTimer,
     Tx,
 )
+from dk2020flow.store.repository import SqlStore
 
 __all__ = [
     "AmbiguousError",
@@ -78,13 +83,11 @@ __all__ = [
     "MigrationItem",
     "MigrationPlan",
     "OpenedCases",
+    "ParticipantsImported",
     "Preview",
     "Service",
+    "open_service",
 ]
-
-
-class AmbiguousError(Dk2020flowError):
-    """A reference matches more than one case: name the workflow or use the case id."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -114,11 +117,19 @@ class CaseDetails:
     possible_triggers: list[str]
 
 
-class Service:
-    """The operations of dk2020flow over one store, with an injected clock."""
+class Service(Reader):
+    """The operations of dk2020flow over one store, with an injected clock: the one
+    door the CLI, the console and the API go through (``Reader`` has the light queries)."""
 
-    def __init__(self, store: Store, *, clock: Clock, settings: Settings | None = None) -> None:
-        self.store = store
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Clock,
+        settings: Settings | None = None,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(store, on_close=on_close)
         self.clock = clock
         self.settings = settings or Settings()
         self.mail = MailComposer(sender=self.settings.sender_override())
@@ -347,24 +358,6 @@ class Service:
             tx.queue_mail(mails)
         return case
 
-    def resolve(self, tx: Tx, ref: str, workflow: str | None = None) -> CaseSnapshot:
-        """A case by number (``#12``), or by municipality code or name within a workflow."""
-        found = tx.find_cases_by_ref(ref, workflow)
-        if not found:
-            where = f" in {workflow}" if workflow else ""
-            hint, number = "", ref.strip()
-            if number.isdigit() and tx.find_municipality(number) is None:
-                hint = f" (no municipality has code {number}; case number {number} is #{number})"
-            raise NotFoundError(
-                f"no case {ref!r}{where}{hint}; `dk2020flow case list` shows the cases"
-            )
-        if len(found) > 1:
-            names = ", ".join(sorted({c.workflow for c in found}))
-            raise AmbiguousError(
-                f"{ref!r} has a case in several workflows ({names}): add --workflow NAME"
-            )
-        return found[0]
-
     def _change(
         self,
         ref: str,
@@ -546,16 +539,9 @@ class Service:
             if not contacts.get(role)
         ]
 
-    def history(
-        self, ref: str, *, workflow: str | None = None
-    ) -> tuple[CaseSnapshot, list[StoredEvent]]:
-        with self.store.read() as tx:
-            case = self.resolve(tx, ref, workflow)
-            return case, tx.history(case.id or 0)
-
     def verify(self, ref: str | None = None, *, workflow: str | None = None) -> list[CaseCheck]:
         """Check the audit log of one case (``ref``) or of every case (in ``workflow``):
-        its hash chain, and that replaying it gives the stored case (service_verify)."""
+        its hash chain, and that replaying it gives the stored case (``service/verify.py``)."""
         with self.store.read() as tx:
             if ref is not None:
                 cases = [self.resolve(tx, ref, workflow)]
@@ -569,6 +555,10 @@ class Service:
                 check_case(case, tx.history(case.id or 0), workflow_of)
                 for case in sorted(cases, key=lambda c: c.id or 0)
             ]
+
+    def cases(self, flt: CaseFilter) -> list[CaseSnapshot]:
+        """Cases by ``flt``; with ``overdue_at``, the cases late then (``late_deadlines``)."""
+        return self.list_cases(flt)
 
     def list_cases(self, flt: CaseFilter) -> list[CaseSnapshot]:
         """Cases by ``flt``; with ``overdue_at``, the cases late then (``late_deadlines``)."""
@@ -605,9 +595,23 @@ class Service:
                 )
         return sorted(late, key=lambda d: (d.deadline_at, d.case.id or 0, d.timer))
 
-    def definitions(self) -> list[StoredDefinition]:
+    def report(self, workflow: str | None = None, at: dt.datetime | None = None) -> Report:
+        """The programme's report of ``workflow`` (the only or the largest one) as of ``at``
+        (the service's clock by default), from the case logs (``report/model.py``)."""
+        at = at or self.clock.now()
         with self.store.read() as tx:
-            return tx.definitions()
+            return build_report(tx, workflow=workflow, at=at)
+
+    def purge_sent(self, before: dt.datetime) -> int:
+        """Delete the sent messages sent before ``before``; how many. Nothing else is purged."""
+        with self.store.transaction() as tx:
+            return tx.purge_sent(before)
+
+    def import_participants(self, path: Path) -> ParticipantsImported:
+        """Import municipalities or contacts from a CSV file: every row checked, all or
+        nothing (``service/participants.py``)."""
+        with self.store.transaction() as tx:
+            return import_participants(tx, path)
 
     def compiled_latest(self, workflow: str) -> CompiledWorkflow:
         with self.store.read() as tx:
@@ -630,7 +634,7 @@ class Service:
         )
 
     def fire_due(self, now: dt.datetime, *, limit: int | None = None) -> DispatchResult:
-        """Fire the timers due at ``now`` (see service_dispatch)."""
+        """Fire the timers due at ``now`` (``service/dispatch.py``)."""
         return fire_due(self, now, limit=limit)
 
     def retry_message(self, message_id: int, now: dt.datetime | None = None) -> tuple[bool, str]:
@@ -661,10 +665,6 @@ class Service:
             if tx.requeue(message_id, now):
                 return True, ""
             return False, f"it is {msg.status.value}: only dead or parked messages can be retried"
-
-    def next_due_at(self) -> dt.datetime | None:
-        with self.store.read() as tx:
-            return tx.next_due_at()
 
     # ------------------------------------------------------------------ mail
 
@@ -774,3 +774,16 @@ def _programme_row(
         index=0,
         due_at=due_at,
     )
+
+
+def open_service(database_url: str, *, clock: Clock, settings: Settings) -> Service:
+    """A service over the database at ``database_url``, whose schema must be current
+    (``SchemaBehindError`` otherwise: run ``dk2020flow db upgrade``). Close it (or use it
+    as a context manager) to release the connections."""
+    store = SqlStore(database_url)
+    try:
+        require_current_schema(store.engine)
+    except BaseException:
+        store.close()
+        raise
+    return Service(store, clock=clock, settings=settings, on_close=store.close)

@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from dataclasses import dataclass
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dk2020flow.cli_common import (
+from dk2020flow.cli.common import (
     DbOption,
     JsonOption,
     NowOption,
@@ -37,10 +36,12 @@ from dk2020flow.cli_common import (
     print_json,
     settings_for,
 )
-from dk2020flow.clock import Clock, FixedClock, SystemClock
+from dk2020flow.clock import Clock, FixedClock, ShiftedClock, SystemClock
 from dk2020flow.runtime.logs import LogFormat, configure_logging
 
 if TYPE_CHECKING:
+    from dk2020flow.notify.transports import Transport
+    from dk2020flow.service.health import SchedulerHealth
     from dk2020flow.store.port import DaemonInfo
 
 TIMEZONE = "Europe/Copenhagen"
@@ -49,21 +50,6 @@ scheduler_app = typer.Typer(
     no_args_is_help=True,
     help="Run the scheduler daemon (timers and mail) and check its health.",
 )
-
-
-class ShiftedClock:
-    """Starts at a given instant and advances with the wall clock (``run --now`` without --once)."""
-
-    __slots__ = ("_offset",)
-
-    def __init__(self, start: dt.datetime, wall: Clock | None = None) -> None:
-        self._offset = start - (wall or SystemClock()).now()
-
-    def now(self) -> dt.datetime:
-        return dt.datetime.now(dt.UTC) + self._offset
-
-    def __repr__(self) -> str:
-        return f"ShiftedClock(now={self.now().isoformat()})"
 
 
 def _secrets(url: str) -> list[str]:
@@ -84,7 +70,7 @@ def _secrets(url: str) -> list[str]:
     return found
 
 
-def _mail() -> tuple[Any, tuple[str, str]]:
+def _mail() -> tuple[Transport, tuple[str, str]]:
     """The configured transport and sender (From) address."""
     from pydantic import ValidationError
 
@@ -129,9 +115,7 @@ def run_command(
     On SQLite only one daemon may run per database file (a second one exits 6).
     """
     from dk2020flow.runtime.daemon import Daemon
-    from dk2020flow.service import Service
-    from dk2020flow.store.db import require_current_schema
-    from dk2020flow.store.repository import SqlStore
+    from dk2020flow.service.core import open_service
 
     settings = settings_for(db)
     configure_logging(log_format, secrets=_secrets(settings.database_url))
@@ -143,11 +127,8 @@ def run_command(
         clock = FixedClock(instant)
     else:
         clock = ShiftedClock(instant)
-    store = SqlStore(settings.database_url)
-    try:
-        require_current_schema(store.engine)
+    with open_service(settings.database_url, clock=clock, settings=settings) as service:
         transport, sender = _mail()
-        service = Service(store, clock=clock, settings=settings)
         daemon = Daemon(
             service,
             transport,
@@ -157,178 +138,16 @@ def run_command(
             sender=sender,
         )
         code = daemon.run()
-    finally:
-        store.close()
     raise typer.Exit(code)
 
 
 # ----------------------------------------------------------------------------- status
 
 
-class Health(IntEnum):
-    OK = 0
-    WARNING = 1
-    CRITICAL = 2
-
-
 class _Label(StrEnum):
     OK = "OK"
     WARNING = "WARNING"
     CRITICAL = "CRITICAL"
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class StatusReport:
-    now: dt.datetime
-    health: Health
-    reasons: list[str]
-    daemons_alive: list[DaemonInfo]
-    daemons_recent: list[DaemonInfo]
-    last_tick_at: dt.datetime | None
-    due_now: int
-    overdue: int
-    overdue_minutes: float
-    oldest_unfired: dt.datetime | None
-    next_due: dt.datetime | None
-    outbox: dict[str, int]
-
-
-def _alive(info: DaemonInfo, wall_now: dt.datetime, stale: float) -> bool:
-    return info.stopped_at is None and (wall_now - info.last_seen_at).total_seconds() <= stale
-
-
-REHEARSAL_GAP = dt.timedelta(hours=1)
-"""A scheduler run whose clock was this far from the machine's ran with ``--now``."""
-
-
-def _instant_option(instant: dt.datetime) -> str:
-    """An instant as a ``--now`` value in the programme's time zone (2020-09-01T10:00+02:00)."""
-    from zoneinfo import ZoneInfo
-
-    return instant.astimezone(ZoneInfo(TIMEZONE)).isoformat(timespec="minutes")
-
-
-def rehearsal_instant(daemons: list[DaemonInfo]) -> dt.datetime | None:
-    """The ``--now`` of the most recent scheduler run, if it was a rehearsal.
-
-    A run records its clock (``stats.clock_now``) with each heartbeat; when that
-    clock was more than :data:`REHEARSAL_GAP` away from the machine's time of the
-    beat, the run was a rehearsal (``scheduler run --now …``).
-    """
-    if not daemons or daemons[0].last_tick_at is None:
-        return None
-    latest = daemons[0]
-    text = latest.stats.get("clock_now")
-    if not isinstance(text, str):
-        return None
-    try:
-        clock_now = dt.datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if clock_now.tzinfo is None or latest.last_tick_at is None:
-        return None
-    return clock_now if abs(clock_now - latest.last_tick_at) > REHEARSAL_GAP else None
-
-
-def build_status(
-    store: Any,
-    *,
-    now: dt.datetime,
-    wall_now: dt.datetime,
-    stale_seconds: float,
-    overdue_minutes: float,
-) -> StatusReport:
-    """Everything ``scheduler status`` shows, and the probe's verdict.
-
-    ``now`` is the instant judged (``--now``, or the machine's clock ``wall_now``).
-    The advice for timers nobody fires depends on it: as of a ``--now`` instant
-    (a rehearsal), fire them with ``scheduler run --once --now`` at that instant;
-    by the machine's clock, start a daemon — unless the last scheduler run was a
-    rehearsal, whose timers are overdue only by the machine's clock: then the
-    status says so and names the ``--now`` to judge it by (docs/time.md).
-    """
-    from dk2020flow.store.port import OutboxStatus
-    from dk2020flow.store.stats import outbox_counts, timer_stats
-
-    overdue_before = now - dt.timedelta(minutes=overdue_minutes)
-    timers = timer_stats(store.engine, now, overdue_before=overdue_before)
-    counts = outbox_counts(store.engine)
-    with store.read() as tx:
-        daemons: list[DaemonInfo] = tx.daemons()
-    alive = [d for d in daemons if _alive(d, wall_now, stale_seconds)]
-    crashed = [
-        d
-        for d in daemons
-        if d.stopped_at is None
-        and not _alive(d, wall_now, stale_seconds)
-        and (wall_now - d.last_seen_at) <= dt.timedelta(days=1)
-    ]
-    ticks = [d.last_tick_at for d in daemons if d.last_tick_at is not None]
-    reasons: list[str] = []
-    health = Health.OK
-    dead = counts[OutboxStatus.DEAD]
-    rehearsal = rehearsal_instant(daemons) if now == wall_now else None
-    if timers.overdue and not alive:
-        health = Health.CRITICAL
-        late = f"{timers.overdue} timer(s) overdue by more than {overdue_minutes:g} min"
-        if now != wall_now:
-            advice = (
-                f" and no daemon alive: to rehearse, fire them with `dk2020flow scheduler run "
-                f"--once --now {_instant_option(now)}`"
-            )
-        elif rehearsal is not None:
-            advice = (
-                " by the machine's clock, but the last scheduler run was a rehearsal as of "
-                f"{local(rehearsal, TIMEZONE)}: judge it with `dk2020flow scheduler status "
-                f"--now {_instant_option(rehearsal)}`; a daemon started on this database "
-                "would fire these timers now"
-            )
-        else:
-            advice = " and no daemon alive: start `dk2020flow scheduler run`"
-        reasons.append(late + advice)
-    elif timers.overdue:
-        health = Health.WARNING
-        reasons.append(
-            f"{timers.overdue} timer(s) overdue by more than {overdue_minutes:g} min although "
-            f"{len(alive)} daemon(s) are alive: they are behind or stuck (check their logs)"
-        )
-    elif timers.due_now and not alive:
-        health = Health.WARNING
-        reasons.append(
-            f"{timers.due_now} timer(s) due and no daemon alive (fine between two cron runs "
-            "of `scheduler run --once`)"
-        )
-    if dead:
-        health = max(health, Health.WARNING)
-        reasons.append(
-            f"{dead} dead message(s): see `dk2020flow outbox list --status dead`, "
-            "then `dk2020flow outbox retry`"
-        )
-    parked = counts[OutboxStatus.PARKED]
-    if parked:
-        health = max(health, Health.WARNING)
-        reasons.append(
-            f"{parked} parked message(s) with no recipient: add the contacts "
-            "(`dk2020flow participants import`), then `dk2020flow outbox retry --all-parked`"
-        )
-    if crashed:
-        health = max(health, Health.WARNING)
-        names = ", ".join(d.id for d in crashed)
-        reasons.append(f"daemon(s) stopped beating without stopping cleanly: {names}")
-    return StatusReport(
-        now=now,
-        health=health,
-        reasons=reasons,
-        daemons_alive=alive,
-        daemons_recent=daemons[:10],
-        last_tick_at=max(ticks) if ticks else None,
-        due_now=timers.due_now,
-        overdue=timers.overdue,
-        overdue_minutes=overdue_minutes,
-        oldest_unfired=timers.oldest_unfired,
-        next_due=timers.next_due,
-        outbox={status.value: count for status, count in counts.items()},
-    )
 
 
 def _ago(then: dt.datetime | None, now: dt.datetime) -> str:
@@ -366,24 +185,18 @@ def status_command(
     --overdue-minutes and no daemon alive). --now judges due and overdue as of that
     instant; daemons are alive when seen within DK2020FLOW_DAEMON_STALE_SECONDS.
     """
-    from dk2020flow.store.db import require_current_schema
-    from dk2020flow.store.repository import SqlStore
+    from dk2020flow.service.reads import open_reader
 
     settings = settings_for(db)
     wall_now = SystemClock().now()
     instant = parse_now(now, TIMEZONE) if now is not None else wall_now
-    store = SqlStore(settings.database_url)
-    try:
-        require_current_schema(store.engine)
-        report = build_status(
-            store,
+    with open_reader(settings.database_url) as reader:
+        report = reader.scheduler_health(
             now=instant,
             wall_now=wall_now,
             stale_seconds=settings.daemon_stale_seconds,
             overdue_minutes=overdue_minutes,
         )
-    finally:
-        store.close()
     if as_json:
         print_json(
             {
@@ -422,9 +235,9 @@ def _daemon_json(info: DaemonInfo) -> dict[str, Any]:
     }
 
 
-def _print_status(report: StatusReport, wall_now: dt.datetime) -> None:
+def _print_status(report: SchedulerHealth, wall_now: dt.datetime) -> None:
     label = _Label[report.health.name].value
-    style = {Health.OK: "green", Health.WARNING: "yellow", Health.CRITICAL: "red"}[report.health]
+    style = {"OK": "green", "WARNING": "yellow", "CRITICAL": "red"}[report.health.name]
     out.print(f"[bold {style}]{label}[/]")
     for reason in report.reasons:
         out.print(f"  - {reason}", markup=False)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dk2020flow.cli_common import (
+from dk2020flow.cli.common import (
     ActorOption,
     DbOption,
     InvalidOptionError,
@@ -17,8 +17,8 @@ from dk2020flow.cli_common import (
     actor_name,
     handle_errors,
     local,
+    open_reader,
     open_service,
-    open_store,
     out,
     parse_now,
     parse_pairs,
@@ -204,12 +204,8 @@ def list_(
         region=region,
         overdue_at=instant if overdue else None,
     )
-    if overdue:
-        cases = open_service(db, now).list_cases(flt)
-    else:
-        # The store alone: no engine, mail or workflow parsing to import (#15.18).
-        with open_store(db).read() as tx:
-            cases = tx.cases(flt)
+    # Without --overdue, the light queries: no engine, mail or workflow parsing to import (#15.18).
+    cases = open_service(db, now).cases(flt) if overdue else open_reader(db).cases(flt)
     if as_json:
         print_json([_summary(c) for c in cases])
         return
@@ -503,7 +499,7 @@ def verify(
     """
     if (case is None) == (not all_cases):
         raise InvalidOptionError("give a CASE or --all (not both)")
-    from dk2020flow.service_verify import VERIFY_FAILED_EXIT
+    from dk2020flow.service.verify import VERIFY_FAILED_EXIT
 
     service = open_service(db)
     checks = service.verify(case, workflow=workflow)

@@ -14,22 +14,28 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from dk2020flow.bundled import bundled_workflows, workflow_path
-from dk2020flow.cli_common import (
+from dk2020flow.cli.common import (
     DbOption,
     JsonOption,
     console,
     err,
     handle_errors,
     local,
+    open_service,
     out,
     print_json,
+    settings_for,
 )
+from dk2020flow.clock import FixedClock, SystemClock
 from dk2020flow.errors import Dk2020flowError, quoted
+
+if TYPE_CHECKING:
+    from dk2020flow.simulate.result import SimulationResult
 
 DEMO_START = dt.date(2020, 6, 1)
 DEMO_END = dt.date(2023, 12, 31)
@@ -71,7 +77,7 @@ def _default_period(workflow_path: Path) -> tuple[dt.date, dt.date]:
         month = first.month - 2
         start = dt.date(first.year + (month - 1) // 12, (month - 1) % 12 + 1, 1)
     else:
-        start = dt.datetime.now(dt.UTC).date()
+        start = SystemClock().now().date()
     ends = [
         c.planned_end.date() if isinstance(c.planned_end, dt.datetime) else c.planned_end
         for c in workflow.cohorts.values()
@@ -108,8 +114,10 @@ def _progress(enabled: bool) -> Iterator[Any]:
         yield update
 
 
-def _summary_tables(result: Any) -> None:
+def _summary_tables(result: SimulationResult) -> None:
     summary = result.summary
+    if summary is None:  # a run always sums up; nothing to show otherwise
+        return
     from rich.table import Table
 
     table = Table(title="Cases at the end", title_justify="left")
@@ -136,7 +144,7 @@ def _summary_tables(result: Any) -> None:
     )
 
 
-def _problems(result: Any) -> None:
+def _problems(result: SimulationResult) -> None:
     if not result.problems:
         out.print("[green]no problems found[/]")
         return
@@ -147,7 +155,7 @@ def _problems(result: Any) -> None:
         out.print(f"      fix: {problem.hint}", markup=False, style="dim")
 
 
-def _timeline_lines(result: Any, tz: str = "Europe/Copenhagen") -> list[str]:
+def _timeline_lines(result: SimulationResult, tz: str = "Europe/Copenhagen") -> list[str]:
     from zoneinfo import ZoneInfo
 
     zone = ZoneInfo(tz)
@@ -267,7 +275,7 @@ def simulate(
         raise typer.Exit(1)
 
 
-def _print_simulation(result: Any, out_dir: Path | None) -> None:
+def _print_simulation(result: SimulationResult, out_dir: Path | None) -> None:
     lines = _timeline_lines(result)
     # The whole timeline is kept only where asked (--out): no folder left in /tmp (#15.20).
     timeline_file = None
@@ -312,9 +320,7 @@ def report(
     db: DbOption = None,
 ) -> None:
     """The programme's report: sign-ups, states, overdue cases, CAPF requirements, mail."""
-    from dk2020flow.cli_common import open_service
-    from dk2020flow.report import build_report, render_html, render_table, to_csv, to_json
-    from dk2020flow.store.repository import SqlStore
+    from dk2020flow.report import render_html, render_table, to_csv, to_json
 
     if fmt not in FORMATS:
         raise typer.BadParameter(
@@ -328,10 +334,7 @@ def report(
         instant = dt.datetime.combine(
             day, dt.time(23, 59, 59), tzinfo=ZoneInfo("Europe/Copenhagen")
         )
-    service = open_service(db)
-    store = service.store
-    assert isinstance(store, SqlStore)
-    result = build_report(store, workflow=workflow, at=instant)
+    result = open_service(db).report(workflow=workflow, at=instant)
     if fmt == "table":
         if out_file is None:
             out.print(render_table(result))
@@ -368,10 +371,10 @@ def demo(
     Writes ./dk2020flow.db, the mails to ./outbox/ and the report to ./report.html. A second
     run refuses to touch an existing demo; --fresh starts over.
     """
-    from dk2020flow.report import build_report, render_html
+    from dk2020flow.report import render_html
+    from dk2020flow.service.core import open_service as open_at
     from dk2020flow.simulate import run_simulation
     from dk2020flow.simulate.runner import sqlite_file
-    from dk2020flow.store.repository import SqlStore
 
     folder.mkdir(parents=True, exist_ok=True)
     database = folder / "dk2020flow.db"
@@ -401,14 +404,9 @@ def demo(
             db_url=url,
             progress=progress,
         )
-    store = SqlStore(url)
-    try:
-        report_file.write_text(
-            render_html(build_report(store, workflow=result.workflow, at=result.end)),
-            encoding="utf-8",
-        )
-    finally:
-        store.close()
+    with open_at(url, clock=FixedClock(result.end), settings=settings_for(None)) as service:
+        report = service.report(workflow=result.workflow, at=result.end)
+    report_file.write_text(render_html(report), encoding="utf-8")
     _summary_tables(result)
     if result.problems:
         out.print(f"the simulation flagged {len(result.problems)} problem(s) in the workflow:")
