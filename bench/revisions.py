@@ -11,6 +11,9 @@ scratch folder, removed afterwards. Each revision runs from its own ``src/``
 
 - the DK2020 simulation as a user runs it (``dk2020flow simulate dk2020 --seed 1``,
   interpreter start included): the median of 3 wall times each;
+- dispatch on SQLite: each revision's own ``bench/dispatch.py`` firing the same
+  bench workload (``fire_due`` until nothing is due, one daemon), the median of 3
+  runs each, in firings/s (moves with the disk: one commit per batch);
 - mail delivery to a local SMTP server: each revision's own ``bench/mail.py``
   section (reused connection per batch), the better of 2 runs each, in mails/s.
 """
@@ -43,6 +46,21 @@ MAIL_RUN = (
     "finally:\n"
     "    work.cleanup()\n"
     "print(json.dumps([r.value for r in rows if 'reused' in r.name]))\n"
+)
+
+
+DISPATCH_RUN = (
+    "import json, sys\n"
+    "sys.path.insert(0, sys.argv[1])\n"
+    "import logging; logging.disable(logging.WARNING)\n"
+    "from common import Workdir\n"
+    "import dispatch\n"
+    "work = Workdir()\n"
+    "try:\n"
+    "    rate, note, _ = dispatch.dk2020flow_rate(work.sqlite('revisions'), int(sys.argv[2]), 1)\n"
+    "finally:\n"
+    "    work.cleanup()\n"
+    "print(json.dumps([rate, note]))\n"
 )
 
 
@@ -90,6 +108,25 @@ def _mail(root: Path, work: Path, n: int) -> float:
     return float(rate)
 
 
+def _dispatch(root: Path, work: Path, n: int) -> float:
+    done = subprocess.run(
+        [sys.executable, "-c", DISPATCH_RUN, str(root / "bench"), str(n)],
+        cwd=work,
+        env=_env(root, work),
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=900,
+        check=False,
+    )
+    if done.returncode != 0:
+        tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:]
+        raise RuntimeError(f"{root}: the dispatch bench exited {done.returncode}: {' '.join(tail)}")
+    rate, note = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    if note:
+        raise RuntimeError(f"{root}: the dispatch bench did other work than asked: {note}")
+    return float(rate)
+
+
 def _base(scratch: Path) -> tuple[Path, bool]:
     """(the base revision's checkout, whether it was made here)."""
     given = os.environ.get("BENCH_BASE")
@@ -105,7 +142,7 @@ def _base(scratch: Path) -> tuple[Path, bool]:
     return target, True
 
 
-def compare(mail_n: int, repeat: int = 3) -> list[Result]:
+def compare(mail_n: int, dispatch_n: int = 2000, repeat: int = 3) -> list[Result]:
     """Simulation wall time and mails/s: the base revision and this checkout, interleaved."""
     scratch = Path(tempfile.mkdtemp(prefix="dk2020flow-revisions-"))
     base, made = _base(scratch)
@@ -115,9 +152,11 @@ def compare(mail_n: int, repeat: int = 3) -> list[Result]:
         roots = {"base": base, "this": REPO_DIR}
         sim: dict[str, list[float]] = {"base": [], "this": []}
         mails: dict[str, list[float]] = {"base": [], "this": []}
+        fired: dict[str, list[float]] = {"base": [], "this": []}
         for _ in range(repeat):
             for label, root in roots.items():
                 sim[label].append(_simulate(root, work))
+                fired[label].append(_dispatch(root, work, dispatch_n))
         for _ in range(2):
             for label, root in roots.items():
                 mails[label].append(_mail(root, work, mail_n))
@@ -131,8 +170,33 @@ def compare(mail_n: int, repeat: int = 3) -> list[Result]:
         shutil.rmtree(scratch, ignore_errors=True)
     before, after = statistics.median(sim["base"]), statistics.median(sim["this"])
     mail_before, mail_after = max(mails["base"]), max(mails["this"])
+    fire_before, fire_after = statistics.median(fired["base"]), statistics.median(fired["this"])
+    fire_runs = ", ".join(
+        f"{a:.0f}/{b:.0f}" for a, b in zip(fired["base"], fired["this"], strict=True)
+    )
     runs = ", ".join(f"{a:.2f}/{b:.2f}" for a, b in zip(sim["base"], sim["this"], strict=True))
     return [
+        Result(
+            section=SECTION,
+            name="dispatch on SQLite, base revision",
+            value=fire_before,
+            unit="firings/s",
+            note=f"median of {repeat}; {dispatch_n} timers, one daemon",
+        ),
+        Result(
+            section=SECTION,
+            name="dispatch on SQLite, this checkout",
+            value=fire_after,
+            unit="firings/s",
+            note=f"median of {repeat}; runs base/this: {fire_runs}",
+        ),
+        Result(
+            section=SECTION,
+            name="dispatch on SQLite: this checkout / base (firings/s)",
+            value=fire_after / fire_before,
+            unit="x",
+            note=">= 1.0: no slower than the base revision",
+        ),
         Result(
             section=SECTION,
             name="DK2020 simulation wall time, base revision",
