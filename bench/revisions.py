@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from common import REPO_DIR, Result
 
@@ -91,9 +92,11 @@ def _simulate(root: Path, work: Path) -> float:
     return seconds
 
 
-def _mail(root: Path, work: Path, n: int) -> float:
+def _bench_json(root: Path, work: Path, script: str, n: int, what: str) -> list[Any]:
+    """Run one revision's own bench code (``script`` with that revision's bench/ and src/),
+    and return the JSON list its last line prints."""
     done = subprocess.run(
-        [sys.executable, "-c", MAIL_RUN, str(root / "bench"), str(n)],
+        [sys.executable, "-c", script, str(root / "bench"), str(n)],
         cwd=work,
         env=_env(root, work),
         capture_output=True,
@@ -103,25 +106,18 @@ def _mail(root: Path, work: Path, n: int) -> float:
     )
     if done.returncode != 0:
         tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:]
-        raise RuntimeError(f"{root}: the mail bench exited {done.returncode}: {' '.join(tail)}")
-    [rate] = json.loads(done.stdout.decode().strip().splitlines()[-1])
+        raise RuntimeError(f"{root}: the {what} bench exited {done.returncode}: {' '.join(tail)}")
+    found: list[Any] = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    return found
+
+
+def _mail(root: Path, work: Path, n: int) -> float:
+    [rate] = _bench_json(root, work, MAIL_RUN, n, "mail")
     return float(rate)
 
 
 def _dispatch(root: Path, work: Path, n: int) -> float:
-    done = subprocess.run(
-        [sys.executable, "-c", DISPATCH_RUN, str(root / "bench"), str(n)],
-        cwd=work,
-        env=_env(root, work),
-        capture_output=True,
-        stdin=subprocess.DEVNULL,
-        timeout=900,
-        check=False,
-    )
-    if done.returncode != 0:
-        tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:]
-        raise RuntimeError(f"{root}: the dispatch bench exited {done.returncode}: {' '.join(tail)}")
-    rate, note = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    rate, note = _bench_json(root, work, DISPATCH_RUN, n, "dispatch")
     if note:
         raise RuntimeError(f"{root}: the dispatch bench did other work than asked: {note}")
     return float(rate)
