@@ -776,11 +776,13 @@ def _programme_row(
     )
 
 
-def open_service(database_url: str, *, clock: Clock, settings: Settings) -> Service:
+def open_service(
+    database_url: str, *, clock: Clock, settings: Settings, pool_size: int | None = None
+) -> Service:
     """A service over the database at ``database_url``, whose schema must be current
     (``SchemaBehindError`` otherwise: run ``dk2020flow db upgrade``). Close it (or use it
-    as a context manager) to release the connections."""
-    store = SqlStore(database_url)
+    as a context manager) to release the connections. ``pool_size``: see ``make_engine``."""
+    store = SqlStore(database_url, pool_size=pool_size)
     try:
         require_current_schema(store.engine)
     except BaseException:

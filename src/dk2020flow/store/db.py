@@ -39,7 +39,7 @@ READ_ONLY_OPTION = "dk2020flow_read_only"
 """Execution option: begin with a plain (deferred) BEGIN on SQLite instead of BEGIN IMMEDIATE."""
 
 MIGRATIONS_PACKAGE = "dk2020flow._migrations"
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 """The newest revision in ``_migrations/versions`` (a test checks it against alembic's scan):
 opening a database compares with it, so no command pays for importing alembic and scanning
 the migration scripts unless the schema is not current (``require_current_schema``)."""
@@ -86,18 +86,21 @@ def _is_sqlite(url: str) -> bool:
 # ------------------------------------------------------------------------ engines
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, pool_size: int | None = None) -> Engine:
     """An engine for ``url`` with the project's connection settings.
 
+    ``pool_size``: connections kept open (default SQLAlchemy's 5); the web application
+    sizes it to its thread pool, so that no request waits for a connection.
     Raises ``StoreError`` for a URL that names an unknown or missing driver.
     """
     url = normalize_url(url)
+    pool: dict[str, Any] = {} if pool_size is None else {"pool_size": pool_size, "max_overflow": 0}
     try:
         if _is_sqlite(url):
-            engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
+            engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S}, **pool)
             _configure_sqlite(engine)
         else:
-            engine = create_engine(url, pool_pre_ping=True)
+            engine = create_engine(url, pool_pre_ping=True, **pool)
     except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as error:
         raise StoreError(
             f"cannot use the database URL {safe_url(url)}: {error}. Use sqlite:///PATH "

@@ -486,8 +486,32 @@ class ReportsTx(Protocol):
         ...
 
 
+# ------------------------------------------------------------------ web application
+
+
+class AccountsTx(Protocol):
+    """The web application's users, one-time sign-in links, sessions and sign-in rate
+    limits (``store/sql/accounts.py``). Records are defined in ``store/sql/accounts.py``'s
+    protocol section below."""
+
+
+class ConsoleTx(Protocol):
+    """What the web console reads and keeps beyond the cases themselves: a page of the
+    cases table (filtered, sorted, counted in SQL), saved views, bulk runs
+    (``store/sql/console.py``)."""
+
+
 class Tx(
-    DefinitionsTx, ParticipantsTx, CasesTx, TimersTx, OutboxTx, DaemonsTx, ReportsTx, Protocol
+    DefinitionsTx,
+    ParticipantsTx,
+    CasesTx,
+    TimersTx,
+    OutboxTx,
+    DaemonsTx,
+    ReportsTx,
+    AccountsTx,
+    ConsoleTx,
+    Protocol,
 ):
     """One transaction: every concern's protocol together."""
 

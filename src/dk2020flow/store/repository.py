@@ -27,7 +27,9 @@ from dk2020flow.store.db import (
 )
 from dk2020flow.store.port import BatchItem, BatchOutcome
 from dk2020flow.store.rows import ENV_MAIL_DOMAIN, message_id_for
+from dk2020flow.store.sql.accounts import SqlAccountsTx
 from dk2020flow.store.sql.cases import SqlCasesTx
+from dk2020flow.store.sql.console import SqlConsoleTx
 from dk2020flow.store.sql.daemons import SqlDaemonsTx
 from dk2020flow.store.sql.definitions import SqlDefinitionsTx
 from dk2020flow.store.sql.outbox import SqlOutboxTx
@@ -46,9 +48,16 @@ class SqlStore:
     (run ``dk2020flow db upgrade``) when it is not.
     """
 
-    def __init__(self, url: str, *, engine: Engine | None = None, check_schema: bool = True):
+    def __init__(
+        self,
+        url: str,
+        *,
+        engine: Engine | None = None,
+        check_schema: bool = True,
+        pool_size: int | None = None,
+    ):
         self.url = normalize_url(url)
-        self.engine = engine if engine is not None else make_engine(self.url)
+        self.engine = engine if engine is not None else make_engine(self.url, pool_size=pool_size)
         self._schema_checked = not check_schema
         self._lock = threading.Lock()
 
@@ -104,6 +113,8 @@ class SqlTx(
     SqlOutboxTx,
     SqlDaemonsTx,
     SqlReportsTx,
+    SqlAccountsTx,
+    SqlConsoleTx,
 ):
     """One transaction; implements ``port.Tx`` by composing one mixin per concern
     (``store/sql/``), each beside its statements."""

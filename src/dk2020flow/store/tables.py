@@ -228,6 +228,132 @@ class DaemonRow(SQLModel, table=True):
     stats: dict[str, Any] = _col(JsonType)
 
 
+# ------------------------------------------------------------------ web application (migration 0003)
+
+
+class UserRow(SQLModel, table=True):
+    """A person who signs in to the web application (docs/web.md).
+
+    Staff accounts carry the workflow's roles (plus ``admin`` and ``read_only``);
+    ``kind`` leaves room for the participants' portal, whose accounts are tied to a
+    municipality, and ``oidc_subject`` for a sign-in by OpenID Connect."""
+
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = _col(String(320), unique=True)
+    """Lower-cased; the address the sign-in link goes to."""
+    name: str = _col(String(200))
+    kind: str = _col(String(16))
+    roles: list[str] = _col(JsonType)
+    municipality_code: str | None = _col(
+        String(3), ForeignKey("municipalities.code"), nullable=True
+    )
+    language: str = _col(String(8))
+    active: bool = _col(Boolean)
+    created_at: Any = _col(UtcDateTime)
+    disabled_at: Any = _col(UtcDateTime, nullable=True)
+    oidc_subject: str | None = _col(String(255), nullable=True, unique=True)
+
+
+class SignInTokenRow(SQLModel, table=True):
+    """A one-time sign-in link (and its short code), stored only as hashes."""
+
+    __tablename__ = "sign_in_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = _col(Integer, ForeignKey("users.id"))
+    token_hash: str = _col(String(64), unique=True)
+    code_hash: str = _col(String(64))
+    created_at: Any = _col(UtcDateTime)
+    expires_at: Any = _col(UtcDateTime)
+    used_at: Any = _col(UtcDateTime, nullable=True)
+    code_attempts: int = _col(Integer)
+    """Wrong codes entered for it: a token is void after a few."""
+
+
+class WebSessionRow(SQLModel, table=True):
+    """A signed-in browser: the cookie holds a random token, this row only its hash."""
+
+    __tablename__ = "web_sessions"
+    __table_args__ = (Index("ix_web_sessions_user_id", "user_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = _col(Integer, ForeignKey("users.id"))
+    token_hash: str = _col(String(64), unique=True)
+    created_at: Any = _col(UtcDateTime)
+    last_seen_at: Any = _col(UtcDateTime)
+    expires_at: Any = _col(UtcDateTime)
+    revoked_at: Any = _col(UtcDateTime, nullable=True)
+    user_agent: str = _col(String(300))
+    client: str = _col(String(64))
+    method: str = _col(String(16))
+    """How the session was opened: ``link``, ``code`` (later ``oidc``)."""
+
+
+class SignInAttemptRow(SQLModel, table=True):
+    """One sign-in request or code guess, counted per key for rate limiting.
+
+    ``key`` is ``email:<sha256>`` or ``client:<sha256>``: the table never holds an
+    address in clear. Several web workers share the limit through it."""
+
+    __tablename__ = "sign_in_attempts"
+    __table_args__ = (Index("ix_sign_in_attempts_key_at", "key", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = _col(String(80))
+    at: Any = _col(UtcDateTime)
+
+
+class SavedViewRow(SQLModel, table=True):
+    """A named filter of the cases table, for one user or for everyone with a role."""
+
+    __tablename__ = "saved_views"
+    __table_args__ = (Index("ix_saved_views_owner_id", "owner_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = _col(String(100))
+    owner_id: int = _col(Integer, ForeignKey("users.id"))
+    shared_role: str | None = _col(String(NAME), nullable=True)
+    """None: only the owner sees it; a role: every user with that role sees it."""
+    query: str = _col(Text)
+    """The cases page's URL query string (the filter, sort and columns)."""
+    created_at: Any = _col(UtcDateTime)
+
+
+class BulkRunRow(SQLModel, table=True):
+    """One trigger fired on many cases, each in its own transaction."""
+
+    __tablename__ = "bulk_runs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    actor: str = _col(String(200))
+    role: str | None = _col(String(NAME), nullable=True)
+    trigger: str = _col(String(NAME))
+    comment: str = _col(Text)
+    data: dict[str, Any] = _col(JsonType)
+    query: str = _col(Text)
+    """The filter the cases were chosen by (empty when picked one by one)."""
+    created_at: Any = _col(UtcDateTime)
+    finished_at: Any = _col(UtcDateTime, nullable=True)
+    total: int = _col(Integer)
+
+
+class BulkItemRow(SQLModel, table=True):
+    """One case of a bulk run and what happened to it."""
+
+    __tablename__ = "bulk_items"
+    __table_args__ = (UniqueConstraint("run_id", "case_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = _col(Integer, ForeignKey("bulk_runs.id"))
+    case_id: int = _col(Integer, ForeignKey("cases.id"))
+    status: str = _col(String(16))
+    """``pending``, ``done``, ``refused`` or ``failed``."""
+    message: str = _col(Text)
+    at: Any = _col(UtcDateTime, nullable=True)
+
+
 def _table(model: type[SQLModel]) -> Table:
     return cast(Table, model.__table__)  # type: ignore[attr-defined]
 
@@ -241,5 +367,12 @@ timers = _table(TimerRow)
 programme_timers = _table(ProgrammeTimerRow)
 outbox = _table(OutboxRow)
 daemons = _table(DaemonRow)
+users = _table(UserRow)
+sign_in_tokens = _table(SignInTokenRow)
+web_sessions = _table(WebSessionRow)
+sign_in_attempts = _table(SignInAttemptRow)
+saved_views = _table(SavedViewRow)
+bulk_runs = _table(BulkRunRow)
+bulk_items = _table(BulkItemRow)
 
 metadata = SQLModel.metadata

@@ -30,6 +30,13 @@ TABLES = {
     "outbox",
     "programme_timers",
     "timers",
+    "users",
+    "sign_in_tokens",
+    "web_sessions",
+    "sign_in_attempts",
+    "saved_views",
+    "bulk_runs",
+    "bulk_items",
 }
 
 

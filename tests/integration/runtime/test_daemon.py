@@ -57,11 +57,16 @@ def make_daemon(
 @pytest.fixture
 def log_lines() -> Iterator[io.StringIO]:
     stream = io.StringIO()
+    root = logging.getLogger("dk2020flow")
+    before = (root.level, root.propagate)
     handler = configure_logging(LogFormat.JSON, stream=stream, secrets=["s3cret-pass"])
     try:
         yield stream
     finally:
-        logging.getLogger("dk2020flow").removeHandler(handler)
+        # Put the logger back as it was: later tests (pytest's caplog) read the propagated records.
+        root.removeHandler(handler)
+        root.setLevel(before[0])
+        root.propagate = before[1]
 
 
 def actions(stream: io.StringIO) -> list[dict[str, object]]:

@@ -1,11 +1,9 @@
-"""The store's bulk statements write the same rows on the driver fast path and on
-SQLAlchemy's public ``executemany`` (``store/driver.py``), and fall back to the
-public path, with a warning, when the fast path cannot be planned."""
+"""The store's bulk statements (``store/driver.py``) write every row they are given and
+report the row count, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -14,7 +12,6 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from dk2020flow.engine.records import EventKind, EventRecord
-from dk2020flow.store import driver
 from dk2020flow.store import tables as t
 from dk2020flow.store.chain import GENESIS, chain
 from dk2020flow.store.driver import BulkStatement
@@ -126,10 +123,9 @@ STATEMENTS: Sequence[tuple[str, BulkStatement, Any]] = (
 
 
 @pytest.mark.parametrize(("name", "statement", "table"), STATEMENTS, ids=[s[0] for s in STATEMENTS])
-def test_the_fast_path_writes_what_the_public_executemany_writes(
+def test_a_bulk_statement_writes_every_row_it_is_given(
     store: SqlStore,
     build: Build,
-    monkeypatch: pytest.MonkeyPatch,
     name: str,
     statement: BulkStatement,
     table: Any,
@@ -142,35 +138,6 @@ def test_the_fast_path_writes_what_the_public_executemany_writes(
         "outbox": _outbox(build),
         "case update": _case_update,
     }[name]
-    monkeypatch.setattr(driver, "FAST_PATH", False)
-    public = _written(store, statement, rows, case_id, table)
-    monkeypatch.setattr(driver, "FAST_PATH", True)
-    fast = _written(store, statement, rows, case_id, table)
-    assert fast == public
-    count, given, found = public
-    assert count == given and found
-
-
-def test_a_statement_the_fast_path_cannot_plan_goes_the_public_way_with_a_warning(
-    store: SqlStore,
-    build: Build,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    case_id = build.open(store)
-    expected = _written(store, INSERT_TIMER_ROWS, _timers, case_id, t.timers)
-
-    def moved(self: object, statement: BulkStatement, dialect: object) -> None:
-        raise AttributeError("'SQLCompiler' object has no attribute 'positiontup'")
-
-    monkeypatch.setattr(driver, "FAST_PATH", True)
-    monkeypatch.setattr(driver._Plan, "__init__", moved)
-    statement = BulkStatement(INSERT_TIMER_ROWS.stmt, INSERT_TIMER_ROWS.keys)
-    with caplog.at_level(logging.WARNING, logger="dk2020flow.store.driver"):
-        first = _written(store, statement, _timers, case_id, t.timers)
-        second = _written(store, statement, _timers, case_id, t.timers)
-    assert first == second == expected
-    warnings = [r for r in caplog.records if r.name == "dk2020flow.store.driver"]
-    assert len(warnings) == 1, "one warning per statement and dialect"
-    assert "fast path unavailable for INSERT timers" in warnings[0].getMessage()
-    assert "positiontup" in warnings[0].getMessage()
+    count, given, found = _written(store, statement, rows, case_id, table)
+    assert count == given
+    assert found

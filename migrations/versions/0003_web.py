@@ -1,0 +1,161 @@
+"""The web application's tables: users, sign-in links and sessions, rate limits, saved
+views of the cases table, and bulk runs (docs/web.md).
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-12-02
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+from dk2020flow.store.types import UtcDateTime
+
+revision: str = "0003"
+down_revision: str | Sequence[str] | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def _json() -> sa.types.TypeEngine[Any]:
+    return sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+def _when(name: str, *, nullable: bool = False) -> sa.Column[Any]:
+    return sa.Column(name, UtcDateTime(), nullable=nullable)
+
+
+def _id() -> sa.Column[Any]:
+    return sa.Column("id", sa.Integer(), nullable=False)
+
+
+def upgrade() -> None:
+    op.create_table(
+        "users",
+        _id(),
+        sa.Column("email", sa.String(length=320), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("roles", _json(), nullable=False),
+        sa.Column("municipality_code", sa.String(length=3), nullable=True),
+        sa.Column("language", sa.String(length=8), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        _when("created_at"),
+        _when("disabled_at", nullable=True),
+        sa.Column("oidc_subject", sa.String(length=255), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["municipality_code"],
+            ["municipalities.code"],
+            name=op.f("fk_users_municipality_code_municipalities"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
+        sa.UniqueConstraint("email", name=op.f("uq_users_email")),
+        sa.UniqueConstraint("oidc_subject", name=op.f("uq_users_oidc_subject")),
+    )
+    op.create_table(
+        "sign_in_tokens",
+        _id(),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("code_hash", sa.String(length=64), nullable=False),
+        _when("created_at"),
+        _when("expires_at"),
+        _when("used_at", nullable=True),
+        sa.Column("code_attempts", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_sign_in_tokens_user_id_users")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_sign_in_tokens")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_sign_in_tokens_token_hash")),
+    )
+    op.create_table(
+        "web_sessions",
+        _id(),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        _when("created_at"),
+        _when("last_seen_at"),
+        _when("expires_at"),
+        _when("revoked_at", nullable=True),
+        sa.Column("user_agent", sa.String(length=300), nullable=False),
+        sa.Column("client", sa.String(length=64), nullable=False),
+        sa.Column("method", sa.String(length=16), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_web_sessions_user_id_users")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_web_sessions")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_web_sessions_token_hash")),
+    )
+    op.create_index("ix_web_sessions_user_id", "web_sessions", ["user_id"])
+    op.create_table(
+        "sign_in_attempts",
+        _id(),
+        sa.Column("key", sa.String(length=80), nullable=False),
+        _when("at"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_sign_in_attempts")),
+    )
+    op.create_index("ix_sign_in_attempts_key_at", "sign_in_attempts", ["key", "at"])
+    op.create_table(
+        "saved_views",
+        _id(),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("owner_id", sa.Integer(), nullable=False),
+        sa.Column("shared_role", sa.String(length=64), nullable=True),
+        sa.Column("query", sa.Text(), nullable=False),
+        _when("created_at"),
+        sa.ForeignKeyConstraint(
+            ["owner_id"], ["users.id"], name=op.f("fk_saved_views_owner_id_users")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_saved_views")),
+    )
+    op.create_index("ix_saved_views_owner_id", "saved_views", ["owner_id"])
+    op.create_table(
+        "bulk_runs",
+        _id(),
+        sa.Column("actor", sa.String(length=200), nullable=False),
+        sa.Column("role", sa.String(length=64), nullable=True),
+        sa.Column("trigger", sa.String(length=64), nullable=False),
+        sa.Column("comment", sa.Text(), nullable=False),
+        sa.Column("data", _json(), nullable=False),
+        sa.Column("query", sa.Text(), nullable=False),
+        _when("created_at"),
+        _when("finished_at", nullable=True),
+        sa.Column("total", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_bulk_runs")),
+    )
+    op.create_table(
+        "bulk_items",
+        _id(),
+        sa.Column("run_id", sa.Integer(), nullable=False),
+        sa.Column("case_id", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("message", sa.Text(), nullable=False),
+        _when("at", nullable=True),
+        sa.ForeignKeyConstraint(
+            ["run_id"], ["bulk_runs.id"], name=op.f("fk_bulk_items_run_id_bulk_runs")
+        ),
+        sa.ForeignKeyConstraint(
+            ["case_id"], ["cases.id"], name=op.f("fk_bulk_items_case_id_cases")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_bulk_items")),
+        sa.UniqueConstraint("run_id", "case_id", name=op.f("uq_bulk_items_run_id_case_id")),
+    )
+
+
+def downgrade() -> None:
+    for table in (
+        "bulk_items",
+        "bulk_runs",
+        "saved_views",
+        "sign_in_attempts",
+        "web_sessions",
+        "sign_in_tokens",
+        "users",
+    ):
+        op.drop_table(table)

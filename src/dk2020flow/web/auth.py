@@ -1,0 +1,93 @@
+"""Who is signed in, and the role check every route declares.
+
+``Principal`` is read from the session cookie through the service (the cookie holds a
+random token; the database only its hash). Every route depends on one of:
+
+- ``signed_in``: any signed-in user (a staff page anyone with an account may see);
+- ``require_roles(...)``: a user with at least one of the roles;
+- ``anyone``: no user needed (the sign-in pages, the accessibility statement).
+
+A request without a session on a page that needs one is sent to the sign-in page
+(``SignInRequired``); a user without the role gets 403 (``Forbidden``).
+``tests/web/test_authorization.py`` calls every route as every role and as nobody.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import Depends
+from starlette.requests import Request
+
+from dk2020flow.web.config import SESSION_COOKIE
+from dk2020flow.web.context import web_context
+
+
+@dataclass(frozen=True, kw_only=True)
+class Principal:
+    user_id: int
+    session_id: int
+    email: str
+    name: str
+    roles: tuple[str, ...]
+    language: str
+
+    def has(self, *roles: str) -> bool:
+        return any(role in self.roles for role in roles)
+
+
+class SignInRequired(Exception):
+    """No (valid) session: the user is sent to the sign-in page."""
+
+
+class Forbidden(Exception):
+    """Signed in, but without a role the route needs."""
+
+
+def current_principal(request: Request) -> Principal | None:
+    """The signed-in user, or None (read once per request)."""
+    if "principal" in request.scope.get("state", {}):
+        found: Principal | None = request.state.principal
+        return found
+    token = request.cookies.get(SESSION_COOKIE)
+    principal: Principal | None = None
+    if token:
+        ctx = web_context(request)
+        user = ctx.service.accounts.session_user(token, ctx.config.clock.now())
+        if user is not None:
+            principal = Principal(
+                user_id=user.user_id,
+                session_id=user.session_id,
+                email=user.email,
+                name=user.name,
+                roles=tuple(user.roles),
+                language=user.language,
+            )
+    request.state.principal = principal
+    return principal
+
+
+def anyone(request: Request) -> Principal | None:
+    """A route open to everyone; gives the user when one is signed in."""
+    return current_principal(request)
+
+
+def signed_in(request: Request) -> Principal:
+    principal = current_principal(request)
+    if principal is None:
+        raise SignInRequired
+    return principal
+
+
+def require_roles(*roles: str) -> Callable[..., Principal]:
+    """A dependency: the signed-in user, who must hold one of ``roles``."""
+    wanted = frozenset(roles)
+
+    def check(principal: Principal = Depends(signed_in)) -> Principal:
+        if not wanted.intersection(principal.roles):
+            raise Forbidden
+        return principal
+
+    check.__name__ = f"require_{'_or_'.join(sorted(wanted))}"
+    return check

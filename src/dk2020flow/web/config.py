@@ -1,0 +1,29 @@
+"""What ``dk2020flow serve`` (or a test) configures the web application with."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from dk2020flow.clock import Clock, SystemClock
+
+SESSION_COOKIE = "dk2020flow_session"
+CSRF_COOKIE = "dk2020flow_csrf"
+LANGUAGE_COOKIE = "dk2020flow_lang"
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebConfig:
+    database_url: str
+    clock: Clock = field(default_factory=SystemClock)
+    timezone: str = "Europe/Copenhagen"
+    """Dates and times on the pages are shown in this zone."""
+    base_url: str | None = None
+    """The public address (``https://dk2020.example.dk``) used in sign-in mails; by
+    default the address the request came to."""
+    session_lifetime: dt.timedelta = dt.timedelta(hours=12)
+    sign_in_link_lifetime: dt.timedelta = dt.timedelta(minutes=15)
+    pool_size: int = 40
+    """Database connections kept: as many as the thread pool that runs the endpoints."""
+    deliver_sign_in_mail: bool = True
+    """Try to send a sign-in mail at once (the daemon retries it if that fails)."""

@@ -1,0 +1,89 @@
+"""Danish by default, English one click away.
+
+Texts live in ``web/messages/<area>.py``: each module has ``MESSAGES``, a dict from a
+key to ``(danish, english)``; the keys of all modules are merged here (a key defined
+twice is an error at start-up). Templates call ``t("key", name=...)`` — the text is a
+``str.format`` pattern — and the ``date``/``datetime``/``number`` helpers, which format
+in the page's language (Babel) and the programme's time zone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import pkgutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date, format_datetime, format_timedelta
+from babel.numbers import format_decimal
+
+from dk2020flow.web import messages
+
+LANGUAGES = ("da", "en")
+DEFAULT_LANGUAGE = "da"
+LOCALES = {"da": "da_DK", "en": "en_GB"}
+
+
+@cache
+def catalogue() -> Mapping[str, tuple[str, str]]:
+    """Every message of every ``web/messages`` module."""
+    merged: dict[str, tuple[str, str]] = {}
+    for info in sorted(pkgutil.iter_modules(messages.__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"{messages.__name__}.{info.name}")
+        for key, texts in module.MESSAGES.items():
+            if key in merged:
+                raise ValueError(f"web message {key!r} is defined twice ({info.name})")
+            merged[key] = texts
+    return merged
+
+
+def language_of(value: str | None) -> str:
+    return value if value in LANGUAGES else DEFAULT_LANGUAGE
+
+
+@dataclass(frozen=True)
+class Translator:
+    """The texts and formats of one language."""
+
+    language: str
+    timezone: str = "Europe/Copenhagen"
+
+    @property
+    def locale(self) -> str:
+        return LOCALES[self.language]
+
+    def t(self, key: str, /, **values: object) -> str:
+        texts = catalogue().get(key)
+        if texts is None:
+            raise KeyError(f"no web message {key!r} (add it to web/messages/)")
+        text = texts[0] if self.language == "da" else texts[1]
+        return text.format(**values) if values else text
+
+    def local(self, instant: dt.datetime) -> dt.datetime:
+        return instant.astimezone(ZoneInfo(self.timezone))
+
+    def datetime(self, instant: dt.datetime | None, fmt: str = "medium") -> str:
+        if instant is None:
+            return ""
+        return format_datetime(self.local(instant), fmt, locale=self.locale)
+
+    def date(self, value: dt.datetime | dt.date | None, fmt: str = "medium") -> str:
+        if value is None:
+            return ""
+        day = self.local(value).date() if isinstance(value, dt.datetime) else value
+        return format_date(day, fmt, locale=self.locale)
+
+    def number(self, value: float | int) -> str:
+        return format_decimal(value, locale=self.locale)
+
+    def duration(self, delta: dt.timedelta, *, direction: bool = True) -> str:
+        """``om 3 dage`` / ``for 2 uger siden`` (``in 3 days`` / ``2 weeks ago``)."""
+        return format_timedelta(
+            delta,
+            threshold=1.5,
+            add_direction=direction,
+            locale=self.locale,
+        )

@@ -1,0 +1,1 @@
+"""The web application's texts, one module per area (``web/i18n.py``)."""

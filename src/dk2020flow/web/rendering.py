@@ -1,0 +1,92 @@
+"""Pages and page parts from the same templates.
+
+``render(request, "cases/list.html", {...})`` renders a whole page. With
+``block="table"`` it renders only that block of the template (jinja2-fragments):
+an htmx request (``HX-Request`` header) that asks for part of a page gets exactly
+the HTML the full page has there, so a page without JavaScript and one with it show
+the same thing. Autoescaping is on for every template: case data is never rendered
+unescaped (``tests/web`` checks a municipality named ``<script>…``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2_fragments import render_block
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from dk2020flow.web.auth import current_principal
+from dk2020flow.web.i18n import Translator, language_of
+from dk2020flow.web.config import LANGUAGE_COOKIE
+from dk2020flow.web.security import CSRF_FIELD, csrf_token
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+class Renderer:
+    def __init__(self, timezone: str) -> None:
+        from jinja2 import Environment
+
+        self.timezone = timezone
+        self.env = Environment(
+            loader=FileSystemLoader(TEMPLATES),
+            autoescape=select_autoescape(default=True, default_for_string=True),
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            auto_reload=False,
+        )
+        self.env.globals["urlencode"] = urlencode
+
+    def translator(self, request: Request) -> Translator:
+        return Translator(language(request), self.timezone)
+
+    def context(self, request: Request, values: Mapping[str, Any]) -> dict[str, Any]:
+        tr = self.translator(request)
+        return {
+            "request": request,
+            "user": current_principal(request),
+            "tr": tr,
+            "t": tr.t,
+            "lang": tr.language,
+            "csrf_field": CSRF_FIELD,
+            "csrf_token": csrf_token(request),
+            "is_htmx": is_htmx(request),
+            **values,
+        }
+
+    def render(
+        self,
+        request: Request,
+        template: str,
+        values: Mapping[str, Any] | None = None,
+        *,
+        block: str | None = None,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+    ) -> HTMLResponse:
+        context = self.context(request, values or {})
+        if block is not None:
+            html = render_block(self.env, template, block, context)
+        else:
+            html = self.env.get_template(template).render(context)
+        return HTMLResponse(html, status_code=status_code, headers=dict(headers or {}))
+
+
+def is_htmx(request: Request) -> bool:
+    """Whether htmx sent the request (it then swaps in a part of the page)."""
+    return request.headers.get("hx-request") == "true"
+
+
+def language(request: Request) -> str:
+    """The page's language: the user's choice (cookie), else the account's, else Danish."""
+    chosen = request.cookies.get(LANGUAGE_COOKIE)
+    if chosen:
+        return language_of(chosen)
+    principal = current_principal(request)
+    return language_of(principal.language if principal else None)

@@ -1,0 +1,55 @@
+"""Pages outside the console's areas: the language switch, the accessibility
+statement, and a health probe for the reverse proxy."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+
+from dk2020flow.web.auth import Principal, anyone
+from dk2020flow.web.config import LANGUAGE_COOKIE
+from dk2020flow.web.context import web_context
+from dk2020flow.web.i18n import language_of
+
+router = APIRouter()
+
+
+def safe_next(target: str | None, default: str = "/") -> str:
+    """A local path to go on to (never another site: ``//evil`` and ``https:`` refused)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    return target
+
+
+@router.get("/language")
+def switch_language(
+    request: Request,
+    lang: str,
+    next: str = "/",  # noqa: A002 - the query parameter's name
+    _user: Principal | None = Depends(anyone),
+) -> Response:
+    """Set the page language (a cookie; nothing is stored on the server) and go back."""
+    response = RedirectResponse(safe_next(next), status_code=303)
+    response.set_cookie(
+        LANGUAGE_COOKIE,
+        language_of(lang),
+        max_age=365 * 24 * 3600,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.get("/tilgaengelighed")
+def accessibility_statement(request: Request, _user: Principal | None = Depends(anyone)) -> Response:
+    """The accessibility statement (tilgængelighedserklæring) Danish public bodies must have."""
+    return web_context(request).renderer.render(request, "accessibility.html")
+
+
+@router.get("/healthz")
+def health(request: Request, _user: Principal | None = Depends(anyone)) -> Response:
+    """For a reverse proxy or systemd: 200 when the database answers."""
+    web_context(request).service.daemons()
+    return PlainTextResponse("ok")
