@@ -4,6 +4,7 @@
     python bench/run.py --quick    # smaller sizes (about 2 minutes here)
     python bench/run.py --only dispatch,mail
     python bench/run.py --only revisions   # this checkout against HEAD (bench/revisions.py)
+    python bench/run.py --only web         # the web console on 100k cases (bench/web.py)
 
 These machines are shared and noisy: every comparison runs in the same
 invocation, and what counts is the ratio. Absolute numbers are context only.
@@ -30,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Result, Workdir, failed, pg_available
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-SECTIONS = ("dispatch", "peers", "idle", "lateness", "mail", "memory", "startup")
+SECTIONS = ("dispatch", "peers", "idle", "lateness", "mail", "memory", "startup", "web")
 OPT_IN = ("revisions",)
 """Sections run only when --only names them (revisions: two revisions, several minutes)."""
 
@@ -48,6 +49,9 @@ class Sizes:
     mail: int
     rss_cases: int
     rss_due: int
+    web_cases: int = 100_000
+    web_requests: int = 25
+    """Requests per client, page and server (bench/web.py; 20 clients)."""
 
 
 QUICK = Sizes(
@@ -62,6 +66,7 @@ QUICK = Sizes(
     mail=200,
     rss_cases=100_000,
     rss_due=300,
+    web_requests=10,
 )
 FULL = Sizes(
     dispatch=2000,
@@ -169,6 +174,21 @@ TARGETS = (
     Target("mail to local SMTP", "SMTP, reused connection per batch", 1000.0, below=False),
     Target("DK2020 simulation wall time", "DK2020 simulation (98 municipalities", 5.0, below=True),
     Target("daemon RSS at 100k cases", "daemon peak RSS, 100,000 cases", 150.0, below=True),
+    *(
+        Target(f"console p95, {what}, {db}", f"console {what}, {db}, p95", 100.0, below=True)
+        for db in ("SQLite", "PostgreSQL")
+        for what in ("overview", "cases page", "case page")
+    ),
+    *(
+        Target(
+            f"console / bare p95, {what}, {db}",
+            f"console / bare {what}, {db}, p95",
+            2.0,
+            below=True,
+        )
+        for db in ("SQLite", "PostgreSQL")
+        for what in ("overview", "cases page", "case page")
+    ),
 )
 
 
@@ -274,6 +294,16 @@ def run(sizes: Sizes, only: set[str]) -> list[Result]:
         if "startup" in only:
             print("6. start-up of a read command", flush=True)
             results += _guard("6. start-up", "start-up", "s", lambda: startup.startup(work))
+        if "web" in only:
+            import web
+
+            print("7. the web console on 100k cases", flush=True)
+            results += _guard(
+                "7. web",
+                "web console",
+                "ms",
+                lambda: web.run(work, sizes.web_cases, sizes.web_requests, pg_reason),
+            )
     finally:
         work.cleanup()
     return results

@@ -36,6 +36,16 @@ def _id() -> sa.Column[Any]:
 
 
 def upgrade() -> None:
+    # The console's cases table (store/sql/console.py): sorted by region, filtered by
+    # round, sorted by since, and a case's current deadline arms read from one index.
+    op.create_index("ix_municipalities_region_name", "municipalities", ["region", "name"])
+    op.create_index("ix_cases_workflow_cohort", "cases", ["workflow", "cohort"])
+    op.create_index("ix_cases_workflow_entered_at", "cases", ["workflow", "entered_at"])
+    op.create_index(
+        "ix_timers_case_id_epoch_kind",
+        "timers",
+        ["case_id", "epoch", "kind", "timer", "status", "deadline_at"],
+    )
     op.create_table(
         "users",
         _id(),
@@ -159,3 +169,7 @@ def downgrade() -> None:
         "users",
     ):
         op.drop_table(table)
+    op.drop_index("ix_timers_case_id_epoch_kind", table_name="timers")
+    op.drop_index("ix_cases_workflow_entered_at", table_name="cases")
+    op.drop_index("ix_cases_workflow_cohort", table_name="cases")
+    op.drop_index("ix_municipalities_region_name", table_name="municipalities")

@@ -70,7 +70,11 @@ def programme_url(sqlite_url: str) -> str:
 
 @pytest.fixture
 def app_config(programme_url: str, clock: ManualClock) -> WebConfig:
-    return WebConfig(database_url=programme_url, clock=clock, pool_size=4)
+    # Sign-in mail stays in the outbox (the tests read it there); tests/web/test_sign_in.py
+    # turns immediate delivery on into a folder of its own.
+    return WebConfig(
+        database_url=programme_url, clock=clock, pool_size=4, deliver_sign_in_mail=False
+    )
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from dk2020flow.cli.common import err, handle_errors
 from dk2020flow.cli.outbox import mail_app, outbox_app
 from dk2020flow.cli.process import register as register_process
 from dk2020flow.cli.scheduler import scheduler_app
+from dk2020flow.cli.users import users_app
 from dk2020flow.cli.web import serve
 from dk2020flow.cli.workflow import workflow_app
 from dk2020flow.errors import quoted
@@ -32,6 +33,7 @@ app.add_typer(participants_app, name="participants")
 app.add_typer(scheduler_app, name="scheduler")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(mail_app, name="mail")
+app.add_typer(users_app, name="users")
 register_process(app)  # simulate, report, demo
 app.command("serve")(handle_errors(serve))
 

@@ -39,6 +39,12 @@ if TYPE_CHECKING:
 
 DEMO_START = dt.date(2020, 6, 1)
 DEMO_END = dt.date(2023, 12, 31)
+DEMO_ACCOUNT = "sekretariat@dk2020.example.dk"
+"""The staff account `demo` makes, to sign in to `dk2020flow serve` with (docs/web.md)."""
+DEMO_BROWSE_AT = "2024-03-01T10:00"
+"""Where `serve --now` puts the console's clock on the demo: two months after the simulated
+programme stopped (its cases are as they were then), when the municipalities that had not
+finished are late on a deadline (Fanø, round 2, Syddanmark, on its resubmission)."""
 TIMELINE_SHOWN = 12
 FORMATS = ("table", "csv", "json", "html")
 
@@ -406,6 +412,12 @@ def demo(
         )
     with open_at(url, clock=FixedClock(result.end), settings=settings_for(None)) as service:
         report = service.report(workflow=result.workflow, at=result.end)
+        service.accounts.add_user(
+            DEMO_ACCOUNT,
+            "DK2020-sekretariatet (demo)",
+            ["secretariat", "follow_up", "admin"],
+            actor="demo",
+        )
     report_file.write_text(render_html(report), encoding="utf-8")
     _summary_tables(result)
     if result.problems:
@@ -429,6 +441,11 @@ Try next:
   {here}dk2020flow scheduler status --now {DEMO_END}T23:59
   (the programme's clock stopped at the end of {DEMO_END.year}: as of today, without
   --now, the timers still pending from then show as overdue)
+
+Browse it in the web console:
+  {here}dk2020flow serve --now {DEMO_BROWSE_AT}
+  then open http://127.0.0.1:8020/ and sign in as {DEMO_ACCOUNT}:
+  the sign-in link arrives in {outbox}/ as the newest .eml file (docs/web.md)
 Start over with `dk2020flow demo --fresh`."""
     )
 

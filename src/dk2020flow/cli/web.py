@@ -70,8 +70,10 @@ def serve(
     os.environ["DK2020FLOW_DATABASE_URL"] = settings.database_url
     if now is not None:
         os.environ["DK2020FLOW_WEB_NOW"] = now
-    if base_url:
-        os.environ["DK2020FLOW_BASE_URL"] = base_url.rstrip("/")
+    # Sign-in links always carry a configured address, never the request's Host header
+    # (which a client may forge): --base-url behind a proxy, else where we listen.
+    listen = f"[{host}]" if ":" in host else host
+    os.environ["DK2020FLOW_BASE_URL"] = (base_url or f"http://{listen}:{port}").rstrip("/")
     err.print(f"dk2020flow: the console is at http://{host}:{port}/ (Ctrl-C stops it)")
     uvicorn.run(
         "dk2020flow.web.app:app_from_environment",

@@ -348,6 +348,34 @@ async def adeliver_batch(
     )
 
 
+async def adeliver_message(
+    store: Store,
+    transport: Transport,
+    message_id: int,
+    *,
+    now: dt.datetime,
+    settings: Settings,
+    rng: RandomSource,
+    sender: str | tuple[str, str],
+) -> DeliveryResult:
+    """Deliver one given message now, as a batch of one (a sign-in mail, so that the user
+    need not wait for the daemon). Nothing claimed (``claimed == 0``) if it is not pending
+    and due; a failure leaves it for the daemon exactly as in a batch."""
+    lease_until = now + dt.timedelta(seconds=settings.mail_lease_seconds)
+    with store.transaction() as tx:
+        row = tx.claim_message(message_id, now, lease_until)
+    return await _send_claimed(
+        store,
+        transport,
+        [row] if row is not None else [],
+        now=now,
+        settings=settings,
+        rng=rng,
+        sender=sender,
+        on_outcome=None,
+    )
+
+
 def _claim(store: Store, now: dt.datetime, settings: Settings) -> list[OutboxMessage]:
     """Step 1: take up to ``mail_batch_size`` messages, with a lease."""
     lease_until = now + dt.timedelta(seconds=settings.mail_lease_seconds)

@@ -21,7 +21,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dk2020flow.clock import Clock
 from dk2020flow.definition.durations import Duration
@@ -57,6 +57,7 @@ from dk2020flow.service.mail import (
 )
 from dk2020flow.service.migrate import MigrationItem, MigrationPlan
 from dk2020flow.service.migrate import migrate as migrate_cases
+from dk2020flow.service.overview import Overview, programme_overview
 from dk2020flow.service.participants import ParticipantsImported, import_participants
 from dk2020flow.service.reads import AmbiguousError, Reader
 from dk2020flow.service.verify import CaseCheck, check_case
@@ -74,6 +75,10 @@ from dk2020flow.store.port import (
     Tx,
 )
 from dk2020flow.store.repository import SqlStore
+
+if TYPE_CHECKING:
+    from dk2020flow.service.accounts import Accounts
+    from dk2020flow.service.console import Console
 
 __all__ = [
     "AmbiguousError",
@@ -134,6 +139,20 @@ class Service(Reader):
         self.settings = settings or Settings()
         self.mail = MailComposer(sender=self.settings.sender_override())
         self._definitions: dict[int, CompiledWorkflow] = {}
+
+    @property
+    def accounts(self) -> Accounts:
+        """Staff accounts and sign-in (``service/accounts.py``)."""
+        from dk2020flow.service.accounts import Accounts
+
+        return Accounts(self)
+
+    @property
+    def console(self) -> Console:
+        """The console's cases table, saved views and bulk runs (``service/console.py``)."""
+        from dk2020flow.service.console import Console
+
+        return Console(self)
 
     # ------------------------------------------------------------------ definitions
 
@@ -594,6 +613,13 @@ class Service(Reader):
                     )
                 )
         return sorted(late, key=lambda d: (d.deadline_at, d.case.id or 0, d.timer))
+
+    def overview(
+        self, at: dt.datetime | None = None, *, days: int = 14, limit: int = 50
+    ) -> Overview:
+        """The programme at a glance as of ``at`` (the console's home page;
+        ``service/overview.py``)."""
+        return programme_overview(self, at=at or self.clock.now(), days=days, limit=limit)
 
     def report(self, workflow: str | None = None, at: dt.datetime | None = None) -> Report:
         """The programme's report of ``workflow`` (the only or the largest one) as of ``at``

@@ -408,6 +408,12 @@ class OutboxTx(Protocol):
     def claim_outbox(
         self, now: dt.datetime, limit: int, lease_until: dt.datetime
     ) -> list[OutboxMessage]: ...
+    def claim_message(
+        self, message_id: int, now: dt.datetime, lease_until: dt.datetime
+    ) -> OutboxMessage | None:
+        """Claim one given message as ``claim_outbox`` would (None if it is not due now)."""
+        ...
+
     def mark_sent(self, message_id: int, at: dt.datetime, note: str = "") -> None:
         """Sent; ``note`` (e.g. recipients the server refused) is kept in ``last_error``."""
         ...
@@ -489,16 +495,363 @@ class ReportsTx(Protocol):
 # ------------------------------------------------------------------ web application
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class UserInfo:
+    """A web application account (``users``)."""
+
+    id: int
+    email: str
+    name: str
+    roles: tuple[str, ...]
+    language: str
+    active: bool
+    created_at: dt.datetime
+    disabled_at: dt.datetime | None
+    kind: str = "staff"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SignInToken:
+    """A one-time sign-in link and its short code (both only as SHA-256 hashes)."""
+
+    id: int
+    user_id: int
+    code_hash: str
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    used_at: dt.datetime | None
+    code_attempts: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SessionUser:
+    """Who a valid session cookie belongs to: the roles come from the account."""
+
+    user_id: int
+    session_id: int
+    email: str
+    name: str
+    roles: tuple[str, ...]
+    language: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SessionInfo:
+    """One signed-in browser of a user, as the account page lists it."""
+
+    id: int
+    user_id: int
+    created_at: dt.datetime
+    last_seen_at: dt.datetime
+    expires_at: dt.datetime
+    user_agent: str
+    client: str
+    method: str
+
+
 class AccountsTx(Protocol):
     """The web application's users, one-time sign-in links, sessions and sign-in rate
-    limits (``store/sql/accounts.py``). Records are defined in ``store/sql/accounts.py``'s
-    protocol section below."""
+    limits (``store/sql/accounts.py``). Tokens arrive here already hashed."""
+
+    def find_user(self, email: str) -> UserInfo | None: ...
+    def user(self, user_id: int) -> UserInfo | None: ...
+    def users(self, kind: str = "staff") -> list[UserInfo]: ...
+    def insert_user(
+        self,
+        *,
+        email: str,
+        name: str,
+        kind: str,
+        roles: Sequence[str],
+        language: str,
+        now: dt.datetime,
+    ) -> UserInfo: ...
+    def enable_user(
+        self, user_id: int, *, name: str, roles: Sequence[str], language: str
+    ) -> UserInfo:
+        """Make a disabled account active again, with new name, roles and language."""
+        ...
+
+    def disable_user(self, user_id: int, at: dt.datetime) -> UserInfo:
+        """Disable the account, revoke its sessions and void its unused sign-in links."""
+        ...
+
+    def insert_sign_in_token(
+        self,
+        *,
+        user_id: int,
+        token_hash: str,
+        code_hash: str,
+        now: dt.datetime,
+        expires_at: dt.datetime,
+    ) -> int: ...
+    def sign_in_token(self, token_hash: str) -> SignInToken | None: ...
+    def open_sign_in_tokens(self, user_id: int, now: dt.datetime) -> list[SignInToken]:
+        """The user's links neither used nor expired, newest first."""
+        ...
+
+    def use_sign_in_token(self, token_id: int, at: dt.datetime) -> bool:
+        """Mark the link used; False if it was used already (by a concurrent request)."""
+        ...
+
+    def count_code_attempt(self, token_id: int) -> int:
+        """One more wrong code for the link; how many it has now."""
+        ...
+
+    def insert_session(
+        self,
+        *,
+        user_id: int,
+        token_hash: str,
+        now: dt.datetime,
+        expires_at: dt.datetime,
+        user_agent: str,
+        client: str,
+        method: str,
+    ) -> int: ...
+    def session_user(
+        self, token_hash: str, now: dt.datetime
+    ) -> tuple[SessionUser, dt.datetime] | None:
+        """The active user of a session neither revoked nor expired, with its last_seen_at."""
+        ...
+
+    def touch_session(self, session_id: int, at: dt.datetime) -> None: ...
+    def sessions_of(self, user_id: int, now: dt.datetime) -> list[SessionInfo]:
+        """The user's sessions neither revoked nor expired, newest first."""
+        ...
+
+    def revoke_session(self, user_id: int, session_id: int, at: dt.datetime) -> bool:
+        """Revoke one of the user's sessions; False if it is not theirs or not active."""
+        ...
+
+    def revoke_session_token(self, token_hash: str, at: dt.datetime) -> None: ...
+    def count_sign_in_attempts(self, key: str, since: dt.datetime) -> int: ...
+    def record_sign_in_attempt(self, keys: Sequence[str], at: dt.datetime) -> None:
+        """Count one attempt for each key, and forget the key's attempts older than a day."""
+        ...
+
+
+class CaseSort(StrEnum):
+    """The columns the console's cases table sorts by."""
+
+    MUNICIPALITY = "municipality"
+    REGION = "region"
+    ROUND = "round"
+    STATE = "state"
+    SINCE = "since"
+    """When the case entered its state (``entered_at``)."""
+    DEADLINE = "deadline"
+    """The deadline the case waits on (``ConsoleTx`` documents which)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CaseTableQuery:
+    """One page (or all rows) of the console's cases table: filter, sort, page.
+
+    ``deadline_timers`` says which timers count for lateness: the ``(definition id,
+    state, timer)`` of every non-terminal state's deadline timer (``engine.timers
+    .is_late``; the service computes it from the definitions), so the SQL agrees with
+    ``Service.late_deadlines``.
+    """
+
+    workflow: str
+    now: dt.datetime
+    deadline_timers: tuple[tuple[int, str, str], ...] = ()
+    state: str | None = None
+    cohort: str | None = None
+    region: str | None = None
+    late: bool | None = None
+    """True: only late cases; False: only cases not late; None: both."""
+    search: str = ""
+    """Part of the municipality's name, any case (æøå included)."""
+    sort: CaseSort = CaseSort.MUNICIPALITY
+    descending: bool = False
+    limit: int | None = 25
+    """None: every matching row (the CSV export, a bulk run over the filter)."""
+    offset: int = 0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CaseTableRow:
+    case: CaseSnapshot
+    deadline_at: dt.datetime | None
+    """The earliest deadline the case waits on in its current state entry (passed or not)."""
+    late: bool
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CaseTablePage:
+    rows: list[CaseTableRow]
+    total: int
+    """Every case that matches the filter (all pages)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SavedView:
+    id: int
+    name: str
+    owner_id: int
+    owner_name: str
+    shared_role: str | None
+    query: str
+    created_at: dt.datetime
+
+
+class BulkItemStatus(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    REFUSED = "refused"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BulkRun:
+    id: int
+    actor: str
+    role: str | None
+    trigger: str
+    comment: str
+    data: Mapping[str, Any]
+    query: str
+    created_at: dt.datetime
+    finished_at: dt.datetime | None
+    total: int
+    counts: Mapping[BulkItemStatus, int]
+    """How many items are in each status (every status present, zero or more)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BulkItem:
+    run_id: int
+    case_id: int
+    municipality_name: str
+    status: BulkItemStatus
+    message: str
+    at: dt.datetime | None
 
 
 class ConsoleTx(Protocol):
     """What the web console reads and keeps beyond the cases themselves: a page of the
     cases table (filtered, sorted, counted in SQL), saved views, bulk runs
     (``store/sql/console.py``)."""
+
+    def case_table(self, query: CaseTableQuery) -> CaseTablePage:
+        """The rows of one page (or all, ``limit=None``) and the count of all that match."""
+        ...
+
+    def case_table_ids(self, query: CaseTableQuery) -> list[int]:
+        """The ids of the page's cases (every matching one with ``limit=None``), in order."""
+        ...
+
+    def regions(self) -> list[str]:
+        """The municipalities' regions, sorted (each once)."""
+        ...
+
+    def save_view(
+        self, *, name: str, owner_id: int, shared_role: str | None, query: str, now: dt.datetime
+    ) -> SavedView: ...
+    def views_for(self, user_id: int, roles: Sequence[str]) -> list[SavedView]:
+        """The user's own views and those shared with one of ``roles``, by name."""
+        ...
+
+    def saved_view(self, view_id: int) -> SavedView | None: ...
+    def delete_view(self, view_id: int, owner_id: int) -> bool:
+        """Delete a view of ``owner_id``'s; False when there is none (or not theirs)."""
+        ...
+
+    def create_bulk_run(
+        self,
+        *,
+        actor: str,
+        role: str | None,
+        trigger: str,
+        comment: str,
+        data: Mapping[str, Any],
+        query: str,
+        case_ids: Sequence[int],
+        now: dt.datetime,
+    ) -> int:
+        """A run with a pending item per case; its id."""
+        ...
+
+    def bulk_run(self, run_id: int) -> BulkRun | None: ...
+    def bulk_items(self, run_id: int) -> list[BulkItem]:
+        """The run's items in the order they run (by item id)."""
+        ...
+
+    def finish_bulk_item(
+        self, run_id: int, case_id: int, status: BulkItemStatus, message: str, at: dt.datetime
+    ) -> bool:
+        """Record what happened to a pending item; False when it was not pending any more."""
+        ...
+
+    def finish_bulk_run(self, run_id: int, at: dt.datetime) -> None: ...
+
+
+# ------------------------------------------------------------------ programme overview
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StateCount:
+    """How many cases of a workflow are in a state, per round (cohort) and region."""
+
+    workflow: str
+    state: str
+    cohort: str | None
+    region: str
+    count: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LateGroup:
+    """Cases waiting on a deadline already passed, per (definition, state, timer)."""
+
+    definition_id: int
+    state: str
+    timer: str
+    count: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DeadlineLine:
+    """A deadline an open case waits on in its current state entry, with its case."""
+
+    case_id: int
+    workflow: str
+    definition_id: int
+    municipality: str
+    region: str
+    cohort: str | None
+    state: str
+    timer: str
+    deadline_at: dt.datetime
+    fired: bool
+
+
+class OverviewTx(Protocol):
+    """The console's programme overview, grouped and limited in SQL
+    (``store/sql/overview.py``); read-only."""
+
+    def state_counts(self) -> list[StateCount]:
+        """Cases per (workflow, state, cohort, region)."""
+        ...
+
+    def passed_deadline_groups(self, at: dt.datetime) -> list[LateGroup]:
+        """The current deadlines of open cases that passed before ``at``, counted per
+        (definition, state, timer): late where ``engine.timers.is_late`` says so."""
+        ...
+
+    def passed_deadlines(
+        self, at: dt.datetime, groups: Sequence[LateGroup], limit: int
+    ) -> list[DeadlineLine]:
+        """The first ``limit`` of those deadlines in ``groups``, earliest first."""
+        ...
+
+    def pending_deadlines_between(
+        self, start: dt.datetime, end: dt.datetime, limit: int
+    ) -> tuple[int, list[DeadlineLine]]:
+        """(how many, the first ``limit``) pending current deadlines in [start, end]."""
+        ...
 
 
 class Tx(
@@ -511,6 +864,7 @@ class Tx(
     ReportsTx,
     AccountsTx,
     ConsoleTx,
+    OverviewTx,
     Protocol,
 ):
     """One transaction: every concern's protocol together."""

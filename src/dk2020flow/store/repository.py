@@ -33,6 +33,7 @@ from dk2020flow.store.sql.console import SqlConsoleTx
 from dk2020flow.store.sql.daemons import SqlDaemonsTx
 from dk2020flow.store.sql.definitions import SqlDefinitionsTx
 from dk2020flow.store.sql.outbox import SqlOutboxTx
+from dk2020flow.store.sql.overview import SqlOverviewTx
 from dk2020flow.store.sql.participants import SqlParticipantsTx
 from dk2020flow.store.sql.reports import SqlReportsTx
 from dk2020flow.store.sql.timers import SqlTimersTx
@@ -115,6 +116,7 @@ class SqlTx(
     SqlReportsTx,
     SqlAccountsTx,
     SqlConsoleTx,
+    SqlOverviewTx,
 ):
     """One transaction; implements ``port.Tx`` by composing one mixin per concern
     (``store/sql/``), each beside its statements."""

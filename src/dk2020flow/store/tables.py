@@ -63,6 +63,10 @@ class DefinitionRow(SQLModel, table=True):
 
 class MunicipalityRow(SQLModel, table=True):
     __tablename__ = "municipalities"
+    __table_args__ = (
+        # The console's cases table sorted by region (migration 0003).
+        Index("ix_municipalities_region_name", "region", "name"),
+    )
 
     code: str = Field(sa_column=Column(String(3), primary_key=True))
     name: str = _col(String(100), unique=True)
@@ -89,6 +93,9 @@ class CaseRow(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("workflow", "municipality_code"),
         Index("ix_cases_workflow_state", "workflow", "state"),
+        # The console's cases table: filtered by round, sorted by since (migration 0003).
+        Index("ix_cases_workflow_cohort", "workflow", "cohort"),
+        Index("ix_cases_workflow_entered_at", "workflow", "entered_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -141,6 +148,17 @@ class TimerRow(SQLModel, table=True):
     __table_args__ = (
         Index("ix_timers_status_due_at", "status", "due_at"),
         Index("ix_timers_case_id_status", "case_id", "status"),
+        # A case's current deadline arms, read from the index alone (the console's
+        # late filter and deadline column, store/sql/console.py; migration 0003).
+        Index(
+            "ix_timers_case_id_epoch_kind",
+            "case_id",
+            "epoch",
+            "kind",
+            "timer",
+            "status",
+            "deadline_at",
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

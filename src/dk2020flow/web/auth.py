@@ -37,11 +37,11 @@ class Principal:
         return any(role in self.roles for role in roles)
 
 
-class SignInRequired(Exception):
+class SignInRequired(Exception):  # noqa: N818 - a signal, not an error: the user is sent on
     """No (valid) session: the user is sent to the sign-in page."""
 
 
-class Forbidden(Exception):
+class Forbidden(Exception):  # noqa: N818 - named as the HTTP status it becomes
     """Signed in, but without a role the route needs."""
 
 

@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from dk2020flow.clock import Clock, SystemClock
+from dk2020flow.service.accounts import SESSION_LIFETIME, SIGN_IN_LINK_LIFETIME
 
 SESSION_COOKIE = "dk2020flow_session"
 CSRF_COOKIE = "dk2020flow_csrf"
@@ -19,10 +20,12 @@ class WebConfig:
     timezone: str = "Europe/Copenhagen"
     """Dates and times on the pages are shown in this zone."""
     base_url: str | None = None
-    """The public address (``https://dk2020.example.dk``) used in sign-in mails; by
-    default the address the request came to."""
-    session_lifetime: dt.timedelta = dt.timedelta(hours=12)
-    sign_in_link_lifetime: dt.timedelta = dt.timedelta(minutes=15)
+    """The public address (``https://dk2020.example.dk``) used in sign-in mails.
+    ``dk2020flow serve`` always sets it (``--base-url``, else ``http://HOST:PORT``), so a
+    forged Host header cannot put another site's address into a real sign-in mail; only
+    a test's app without it falls back to the address the request came to."""
+    session_lifetime: dt.timedelta = SESSION_LIFETIME
+    sign_in_link_lifetime: dt.timedelta = SIGN_IN_LINK_LIFETIME
     pool_size: int = 40
     """Database connections kept: as many as the thread pool that runs the endpoints."""
     deliver_sign_in_mail: bool = True

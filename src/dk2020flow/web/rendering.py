@@ -21,8 +21,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from dk2020flow.web.auth import current_principal
-from dk2020flow.web.i18n import Translator, language_of
 from dk2020flow.web.config import LANGUAGE_COOKIE
+from dk2020flow.web.i18n import Translator, language_of
 from dk2020flow.web.security import CSRF_FIELD, csrf_token
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -57,6 +57,7 @@ class Renderer:
             "csrf_field": CSRF_FIELD,
             "csrf_token": csrf_token(request),
             "is_htmx": is_htmx(request),
+            "nav": "",  # the menu item to mark; none unless the page says (error pages)
             **values,
         }
 

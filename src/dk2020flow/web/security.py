@@ -40,7 +40,7 @@ HEADERS = {
 }
 
 
-class CsrfRefused(Exception):
+class CsrfRefused(Exception):  # noqa: N818 - named as the refusal it is
     """An unsafe request without the right CSRF token (answered with 403)."""
 
 

@@ -174,6 +174,19 @@ class SqlOutboxTx(SqlBase):
         rows = self._conn.execute(LEASE_OUTBOX, {"ids": ids, "lease_until": lease_until})
         return sorted((to_message(row) for row in rows), key=lambda m: order[m.id])
 
+    def claim_message(
+        self, message_id: int, now: dt.datetime, lease_until: dt.datetime
+    ) -> OutboxMessage | None:
+        """Claim one given message (a sign-in mail sent at once) if it is pending and due;
+        None if not (another delivery has it, or it is sent): the daemon sends it then."""
+        due = self._conn.execute(
+            CLAIMABLE_OUTBOX.where(_o.id == message_id), {"now": now, "limit": 1}
+        ).scalar_one_or_none()
+        if due is None:
+            return None
+        rows = self._conn.execute(LEASE_OUTBOX, {"ids": [due], "lease_until": lease_until})
+        return to_message(rows.one())
+
     def mark_sent(self, message_id: int, at: dt.datetime, note: str = "") -> None:
         """Sent; ``note`` (e.g. the recipients the server refused) goes to ``last_error``."""
         values: dict[str, Any] = {"sent_at": at, "lease_until": None}

@@ -26,7 +26,7 @@ def safe_next(target: str | None, default: str = "/") -> str:
 def switch_language(
     request: Request,
     lang: str,
-    next: str = "/",  # noqa: A002 - the query parameter's name
+    next: str = "/",
     _user: Principal | None = Depends(anyone),
 ) -> Response:
     """Set the page language (a cookie; nothing is stored on the server) and go back."""
@@ -43,7 +43,9 @@ def switch_language(
 
 
 @router.get("/tilgaengelighed")
-def accessibility_statement(request: Request, _user: Principal | None = Depends(anyone)) -> Response:
+def accessibility_statement(
+    request: Request, _user: Principal | None = Depends(anyone)
+) -> Response:
     """The accessibility statement (tilgængelighedserklæring) Danish public bodies must have."""
     return web_context(request).renderer.render(request, "accessibility.html")
 

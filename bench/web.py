@@ -1,0 +1,599 @@
+"""Benchmark 7: the web console on 100k cases, beside a bare Starlette handler.
+
+    python bench/run.py --only web
+    python bench/web.py --cases 100000 --db sqlite   # this section alone
+
+The programme: the DK2020 workflow with a case for each of the 98 municipalities,
+moved on through the real service into six different states (invited and late,
+declined, decided for round 1 or round 2, application submitted, awaiting the start),
+then cloned with bulk SQL to ``--cases`` cases (rows as the service writes them: the
+case, its events with their hash chain, its timers, its queued mail without the HTML
+part), each clone in
+one of the five regions in turn. The console's clock is 1 December 2021, as in the
+web tests: round 2's application deadline has passed, so "round 2, Syddanmark, late"
+is about 1/30 of the cases.
+
+Two real uvicorn processes serve the same database: ``dk2020flow serve`` (the console)
+and a bare Starlette app (this file, ``bare`` subcommand) whose ``def`` handlers check
+the same session and call the same service methods as the console's pages, then
+return a few lines of HTML. 20 client threads (keep-alive connections) each send the
+same requests to one server, then the other, page by page; p50 and p95 of the wall
+time per request. The ratio console / bare is the figure; the absolute times move with
+the machine (and SQLite's with the disk's page cache: the first pass warms it, and
+only later passes are counted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import html
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (
+    Result,
+    Workdir,
+    drop_pg,
+    free_port,
+    fresh_pg,
+    percentile,
+    phase,
+    unavailable,
+    wait_until,
+)
+from workload import municipality_code
+
+SECTION = "7. web"
+CLIENTS = 20
+NOW = dt.datetime(2021, 12, 1, 9, 0, tzinfo=dt.UTC)
+"""The console's clock (``serve --now``): round 2 is late on its application."""
+OPENED_AT = dt.datetime(2020, 8, 3, 9, 0, tzinfo=dt.UTC)
+REGIONS = ("Hovedstaden", "Midtjylland", "Nordjylland", "Sjælland", "Syddanmark")
+CASES_QUERY = "round=round2&region=Syddanmark&late=1&sort=-since"
+CHUNK = 5000
+CLI = "from dk2020flow.cli import main; main()"
+BENCH_USER = "bench@staff.example.dk"
+BUDGET = 30.0
+"""Seconds of load per page, server and pass at most."""
+
+
+# ----------------------------------------------------------------------------- the programme
+
+
+def _decide(service: Any, ref: str, cohort: str, at: dt.datetime) -> None:
+    service.fire(
+        ref,
+        "decide_participate",
+        actor="kl@example.dk",
+        role="follow_up",
+        data={
+            "cohort": cohort,
+            "decision_date": at.date().isoformat(),
+            "contact_person_name": f"Kontakt {ref.lstrip('#')}",
+            "contact_person_email": "kontakt@example.dk",
+        },
+        workflow="dk2020",
+        now=at,
+    )
+
+
+def _submit(service: Any, ref: str, at: dt.datetime) -> None:
+    service.fire(
+        ref,
+        "submit_application",
+        actor="kontakt@example.dk",
+        role="contact_person",
+        data={"commitment_signed": True, "staff_hours_per_week": 20},
+        workflow="dk2020",
+        now=at,
+    )
+
+
+def _template(url: str) -> None:
+    """The 98 municipalities' cases, in six states (a sixth each)."""
+    from dk2020flow.bundled import workflow_path
+    from dk2020flow.clock import ManualClock
+    from dk2020flow.service.core import open_service
+    from dk2020flow.settings import load_settings
+
+    day = dt.timedelta(days=1)
+    with open_service(url, clock=ManualClock(OPENED_AT), settings=load_settings()) as service:
+        service.load_workflow(workflow_path("dk2020"), now=OPENED_AT)
+        opened = service.open_cases(
+            "dk2020", None, actor="setup", role="secretariat", now=OPENED_AT
+        ).opened
+        for i, case in enumerate(sorted(opened, key=lambda c: c.id or 0)):
+            ref = f"#{case.id}"
+            kind = i % 6
+            if kind == 1:
+                service.fire(
+                    ref,
+                    "decide_decline",
+                    actor="kl@example.dk",
+                    role="follow_up",
+                    data={"decision_date": "2020-08-20"},
+                    workflow="dk2020",
+                    now=OPENED_AT + 17 * day,
+                )
+            elif kind in (2, 3):
+                _decide(service, ref, "round1", OPENED_AT + 10 * day)
+                if kind == 3:
+                    _submit(service, ref, OPENED_AT + 60 * day)
+            elif kind in (4, 5):
+                _decide(service, ref, "round2", OPENED_AT + 300 * day)
+                if kind == 5:
+                    _submit(service, ref, OPENED_AT + 320 * day)
+                    service.fire(
+                        ref,
+                        "accept_application",
+                        actor="sekretariat@example.dk",
+                        role="secretariat",
+                        workflow="dk2020",
+                        now=OPENED_AT + 330 * day,
+                    )
+
+
+def _chunks(rows: Sequence[dict[str, Any]]) -> Iterator[Sequence[dict[str, Any]]]:
+    for start in range(0, len(rows), CHUNK):
+        yield rows[start : start + CHUNK]
+
+
+def build_programme(url: str, n_cases: int) -> None:
+    """A migrated database with ``n_cases`` DK2020 cases (the template, then clones)."""
+    from sqlalchemy import func, insert, select, text
+
+    from dk2020flow.store import db
+    from dk2020flow.store import tables as t
+    from dk2020flow.store.chain import GENESIS, row_hash
+    from dk2020flow.store.repository import SqlStore
+
+    db.upgrade(url)
+    _template(url)
+    store = SqlStore(url)
+    try:
+        with store.engine.begin() as conn:
+            cases = [dict(r._mapping) for r in conn.execute(select(t.cases).order_by(t.cases.c.id))]
+            events: dict[int, list[dict[str, Any]]] = {}
+            for row in conn.execute(select(t.events).order_by(t.events.c.case_id, t.events.c.seq)):
+                events.setdefault(row.case_id, []).append(dict(row._mapping))
+            timers: dict[int, list[dict[str, Any]]] = {}
+            for row in conn.execute(select(t.timers).order_by(t.timers.c.id)):
+                timers.setdefault(row.case_id, []).append(dict(row._mapping))
+            mails: dict[int, list[dict[str, Any]]] = {}
+            for row in conn.execute(select(t.outbox).order_by(t.outbox.c.id)):
+                if row.case_id is not None:
+                    mails.setdefault(row.case_id, []).append(dict(row._mapping))
+            next_id = int(conn.execute(select(func.max(t.cases.c.id))).scalar_one()) + 1
+            clones = n_cases - len(cases)
+            new_municipalities: list[dict[str, Any]] = []
+            new_cases: list[dict[str, Any]] = []
+            new_events: list[dict[str, Any]] = []
+            new_timers: list[dict[str, Any]] = []
+            new_mails: list[dict[str, Any]] = []
+            for k in range(clones):
+                source = cases[k % len(cases)]
+                code = municipality_code(k)
+                case_id = next_id + k
+                new_municipalities.append(
+                    {
+                        "code": code,
+                        "name": f"Bench {k:06d}",
+                        "region": REGIONS[k % len(REGIONS)],
+                        "dk2020_group": "bench",
+                    }
+                )
+                new_cases.append({**source, "id": case_id, "municipality_code": code})
+                prev = GENESIS
+                for event in events.get(source["id"], []):
+                    row = {key: v for key, v in event.items() if key != "id"}
+                    row["case_id"] = case_id
+                    prev = row["hash"] = row_hash(row, prev)
+                    new_events.append(row)
+                for timer in timers.get(source["id"], []):
+                    new_timers.append(
+                        {**{key: v for key, v in timer.items() if key != "id"}, "case_id": case_id}
+                    )
+                for n, mail in enumerate(mails.get(source["id"], [])):
+                    new_mails.append(
+                        {
+                            **{key: v for key, v in mail.items() if key != "id"},
+                            "case_id": case_id,
+                            "message_id": f"<bench.{case_id}.{n}@dk2020flow.local>",
+                            "html": "",  # 3 kB a message: 750 MB at 100k cases
+                        }
+                    )
+            for table, rows in (
+                (t.municipalities, new_municipalities),
+                (t.cases, new_cases),
+                (t.events, new_events),
+                (t.timers, new_timers),
+                (t.outbox, new_mails),
+            ):
+                for chunk in _chunks(rows):
+                    conn.execute(insert(table), chunk)
+            if conn.dialect.name == "postgresql":
+                conn.execute(
+                    text("SELECT setval(pg_get_serial_sequence('cases', 'id'), max(id)) FROM cases")
+                )
+        with store.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("ANALYZE"))
+            else:
+                conn.execute(text("ANALYZE"))
+    finally:
+        store.close()
+
+
+def sign_in_token(url: str) -> str:
+    """A session of a read-only staff account, made through the service (as the sign-in
+    link would make it); the token is the cookie's value."""
+    from dk2020flow.clock import ShiftedClock
+    from dk2020flow.service.core import open_service
+    from dk2020flow.settings import load_settings
+
+    with open_service(url, clock=ShiftedClock(NOW), settings=load_settings()) as service:
+        known = {u.email for u in service.accounts.list_users()}
+        if BENCH_USER not in known:
+            service.accounts.add_user(BENCH_USER, "Bench", ["read_only"], actor="bench")
+        token: str = service.accounts.open_session(
+            BENCH_USER, method="bench", client="127.0.0.1", user_agent="bench"
+        )
+        return token
+
+
+# ----------------------------------------------------------------------------- the bare handler
+
+
+def bare_app(url: str) -> Any:
+    """A Starlette app with the console's three pages as bare ``def`` handlers: the same
+    session check and service calls as the console's routes, a few lines of HTML out."""
+    import anyio.to_thread
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import HTMLResponse, Response
+    from starlette.routing import Route
+
+    from dk2020flow.clock import ShiftedClock
+    from dk2020flow.service.core import open_service
+    from dk2020flow.settings import load_settings
+
+    clock = ShiftedClock(NOW)
+    service = open_service(url, clock=clock, settings=load_settings(), pool_size=40)
+
+    def signed_in(request: Request) -> Any:
+        token = request.cookies.get("dk2020flow_session")
+        return service.accounts.session_user(token, clock.now()) if token else None
+
+    def page(title: str, rows: Sequence[object]) -> Response:
+        items = "".join(f"<li>{html.escape(str(row)[:200])}</li>" for row in rows[:50])
+        return HTMLResponse(f"<!doctype html><title>{title}</title><ul>{items}</ul>")
+
+    def overview(request: Request) -> Response:
+        if signed_in(request) is None:
+            return Response(status_code=303)
+        return page("overview", bare_overview(service, clock.now()))
+
+    def cases(request: Request) -> Response:
+        user = signed_in(request)
+        if user is None:
+            return Response(status_code=303)
+        return page("cases", bare_cases(service, user, list(request.query_params.multi_items())))
+
+    def case(request: Request) -> Response:
+        user = signed_in(request)
+        if user is None:
+            return Response(status_code=303)
+        ref = request.path_params["ref"]
+        return page("case", bare_case(service, user, ref, clock.now()))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[None]:
+        # The thread pool that runs the `def` handlers, as large as the console's.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = 40
+        try:
+            yield
+        finally:
+            service.close()
+
+    return Starlette(
+        routes=[
+            Route("/", overview),
+            Route("/cases", cases),
+            Route("/cases/{ref}", case),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def bare_overview(service: Any, now: dt.datetime) -> list[object]:
+    """The overview's query, as routes/overview.py asks it."""
+    found = service.overview(now, days=14, limit=50)
+    return [found]
+
+
+def bare_cases(service: Any, user: Any, params: list[tuple[str, str]]) -> list[object]:
+    """The cases page's queries, as routes/cases.py asks them (a read-only user: no
+    bulk triggers)."""
+    console = service.console
+    options, query = console.parse(params)
+    table = console.table(options, query)
+    views = console.views(user.user_id, tuple(user.roles))
+    return [table, *views]
+
+
+def bare_case(service: Any, user: Any, ref: str, now: dt.datetime) -> list[object]:
+    """The case page's query, as routes/case.py asks it (the diagram is the console's
+    own rendering, not a query)."""
+    from dk2020flow.service.casepage import case_page
+
+    return [case_page(service, ref, roles=tuple(user.roles), language="da", now=now)]
+
+
+# ----------------------------------------------------------------------------- servers, load
+
+
+class Server:
+    """A uvicorn process (``dk2020flow serve`` or the bare app) until ``stop()``."""
+
+    def __init__(self, argv: list[str], url: str, log: Path) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "DK2020FLOW_DATABASE_URL": url, "DK2020FLOW_LOG_LEVEL": "warning"}
+        self._log = log.open("wb")
+        self.log = log
+        self.proc = subprocess.Popen(
+            [*argv, "--port", str(self.port)],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def wait_ready(self, path: str, timeout: float = 120.0) -> None:
+        import httpx
+
+        def up() -> bool:
+            if self.proc.poll() is not None:
+                return True
+            try:
+                httpx.get(self.base + path, timeout=2.0)
+            except httpx.HTTPError:
+                return False
+            return True
+
+        wait_until(up, timeout, interval=0.2)
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"the server exited: {self.tail()}")
+
+    def tail(self) -> str:
+        lines = self.log.read_text(errors="replace").strip().splitlines()
+        return " | ".join(lines[-3:])[:300]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        self._log.close()
+
+
+def console_server(url: str, log: Path) -> Server:
+    return Server(
+        [sys.executable, "-c", CLI, "serve", "--db", url, "--now", NOW.isoformat()], url, log
+    )
+
+
+def bare_server(url: str, log: Path) -> Server:
+    return Server([sys.executable, str(Path(__file__).resolve()), "bare", "--db", url], url, log)
+
+
+@dataclass(frozen=True)
+class Load:
+    latencies: list[float]
+    """Seconds per request."""
+    statuses: dict[int, int]
+    seconds: float
+
+
+def load(base: str, paths: list[list[str]], token: str, budget: float) -> Load:
+    """``len(paths)`` clients at once, client ``i`` sending ``paths[i]`` in order on one
+    keep-alive connection; every request's wall time. A client sends no new request
+    once ``budget`` seconds have passed (a slow page is measured on fewer requests)."""
+    import httpx
+
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+    barrier = threading.Barrier(len(paths))
+    errors: list[BaseException] = []
+
+    def client(own: list[str]) -> None:
+        try:
+            with httpx.Client(
+                base_url=base, cookies={"dk2020flow_session": token}, timeout=60.0
+            ) as http:
+                http.get(own[0])  # the connection is open before the clock starts
+                barrier.wait()
+                stop_at = time.perf_counter() + budget
+                mine: list[float] = []
+                codes: list[int] = []
+                for path in own:
+                    if mine and time.perf_counter() > stop_at:
+                        break
+                    start = time.perf_counter()
+                    response = http.get(path)
+                    mine.append(time.perf_counter() - start)
+                    codes.append(response.status_code)
+            with lock:
+                latencies.extend(mine)
+                for code in codes:
+                    statuses[code] = statuses.get(code, 0) + 1
+        except BaseException as exc:  # reported by the caller, never lost in a thread
+            errors.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=client, args=(own,)) for own in paths]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return Load(latencies=latencies, statuses=statuses, seconds=time.perf_counter() - start)
+
+
+# ----------------------------------------------------------------------------- the benchmark
+
+
+PAGES: dict[str, str] = {
+    "overview": "GET /",
+    "cases page": f"GET /cases?{CASES_QUERY}",
+    "case page": "GET /cases/%23{id} (random cases, 20 clients)",
+}
+
+
+def _paths(page: str, requests: int, case_ids: list[int], seed: int) -> list[list[str]]:
+    rng = random.Random(seed)
+    if page == "overview":
+        return [["/"] * requests for _ in range(CLIENTS)]
+    if page == "cases page":
+        return [[f"/cases?{CASES_QUERY}"] * requests for _ in range(CLIENTS)]
+    return [[f"/cases/%23{rng.choice(case_ids)}" for _ in range(requests)] for _ in range(CLIENTS)]
+
+
+def measure(url: str, backend: str, n_cases: int, requests: int, work: Path) -> list[Result]:
+    """Both servers on ``url``; p50/p95 of each page on each, and their ratios."""
+    token = sign_in_token(url)
+    console = console_server(url, work / f"console-{backend}.log")
+    bare = bare_server(url, work / f"bare-{backend}.log")
+    try:
+        console.wait_ready("/healthz")
+        bare.wait_ready("/")
+        # The 98 template cases and 90 clones spread over the rest.
+        case_ids = list(range(1, 99)) + list(range(99, n_cases + 1, max(1, n_cases // 90)))
+        samples: dict[tuple[str, str], list[float]] = {}
+        problems: list[str] = []
+        # Two passes over both servers, page by page, alternating: the first warms
+        # caches and connection pools and is not counted.
+        for pass_ in range(3):
+            for page in PAGES:
+                for name, server in (("console", console), ("bare", bare)):
+                    count = 1 if pass_ == 0 else requests
+                    got = load(server.base, _paths(page, count, case_ids, pass_), token, BUDGET)
+                    bad = {code: n for code, n in got.statuses.items() if code != 200}
+                    if bad:
+                        problems.append(f"{name} {page}: status {bad}")
+                    if pass_ > 0:
+                        samples.setdefault((page, name), []).extend(got.latencies)
+    finally:
+        console.stop()
+        bare.stop()
+    results: list[Result] = []
+    label = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}[backend]
+    note_bad = "; ".join(problems)[:300]
+    for page, what in PAGES.items():
+        for name in ("console", "bare"):
+            values = samples[(page, name)]
+            for p in (50, 95):
+                results.append(
+                    Result(
+                        section=SECTION,
+                        name=f"{name} {page}, {label}, p{p}",
+                        value=percentile(values, p) * 1000,
+                        unit="ms",
+                        note=note_bad or f"{what}: {len(values)} requests, {CLIENTS} clients",
+                        status="ok",
+                    )
+                )
+        for p in (50, 95):
+            top = percentile(samples[(page, "console")], p)
+            bottom = percentile(samples[(page, "bare")], p)
+            results.append(
+                Result(
+                    section=SECTION,
+                    name=f"console / bare {page}, {label}, p{p}",
+                    value=top / bottom,
+                    unit="x",
+                    note="target: within 2x" if p == 95 else "",
+                )
+            )
+    return results
+
+
+def run(work: Workdir, n_cases: int, requests: int, pg_reason: str | None) -> list[Result]:
+    """The console on ``n_cases`` cases, SQLite and PostgreSQL."""
+    results: list[Result] = []
+    url = work.sqlite("web")
+    with phase(f"web: {n_cases:,} DK2020 cases, SQLite"):
+        build_programme(url, n_cases)
+    with phase("web: console and bare handler, SQLite"):
+        results += measure(url, "sqlite", n_cases, requests, work.path)
+    if pg_reason is not None:
+        return [*results, unavailable(SECTION, "console on PostgreSQL", "ms", pg_reason)]
+    pg = fresh_pg(f"web_{os.getpid()}")
+    try:
+        with phase(f"web: {n_cases:,} DK2020 cases, PostgreSQL"):
+            build_programme(pg, n_cases)
+        with phase("web: console and bare handler, PostgreSQL"):
+            results += measure(pg, "postgresql", n_cases, requests, work.path)
+    finally:
+        drop_pg(pg)
+    return results
+
+
+def _serve_bare(db: str, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(bare_app(db), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+    bare = sub.add_parser("bare", help="serve the bare Starlette app (used by the bench)")
+    bare.add_argument("--db", required=True)
+    bare.add_argument("--port", type=int, required=True)
+    alone = sub.add_parser("run", help="run this section alone")
+    alone.add_argument("--cases", type=int, default=100_000)
+    alone.add_argument("--requests", type=int, default=25)
+    args = parser.parse_args(argv)
+    if args.command == "bare":
+        _serve_bare(args.db, args.port)
+        return 0
+    from common import pg_available
+
+    work = Workdir()
+    try:
+        found = run(
+            work,
+            getattr(args, "cases", 100_000),
+            getattr(args, "requests", 25),
+            pg_available(),
+        )
+    finally:
+        work.cleanup()
+    for result in found:
+        shown = "–" if result.value is None else f"{result.value:.3g}"
+        print(f"{result.name}: {shown} {result.unit} {result.note}")
+    return 0
+
+
+_: Callable[..., object] = main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""`dk2020flow users add|list|disable`: the web console's staff accounts."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from dk2020flow.cli.common import (
+    ActorOption,
+    DbOption,
+    JsonOption,
+    actor_name,
+    handle_errors,
+    local,
+    open_service,
+    out,
+    print_json,
+)
+
+users_app = typer.Typer(
+    no_args_is_help=True,
+    help="Staff accounts of the web console (they sign in with a link sent by e-mail).",
+)
+
+
+@users_app.command("add")
+@handle_errors
+def add(
+    email: Annotated[str, typer.Argument(help="The address the sign-in links go to.")],
+    name: Annotated[str, typer.Option("--name", help="The person's name.")],
+    roles: Annotated[
+        list[str],
+        typer.Option(
+            "--role",
+            "-r",
+            help="A role (repeat for more): secretariat, follow_up, approver, "
+            "regional_advisor, admin, read_only.",
+        ),
+    ],
+    language: Annotated[
+        str, typer.Option("--language", help="The language of their pages and mail: da or en.")
+    ] = "da",
+    actor: ActorOption = None,
+    db: DbOption = None,
+) -> None:
+    """Add a staff account (an address once disabled is enabled again with these roles)."""
+    user = open_service(db).accounts.add_user(
+        email, name, roles, actor=actor_name(actor), language=language
+    )
+    out.print(f"user {user.email} ({user.name}) added with roles {', '.join(user.roles)}")
+
+
+@users_app.command("list")
+@handle_errors
+def list_users(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """List the staff accounts."""
+    users = open_service(db).accounts.list_users()
+    if as_json:
+        print_json(users)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{len(users)} users")
+    for column in ("email", "name", "roles", "language", "status", "created"):
+        table.add_column(column)
+    for u in users:
+        status = "active" if u.active else f"disabled {local(u.disabled_at)}"
+        table.add_row(u.email, u.name, ", ".join(u.roles), u.language, status, local(u.created_at))
+    out.print(table)
+
+
+@users_app.command("disable")
+@handle_errors
+def disable(
+    email: Annotated[str, typer.Argument(help="The account's address.")],
+    actor: ActorOption = None,
+    db: DbOption = None,
+) -> None:
+    """Disable an account: it cannot sign in, and its sessions end at once."""
+    user = open_service(db).accounts.disable_user(email, actor=actor_name(actor))
+    out.print(f"user {user.email} disabled; their sessions are signed out")

@@ -1,0 +1,505 @@
+"""Staff accounts and sign-in: the one door the CLI (``dk2020flow users``) and the web
+console go through.
+
+Sign-in is by a one-time link sent through the outbox (so the folder transport works
+on a laptop), with a short code in the same mail for signing in on another device.
+
+- Tokens, codes and session cookies are random (``secrets``) and stored only as their
+  SHA-256 hashes; nothing secret is logged.
+- A link is valid for ``link_lifetime`` and once; its code for a few wrong guesses.
+- Requests and code guesses are counted per address and per client in
+  ``sign_in_attempts``, so every web worker shares the limit.
+- An unknown or disabled address is answered exactly like a known one (nothing tells
+  which addresses have accounts), but no mail is sent.
+- A session ends at ``session_lifetime``, when revoked, or when its user is disabled.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import html
+import logging
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Literal
+from urllib.parse import urlencode
+
+from email_validator import EmailNotValidError, validate_email
+
+from dk2020flow.errors import Dk2020flowError, NotFoundError, quoted
+from dk2020flow.service.roles import STAFF_ROLES
+from dk2020flow.store.port import NewMail, SessionInfo, SessionUser, UserInfo
+
+if TYPE_CHECKING:
+    from dk2020flow.service.core import Service
+    from dk2020flow.store.port import AccountsTx as _AccountsTx
+    from dk2020flow.store.port import Store
+
+__all__ = [
+    "AccountInputError",
+    "Accounts",
+    "RateLimitedError",
+    "SessionInfo",
+    "SessionUser",
+    "SignInError",
+    "UserInfo",
+]
+
+log = logging.getLogger("dk2020flow.accounts")
+
+SIGN_IN_LINK_LIFETIME = dt.timedelta(minutes=15)
+"""The service's default; the web passes ``WebConfig.sign_in_link_lifetime``."""
+SESSION_LIFETIME = dt.timedelta(hours=12)
+"""The service's default; the web passes ``WebConfig.session_lifetime``."""
+TOUCH_EVERY = dt.timedelta(minutes=1)
+"""A session's last_seen_at is written at most this often (not on every request)."""
+
+LANGUAGES = ("da", "en")
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read off a phone
+CODE_LENGTH = 8
+MAX_CODE_ATTEMPTS = 5
+"""Wrong codes a link survives; after that the link and its code are void."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RateLimit:
+    per_address: int = 5
+    per_client: int = 20
+    window: dt.timedelta = dt.timedelta(minutes=15)
+
+
+class AccountInputError(Dk2020flowError):
+    """An account's e-mail, name, role or language is not valid (nothing changed)."""
+
+    exit_code = 2
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class RateLimitedError(Dk2020flowError):
+    """Too many sign-in attempts from this address or client: wait and try again."""
+
+    def __init__(self, retry_after: dt.timedelta) -> None:
+        minutes = max(1, round(retry_after.total_seconds() / 60))
+        super().__init__(f"too many sign-in attempts; try again in {minutes} minutes")
+        self.retry_after = retry_after
+
+
+SignInProblem = Literal["unknown", "expired", "used", "wrong_code"]
+
+
+class SignInError(Dk2020flowError):
+    """A sign-in link or code that does not (or no longer) work: ask for a new link."""
+
+    MESSAGES: ClassVar[dict[str, str]] = {
+        "unknown": "the sign-in link is not valid; ask for a new one",
+        "expired": "the sign-in link has expired; ask for a new one",
+        "used": "the sign-in link has been used already; ask for a new one",
+        "wrong_code": "the code is wrong or has expired; check it, or ask for a new link",
+    }
+
+    def __init__(self, problem: SignInProblem) -> None:
+        super().__init__(self.MESSAGES[problem])
+        self.problem: SignInProblem = problem
+
+
+def digest(secret: str) -> str:
+    """What the database keeps of a token, code or session cookie."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def normal_code(code: str) -> str:
+    """A code as typed (``abcd-efgh``, ``ABCD EFGH``) in its stored form."""
+    return "".join(ch for ch in code.upper() if ch.isalnum())
+
+
+def normal_email(email: str) -> str:
+    """The address lower-cased, or ``AccountInputError`` naming the field."""
+    given = email.strip()
+    try:
+        checked = validate_email(given, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise AccountInputError("email", f"e-mail {quoted(given)} is not valid: {exc}") from None
+    return checked.normalized.lower()
+
+
+class Accounts:
+    """Accounts and sign-in over the service's store and clock."""
+
+    def __init__(
+        self,
+        service: Service,
+        *,
+        link_lifetime: dt.timedelta = SIGN_IN_LINK_LIFETIME,
+        session_lifetime: dt.timedelta = SESSION_LIFETIME,
+        rate_limit: RateLimit | None = None,
+    ) -> None:
+        self.service = service
+        self.link_lifetime = link_lifetime
+        self.session_lifetime = session_lifetime
+        self.rate_limit = rate_limit or RateLimit()
+
+    @property
+    def _store(self) -> Store:
+        return self.service.store
+
+    def _now(self) -> dt.datetime:
+        return self.service.clock.now()
+
+    # ------------------------------------------------------------------ accounts
+
+    def add_user(
+        self,
+        email: str,
+        name: str,
+        roles: list[str],
+        *,
+        actor: str,
+        language: str = "da",
+    ) -> UserInfo:
+        """A new staff account (an address once disabled is enabled again with these
+        roles). ``AccountInputError`` names a bad e-mail, name, role or language."""
+        address = normal_email(email)
+        shown = " ".join(name.split())
+        if not shown:
+            raise AccountInputError("name", "the name is empty: give the person's name")
+        if len(shown) > 200:
+            raise AccountInputError("name", f"the name is too long ({len(shown)} > 200 characters)")
+        wanted = _roles(roles)
+        if language not in LANGUAGES:
+            raise AccountInputError(
+                "language", f"language {quoted(language)} is not one of: {', '.join(LANGUAGES)}"
+            )
+        with self._store.transaction() as tx:
+            existing = tx.find_user(address)
+            if existing is not None and existing.active:
+                raise AccountInputError("email", f"there is already an account for {address}")
+            if existing is not None:
+                user = tx.enable_user(existing.id, name=shown, roles=wanted, language=language)
+            else:
+                user = tx.insert_user(
+                    email=address,
+                    name=shown,
+                    kind="staff",
+                    roles=wanted,
+                    language=language,
+                    now=self._now(),
+                )
+        log.info(
+            "user added",
+            extra={"action": "user_added", "fields": {"user_id": user.id, "actor": actor}},
+        )
+        return user
+
+    def list_users(self) -> list[UserInfo]:
+        with self._store.read() as tx:
+            return tx.users()
+
+    def disable_user(self, email: str, *, actor: str) -> UserInfo:
+        """Disable an account: its sessions stop working at once, its links too."""
+        address = normal_email(email)
+        with self._store.transaction() as tx:
+            user = tx.find_user(address)
+            if user is None:
+                raise NotFoundError(
+                    f"there is no account for {address} (`dk2020flow users list` shows them)"
+                )
+            if not user.active:
+                return user
+            done = tx.disable_user(user.id, self._now())
+        log.info(
+            "user disabled",
+            extra={"action": "user_disabled", "fields": {"user_id": done.id, "actor": actor}},
+        )
+        return done
+
+    # ------------------------------------------------------------------ sign-in
+
+    def request_sign_in(
+        self, email: str, *, client: str, base_url: str, next_path: str = "/"
+    ) -> int | None:
+        """Queue a sign-in mail (link and code) for an active account; the outbox id.
+
+        An unknown or disabled address (or one that is not an address) returns None
+        and does nothing else a caller could see; ``RateLimitedError`` when this
+        address or client asked too often.
+        """
+        now = self._now()
+        try:
+            address = normal_email(email)
+        except AccountInputError:
+            address = email.strip().lower()
+        with self._store.transaction() as tx:
+            self._check_rate(tx, address, client, now)
+            user = tx.find_user(address)
+            if user is None or not user.active:
+                return None
+            token = secrets.token_urlsafe(32)
+            code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+            tx.insert_sign_in_token(
+                user_id=user.id,
+                token_hash=digest(token),
+                code_hash=digest(code),
+                now=now,
+                expires_at=now + self.link_lifetime,
+            )
+            query = {"token": token, **({"next": next_path} if next_path != "/" else {})}
+            link = f"{base_url.rstrip('/')}/sign-in/link?{urlencode(query)}"
+            [message_id] = tx.queue_mail([_sign_in_mail(user, link, code, self.link_lifetime, now)])
+        log.info(
+            "sign-in link sent",
+            extra={
+                "action": "sign_in_requested",
+                "fields": {"user_id": user.id, "outbox_id": message_id},
+            },
+        )
+        return message_id
+
+    def link_problem(self, token: str) -> SignInProblem | None:
+        """Why a link would not sign in now (None: it would); consumes nothing."""
+        with self._store.read() as tx:
+            found = tx.sign_in_token(digest(token))
+            if found is None:
+                return "unknown"
+            user = tx.user(found.user_id)
+        return _problem(found.used_at, found.expires_at, user, self._now())
+
+    def sign_in_with_link(
+        self, token: str, *, client: str, user_agent: str
+    ) -> tuple[str, SessionUser]:
+        """Use a link (once): a new session's cookie value and its user, or ``SignInError``."""
+        now = self._now()
+        with self._store.transaction() as tx:
+            found = tx.sign_in_token(digest(token))
+            if found is None:
+                raise SignInError("unknown")
+            user = tx.user(found.user_id)
+            problem = _problem(found.used_at, found.expires_at, user, now)
+            if problem is not None or user is None:
+                raise SignInError(problem or "unknown")
+            if not tx.use_sign_in_token(found.id, now):
+                raise SignInError("used")
+            return self._open(tx, user, "link", client, user_agent, now)
+
+    def sign_in_with_code(
+        self, email: str, code: str, *, client: str, user_agent: str
+    ) -> tuple[str, SessionUser]:
+        """Sign in with the short code of a link sent to ``email`` (on another device).
+
+        Every try counts towards the rate limits; a wrong code counts against the
+        address's open links, which are void after ``MAX_CODE_ATTEMPTS`` wrong ones.
+        """
+        now = self._now()
+        try:
+            address = normal_email(email)
+        except AccountInputError:
+            address = email.strip().lower()
+        wanted = digest(normal_code(code))
+        with self._store.transaction() as tx:
+            self._check_rate(tx, address, client, now)
+            user = tx.find_user(address)
+            tokens = tx.open_sign_in_tokens(user.id, now) if user and user.active else []
+            tokens = [tok for tok in tokens if tok.code_attempts < MAX_CODE_ATTEMPTS]
+            match = next(
+                (tok for tok in tokens if hmac.compare_digest(tok.code_hash, wanted)), None
+            )
+            if match is None or user is None or not tx.use_sign_in_token(match.id, now):
+                for tok in tokens:
+                    tx.count_code_attempt(tok.id)
+                failed = True
+            else:
+                failed = False
+                cookie = self._open(tx, user, "code", client, user_agent, now)
+        if failed:
+            # Outside the transaction above: the counted guesses must stay counted.
+            raise SignInError("wrong_code")
+        return cookie
+
+    def open_session(self, email: str, *, method: str, client: str, user_agent: str) -> str:
+        """A session for an active account without a link (tests, a future OIDC sign-in)."""
+        now = self._now()
+        address = normal_email(email)
+        with self._store.transaction() as tx:
+            user = tx.find_user(address)
+            if user is None or not user.active:
+                raise NotFoundError(f"there is no active account for {address}")
+            token, _ = self._open(tx, user, method, client, user_agent, now)
+        return token
+
+    def _open(
+        self,
+        tx: _AccountsTx,
+        user: UserInfo,
+        method: str,
+        client: str,
+        user_agent: str,
+        now: dt.datetime,
+    ) -> tuple[str, SessionUser]:
+        token = secrets.token_urlsafe(32)
+        session_id = tx.insert_session(
+            user_id=user.id,
+            token_hash=digest(token),
+            now=now,
+            expires_at=now + self.session_lifetime,
+            user_agent=user_agent[:300],
+            client=client[:64],
+            method=method[:16],
+        )
+        log.info(
+            "signed in",
+            extra={
+                "action": "signed_in",
+                "fields": {"user_id": user.id, "session_id": session_id, "method": method},
+            },
+        )
+        return token, SessionUser(
+            user_id=user.id,
+            session_id=session_id,
+            email=user.email,
+            name=user.name,
+            roles=user.roles,
+            language=user.language,
+        )
+
+    def _check_rate(self, tx: _AccountsTx, address: str, client: str, now: dt.datetime) -> None:
+        """Refuse when the address or the client is over its limit; else count this try."""
+        limit = self.rate_limit
+        since = now - limit.window
+        keys = {
+            "email:" + digest(address): limit.per_address,
+            "client:" + digest(client): limit.per_client,
+        }
+        for key, most in keys.items():
+            if tx.count_sign_in_attempts(key, since) >= most:
+                log.warning(
+                    "sign-in rate limited",
+                    extra={"action": "sign_in_limited", "fields": {"key": key.split(":")[0]}},
+                )
+                raise RateLimitedError(limit.window)
+        tx.record_sign_in_attempt(list(keys), now)
+
+    # ------------------------------------------------------------------ sessions
+
+    def session_user(self, token: str, now: dt.datetime) -> SessionUser | None:
+        """The user of a session cookie, or None (unknown, expired, revoked, disabled)."""
+        if not token or len(token) > 200:
+            return None
+        hashed = digest(token)
+        with self._store.read() as tx:
+            found = tx.session_user(hashed, now)
+        if found is None:
+            return None
+        user, last_seen = found
+        if now - last_seen >= TOUCH_EVERY:
+            with self._store.transaction() as tx:
+                tx.touch_session(user.session_id, now)
+        return user
+
+    def sessions(self, user_id: int) -> list[SessionInfo]:
+        with self._store.read() as tx:
+            return tx.sessions_of(user_id, self._now())
+
+    def revoke_session(self, user_id: int, session_id: int) -> None:
+        """End one of the user's own sessions (``NotFoundError`` if it is not theirs)."""
+        with self._store.transaction() as tx:
+            if not tx.revoke_session(user_id, session_id, self._now()):
+                raise NotFoundError(f"you have no active session {session_id}")
+
+    def sign_out(self, token: str) -> None:
+        with self._store.transaction() as tx:
+            tx.revoke_session_token(digest(token), self._now())
+
+
+def _roles(roles: Sequence[str]) -> list[str]:
+    wanted = list(dict.fromkeys(role.strip() for role in roles))
+    if not wanted:
+        raise AccountInputError(
+            "roles", f"give at least one role (one of: {', '.join(STAFF_ROLES)})"
+        )
+    for role in wanted:
+        if role not in STAFF_ROLES:
+            raise AccountInputError(
+                "roles", f"role {quoted(role)} is not one of: {', '.join(STAFF_ROLES)}"
+            )
+    return wanted
+
+
+def _problem(
+    used_at: dt.datetime | None, expires_at: dt.datetime, user: UserInfo | None, now: dt.datetime
+) -> SignInProblem | None:
+    if user is None or not user.active:
+        return "unknown"
+    if used_at is not None:
+        return "used"
+    if expires_at <= now:
+        return "expired"
+    return None
+
+
+# ---------------------------------------------------------------------- the mail
+
+_TEXTS = {
+    "da": {
+        "subject": "Log ind på dk2020flow",
+        "hello": "Hej {name}",
+        "intro": "Klik på linket for at logge ind på dk2020flow. Linket virker i {minutes} "
+        "minutter og kun én gang.",
+        "button": "Log ind",
+        "code": "Vil du logge ind på en anden enhed? Skriv koden {code} sammen med din "
+        "e-mailadresse på login-siden.",
+        "ignore": "Har du ikke bedt om at logge ind, kan du se bort fra denne mail.",
+    },
+    "en": {
+        "subject": "Sign in to dk2020flow",
+        "hello": "Hello {name}",
+        "intro": "Follow the link to sign in to dk2020flow. It works for {minutes} minutes "
+        "and only once.",
+        "button": "Sign in",
+        "code": "Signing in on another device? Enter the code {code} with your e-mail "
+        "address on the sign-in page.",
+        "ignore": "If you did not ask to sign in, you can ignore this mail.",
+    },
+}
+
+
+def shown_code(code: str) -> str:
+    """``ABCDEFGH`` as ``ABCD-EFGH`` (easier to read and type)."""
+    half = len(code) // 2
+    return f"{code[:half]}-{code[half:]}"
+
+
+def _sign_in_mail(
+    user: UserInfo, link: str, code: str, lifetime: dt.timedelta, now: dt.datetime
+) -> NewMail:
+    language = user.language if user.language in _TEXTS else "da"
+    texts = _TEXTS[language]
+    minutes = round(lifetime.total_seconds() / 60)
+    hello = texts["hello"].format(name=user.name)
+    intro = texts["intro"].format(minutes=minutes)
+    code_line = texts["code"].format(code=shown_code(code))
+    text = f"{hello}\n\n{intro}\n\n{link}\n\n{code_line}\n\n{texts['ignore']}\n"
+    esc = html.escape
+    body = (
+        f"<p>{esc(hello)}</p>\n<p>{esc(intro)}</p>\n"
+        f'<p><a href="{esc(link)}">{esc(texts["button"])}</a></p>\n'
+        f"<p>{esc(code_line)}</p>\n<p>{esc(texts['ignore'])}</p>\n"
+    )
+    return NewMail(
+        case_id=None,
+        template="sign_in",
+        language=language,
+        to=((user.name, user.email),),
+        cc=(),
+        subject=texts["subject"],
+        text=text,
+        html=f'<!DOCTYPE html>\n<html lang="{language}"><body>\n{body}</body></html>\n',
+        ics=None,
+        not_before=now,
+        created_at=now,
+        urgent=True,
+    )

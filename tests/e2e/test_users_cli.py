@@ -1,0 +1,88 @@
+"""`dk2020flow users add|list|disable`, run as the installed command on a fresh SQLite file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+
+class Cli:
+    def __init__(self, cwd: Path) -> None:
+        self.cwd = cwd
+        self.db = f"sqlite:///{cwd / 'console.db'}"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("DK2020FLOW_")}
+        self.env["DK2020FLOW_ACTOR"] = "tester"
+        self.env["COLUMNS"] = "200"
+
+    def __call__(self, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            ["dk2020flow", *args, "--db", self.db],
+            cwd=self.cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == code, (args, done.returncode, done.stdout, done.stderr)
+        assert "Traceback" not in done.stderr
+        return done
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    run = Cli(tmp_path)
+    run("db", "upgrade")
+    return run
+
+
+def test_add_list_disable(cli: Cli) -> None:
+    added = cli(
+        "users", "add", "Mette@KL.example.dk", "--name", "Mette Hansen",
+        "--role", "secretariat", "--role", "admin", "--language", "en",
+    )  # fmt: skip
+    assert "user mette@kl.example.dk (Mette Hansen) added with roles secretariat, admin" in (
+        added.stdout
+    )
+    cli("users", "add", "ro@kl.example.dk", "--name", "Reader", "-r", "read_only")
+
+    table = cli("users", "list").stdout
+    assert "mette@kl.example.dk" in table and "secretariat, admin" in table and "active" in table
+
+    rows = json.loads(cli("users", "list", "--json").stdout)
+    assert [(r["email"], r["roles"], r["language"], r["active"]) for r in rows] == [
+        ("mette@kl.example.dk", ["secretariat", "admin"], "en", True),
+        ("ro@kl.example.dk", ["read_only"], "da", True),
+    ]
+
+    gone = cli("users", "disable", "RO@kl.example.dk")
+    assert "user ro@kl.example.dk disabled" in gone.stdout
+    rows = json.loads(cli("users", "list", "--json").stdout)
+    assert [r["active"] for r in rows] == [True, False]
+    assert rows[1]["disabled_at"]
+
+
+def test_bad_input_is_one_line_and_exit_2(cli: Cli) -> None:
+    bad_role = cli("users", "add", "a@example.dk", "--name", "A", "--role", "mayor", code=2)
+    assert bad_role.stderr.strip().startswith("error: role 'mayor' is not one of: secretariat")
+    assert len(bad_role.stderr.strip().splitlines()) == 1
+    bad_mail = cli("users", "add", "not-mail", "--name", "A", "--role", "admin", code=2)
+    assert "error: e-mail 'not-mail' is not valid" in bad_mail.stderr
+    bad_lang = cli(
+        "users", "add", "a@example.dk", "--name", "A", "--role", "admin", "--language", "de",
+        code=2,
+    )  # fmt: skip
+    assert "language 'de' is not one of: da, en" in bad_lang.stderr
+    no_role = cli("users", "add", "a@example.dk", "--name", "A", code=2)
+    assert "--role" in no_role.stderr
+    assert json.loads(cli("users", "list", "--json").stdout) == []
+
+    cli("users", "add", "a@example.dk", "--name", "A", "--role", "admin")
+    twice = cli("users", "add", "a@example.dk", "--name", "A", "--role", "admin", code=2)
+    assert "already an account for a@example.dk" in twice.stderr
+    unknown = cli("users", "disable", "nobody@example.dk", code=1)
+    assert "error: there is no account for nobody@example.dk" in unknown.stderr
