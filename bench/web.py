@@ -65,7 +65,7 @@ CASES_QUERY = "round=round2&region=Syddanmark&late=1&sort=-since"
 CHUNK = 5000
 CLI = "from dk2020flow.cli import main; main()"
 BENCH_USER = "bench@staff.example.dk"
-BUDGET = 30.0
+BUDGET = 20.0
 """Seconds of load per page, server and pass at most."""
 
 
@@ -413,7 +413,7 @@ def load(base: str, paths: list[list[str]], token: str, budget: float) -> Load:
     """``len(paths)`` clients at once, client ``i`` sending ``paths[i]`` in order on one
     keep-alive connection; every request's wall time. A client sends no new request
     once ``budget`` seconds have passed (a slow page is measured on fewer requests)."""
-    import httpx
+    import httpx2 as httpx
 
     latencies: list[float] = []
     statuses: dict[int, int] = {}

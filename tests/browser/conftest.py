@@ -22,20 +22,23 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+import httpx2 as httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
+from dk2020flow.cli.process import DEMO_BROWSE_AT
+
 from .support import VIEWPORT, AxeReport, Console, PageWatch
 
-NOW = "2024-02-20T10:00+01:00"
-"""The instant the console's clock starts at (``serve --now``).
+NOW = DEMO_BROWSE_AT
+"""The instant the console's clock starts at: ``serve --now`` as ``dk2020flow demo`` tells
+its user to start it (``cli.process.DEMO_BROWSE_AT``).
 
 ``dk2020flow demo`` simulates the programme to the end of 2023 and leaves the database as
 it is then: a clock in 2022 would show the cases of 2023 with nothing late (every timer
 due before 2024 has fired). With seed 0 the cases still open at the end are three in
 round 2: Greve and Næstved (Sjælland) in screening, and Fanø (Syddanmark) in revising,
-whose resubmission deadline is 2024-02-08 23:59. On 20 February 2024 all three are late,
+whose resubmission deadline is 2024-02-08 23:59. On 1 March 2024 all three are late,
 so "round 2, Syddanmark, late" finds Fanø; ``console`` checks that it still does."""
 
 STAFF_EMAIL = "signe@dk2020.example.dk"

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from httpx import Response
+from httpx2 import Response
 
 from dk2020flow.bundled import workflow_path
 from dk2020flow.clock import ManualClock

@@ -29,7 +29,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, insert, select
 
 from dk2020flow.service.core import Service
-from dk2020flow.service.roles import ADMIN, OPERATIONS_ROLES, STAFF_ROLES
+from dk2020flow.service.roles import ADMIN, OPERATIONS_ROLES, READ_ONLY, STAFF_ROLES
 from dk2020flow.service.roles import WORKFLOW_STAFF_ROLES as ACTING
 from dk2020flow.web import auth
 from dk2020flow.web.config import CSRF_COOKIE, SESSION_COOKIE
@@ -350,3 +350,33 @@ def _quoted(path: str) -> str:
     from urllib.parse import quote
 
     return quote(path, safe="")
+
+
+def test_nobody_deletes_another_users_view_or_ends_their_session(
+    world: World, sqlite_url: str
+) -> None:
+    """Past the role check, the service checks whose the view and the session are."""
+    from dk2020flow.store import tables as t
+
+    target_session = world.service.accounts.open_session(
+        "matrix-target@staff.example.dk", method="test", client="testclient", user_agent="pytest"
+    )
+    now = world.service.clock.now()
+    session_id = world.service.accounts.session_user(target_session, now)
+    assert session_id is not None
+    for role in (ADMIN, "secretariat", READ_ONLY):
+        browser = world.caller(role)
+        for url in (
+            f"/cases/views/{world.values['view_id']}/delete",
+            f"/account/sessions/{session_id.session_id}/revoke",
+        ):
+            response = _call(browser, "POST", url)
+            assert response.status_code == 404, (role, url, response.status_code)
+    engine = create_engine(sqlite_url)
+    try:
+        with engine.connect() as conn:
+            views = conn.execute(select(t.saved_views.c.id)).scalars().all()
+    finally:
+        engine.dispose()
+    assert int(world.values["view_id"]) in views
+    assert world.service.accounts.session_user(target_session, now) is not None
