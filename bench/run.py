@@ -31,9 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Result, Workdir, failed, pg_available
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-SECTIONS = ("dispatch", "peers", "idle", "lateness", "mail", "memory", "startup", "web")
-OPT_IN = ("revisions",)
-"""Sections run only when --only names them (revisions: two revisions, several minutes)."""
+SECTIONS = ("dispatch", "peers", "idle", "lateness", "mail", "memory", "startup")
+OPT_IN = ("revisions", "web")
+"""Sections run only when --only names them (revisions: two revisions, several minutes;
+web: the console on 100k cases, about 25 minutes)."""
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,9 @@ TOUCH_EVERY = dt.timedelta(minutes=1)
 LANGUAGES = ("da", "en")
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read off a phone
 CODE_LENGTH = 8
+SIGN_IN_TEMPLATE = "sign_in"
+"""The sign-in mail's template name: one of ``store.port.ONE_TIME_SECRET_TEMPLATES``,
+whose bodies the outbox forgets once they are sent."""
 MAX_CODE_ATTEMPTS = 5
 """Wrong codes a link survives; after that the link and its code are void."""
 
@@ -491,7 +494,7 @@ def _sign_in_mail(
     )
     return NewMail(
         case_id=None,
-        template="sign_in",
+        template=SIGN_IN_TEMPLATE,
         language=language,
         to=((user.name, user.email),),
         cc=(),

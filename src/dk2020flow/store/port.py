@@ -31,6 +31,13 @@ class OutboxStatus(StrEnum):
     PARKED = "parked"  # could not be addressed (no contact for a role); kept with the reason
 
 
+ONE_TIME_SECRET_TEMPLATES = frozenset({"sign_in"})
+"""Mail whose body carries a one-time secret (the sign-in link and code): once it is sent,
+the outbox keeps only a note in place of its text and HTML, so the database never holds a
+usable link longer than the message waits to go out."""
+BODY_REMOVED_NOTE = "(The one-time sign-in link and code were removed once the message was sent.)"
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class StoredDefinition:
     id: int

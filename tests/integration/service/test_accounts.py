@@ -18,6 +18,7 @@ from dk2020flow.runtime.delivery import adeliver_message
 from dk2020flow.service import Service
 from dk2020flow.service.accounts import (
     MAX_CODE_ATTEMPTS,
+    SIGN_IN_TEMPLATE,
     AccountInputError,
     Accounts,
     RateLimit,
@@ -27,7 +28,13 @@ from dk2020flow.service.accounts import (
 )
 from dk2020flow.settings import Settings
 from dk2020flow.store import tables as t
-from dk2020flow.store.port import NewMail, OutboxMessage, OutboxStatus
+from dk2020flow.store.port import (
+    BODY_REMOVED_NOTE,
+    ONE_TIME_SECRET_TEMPLATES,
+    NewMail,
+    OutboxMessage,
+    OutboxStatus,
+)
 from dk2020flow.store.repository import SqlStore
 
 START = dt.datetime(2021, 3, 1, 9, 0, tzinfo=dt.UTC)
@@ -303,3 +310,30 @@ def _mail_of() -> NewMail:
         created_at=START,
         urgent=True,
     )
+
+
+def test_a_sent_sign_in_mail_keeps_no_link_in_the_outbox(
+    accounts: Accounts, store: SqlStore
+) -> None:
+    """The link and code are in the database only while the mail waits to go out."""
+    assert SIGN_IN_TEMPLATE in ONE_TIME_SECRET_TEMPLATES
+    accounts.add_user("anna@example.dk", "Anna", ["admin"], actor="t")
+    first = accounts.request_sign_in("anna@example.dk", client="c", base_url=BASE)
+    second = accounts.request_sign_in("anna@example.dk", client="c", base_url=BASE)
+    with store.transaction() as tx:
+        [other] = tx.queue_mail([replace(_mail_of(), template="other")])
+    assert first is not None and second is not None
+    with store.read() as tx:
+        waiting = tx.outbox_message(first)
+    assert waiting is not None and "/sign-in/link?token=" in waiting.text  # not sent yet
+    with store.transaction() as tx:
+        tx.mark_sent(first, START)
+        tx.mark_sent_many([(second, ""), (other, "")], START)
+    with store.read() as tx:
+        rows = [tx.outbox_message(i) for i in (first, second, other)]
+    assert [r.text if r else None for r in rows] == [BODY_REMOVED_NOTE, BODY_REMOVED_NOTE, "t"]
+    assert [r.html if r else None for r in rows] == [
+        BODY_REMOVED_NOTE,
+        BODY_REMOVED_NOTE,
+        "<p>t</p>",
+    ]

@@ -25,7 +25,13 @@ from dk2020flow.engine.records import TimerStatus
 from dk2020flow.errors import ConflictError, NotFoundError
 from dk2020flow.store import tables as t
 from dk2020flow.store.driver import BulkStatement
-from dk2020flow.store.port import NewMail, OutboxMessage, OutboxStatus
+from dk2020flow.store.port import (
+    BODY_REMOVED_NOTE,
+    ONE_TIME_SECRET_TEMPLATES,
+    NewMail,
+    OutboxMessage,
+    OutboxStatus,
+)
 from dk2020flow.store.rows import outbox_values, to_message
 from dk2020flow.store.sql.base import SqlBase
 
@@ -100,6 +106,16 @@ MARK_SENT_NOTED = (
 )
 """Mark the message ``b_id`` sent ``at``, with ``b_note`` (refused recipients) as its
 ``last_error`` (executemany)."""
+
+FORGET_SENT_SECRETS = (
+    update(t.outbox)
+    .where(
+        _o.id.in_(bindparam("ids", expanding=True)),
+        _o.template.in_(sorted(ONE_TIME_SECRET_TEMPLATES)),
+    )
+    .values(text=BODY_REMOVED_NOTE, html=BODY_REMOVED_NOTE)
+)
+"""Blank the bodies of the sent messages ``ids`` that carry a one-time secret."""
 
 OUTBOX_IDS_IN = select(_o.id).where(_o.id.in_(bindparam("ids", expanding=True)))
 
@@ -193,6 +209,7 @@ class SqlOutboxTx(SqlBase):
         if note:
             values["last_error"] = note
         self._set_outbox(message_id, status=OutboxStatus.SENT.value, **values)
+        self._conn.execute(FORGET_SENT_SECRETS, {"ids": [message_id]})
 
     def mark_sent_many(self, sent: Sequence[tuple[int, str]], at: dt.datetime) -> None:
         """``mark_sent`` for a batch: the messages without a note in one ``UPDATE … IN``,
@@ -208,6 +225,7 @@ class SqlOutboxTx(SqlBase):
                 MARK_SENT_NOTED,
                 [{"b_id": message_id, "b_note": note, "at": at} for message_id, note in noted],
             ).rowcount
+        self._conn.execute(FORGET_SENT_SECRETS, {"ids": [m for m, _ in sent]})
         if marked != len(plain) + len(noted):
             ids = [message_id for message_id, _ in sent]
             present = set(self._conn.execute(OUTBOX_IDS_IN, {"ids": ids}).scalars())
