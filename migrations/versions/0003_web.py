@@ -35,6 +35,71 @@ def _id() -> sa.Column[Any]:
     return sa.Column("id", sa.Integer(), nullable=False)
 
 
+def _backfill_deadlines() -> None:
+    """``cases.deadline_at``/``deadline_timer`` of every case, by the definition the store
+    keeps them with (the earliest current deadline arm the case can be late on), spelt
+    out on this revision's columns so that later changes to the tables leave it alone."""
+    from dk2020flow.store.sql.timers import counting_timer_condition
+
+    conn = op.get_bind()
+    definitions = sa.table(
+        "definitions",
+        sa.column("id", sa.Integer()),
+        sa.column("content_hash", sa.String()),
+        sa.column("source_text", sa.Text()),
+        sa.column("source_path", sa.Text()),
+    )
+    cases = sa.table(
+        "cases",
+        sa.column("id", sa.Integer()),
+        sa.column("definition_id", sa.Integer()),
+        sa.column("state", sa.String()),
+        sa.column("epoch", sa.Integer()),
+        sa.column("deadline_at", UtcDateTime()),
+        sa.column("deadline_timer", sa.String()),
+    )
+    timers = sa.table(
+        "timers",
+        sa.column("id", sa.Integer()),
+        sa.column("case_id", sa.Integer()),
+        sa.column("timer", sa.String()),
+        sa.column("kind", sa.String()),
+        sa.column("epoch", sa.Integer()),
+        sa.column("status", sa.String()),
+        sa.column("deadline_at", UtcDateTime()),
+    )
+    arm, later = timers.alias("arm"), timers.alias("later")
+    newer = sa.exists().where(
+        later.c.case_id == arm.c.case_id,
+        later.c.epoch == arm.c.epoch,
+        later.c.kind == "deadline",
+        later.c.timer == arm.c.timer,
+        later.c.id > arm.c.id,
+    )
+    first = (
+        sa.select(arm.c.deadline_at, arm.c.timer)
+        .where(
+            arm.c.case_id == cases.c.id,
+            arm.c.epoch == cases.c.epoch,
+            arm.c.kind == "deadline",
+            arm.c.status != "discarded",
+            arm.c.deadline_at.is_not(None),
+            counting_timer_condition(
+                conn, cases.c.definition_id, cases.c.state, arm.c.timer, definitions
+            ),
+            ~newer,
+        )
+        .order_by(arm.c.deadline_at, arm.c.timer)
+        .limit(1)
+    )
+    conn.execute(
+        sa.update(cases).values(
+            deadline_at=first.with_only_columns(arm.c.deadline_at).scalar_subquery(),
+            deadline_timer=first.with_only_columns(arm.c.timer).scalar_subquery(),
+        )
+    )
+
+
 def upgrade() -> None:
     # The console's cases table (store/sql/console.py): sorted by region, filtered by
     # round, sorted by since, and a case's current deadline arms read from one index.
@@ -46,6 +111,20 @@ def upgrade() -> None:
         "timers",
         ["case_id", "epoch", "kind", "timer", "status", "deadline_at"],
     )
+    # A case's earliest current deadline it can be late on, kept by the store's writes
+    # (store/sql/timers.py ``refresh_deadline_columns``); existing cases filled in here.
+    op.add_column("cases", _when("deadline_at", nullable=True))
+    op.add_column("cases", sa.Column("deadline_timer", sa.String(length=64), nullable=True))
+    covered = ["closed", "definition_id", "state", "deadline_timer"]
+    op.create_index("ix_cases_workflow_deadline_at", "cases", ["workflow", "deadline_at", *covered])
+    op.create_index("ix_cases_deadline_at", "cases", ["deadline_at", *covered])
+    # The overview's counts per (workflow, state, round, region), without the case rows.
+    op.create_index(
+        "ix_cases_workflow_state_cohort",
+        "cases",
+        ["workflow", "state", "cohort", "municipality_code"],
+    )
+    _backfill_deadlines()
     op.create_table(
         "users",
         _id(),
@@ -169,6 +248,12 @@ def downgrade() -> None:
         "users",
     ):
         op.drop_table(table)
+    op.drop_index("ix_cases_workflow_state_cohort", table_name="cases")
+    op.drop_index("ix_cases_deadline_at", table_name="cases")
+    op.drop_index("ix_cases_workflow_deadline_at", table_name="cases")
+    with op.batch_alter_table("cases") as batch:
+        batch.drop_column("deadline_timer")
+        batch.drop_column("deadline_at")
     op.drop_index("ix_timers_case_id_epoch_kind", table_name="timers")
     op.drop_index("ix_cases_workflow_entered_at", table_name="cases")
     op.drop_index("ix_cases_workflow_cohort", table_name="cases")

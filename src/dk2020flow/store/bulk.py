@@ -53,7 +53,11 @@ from dk2020flow.store.port import (
 from dk2020flow.store.rows import case_values, event_values, with_case
 from dk2020flow.store.sql.cases import INSERT_EVENT_ROWS, UPDATE_CASE
 from dk2020flow.store.sql.outbox import insert_outbox
-from dk2020flow.store.sql.timers import INSERT_TIMER_ROWS, timer_values
+from dk2020flow.store.sql.timers import (
+    INSERT_TIMER_ROWS,
+    refresh_deadline_columns,
+    timer_values,
+)
 
 PENDING = TimerStatus.PENDING.value
 
@@ -201,6 +205,7 @@ def write_bulk(conn: Connection, items: Sequence[BatchItem]) -> None:
     discards: list[int] = []
     at = items[0].at if items else None
     applied: list[tuple[int, list[Decision], list[NewMail]]] = []
+    refresh: list[int] = []  # the cases whose deadline columns may change
     for item in items:
         decisions: list[Decision] = []
         mails: list[NewMail] = []
@@ -209,6 +214,8 @@ def write_bulk(conn: Connection, items: Sequence[BatchItem]) -> None:
                 if item.at != at:
                     raise _BulkMismatchError("the items of a batch fire at different instants")
                 finishes.setdefault((step.status, step.note), []).append(step.timer_id)
+                if step.status is TimerStatus.DISCARDED:
+                    refresh.append(item.case_id)
             else:
                 decisions.append(step.decision)
                 mails.extend(step.mails)
@@ -228,6 +235,7 @@ def write_bulk(conn: Connection, items: Sequence[BatchItem]) -> None:
         if decisions[-1].cancel_pending:  # ``_bulk_ok``: only the last one may discard
             discards.append(item.case_id)
         applied.append((item.case_id, decisions, mails))
+        refresh.append(item.case_id)
     for (status, note), all_ids in finishes.items():
         for ids in _chunks(all_ids):
             params = {"ids": ids, "b_status": status.value, "b_at": at, "b_note": note}
@@ -242,6 +250,8 @@ def write_bulk(conn: Connection, items: Sequence[BatchItem]) -> None:
     for ids in _chunks(discards):  # after the cases' UPDATE: it compares with their new epoch
         conn.execute(DISCARD_EARLIER_EPOCHS, {"ids": ids})
     _insert_rows(conn, applied)
+    # As ``apply`` and ``finish_timer`` do, for the whole batch (after the inserts).
+    refresh_deadline_columns(conn, refresh)
 
 
 def _chunks(ids: list[int]) -> list[list[int]]:

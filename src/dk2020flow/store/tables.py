@@ -96,6 +96,26 @@ class CaseRow(SQLModel, table=True):
         # The console's cases table: filtered by round, sorted by since (migration 0003).
         Index("ix_cases_workflow_cohort", "workflow", "cohort"),
         Index("ix_cases_workflow_entered_at", "workflow", "entered_at"),
+        # The cases table's deadlines and lateness, the overview's late cases and its
+        # counts: covering, so none reads the (wide) case rows (migration 0003).
+        Index(
+            "ix_cases_workflow_deadline_at",
+            "workflow",
+            "deadline_at",
+            "closed",
+            "definition_id",
+            "state",
+            "deadline_timer",
+        ),
+        Index(
+            "ix_cases_deadline_at",
+            "deadline_at",
+            "closed",
+            "definition_id",
+            "state",
+            "deadline_timer",
+        ),
+        Index("ix_cases_workflow_state_cohort", "workflow", "state", "cohort", "municipality_code"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -111,6 +131,11 @@ class CaseRow(SQLModel, table=True):
     opened_at: Any = _col(UtcDateTime)
     closed: bool = _col(Boolean)
     version: int = _col(Integer)
+    # The earliest deadline the case can be late on among its current arms, and its timer
+    # (None: it waits on none); kept by the store's writes (sql/timers.py
+    # ``refresh_deadline_columns``), read by the console (migration 0003).
+    deadline_at: Any = _col(UtcDateTime, nullable=True)
+    deadline_timer: str | None = _col(String(NAME), nullable=True)
 
 
 class EventRow(SQLModel, table=True):

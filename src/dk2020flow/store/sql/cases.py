@@ -29,6 +29,7 @@ from dk2020flow.store.sql.timers import (
     DISCARD_REPLACED,
     INSERT_TIMER_ROWS,
     latest_deadline_arms,
+    refresh_deadline_columns,
     timer_values,
 )
 
@@ -246,6 +247,8 @@ class SqlCasesTx(SqlBase):
             )
         if mails:
             insert_outbox(self._conn, [with_case(mail, case_id) for mail in mails])
+        # The case's deadline columns follow its timers, state and epoch (sql/timers.py).
+        refresh_deadline_columns(self._conn, [case_id])
 
     def _insert_events(self, case_id: int, records: Sequence[EventRecord], *, epoch: int) -> None:
         """Append ``records`` to the case's log, numbered on from its last event (by the

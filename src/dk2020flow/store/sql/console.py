@@ -7,14 +7,17 @@ applies it to ``timers.latest_deadline_arms``):
 
 - a case's *current arms* are, for each of its deadline timers at its current epoch,
   the most recently armed ``deadline`` row (a moved deadline is armed anew and wins),
-  unless that row was discarded; only the timers the caller names as deadlines of the
-  case's state count (``CaseTableQuery.deadline_timers``);
+  unless that row was discarded; only the timers a case can be late on count
+  (``CaseTableQuery.deadline_timers``; the store's ``counting_deadline_timers``);
 - the case is *late* when it is open and one of those arms' ``deadline_at`` is before
   ``now`` (pending or fired: a deadline whose escalation went out is still missed);
 - its *deadline* (the sort column) is the earliest ``deadline_at`` of its arms.
 
-Both are correlated subqueries that find a case's timers through
-``ix_timers_case_id_epoch_kind``.
+The store keeps the earliest arm on the case row (``cases.deadline_at`` and
+``deadline_timer``, recomputed from the timers by every write that changes them:
+``sql/timers.refresh_deadline_columns``), so both are column conditions read through
+``ix_cases_workflow_deadline_at``. A case late on any arm is late on the earliest, so
+*late* is exact; with two deadline timers in a state the sort goes by the earlier one.
 """
 
 from __future__ import annotations
@@ -27,12 +30,11 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     and_,
+    case,
     delete,
-    exists,
     false,
     func,
     insert,
-    literal,
     or_,
     select,
     tuple_,
@@ -91,51 +93,28 @@ def _like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _current_arms(
-    query: CaseTableQuery, *, passed: bool = False
-) -> tuple[Any, list[ColumnElement[bool]]]:
-    """A timers alias and the conditions that make its row one of the case's current arms
-    (``passed``: whose deadline is before ``query.now``). The cheap conditions come first:
-    SQLite tests them in order, the newer-row check last."""
-    arm = t.timers.alias("arm")
-    later = t.timers.alias("later")
-    newer = exists(
-        select(literal(1)).where(
-            later.c.case_id == arm.c.case_id,
-            later.c.epoch == arm.c.epoch,
-            later.c.kind == DEADLINE,
-            later.c.timer == arm.c.timer,
-            later.c.id > arm.c.id,
-        )
-    )
-    conditions: list[ColumnElement[bool]] = [
-        arm.c.case_id == _c.id,
-        arm.c.epoch == _c.epoch,
-        arm.c.kind == DEADLINE,
-        arm.c.status != DISCARDED,
-    ]
-    if passed:
-        conditions.append(arm.c.deadline_at < query.now)
-    if query.deadline_timers:
-        conditions.append(
-            tuple_(_c.definition_id, _c.state, arm.c.timer).in_(list(query.deadline_timers))
-        )
-    else:
-        conditions.append(false())
-    conditions.append(~newer)
-    return arm, conditions
+def _counts(query: CaseTableQuery) -> ColumnElement[bool]:
+    """Whether the case's ``deadline_timer`` is one it can be late on (per the caller's
+    ``deadline_timers``). The store keeps only such timers in the column, so this holds
+    whenever the column is set, but for a definition it cannot read (sql/timers.py)."""
+    if not query.deadline_timers:
+        return false()
+    return tuple_(_c.definition_id, _c.state, _c.deadline_timer).in_(list(query.deadline_timers))
 
 
 def late_expression(query: CaseTableQuery) -> ColumnElement[bool]:
-    """Whether the case is late at ``query.now`` (see the module's docstring)."""
-    _arm, conditions = _current_arms(query, passed=True)
-    return and_(_c.closed.is_(False), exists(select(literal(1)).where(*conditions)))
+    """Whether the case is late at ``query.now`` (see the module's docstring): its
+    earliest counting deadline (``cases.deadline_at``) passed. Late on any arm means
+    late on the earliest, so this is exact for a state with two deadline timers too."""
+    # ``is not null`` first: ``not late`` must hold for a case without a deadline too.
+    waits = and_(_c.deadline_at.is_not(None), _c.deadline_timer.is_not(None))
+    return and_(_c.closed.is_(False), waits, _c.deadline_at < query.now, _counts(query))
 
 
 def deadline_expression(query: CaseTableQuery) -> ColumnElement[Any]:
-    """The earliest deadline among the case's current arms (None when it waits on none)."""
-    arm, conditions = _current_arms(query)
-    return select(func.min(arm.c.deadline_at)).where(*conditions).scalar_subquery()
+    """The earliest deadline among the case's current arms it can be late on (None when
+    it waits on none): ``cases.deadline_at``, kept by the store's writes."""
+    return case((_counts(query), _c.deadline_at), else_=None)
 
 
 class _DrivingJoin(Join):
@@ -231,11 +210,41 @@ class SqlConsoleTx(SqlBase):
         return CaseTablePage(rows=self._table_rows(query, ids), total=total)
 
     def case_table_ids(self, query: CaseTableQuery) -> list[int]:
+        if query.sort is CaseSort.DEADLINE and query.limit is not None:
+            return self._ids_by_deadline(query, query.limit)
         by_name = query.sort is not CaseSort.SINCE  # every other order reads the name
         page = _ordered(query, _filtered(query, select(_c.id), join=by_name))
         if query.limit is not None:
             page = page.limit(query.limit).offset(query.offset)
         return [int(case_id) for case_id in self._conn.execute(page).scalars()]
+
+    def _ids_by_deadline(self, query: CaseTableQuery, limit: int) -> list[int]:
+        """A page sorted by deadline, in two parts so that the cases with a deadline come
+        in the order of ``ix_cases_workflow_deadline_at`` (a page reads a page's worth of
+        it, not every case): those with one (ties by name), then those without (by name).
+        The same order as ``_ordered`` gives."""
+        has = and_(_c.deadline_at.is_not(None), _counts(query))
+        key = _c.deadline_at.desc() if query.descending else _c.deadline_at.asc()
+        first = _filtered(query, select(_c.id), join=True).where(has)
+        ids = [
+            int(case_id)
+            for case_id in self._conn.execute(
+                first.order_by(key, _m.name, _c.id).limit(limit).offset(query.offset)
+            ).scalars()
+        ]
+        if len(ids) == limit:
+            return ids
+        with_deadline = self._conn.execute(
+            _filtered(query, select(func.count()), join=False).where(has)
+        ).scalar_one()
+        rest = (
+            _filtered(query, select(_c.id), join=True)
+            .where(~has)
+            .order_by(_m.name, _c.id)
+            .limit(limit - len(ids))
+            .offset(max(0, query.offset - int(with_deadline)))
+        )
+        return ids + [int(case_id) for case_id in self._conn.execute(rest).scalars()]
 
     def regions(self) -> list[str]:
         return [
@@ -253,7 +262,7 @@ class SqlConsoleTx(SqlBase):
                     t.cases,
                     _m.name.label("municipality_name"),
                     _m.region,
-                    deadline_expression(query).label("deadline_at"),
+                    deadline_expression(query).label("current_deadline"),
                     late_expression(query).label("is_late"),
                 )
                 .select_from(t.cases.join(t.municipalities, _m.code == _c.municipality_code))
@@ -261,7 +270,7 @@ class SqlConsoleTx(SqlBase):
             )
             for row in rows:
                 found[row.id] = CaseTableRow(
-                    case=to_case(row), deadline_at=row.deadline_at, late=bool(row.is_late)
+                    case=to_case(row), deadline_at=row.current_deadline, late=bool(row.is_late)
                 )
         return [found[case_id] for case_id in ids if case_id in found]
 

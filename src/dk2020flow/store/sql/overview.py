@@ -1,10 +1,13 @@
 """``OverviewTx``: the console's programme overview, counted and limited in SQL.
 
 Every query here groups or limits in the database, so the overview costs the same
-on 98 cases as on 100 000: counts per (workflow, state, round, region), the deadline
-arms that may be late grouped by (definition, state, timer) — whether they are is
-``engine.timers.is_late``, which the service applies per group — the first of them
-by deadline, and the pending deadlines of a window.
+on 98 cases as on 100 000: counts per (workflow, state, round, region), the cases
+whose deadline may be late grouped by (definition, state, timer) — whether they are
+is ``engine.timers.is_late``, which the service applies per group — the first of them
+by deadline, and the pending deadlines of a window. The deadlines are the cases'
+``deadline_at`` and ``deadline_timer`` columns (``ix_cases_workflow_deadline_at``),
+which the store keeps from the timers (``ix_cases_deadline_at``); the window of
+pending deadlines reads the window's timer rows alone (``ix_timers_status_due_at``).
 """
 
 from __future__ import annotations
@@ -27,10 +30,56 @@ _tm = t.timers.c
 _DEADLINE = TimerKind.DEADLINE.value
 
 
+def _arm_status() -> ColumnElement[Any]:
+    """The status of the timer row the case's deadline columns come from (its latest
+    armed ``deadline`` row of that timer at the case's epoch), read through
+    ``ix_timers_case_id_epoch_kind``: pending, or fired (or skipped, failed) already."""
+    return (
+        select(_tm.status)
+        .where(
+            _tm.case_id == _c.id,
+            _tm.epoch == _c.epoch,
+            _tm.kind == _DEADLINE,
+            _tm.timer == _c.deadline_timer,
+        )
+        .order_by(_tm.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
 def _current_deadline_rows() -> Select[Any]:
-    """Deadline rows of open cases at the case's current state entry that are the
-    latest armed for their (case, timer, epoch) and not discarded — the rows
-    ``sql.timers.latest_deadline_arms`` gives, restricted to where a case waits now."""
+    """Open cases with their earliest current deadline they can be late on — the
+    ``cases.deadline_at`` and ``deadline_timer`` the store keeps from the rows
+    ``sql.timers.latest_deadline_arms`` gives (``sql.timers.refresh_deadline_columns``).
+
+    One row per case: in a state with two deadline timers it is the earlier deadline.
+    A case late on either is late on that one, so the late groups count each late case
+    once, and the list of coming deadlines shows a case's earliest deadline only."""
+    return (
+        select(
+            _c.id.label("case_id"),
+            _c.deadline_timer.label("timer"),
+            _c.deadline_at,
+            _arm_status().label("status"),
+            _c.definition_id,
+            _c.workflow,
+            _c.state,
+            _c.cohort,
+            _m.name.label("municipality"),
+            _m.region,
+        )
+        .join(t.municipalities, _m.code == _c.municipality_code)
+        .where(_c.closed == false(), _c.deadline_at.is_not(None))
+    )
+
+
+def _pending_deadline_rows(start: dt.datetime, end: dt.datetime) -> Select[Any]:
+    """The pending current deadline rows of open cases due in [start, end]: every
+    deadline timer's, a plain timer's too (the list of what is coming), so not from the
+    cases' columns. A deadline row is due at its deadline (``engine.timers.schedule``),
+    so ``ix_timers_status_due_at`` finds the window's rows, and only those are checked
+    for being the latest armed (``sql.timers.latest_deadline_arms``)."""
     newer = aliased(t.timers)
     return (
         select(
@@ -48,9 +97,13 @@ def _current_deadline_rows() -> Select[Any]:
         .join(t.cases, and_(_c.id == _tm.case_id, _c.epoch == _tm.epoch))
         .join(t.municipalities, _m.code == _c.municipality_code)
         .where(
+            _tm.status == TimerStatus.PENDING.value,
+            _tm.due_at >= start,
+            _tm.due_at <= end,
             _tm.kind == _DEADLINE,
+            _tm.deadline_at >= start,
+            _tm.deadline_at <= end,
             _c.closed == false(),
-            _tm.status != TimerStatus.DISCARDED.value,
             ~exists().where(
                 newer.c.case_id == _tm.case_id,
                 newer.c.timer == _tm.timer,
@@ -94,12 +147,15 @@ class SqlOverviewTx(SqlBase):
         ]
 
     def passed_deadline_groups(self, at: dt.datetime) -> list[LateGroup]:
-        rows = _current_deadline_rows().where(_tm.deadline_at < at).subquery()
-        query = select(
-            rows.c.definition_id, rows.c.state, rows.c.timer, func.count().label("n")
-        ).group_by(rows.c.definition_id, rows.c.state, rows.c.timer)
+        query = (
+            select(_c.definition_id, _c.state, _c.deadline_timer, func.count().label("n"))
+            .where(_c.closed == false(), _c.deadline_at < at)
+            .group_by(_c.definition_id, _c.state, _c.deadline_timer)
+        )
         return [
-            LateGroup(definition_id=r.definition_id, state=r.state, timer=r.timer, count=r.n)
+            LateGroup(
+                definition_id=r.definition_id, state=r.state, timer=r.deadline_timer, count=r.n
+            )
             for r in self._conn.execute(query)
         ]
 
@@ -109,25 +165,33 @@ class SqlOverviewTx(SqlBase):
         if not groups:
             return []
         chosen: list[ColumnElement[bool]] = [
-            and_(_c.definition_id == g.definition_id, _c.state == g.state, _tm.timer == g.timer)
+            and_(
+                _c.definition_id == g.definition_id,
+                _c.state == g.state,
+                _c.deadline_timer == g.timer,
+            )
             for g in groups
         ]
-        query = (
-            _current_deadline_rows()
-            .where(_tm.deadline_at < at, or_(*chosen))
-            .order_by(_tm.deadline_at, _tm.case_id, _tm.timer)
+        # The page's ids first (through ``ix_cases_deadline_at``), then their rows: the
+        # status of each arm is read for the page alone, not for every tie of the sort.
+        page = (
+            select(_c.id)
+            .where(_c.closed == false(), _c.deadline_at < at, or_(*chosen))
+            .order_by(_c.deadline_at, _c.id)
             .limit(limit)
         )
-        return [_line(r) for r in self._conn.execute(query)]
+        ids = [int(case_id) for case_id in self._conn.execute(page).scalars()]
+        if not ids:
+            return []
+        rows = self._conn.execute(
+            _current_deadline_rows().where(_c.id.in_(ids)).order_by(_c.deadline_at, _c.id)
+        )
+        return [_line(r) for r in rows]
 
     def pending_deadlines_between(
         self, start: dt.datetime, end: dt.datetime, limit: int
     ) -> tuple[int, list[DeadlineLine]]:
-        window = _current_deadline_rows().where(
-            _tm.status == TimerStatus.PENDING.value,
-            _tm.deadline_at >= start,
-            _tm.deadline_at <= end,
-        )
+        window = _pending_deadline_rows(start, end)
         total = self._conn.execute(select(func.count()).select_from(window.subquery())).scalar()
         rows = self._conn.execute(window.order_by(_tm.deadline_at, _tm.case_id).limit(limit))
         return int(total or 0), [_line(r) for r in rows]

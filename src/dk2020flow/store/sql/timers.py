@@ -3,12 +3,32 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Integer, Select, bindparam, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    bindparam,
+    exists,
+    false,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.expression import TableClause
 
+from dk2020flow.definition.diagnostics import DefinitionError
+from dk2020flow.definition.loader import load_workflow_text
+from dk2020flow.engine import timers as timing
 from dk2020flow.engine.records import DueTimer, TimerArm, TimerKind, TimerStatus
 from dk2020flow.errors import ConflictError
 from dk2020flow.store import tables as t
@@ -61,6 +81,129 @@ def latest_deadline_arms(workflow: str | None = None) -> Select[Any]:
     return select(tm.case_id, tm.timer, tm.epoch, tm.deadline_at, tm.status).where(
         tm.id.in_(latest), tm.status != TimerStatus.DISCARDED.value
     )
+
+
+# ------------------------------------------------------------------ a case's deadline columns
+
+_COUNTING_BY_HASH: dict[str, frozenset[tuple[str, str]] | None] = {}
+_COUNTING_LOCK = threading.Lock()
+_JUST_PASSED = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+
+def _counting_in(source_text: str, source_path: str) -> frozenset[tuple[str, str]] | None:
+    """``(state, timer)`` of a definition's timers a case can be late on
+    (``engine.timers.is_late``, asked for a deadline just passed: whether a state's timer
+    counts does not depend on the instant), as ``service.console.deadline_timers``;
+    None for a text that does not load (never stored by the service, which stores what
+    loaded: a hand-made row in a test)."""
+    try:
+        workflow = load_workflow_text(source_text, source_path).workflow
+    except DefinitionError:
+        return None
+    before = _JUST_PASSED - dt.timedelta(seconds=1)
+    return frozenset(
+        (name, timer)
+        for name, state in workflow.states.items()
+        for timer in state.timers
+        if timing.is_late(state, timer, before, _JUST_PASSED)
+    )
+
+
+def counting_timer_condition(
+    conn: Connection,
+    definition_id: ColumnElement[int],
+    state: ColumnElement[str],
+    timer: ColumnElement[str],
+    definitions: TableClause = t.definitions,
+) -> ColumnElement[bool]:
+    """Whether ``timer`` in ``state`` of ``definition_id`` is one a case can be late on,
+    over the definitions stored in ``conn``'s database (``definitions``: that table, as
+    a migration spells it). Every timer of a definition that does not load counts.
+    Stored versions never change, so each is parsed once per process (by content hash)."""
+    d = definitions.c
+    triples: list[tuple[int, str, str]] = []
+    unread: list[int] = []
+    for found_id, content_hash in conn.execute(select(d.id, d.content_hash)):
+        if content_hash in _COUNTING_BY_HASH:
+            counting = _COUNTING_BY_HASH[content_hash]
+        else:
+            row = conn.execute(select(d.source_text, d.source_path).where(d.id == found_id)).one()
+            counting = _counting_in(row.source_text, row.source_path)
+            with _COUNTING_LOCK:
+                _COUNTING_BY_HASH[content_hash] = counting
+        if counting is None:
+            unread.append(int(found_id))
+        else:
+            triples.extend((int(found_id), name, spec) for name, spec in sorted(counting))
+    conditions: list[ColumnElement[bool]] = []
+    if triples:
+        conditions.append(tuple_(definition_id, state, timer).in_(triples))
+    if unread:
+        conditions.append(definition_id.in_(unread))
+    return or_(*conditions) if conditions else false()
+
+
+def _first_counting_arm(conn: Connection) -> Select[Any]:
+    """The case's earliest current deadline arm that it can be late on (correlated with
+    the ``cases`` row being updated): of its deadline timers at its current epoch, the
+    most recently armed ``deadline`` row unless discarded (``latest_deadline_arms``),
+    of a timer it can be late on (``counting_timer_condition``); earliest
+    ``deadline_at`` first, ties by timer name.
+
+    Only the timers a case can be late on: a state may hold a plain timer that is due
+    before its deadline (DK2020's ``guidance``: ``status_meeting`` before
+    ``evidence_due``), and the earliest of all arms would hide that the deadline passed."""
+    arm = t.timers.alias("arm")
+    later = t.timers.alias("later")
+    newer = exists(
+        select(literal(1)).where(
+            later.c.case_id == arm.c.case_id,
+            later.c.epoch == arm.c.epoch,
+            later.c.kind == TimerKind.DEADLINE.value,
+            later.c.timer == arm.c.timer,
+            later.c.id > arm.c.id,
+        )
+    )
+    return (
+        select(arm.c.deadline_at, arm.c.timer)
+        .where(
+            arm.c.case_id == _c.id,
+            arm.c.epoch == _c.epoch,
+            arm.c.kind == TimerKind.DEADLINE.value,
+            arm.c.status != TimerStatus.DISCARDED.value,
+            arm.c.deadline_at.is_not(None),
+            counting_timer_condition(conn, _c.definition_id, _c.state, arm.c.timer),
+            ~newer,
+        )
+        .order_by(arm.c.deadline_at, arm.c.timer)
+        .limit(1)
+    )
+
+
+def refresh_deadline_columns(conn: Connection, case_ids: Iterable[int]) -> None:
+    """Recompute ``cases.deadline_at`` and ``cases.deadline_timer`` of these cases from
+    their timers (``_first_counting_arm``), in the caller's transaction: one UPDATE per
+    slice of ids. Every write that arms or discards a case's timers, or moves the case
+    (its state or epoch), calls it, so the columns are what the timers say."""
+    ids = sorted(set(case_ids))
+    if not ids:
+        return
+    first = _first_counting_arm(conn)
+    statement = (
+        update(t.cases)
+        .where(_c.id.in_(bindparam("ids", expanding=True)))
+        .values(
+            deadline_at=first.with_only_columns(
+                first.selected_columns.deadline_at
+            ).scalar_subquery(),
+            deadline_timer=first.with_only_columns(first.selected_columns.timer).scalar_subquery(),
+        )
+    )
+    for start in range(0, len(ids), _IDS_PER_UPDATE):
+        conn.execute(statement, {"ids": ids[start : start + _IDS_PER_UPDATE]})
+
+
+_IDS_PER_UPDATE = 5000
 
 
 DUE_TIMERS = (
@@ -207,6 +350,10 @@ class SqlTimersTx(SqlBase):
         )
         if result.rowcount != 1:
             raise ConflictError(f"timer {timer_id} is not pending any more (fired elsewhere?)")
+        if status is TimerStatus.DISCARDED:
+            # A discarded arm no longer counts (a firing does: a fired deadline is still missed).
+            case_id = self._conn.execute(select(_tm.case_id).where(_tm.id == timer_id)).scalar_one()
+            refresh_deadline_columns(self._conn, [int(case_id)])
 
     def next_due_at(self) -> dt.datetime | None:
         """The earliest instant at which a timer, a programme timer or a message is due
