@@ -26,9 +26,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.expression import TableClause
 
-from dk2020flow.definition.diagnostics import DefinitionError
-from dk2020flow.definition.loader import load_workflow_text
-from dk2020flow.engine import timers as timing
 from dk2020flow.engine.records import DueTimer, TimerArm, TimerKind, TimerStatus
 from dk2020flow.errors import ConflictError
 from dk2020flow.store import tables as t
@@ -96,6 +93,12 @@ def _counting_in(source_text: str, source_path: str) -> frozenset[tuple[str, str
     counts does not depend on the instant), as ``service.console.deadline_timers``;
     None for a text that does not load (never stored by the service, which stores what
     loaded: a hand-made row in a test)."""
+    # Imported here: parsing a definition needs the YAML loader and the engine, which the
+    # light read commands (`case list` …) never load otherwise; this runs once per version.
+    from dk2020flow.definition.diagnostics import DefinitionError
+    from dk2020flow.definition.loader import load_workflow_text
+    from dk2020flow.engine import timers as timing
+
     try:
         workflow = load_workflow_text(source_text, source_path).workflow
     except DefinitionError:
