@@ -77,7 +77,7 @@ def _run(folder: Path, *args: str, timeout: float = 300) -> str:
     return done.stdout
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     chosen = os.environ.get("DK2020FLOW_SCREENSHOTS", "").strip()
     folder = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
@@ -85,14 +85,14 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def axe_report(screenshots: Path) -> Iterator[AxeReport]:
     report = AxeReport()
     yield report
     report.write(screenshots)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def demo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder where ``dk2020flow demo`` ran, with the two staff accounts added."""
     folder = tmp_path_factory.mktemp("demo")
@@ -137,7 +137,7 @@ def _wait_until_healthy(process: subprocess.Popen[bytes], url: str, log: Path) -
         time.sleep(0.1)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def console(demo_folder: Path) -> Iterator[Console]:
     """``dk2020flow serve --port <free> --now NOW`` in the demo folder, stopped at the end
     (its stderr must hold no traceback)."""
@@ -180,7 +180,10 @@ def console(demo_folder: Path) -> Iterator[Console]:
     assert "Traceback" not in output, f"dk2020flow serve logged a traceback:\n{output}"
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API runs an asyncio loop in the main thread
+# while it is open, and every later test that starts one (asyncio.run: SMTP, the folder
+# transport) would fail. The package's fixtures end after its last test.
+@pytest.fixture(scope="package")
 def browser(chromium: str) -> Iterator[Browser]:
     """Headless Chromium from the distribution (never ``playwright install``)."""
     with sync_playwright() as playwright:
