@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import pytest
 
@@ -115,3 +116,34 @@ def build(store: SqlStore) -> Iterator[Build]:
             now=T0,
         )
     return Build(definition.id)
+
+
+def decide_and_decline(
+    service: Any, joining: Sequence[str], declining: str, at: dt.datetime
+) -> None:
+    """The follow-up records that ``joining`` take part in round 1 and ``declining`` does not
+    (the DK2020 workflow's first decisions, as the console and deadline tests need them)."""
+    for name in joining:
+        service.fire(
+            name,
+            "decide_participate",
+            actor="kl",
+            role="follow_up",
+            data={
+                "cohort": "round1",
+                "decision_date": at.date().isoformat(),
+                "contact_person_name": "K",
+                "contact_person_email": "k@example.dk",
+            },
+            workflow="dk2020",
+            now=at,
+        )
+    service.fire(
+        declining,
+        "decide_decline",
+        actor="kl",
+        role="follow_up",
+        data={"decision_date": at.date().isoformat()},
+        workflow="dk2020",
+        now=at,
+    )

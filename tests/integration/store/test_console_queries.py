@@ -17,7 +17,7 @@ from dk2020flow.service.core import Service
 from dk2020flow.store.port import BulkItemStatus, CaseSort, CaseTableQuery
 from dk2020flow.store.repository import SqlStore
 
-from .conftest import T0, Build
+from .conftest import T0, Build, decide_and_decline
 
 NOW = T0 + dt.timedelta(days=30)
 PAST = NOW - dt.timedelta(days=2)
@@ -360,30 +360,7 @@ def test_late_agrees_with_late_deadlines_on_the_dk2020_programme(db_url: str) ->
         service.load_workflow(workflow_path("dk2020"), now=OPENED)
         service.open_cases("dk2020", None, actor="setup", role="secretariat", now=OPENED)
         decided = OPENED + dt.timedelta(days=10)
-        for name in ("Aarhus", "Odense", "Ærø"):
-            service.fire(
-                name,
-                "decide_participate",
-                actor="kl",
-                role="follow_up",
-                data={
-                    "cohort": "round1",
-                    "decision_date": decided.date().isoformat(),
-                    "contact_person_name": "K",
-                    "contact_person_email": "k@example.dk",
-                },
-                workflow="dk2020",
-                now=decided,
-            )
-        service.fire(
-            "Vejle",
-            "decide_decline",
-            actor="kl",
-            role="follow_up",
-            data={"decision_date": decided.date().isoformat()},
-            workflow="dk2020",
-            now=decided,
-        )
+        decide_and_decline(service, ("Aarhus", "Odense", "Ærø"), "Vejle", decided)
         console = service.console
         options = console.options()
         checked = 0

@@ -19,6 +19,8 @@ from dk2020flow.store import tables as t
 from dk2020flow.store.repository import SqlStore
 from dk2020flow.store.sql.timers import latest_deadline_arms
 
+from .conftest import decide_and_decline
+
 OPENED = dt.datetime(2020, 8, 3, 9, 0, tzinfo=dt.UTC)
 Columns = dict[int, tuple[dt.datetime | None, str | None]]
 
@@ -70,30 +72,7 @@ def test_the_columns_follow_every_kind_of_write(store: SqlStore, tmp_path: Path)
     assert {timer for _, timer in opened.values()} == {"reply_deadline"}
 
     decided = OPENED + dt.timedelta(days=10)
-    for name in ("Aarhus", "Odense"):
-        service.fire(
-            name,
-            "decide_participate",
-            actor="kl",
-            role="follow_up",
-            data={
-                "cohort": "round1",
-                "decision_date": decided.date().isoformat(),
-                "contact_person_name": "K",
-                "contact_person_email": "k@example.dk",
-            },
-            workflow="dk2020",
-            now=decided,
-        )
-    service.fire(
-        "Vejle",
-        "decide_decline",
-        actor="kl",
-        role="follow_up",
-        data={"decision_date": decided.date().isoformat()},
-        workflow="dk2020",
-        now=decided,
-    )
+    decide_and_decline(service, ("Aarhus", "Odense"), "Vejle", decided)
     moved = check(service, "transition")
     assert moved != opened and any(at is None for at, _ in moved.values())  # declined
 
