@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Table,
     Text,
@@ -397,6 +398,136 @@ class BulkItemRow(SQLModel, table=True):
     at: Any = _col(UtcDateTime, nullable=True)
 
 
+class ApiTokenRow(SQLModel, table=True):
+    """A token for the REST API (``dk2020flow tokens create``), stored only as a hash.
+
+    It acts with its own roles only; changes made with it are in the history as
+    ``token:<name>``."""
+
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = _col(String(100), unique=True)
+    roles: list[str] = _col(JsonType)
+    secret_hash: str = _col(String(64), unique=True)
+    hint: str = _col(String(16))
+    """The secret's first characters, so that a listed token can be recognised."""
+    created_by: str = _col(String(200))
+    created_at: Any = _col(UtcDateTime)
+    expires_at: Any = _col(UtcDateTime, nullable=True)
+    revoked_at: Any = _col(UtcDateTime, nullable=True)
+    last_used_at: Any = _col(UtcDateTime, nullable=True)
+
+
+class IdempotencyKeyRow(SQLModel, table=True):
+    """An ``Idempotency-Key`` a token sent with a change, and the answer it got.
+
+    Written in the transaction of the change itself, so that a change and its key are
+    recorded together or not at all."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        UniqueConstraint("token_id", "key"),
+        Index("ix_idempotency_keys_created_at", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_id: int = _col(Integer, ForeignKey("api_tokens.id"))
+    key: str = _col(String(255))
+    fingerprint: str = _col(String(64))
+    """A hash of the request (method, path, body): the same key with another request
+    is refused."""
+    case_id: int | None = _col(Integer, ForeignKey("cases.id"), nullable=True)
+    status_code: int = _col(Integer)
+    response: dict[str, Any] = _col(JsonType)
+    created_at: Any = _col(UtcDateTime)
+
+
+class WebhookSubscriptionRow(SQLModel, table=True):
+    """Where to POST notices of changes (``dk2020flow webhooks add``)."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = _col(Text)
+    events: list[str] = _col(JsonType)
+    """Event types, e.g. ``case.state_changed``."""
+    secret: str = _col(String(100))
+    """Signs every delivery's body (HMAC-SHA256); kept in clear because signing needs it."""
+    description: str = _col(String(200))
+    active: bool = _col(Boolean)
+    created_by: str = _col(String(200))
+    created_at: Any = _col(UtcDateTime)
+    disabled_at: Any = _col(UtcDateTime, nullable=True)
+
+
+class WebhookDeliveryRow(SQLModel, table=True):
+    """One notice to one subscription: the webhooks' outbox, written in the transaction
+    of the change it tells of and delivered at least once by the daemon."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_subscription_id", "subscription_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscription_id: int = _col(Integer, ForeignKey("webhook_subscriptions.id"))
+    delivery_id: str = _col(String(64), unique=True)
+    """Stable across retries: the receiver de-duplicates on it."""
+    event_type: str = _col(String(64))
+    case_id: int | None = _col(Integer, ForeignKey("cases.id"), nullable=True)
+    event_id: int | None = _col(Integer, nullable=True)
+    body: str = _col(Text)
+    """The exact JSON sent (and signed) on every attempt."""
+    status: str = _col(String(16))
+    """``pending``, ``sent`` or ``dead``."""
+    attempts: int = _col(Integer)
+    next_attempt_at: Any = _col(UtcDateTime)
+    lease_until: Any = _col(UtcDateTime, nullable=True)
+    last_error: str = _col(Text)
+    last_status: int | None = _col(Integer, nullable=True)
+    created_at: Any = _col(UtcDateTime)
+    sent_at: Any = _col(UtcDateTime, nullable=True)
+    dead_at: Any = _col(UtcDateTime, nullable=True)
+
+
+class DocumentRow(SQLModel, table=True):
+    """A document uploaded to a case (the participants' portal, the API).
+
+    The bytes live in ``document_contents`` (the default), a directory or an
+    S3-compatible store, by ``storage`` and ``storage_key``."""
+
+    __tablename__ = "documents"
+    __table_args__ = (Index("ix_documents_case_id", "case_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = _col(Integer, ForeignKey("cases.id"))
+    slot: str = _col(String(NAME))
+    """The document the workflow declares (e.g. ``draft_plan``)."""
+    filename: str = _col(String(255))
+    content_type: str = _col(String(100))
+    size: int = _col(Integer)
+    sha256: str = _col(String(64))
+    storage: str = _col(String(16))
+    """``database``, ``directory`` or ``s3``."""
+    storage_key: str = _col(Text)
+    uploaded_by: str = _col(String(200))
+    uploaded_role: str | None = _col(String(NAME), nullable=True)
+    uploaded_at: Any = _col(UtcDateTime)
+
+
+class DocumentContentRow(SQLModel, table=True):
+    """A document's bytes, when they are kept in the database."""
+
+    __tablename__ = "document_contents"
+
+    document_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("documents.id"), primary_key=True)
+    )
+    content: bytes = _col(LargeBinary)
+
+
 def _table(model: type[SQLModel]) -> Table:
     return cast(Table, model.__table__)  # type: ignore[attr-defined]
 
@@ -417,5 +548,11 @@ sign_in_attempts = _table(SignInAttemptRow)
 saved_views = _table(SavedViewRow)
 bulk_runs = _table(BulkRunRow)
 bulk_items = _table(BulkItemRow)
+api_tokens = _table(ApiTokenRow)
+idempotency_keys = _table(IdempotencyKeyRow)
+webhook_subscriptions = _table(WebhookSubscriptionRow)
+webhook_deliveries = _table(WebhookDeliveryRow)
+documents = _table(DocumentRow)
+document_contents = _table(DocumentContentRow)
 
 metadata = SQLModel.metadata

@@ -37,6 +37,12 @@ TABLES = {
     "saved_views",
     "bulk_runs",
     "bulk_items",
+    "api_tokens",
+    "idempotency_keys",
+    "webhook_subscriptions",
+    "webhook_deliveries",
+    "documents",
+    "document_contents",
 }
 
 
