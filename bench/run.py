@@ -5,6 +5,7 @@
     python bench/run.py --only dispatch,mail
     python bench/run.py --only revisions   # this checkout against HEAD (bench/revisions.py)
     python bench/run.py --only web         # the web console on 100k cases (bench/web.py)
+    python bench/run.py --only documents   # a 20 MB upload beside a file copy (bench/documents.py)
 
 These machines are shared and noisy: every comparison runs in the same
 invocation, and what counts is the ratio. Absolute numbers are context only.
@@ -32,9 +33,9 @@ from common import Result, Workdir, failed, pg_available
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 SECTIONS = ("dispatch", "peers", "idle", "lateness", "mail", "memory", "startup")
-OPT_IN = ("revisions", "web")
+OPT_IN = ("revisions", "web", "documents", "api", "webhooks")
 """Sections run only when --only names them (revisions: two revisions, several minutes;
-web: the console on 100k cases, about 25 minutes)."""
+web: the console on 100k cases, about 25 minutes; documents: a 20 MB upload, a minute)."""
 
 
 @dataclass(frozen=True)
@@ -304,6 +305,23 @@ def run(sizes: Sizes, only: set[str]) -> list[Result]:
                 "web console",
                 "ms",
                 lambda: web.run(work, sizes.web_cases, sizes.web_requests, pg_reason),
+            )
+        if "documents" in only:
+            import documents
+
+            print("8. uploading a 20 MB plan", flush=True)
+            results += _guard("8. documents", "documents", "MB/s", lambda: documents.run(work))
+        if "api" in only:  # the REST API against the service, PostgreSQL (bench/api.py)
+            import api
+
+            print("9. the REST API on PostgreSQL, 2 workers", flush=True)
+            results += _guard("9. api", "api", "x", lambda: api.run(work, 5000, 5.0, pg_reason))
+        if "webhooks" in only:  # deliveries/s to a local HTTP receiver (bench/webhooks.py)
+            import webhooks
+
+            print("10. webhook deliveries to a local receiver", flush=True)
+            results += _guard(
+                "10. webhooks", "webhooks", "/s", lambda: webhooks.run(work, sizes.mail)
             )
     finally:
         work.cleanup()

@@ -44,6 +44,33 @@ class ConflictError(Dk2020flowError):
     exit_code = 4
 
 
+class PreconditionFailedError(ConflictError):
+    """The case is not at the version the caller read (``If-Match``): nothing was changed.
+
+    Reload the case (its current version is ``current_version``) and decide again."""
+
+    def __init__(self, message: str, *, case_id: int, expected: int, current: int) -> None:
+        super().__init__(message)
+        self.case_id = case_id
+        self.expected_version = expected
+        self.current_version = current
+
+
+class IdempotencyKeyReusedError(Dk2020flowError):
+    """An ``Idempotency-Key`` sent again with another request (another case, trigger or
+    body) than the one it was first used for: refused, nothing was changed."""
+
+    exit_code = 2
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"the Idempotency-Key {quoted(key)} was used already for another request "
+            "(another case, trigger or body); send a new key with a new request "
+            "(nothing was changed)"
+        )
+        self.key = key
+
+
 class NotFoundError(Dk2020flowError):
     """A case, workflow or definition version that does not exist."""
 

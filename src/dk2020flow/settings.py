@@ -13,7 +13,7 @@ import os
 import tomllib
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError
@@ -140,6 +140,22 @@ class Settings(FileAndEnvSettings):
     mail_sender_name: str | None = Field(
         default=None, max_length=200, description="Overrides the From name of every workflow."
     )
+    # Uploaded documents (docs/documents.md). S3 credentials come from boto3's own chain
+    # (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY in the environment, a profile, a role), never
+    # from these settings.
+    document_storage: Literal["database", "directory", "s3"] = Field(
+        default="database", description="Where uploaded documents' bytes are kept."
+    )
+    document_directory: Path | None = Field(
+        default=None, description="The folder of the directory storage (it must exist)."
+    )
+    document_s3_bucket: str | None = Field(default=None, min_length=3, max_length=63)
+    document_s3_prefix: str = Field(default="documents/", max_length=200)
+    document_s3_endpoint_url: str | None = Field(
+        default=None, description="An S3-compatible store's URL (MinIO, Ceph …); none: AWS."
+    )
+    document_s3_region: str | None = Field(default=None, max_length=64)
+    document_s3_addressing_style: Literal["auto", "path", "virtual"] = "auto"
 
     def sender_override(self) -> tuple[str | None, str | None]:
         """(name, address) set to replace the workflow's ``sender:``; None where not set."""

@@ -1,4 +1,5 @@
-"""The authorization matrix: every route of the console, called as nobody and as each role.
+"""The authorization matrix: every route of the console and the portal, called as nobody,
+as each staff role and as a participant (a contact of Aarhus: 403 on every staff route).
 
 Who may call a route is declared here, in ``ACCESS``, by hand — not read from the app —
 so that adding a route without deciding its access fails this test, and so does a route
@@ -19,6 +20,7 @@ For each route and caller:
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -29,15 +31,19 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, insert, select
 
 from dk2020flow.service.core import Service
+from dk2020flow.service.filetypes import sample
 from dk2020flow.service.roles import ADMIN, OPERATIONS_ROLES, READ_ONLY, STAFF_ROLES
 from dk2020flow.service.roles import WORKFLOW_STAFF_ROLES as ACTING
 from dk2020flow.web import auth
 from dk2020flow.web.config import CSRF_COOKIE, SESSION_COOKIE
 
 from .conftest import web_service
+from .portal_world import AARHUS, ANNA, add_contacts, case_id, participant_session
 
 ANYONE = "anyone"
 STAFF = "staff"
+PARTICIPANT = "participant"
+"""A signed-in participant (a contact of Aarhus here); every staff route refuses them."""
 Access = str | frozenset[str]
 
 OPERATORS = frozenset(OPERATIONS_ROLES)
@@ -97,6 +103,13 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("GET", "/operations/migrate"): Rule(STAFF),
     ("POST", "/operations/migrate"): Rule(OPERATORS),
     ("POST", "/operations/migrate/apply"): Rule(OPERATORS),
+    # routes/portal.py (the caller is a contact of Aarhus; the case is Aarhus's)
+    ("GET", "/portal"): Rule(PARTICIPANT),
+    ("GET", "/portal/cases/{case_id}"): Rule(PARTICIPANT),
+    ("POST", "/portal/cases/{case_id}/fire/{trigger}"): Rule(PARTICIPANT),
+    ("GET", "/portal/cases/{case_id}/events/{event}.ics"): Rule(PARTICIPANT),
+    ("GET", "/portal/cases/{case_id}/documents/{document_id}"): Rule(PARTICIPANT),
+    ("POST", "/portal/cases/{case_id}/documents/{slot}"): Rule(PARTICIPANT),
 }
 """(method, path as the app declares it) -> who may call it."""
 
@@ -107,7 +120,8 @@ PUBLIC_STATUSES = frozenset({200, 204, 302, 303, 307})
 
 
 def app_routes(client: TestClient) -> list[tuple[str, str, APIRoute]]:
-    """Every (method, path, route) of the app; the static files' mount is not a route."""
+    """Every (method, path, route) of the app; the static files' and the API's mounts are
+    not routes."""
     found: list[tuple[str, str, APIRoute]] = []
     app: Any = client.app
     for context in iter_route_contexts(app.routes):
@@ -117,7 +131,9 @@ def app_routes(client: TestClient) -> list[tuple[str, str, APIRoute]]:
             for method in sorted(context.methods - {"HEAD"}):
                 found.append((method, context.path, route))
         else:
-            assert context.path == "/static", f"unexpected route {route!r}"
+            # The static files, and the REST API: its own app with its own matrix
+            # (tests/api/test_authorization.py).
+            assert context.path in ("/static", "/api"), f"unexpected route {route!r}"
     assert found
     return found
 
@@ -138,7 +154,9 @@ class World:
         app: Any = self.client.app
         csrf = "t" * 32
         cookies = {CSRF_COOKIE: csrf}
-        if role is not None:
+        if role == PARTICIPANT:
+            cookies[SESSION_COOKIE] = participant_session(self.service, ANNA)
+        elif role is not None:
             email = f"matrix-{role.replace('_', '-')}@staff.example.dk"
             if email not in {u.email for u in self.service.accounts.list_users()}:
                 self.service.accounts.add_user(email, f"Matrix {role}", [role], actor="test")
@@ -171,7 +189,21 @@ def _path_values(service: Service, sqlite_url: str) -> dict[str, str]:
         "trigger": "decide_decline",  # case 1 is invited; the trigger needs a date
         "timer": "reply_deadline",
         "checklist": "capf",
+        "slot": "application",
+        "event": "round1.start_conference",
     }
+    add_contacts(sqlite_url)
+    aarhus = case_id(sqlite_url, AARHUS)
+    values["case_id"] = str(aarhus)
+    document = service.documents.attach(
+        f"#{aarhus}",
+        "application",
+        io.BytesIO(sample("pdf")),
+        filename="matrix.pdf",
+        actor=ANNA,
+        role="contact_person",
+    )
+    values["document_id"] = str(document.id)
     other = service.accounts.add_user(
         "matrix-target@staff.example.dk", "Matrix target", ["follow_up"], actor="test"
     )
@@ -265,6 +297,8 @@ def _auth_dependencies(route: APIRoute) -> list[str]:
             names.append(ANYONE)
         elif call is auth.signed_in:
             names.append(STAFF)
+        elif call is auth.participant:
+            names.append(PARTICIPANT)
         elif getattr(call, "__qualname__", "") == "require_roles.<locals>.check":
             names.append("require_roles")
         stack.extend(dependency.dependencies)
@@ -281,20 +315,22 @@ def test_every_route_depends_on_one_of_the_auth_dependencies(client: TestClient)
 
 
 def test_a_public_route_declares_anyone_and_a_closed_one_does_not(client: TestClient) -> None:
-    """The table and the code agree on which routes are open at all (the calls below
-    check the roles)."""
+    """The table and the code agree on which routes are open at all, and which are the
+    participants' (the calls below check the roles)."""
     wrong = []
     for method, path, route in app_routes(client):
         rule = ACCESS.get((method, path))
         if rule is None:
             continue
         declared = _auth_dependencies(route)
-        if (rule.access == ANYONE) != (declared == [ANYONE]):
+        if (rule.access == ANYONE) != (declared == [ANYONE]) or (rule.access == PARTICIPANT) != (
+            declared == [PARTICIPANT]
+        ):
             wrong.append(f"{method} {path}: table {rule.access!r}, code {declared}")
     assert not wrong, wrong
 
 
-CALLERS: tuple[str | None, ...] = (None, *STAFF_ROLES)
+CALLERS: tuple[str | None, ...] = (None, *STAFF_ROLES, PARTICIPANT)
 
 
 def _allowed(access: Access, role: str | None) -> bool:
@@ -302,6 +338,8 @@ def _allowed(access: Access, role: str | None) -> bool:
         return True
     if role is None:
         return False
+    if access == PARTICIPANT or role == PARTICIPANT:
+        return access == role
     if access == STAFF:
         return True
     assert isinstance(access, frozenset)

@@ -1,44 +1,95 @@
-"""The dk2020flow command line: one typer app with a sub-app per concern."""
+"""The dk2020flow command line: one typer app with a sub-app per concern.
+
+The sub-apps are imported only when a command needs them (``dk2020flow case list``
+imports ``cli/case.py`` and nothing of ``workflow``, ``serve`` or ``simulate``):
+start-up is what every script call pays (bench/startup.py measures it). ``--help``
+at the top imports them all, so it lists every command with its own help.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+from importlib import import_module
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from dk2020flow import __version__
-from dk2020flow.cli.admin import db_app, participants_app, workflow_list, workflow_load
-from dk2020flow.cli.case import case_app
 from dk2020flow.cli.common import err, handle_errors
-from dk2020flow.cli.outbox import mail_app, outbox_app
-from dk2020flow.cli.process import register as register_process
-from dk2020flow.cli.scheduler import scheduler_app
-from dk2020flow.cli.users import users_app
-from dk2020flow.cli.web import serve
-from dk2020flow.cli.workflow import workflow_app
 from dk2020flow.errors import quoted
 
+# The commands, in the order `dk2020flow --help` lists them: name -> "module:attribute",
+# where the attribute is a typer.Typer (a group of commands, e.g. `case …`) or a function
+# (one command, e.g. `serve`; it gets handle_errors here). To add a command, add ONE line
+# here, e.g. `"tokens": "dk2020flow.cli.tokens:tokens_app",`; do not import it at the top
+# of this module, or every command pays for importing it.
+COMMANDS: dict[str, str] = {
+    "simulate": "dk2020flow.cli.process:simulate",
+    "report": "dk2020flow.cli.process:report",
+    "demo": "dk2020flow.cli.process:demo",
+    "serve": "dk2020flow.cli.web:serve",
+    "version": "dk2020flow.cli:version",
+    "workflow": "dk2020flow.cli.workflow:workflow_app",
+    "case": "dk2020flow.cli.case:case_app",
+    "db": "dk2020flow.cli.admin:db_app",
+    "participants": "dk2020flow.cli.admin:participants_app",
+    "scheduler": "dk2020flow.cli.scheduler:scheduler_app",
+    "outbox": "dk2020flow.cli.outbox:outbox_app",
+    "mail": "dk2020flow.cli.outbox:mail_app",
+    "users": "dk2020flow.cli.users:users_app",
+    "tokens": "dk2020flow.cli.tokens:tokens_app",
+    "webhooks": "dk2020flow.cli.webhooks:webhooks_app",
+}
+
+
+class LazyGroup(TyperGroup):
+    """The top-level group: lists every name in ``COMMANDS`` and imports one when asked for it."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*COMMANDS, *(name for name in self.commands if name not in COMMANDS)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        found = self.commands.get(cmd_name)
+        if found is None and cmd_name in COMMANDS:
+            found = self.commands[cmd_name] = _load(cmd_name)
+        return found
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        if args and self.get_command(ctx, args[0]) is None:
+            # A typo: load them all, so that "Did you mean …?" knows every name.
+            for name in COMMANDS:
+                self.get_command(ctx, name)
+        return super().resolve_command(ctx, args)
+
+
+def _load(name: str) -> Any:
+    """The click command for ``COMMANDS[name]``, built as ``add_typer``/``command`` would."""
+    module, _, attribute = COMMANDS[name].partition(":")
+    target = getattr(import_module(module), attribute)
+    holder = typer.Typer()
+    if isinstance(target, typer.Typer):
+        holder.add_typer(target, name=name)
+    else:
+        holder.command(name)(handle_errors(target))
+    return typer.main.get_group(holder).commands[name]
+
+
 app = typer.Typer(
+    cls=LazyGroup,
     no_args_is_help=True,
     help="dk2020flow: workflows and cases for long guidance programmes such as DK2020.",
     pretty_exceptions_enable=False,
 )
-workflow_app.command("load")(handle_errors(workflow_load))
-workflow_app.command("list")(handle_errors(workflow_list))
-app.add_typer(workflow_app, name="workflow")
-app.add_typer(case_app, name="case")
-app.add_typer(db_app, name="db")
-app.add_typer(participants_app, name="participants")
-app.add_typer(scheduler_app, name="scheduler")
-app.add_typer(outbox_app, name="outbox")
-app.add_typer(mail_app, name="mail")
-app.add_typer(users_app, name="users")
-register_process(app)  # simulate, report, demo
-app.command("serve")(handle_errors(serve))
 
 
-@app.command("version")
+@app.callback()
+def _group() -> None:
+    """Makes ``app`` a group although it registers no command up front (typer would run an
+    app of one command as that command)."""
+
+
 def version() -> None:
     """Print the version."""
     typer.echo(__version__)

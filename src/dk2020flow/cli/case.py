@@ -24,6 +24,7 @@ from dk2020flow.cli.common import (
     parse_pairs,
     print_json,
 )
+from dk2020flow.cli.documents import documents_app
 from dk2020flow.errors import quoted
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 case_app = typer.Typer(
     no_args_is_help=True, help="Open cases and move them through their workflow."
 )
+case_app.add_typer(documents_app)  # attach, documents, download (cli/documents.py)
 
 DataOption = Annotated[
     list[str] | None,

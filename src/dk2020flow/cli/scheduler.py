@@ -215,6 +215,7 @@ def status_command(
                     "next_due": report.next_due,
                 },
                 "outbox": report.outbox,
+                "webhooks": report.webhooks,
             }
         )
     else:
@@ -261,5 +262,7 @@ def _print_status(report: SchedulerHealth, wall_now: dt.datetime) -> None:
     out.print(f"Next due:       {local(report.next_due, TIMEZONE)}", markup=False)
     mail = ", ".join(f"{status} {count}" for status, count in report.outbox.items())
     out.print(f"Outbox:         {mail}", markup=False)
+    hooks = ", ".join(f"{status} {count}" for status, count in report.webhooks.items())
+    out.print(f"Webhooks:       {hooks}", markup=False)
     if report.now != wall_now:
         err.print(f"(as of {local(report.now, TIMEZONE)})", markup=False)

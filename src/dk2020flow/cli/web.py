@@ -52,8 +52,10 @@ def serve(
     import uvicorn
 
     from dk2020flow.service.database import database_status
+    from dk2020flow.web.api.ratelimit import load_api_settings
 
     settings = settings_for(db)
+    load_api_settings()  # a bad DK2020FLOW_API_* value is one line here, not in each worker
     if now is not None:
         parse_now(now)  # a bad --now is one line and exit 2, before anything starts
     status = database_status(settings.database_url)
@@ -68,6 +70,7 @@ def serve(
             "SQLite lets one process write at a time"
         )
     os.environ["DK2020FLOW_DATABASE_URL"] = settings.database_url
+    os.environ["DK2020FLOW_WEB_WORKERS"] = str(workers)  # each shares the API's rate limit
     if now is not None:
         os.environ["DK2020FLOW_WEB_NOW"] = now
     # Sign-in links always carry a configured address, never the request's Host header

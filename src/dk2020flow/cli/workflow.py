@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from dk2020flow.bundled import workflow_path
+from dk2020flow.cli.admin import workflow_list, workflow_load
+from dk2020flow.cli.common import handle_errors
 
 if TYPE_CHECKING:
     from dk2020flow.definition import Diagnostic, LoadedWorkflow
@@ -253,3 +255,8 @@ def _write_programme(folder: Path, name: str, files: dict[str, str]) -> None:
 def _refuse(message: str, code: int) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
+
+
+# `workflow load` and `workflow list` use the database: they live with the admin commands.
+workflow_app.command("load")(handle_errors(workflow_load))
+workflow_app.command("list")(handle_errors(workflow_list))

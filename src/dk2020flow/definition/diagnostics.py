@@ -63,6 +63,12 @@ CODES: dict[str, str] = {
     "DF052": "a date outside the plausible range",
     "DF053": "an event outside its cohort's dates",
     "DF054": "a cohort date timer on a state a case may reach without a cohort",
+    # documents
+    "DF070": "unknown document",
+    "DF071": "unknown document type",
+    "DF072": "a size limit that cannot be read or is out of range",
+    "DF073": "nobody may upload the document",
+    "DF074": "a role that fires the transition may not upload a document it needs",
     # templates
     "DF060": "template missing",
     "DF061": "template does not render",

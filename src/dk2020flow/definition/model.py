@@ -312,6 +312,113 @@ class Checklist(Frozen):
     roles: tuple[Name, ...] = Field(min_length=1, description="Roles that may record statuses.")
 
 
+# ----------------------------------------------------------------------------- documents
+
+
+DOCUMENT_TYPES: dict[str, str] = {
+    "pdf": "application/pdf",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "odt": "application/vnd.oasis.opendocument.text",
+    "ods": "application/vnd.oasis.opendocument.spreadsheet",
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+}
+"""The document types a workflow may allow, by their short names, and their media types.
+An upload's type is read from its bytes (``service/filetypes.py``), never from its name."""
+
+MAX_DOCUMENT_BYTES = 100_000_000
+"""The largest ``max_size`` a document may declare (100 MB)."""
+
+SIZE_PATTERN = r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]i?[bB]|[bB])?\s*$"
+_SIZE = re.compile(SIZE_PATTERN)
+_SIZE_UNITS = {
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+}
+
+
+def parse_size(value: str | int) -> int:
+    """A size in bytes from ``20MB`` (decimal: 20,000,000), ``20MiB`` (20 × 1024²), ``500kB``,
+    or a whole number of bytes; ``ValueError`` saying why for anything else."""
+    if isinstance(value, bool):
+        raise ValueError(f"a size is a number of bytes or a text such as 20MB, got {value!r}")
+    if isinstance(value, int):
+        size = value
+    else:
+        match = _SIZE.match(value)
+        if match is None:
+            raise ValueError(
+                f"{value!r} is not a size: write a number and a unit, such as 20MB or 500kB"
+            )
+        unit = (match.group(2) or "b").lower()
+        size = int(float(match.group(1)) * _SIZE_UNITS[unit])
+    if size <= 0:
+        raise ValueError(f"a size limit must be more than zero bytes, got {value!r}")
+    if size > MAX_DOCUMENT_BYTES:
+        raise ValueError(
+            f"{value!r} is more than the largest size limit, {MAX_DOCUMENT_BYTES // 1000**2}MB"
+        )
+    return size
+
+
+DocumentTypeName = Annotated[str, Field(json_schema_extra={"enum": list(DOCUMENT_TYPES)})]
+"""A document type's short name: checked by the validator (DF071), listed for editors."""
+
+SizeLimit = Annotated[
+    int | str,
+    Field(
+        json_schema_extra={
+            "anyOf": [
+                {"type": "integer", "minimum": 1, "maximum": MAX_DOCUMENT_BYTES},
+                {"type": "string", "pattern": SIZE_PATTERN},
+            ]
+        }
+    ),
+]
+"""A size limit: ``20MB``, ``500kB``, ``20MiB`` or a whole number of bytes (DF072)."""
+
+
+class DocumentDef(Frozen):
+    """A document a case is handed (an application, a draft plan, a council's decision)."""
+
+    title: Text
+    description: str = ""
+    types: tuple[DocumentTypeName, ...] = Field(
+        min_length=1, description="The types it may be, read from the file's bytes: pdf, docx …"
+    )
+    max_size: SizeLimit = Field(description="The largest file accepted: 20MB, 500kB, …")
+    roles: tuple[Name, ...] = Field(
+        default=(),
+        description="Who may upload it; default: the roles of the transitions that need it.",
+    )
+
+    @field_validator("types", "roles", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+    @field_validator("max_size", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("a size is a number of bytes or a text such as 20MB")
+        return value
+
+    @property
+    def max_bytes(self) -> int:
+        """``max_size`` in bytes (a validated workflow's limit always reads)."""
+        return parse_size(self.max_size)
+
+    def media_types(self) -> tuple[str, ...]:
+        return tuple(DOCUMENT_TYPES[t] for t in self.types if t in DOCUMENT_TYPES)
+
+
 # ----------------------------------------------------------------------------- guards
 
 
@@ -580,13 +687,17 @@ class Transition(Frozen):
     automatic: bool = Field(default=False, description="Fires by itself once `when` holds.")
     requires: tuple[Name, ...] = Field(default=(), description="Fields the trigger must carry.")
     accepts: tuple[Name, ...] = Field(default=(), description="Fields the trigger may carry.")
+    needs_documents: tuple[Name, ...] = Field(
+        default=(),
+        description="Documents the case must have been handed in its current state.",
+    )
     sets: dict[Name, str | int | bool | None] = Field(default_factory=dict)
     when: tuple[Condition, ...] = ()
     mail: tuple[MailSpec, ...] = ()
 
     _mail = field_validator("mail", mode="before")(_mail_list)
 
-    @field_validator("from_", "roles", "requires", "accepts", mode="before")
+    @field_validator("from_", "roles", "requires", "accepts", "needs_documents", mode="before")
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return (value,) if isinstance(value, str) else value
@@ -599,6 +710,11 @@ class Transition(Frozen):
             raise ValueError("an automatic transition needs a `when` guard")
         if self.automatic and self.requires:
             raise ValueError("an automatic transition carries no data: remove `requires`")
+        if self.automatic and self.needs_documents:
+            raise ValueError(
+                "an automatic transition is fired by the engine, which hands in no documents: "
+                "remove `needs_documents`"
+            )
         return self
 
 
@@ -624,6 +740,9 @@ class Workflow(Frozen):
     fields: dict[Name, FieldDef] = Field(default_factory=dict)
     cohorts: dict[Name, Cohort] = Field(default_factory=dict)
     checklists: dict[Name, Checklist] = Field(default_factory=dict)
+    documents: dict[Name, DocumentDef] = Field(
+        default_factory=dict, description="The documents cases are handed, by name."
+    )
     states: dict[Name, State] = Field(min_length=1)
     transitions: tuple[Transition, ...] = ()
 
@@ -670,3 +789,20 @@ class Workflow(Frozen):
 
     def contact_roles(self) -> tuple[str, ...]:
         return tuple(name for name, role in self.roles.items() if role.receives_mail)
+
+    def transitions_needing(self, document: str) -> tuple[Transition, ...]:
+        """The transitions whose ``needs_documents`` names ``document``."""
+        return tuple(t for t in self.transitions if document in t.needs_documents)
+
+    def upload_roles(self, document: str) -> tuple[str, ...]:
+        """Who may upload ``document``: its ``roles``, else the roles of the transitions
+        that need it (in file order)."""
+        spec = self.documents.get(document)
+        if spec is None:
+            return ()
+        if spec.roles:
+            return spec.roles
+        found: dict[str, None] = {}
+        for transition in self.transitions_needing(document):
+            found.update(dict.fromkeys(transition.roles))
+        return tuple(found)

@@ -31,6 +31,7 @@ NAMED = {
     "fields": "field",
     "cohorts": "cohort",
     "checklists": "checklist",
+    "documents": "document",
 }
 """Top-level mappings whose entries other parts of the file refer to by name."""
 
@@ -43,8 +44,8 @@ class Damage:
     """What ``salvage`` cut out of the document, to keep dependent diagnostics quiet."""
 
     names: dict[str, set[str]] = field(default_factory=dict)
-    """Per kind (``state``, ``role``, ``field``, ``cohort``, ``checklist``, ``trigger``):
-    the names of entries that had a shape error."""
+    """Per kind (``state``, ``role``, ``field``, ``cohort``, ``checklist``, ``document``,
+    ``trigger``): the names of entries that had a shape error."""
     whole: set[str] = field(default_factory=set)
     """Kinds whose whole top-level mapping was cut (every name counts as damaged)."""
     top: set[str] = field(default_factory=set)

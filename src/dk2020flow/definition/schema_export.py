@@ -43,12 +43,13 @@ class _LocalTimes(GenerateJsonSchema):
 
 ONE_OR_MANY = {
     "MailSpec": ("to", "cc"),
-    "Transition": ("from", "roles", "requires", "accepts", "mail"),
+    "Transition": ("from", "roles", "requires", "accepts", "needs_documents", "mail"),
     "OnEntry": ("mail",),
     "OnDue": ("mail",),
     "Escalate": ("to",),
     "CalendarEvent": ("reminders",),
     "Reminders": ("before",),
+    "DocumentDef": ("types", "roles"),
 }
 """Lists the loader also accepts as a single value (``to: mayor`` for ``to: [mayor]``)."""
 

@@ -18,11 +18,13 @@ from dk2020flow.definition.diagnostics import Diagnostic, Severity
 from dk2020flow.definition.durations import Duration
 from dk2020flow.definition.model import (
     ANY_OPEN_STATE,
+    DOCUMENT_TYPES,
     BusinessDays,
     Condition,
     FieldDef,
     FieldType,
     Workflow,
+    parse_size,
 )
 from dk2020flow.definition.partial import Damage
 from dk2020flow.definition.source import Locator, NodePath
@@ -105,6 +107,7 @@ def validate(
     _transitions(workflow, report)
     _mail_recipients(workflow, report)
     _checklists(workflow, report)
+    _documents(workflow, report)
     _timers(workflow, report, cohort_warnings=graph)
     _cohorts(workflow, report)
     if graph:
@@ -302,6 +305,68 @@ def _checklists(workflow: Workflow, report: _Report) -> None:
             if role not in workflow.roles:
                 path = ("checklists", name, "roles", position)
                 report.unknown("DF022", path, "role", role, workflow.roles)
+
+
+# ----------------------------------------------------------------------------- documents
+
+
+def _documents(workflow: Workflow, report: _Report) -> None:
+    """DF070–DF074: the documents' types, sizes and roles, and the documents transitions need."""
+    for name, spec in workflow.documents.items():
+        base: NodePath = ("documents", name)
+        for position, kind in enumerate(spec.types):
+            if kind not in DOCUMENT_TYPES:
+                report.add(
+                    "DF071",
+                    (*base, "types", position),
+                    f"unknown document type `{kind}`",
+                    _suggest(kind, DOCUMENT_TYPES, "document type"),
+                )
+        try:
+            parse_size(spec.max_size)
+        except ValueError as exc:
+            report.add(
+                "DF072",
+                (*base, "max_size"),
+                f"max_size: {exc}",
+                "write a number and a unit, e.g. 20MB (20,000,000 bytes), 500kB or 20MiB; "
+                "at most 100MB",
+            )
+        for position, role in enumerate(spec.roles):
+            if role not in workflow.roles:
+                report.unknown("DF022", (*base, "roles", position), "role", role, workflow.roles)
+        if not workflow.upload_roles(name) and "transitions" not in report.damage.top:
+            report.add(
+                "DF073",
+                base,
+                f"nobody may upload `{name}`: it has no `roles` and no transition with roles "
+                "needs it",
+                "give the document `roles: [...]`, or name it in the `needs_documents` of a "
+                "transition people fire",
+                key=True,
+                severity=Severity.WARNING,
+            )
+    for index, transition in enumerate(workflow.transitions):
+        for position, name in enumerate(transition.needs_documents):
+            path: NodePath = ("transitions", index, "needs_documents", position)
+            needed = workflow.documents.get(name)
+            if needed is None:
+                report.unknown("DF070", path, "document", name, workflow.documents)
+                continue
+            if not needed.roles or any(r not in workflow.roles for r in needed.roles):
+                continue  # every role that fires it may upload it, or DF022 said the list is wrong
+            barred = [r for r in transition.roles if r not in needed.roles and r in workflow.roles]
+            if barred:
+                report.add(
+                    "DF074",
+                    path,
+                    f"{'role' if len(barred) == 1 else 'roles'} "
+                    f"{', '.join(f'`{r}`' for r in barred)} may fire `{transition.trigger}` "
+                    f"but not upload `{name}`, which it needs",
+                    f"add {', '.join(barred)} to the `roles` of document `{name}`, or let someone "
+                    "else fire the transition",
+                    severity=Severity.WARNING,
+                )
 
 
 # ----------------------------------------------------------------------------- timers and time

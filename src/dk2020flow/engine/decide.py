@@ -8,12 +8,12 @@ Every function here is a function of its inputs. It returns a ``Decision``
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from dk2020flow.definition.durations import Duration
-from dk2020flow.definition.model import ItemStatus, MailSpec, State, Timer, Transition
+from dk2020flow.definition.model import ItemStatus, MailSpec, State, Timer, Transition, text_in
 from dk2020flow.engine import timers as timing
 from dk2020flow.engine.fields import FieldValueError, as_date, check_comment, coerce
 from dk2020flow.engine.machine import CompiledWorkflow, Refusal
@@ -143,8 +143,16 @@ def fire_trigger(
     now: dt.datetime,
     data: Mapping[str, Any] | None = None,
     comment: str = "",
+    documents: Collection[str] | None = None,
 ) -> Decision:
-    """Fire a named trigger; refuse with the reason when any check fails."""
+    """Fire a named trigger; refuse with the reason when any check fails.
+
+    ``documents`` are the documents (by name) the case was handed since it entered its
+    state: a person's trigger (``actor.role`` set) whose transition ``needs_documents``
+    is refused while one of them is missing. None when the caller does not track them:
+    the engine's own firings (timers, ``SYSTEM``) never check documents, which people
+    hand in; the service passes them for every person's trigger.
+    """
     definition = wf.workflow
     candidates = definition.transitions_named(trigger)
     if not candidates:
@@ -178,6 +186,10 @@ def fire_trigger(
     problem = _data_problem(wf, trigger, choice.transition, given)
     if problem is not None:
         raise problem
+    if documents is not None and actor.role is not None:
+        missing = [n for n in choice.transition.needs_documents if n not in documents]
+        if missing:
+            raise _documents_missing(wf, trigger, case.state, missing)
     values = _coerce_all(wf, given)
     clean_comment = _comment(comment)
     proposed = {**case.data, **values, **choice.transition.sets}
@@ -240,6 +252,33 @@ def _refusal(
         for r, p in zip(guarded, problems, strict=True)
     ]
     return RefusedError(kind, f"{trigger!r} is not allowed yet: {'; '.join(parts)}")
+
+
+def _documents_missing(
+    wf: CompiledWorkflow, trigger: str, state: str, missing: list[str]
+) -> RefusedError:
+    definition = wf.workflow
+    named = ", ".join(
+        f"{name} ({text_in(definition.documents[name].title, definition.default_language, name)})"
+        for name in missing
+    )
+    many = len(missing) > 1
+    return RefusedError(
+        RefusalReason.MISSING_DATA,
+        f"{trigger!r} needs the document{'s' if many else ''} {named}, uploaded since the case "
+        f"entered {state!r}: upload {'them' if many else 'it'} first",
+    )
+
+
+def documents_needed(wf: CompiledWorkflow, state: str, trigger: str) -> tuple[str, ...]:
+    """The documents the transitions of ``trigger`` from ``state`` need (each once, in file
+    order): what a person must upload before firing it (``fire_trigger(documents=…)``)."""
+    definition = wf.workflow
+    found: dict[str, None] = {}
+    for transition in definition.transitions_named(trigger):
+        if state in definition.sources(transition):
+            found.update(dict.fromkeys(transition.needs_documents))
+    return tuple(found)
 
 
 def available_triggers(wf: CompiledWorkflow, case: CaseSnapshot) -> list[str]:

@@ -28,6 +28,8 @@ class EventKind(StrEnum):
     FIRING_SKIPPED = "firing_skipped"
     MAIL_PARKED = "mail_parked"
     REFUSED = "refused"
+    DOCUMENT = "document"
+    """A document uploaded to the case (changes nothing else; replay passes over it)."""
 
 
 class TimerKind(StrEnum):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from html import escape
 
 from dk2020flow import __version__
-from dk2020flow.report import charts
 from dk2020flow.report.model import Report
 from dk2020flow.report.text import STATUS_LABELS, local_time
 
@@ -61,6 +60,8 @@ def _table(head: list[str], body: list[str], *, numeric_from: int = 1, total: st
 
 
 def render_html(report: Report) -> str:
+    from dk2020flow.report import charts  # matplotlib: only the HTML report pays its import
+
     title = escape(report.title)
     when = local_time(report, report.at)
     approved = report.by_state.get("approved", 0)
@@ -188,6 +189,8 @@ def _overdue(report: Report) -> str:
 
 
 def _states(report: Report) -> str:
+    from dk2020flow.report import charts
+
     colours = charts.state_colours(list(report.by_state))
     body = [
         f'<tr><td><span class="pill" style="background:{colours[s]}33;border-left:4px solid {colours[s]}">'

@@ -67,10 +67,11 @@ from dk2020flow.errors import ConflictError, Dk2020flowError
 from dk2020flow.notify.transports import Transport
 from dk2020flow.runtime.delivery import DeliveryResult, RandomSource, deliver_batch
 from dk2020flow.runtime.logs import LOGGER_NAME, log_action
+from dk2020flow.runtime.webhooks import WebhookWorker, load_webhook_settings
 from dk2020flow.service.core import Service
 from dk2020flow.service.dispatch import DispatchResult
 from dk2020flow.settings import Settings
-from dk2020flow.store.port import DaemonInfo, OutboxStatus
+from dk2020flow.store.port import DaemonInfo, OutboxStatus, WebhookStatus
 
 logger = logging.getLogger(f"{LOGGER_NAME}.daemon")
 
@@ -218,6 +219,7 @@ class Daemon:
         rng: RandomSource | None = None,
         wall: Clock | None = None,
         single_sqlite_daemon: bool = True,
+        webhooks: WebhookWorker | None = None,
     ) -> None:
         self.service = service
         self.transport = transport
@@ -227,6 +229,15 @@ class Daemon:
         self.sender = sender
         self.rng: RandomSource = rng or random.Random()
         self.wall: Clock = wall or SystemClock()
+        # Webhook deliveries: a loop of their own beside the work jobs (runtime/webhooks.py).
+        self.webhooks = webhooks or WebhookWorker(
+            service.store,
+            clock=clock,
+            settings=load_webhook_settings(),
+            sweep_seconds=settings.sweep_seconds,
+            rng=self.rng,
+            stopping=lambda: self.stopping,
+        )
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self.id = f"{self.host}:{self.pid}:{secrets.token_hex(3)}"
@@ -288,7 +299,9 @@ class Daemon:
         self.heartbeat()
         try:
             self.tick()
+            self.webhooks.run_due()
         finally:
+            self.webhooks.close()
             self.heartbeat(stopped=True)
             log_action(logger, "stopped", daemon=self.id, **self._stats())
         return 0
@@ -327,6 +340,7 @@ class Daemon:
                 executor="work",
                 misfire_grace_time=int(HOUSEKEEPING_SECONDS),
             )
+            self.webhooks.attach(scheduler)  # its jobs, in an executor of their own
             self._arm(_WALL.now())  # the first pass: right away
             scheduler.start()
             while not self._stop.wait(timeout=1.0):
@@ -335,6 +349,7 @@ class Daemon:
             # Let the running pass finish (its transaction commits or rolls back whole).
             if scheduler.running:
                 scheduler.shutdown(wait=True)
+            self.webhooks.close()
             self._scheduler = None
             self.heartbeat(stopped=True)
             log_action(logger, "stopped", daemon=self.id, **self._stats())
@@ -426,6 +441,8 @@ class Daemon:
             )
             self._arm(_WALL.now() + dt.timedelta(seconds=retry))
             return
+        if result.dispatch.total:
+            self.webhooks.wake()  # the firings may have queued webhook notices
         if result.next_due is None:
             return  # nothing pending at all: the sweep notices new work
         wall_at = self._wall_time_for(result.next_due)
@@ -447,18 +464,25 @@ class Daemon:
         try:
             with self.service.store.read() as tx:
                 counts = tx.outbox_counts()
+                dead_hooks = tx.webhook_counts()[WebhookStatus.DEAD]
             dead, parked = counts[OutboxStatus.DEAD], counts[OutboxStatus.PARKED]
         except Dk2020flowError as exc:
             log_action(logger, "error", f"housekeeping failed: {exc}", level=logging.WARNING)
             return
-        level = logging.WARNING if dead or parked else logging.INFO
+        level = logging.WARNING if dead or parked or dead_hooks else logging.INFO
         log_action(
             logger,
             "housekeeping",
             level=level,
             dead_mail=dead,
             parked_mail=parked,
+            dead_webhooks=dead_hooks,
             **({"hint": "see `dk2020flow outbox list --status dead`"} if dead else {}),
+            **(
+                {"webhook_hint": "see `dk2020flow webhooks deliveries --status dead`"}
+                if dead_hooks
+                else {}
+            ),
         )
 
     # ------------------------------------------------------------------ work
@@ -563,6 +587,7 @@ class Daemon:
         stats["clock_now"] = self.clock.now().isoformat()
         stats["next_due"] = self.next_due.isoformat() if self.next_due else None
         stats["mode"] = "once" if self.once else "daemon"
+        stats.update(self.webhooks.counters)
         return DaemonInfo(
             id=self.id,
             host=self.host,

@@ -1,5 +1,12 @@
-"""Staff accounts and sign-in: the one door the CLI (``dk2020flow users``) and the web
-console go through.
+"""Accounts and sign-in: the one door the CLI (``dk2020flow users``), the web console
+and the participants' portal go through.
+
+Staff accounts are made by an admin. A participant (a contact person, a mayor …) has no
+account to make: an address the programme knows (a ``contacts`` row, from
+``dk2020flow participants import``) gets a ``participant`` account on its first sign-in
+request, in the contact row's name and language. A participant's roles are never stored
+on the account: they are the contact rows for the address, read at each request
+(``participant_roles``), one set per municipality.
 
 Sign-in is by a one-time link sent through the outbox (so the folder transport works
 on a laptop), with a short code in the same mail for signing in on another device.
@@ -12,6 +19,7 @@ on a laptop), with a short code in the same mail for signing in on another devic
 - An unknown or disabled address is answered exactly like a known one (nothing tells
   which addresses have accounts), but no mail is sent.
 - A session ends at ``session_lifetime``, when revoked, or when its user is disabled.
+- An address that is neither a staff account nor a contact is answered like any other.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from dk2020flow.errors import Dk2020flowError, NotFoundError, quoted
 from dk2020flow.service.roles import STAFF_ROLES
-from dk2020flow.store.port import NewMail, SessionInfo, SessionUser, UserInfo
+from dk2020flow.store.port import Contact, NewMail, SessionInfo, SessionUser, UserInfo
 
 if TYPE_CHECKING:
     from dk2020flow.service.core import Service
@@ -39,8 +47,11 @@ if TYPE_CHECKING:
     from dk2020flow.store.port import Store
 
 __all__ = [
+    "PARTICIPANT",
+    "STAFF",
     "AccountInputError",
     "Accounts",
+    "ParticipantRoles",
     "RateLimitedError",
     "SessionInfo",
     "SessionUser",
@@ -57,6 +68,10 @@ SESSION_LIFETIME = dt.timedelta(hours=12)
 TOUCH_EVERY = dt.timedelta(minutes=1)
 """A session's last_seen_at is written at most this often (not on every request)."""
 
+STAFF = "staff"
+PARTICIPANT = "participant"
+"""The two kinds of account (``users.kind``)."""
+
 LANGUAGES = ("da", "en")
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read off a phone
 CODE_LENGTH = 8
@@ -72,6 +87,30 @@ class RateLimit:
     per_address: int = 5
     per_client: int = 20
     window: dt.timedelta = dt.timedelta(minutes=15)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ParticipantRoles:
+    """What a participant is, read from the contact rows for their address."""
+
+    by_municipality: dict[str, tuple[str, ...]]
+    """Municipality code -> the person's roles on that municipality's cases."""
+    name: str
+    language: str
+
+
+def participant_roles(contacts: Sequence[Contact]) -> ParticipantRoles | None:
+    """The roles of the contact rows of one address (None: there are none)."""
+    if not contacts:
+        return None
+    by_municipality: dict[str, tuple[str, ...]] = {}
+    for contact in contacts:
+        held = by_municipality.get(contact.municipality_code, ())
+        if contact.role not in held:
+            by_municipality[contact.municipality_code] = (*held, contact.role)
+    first = contacts[0]
+    language = first.language if first.language in LANGUAGES else "da"
+    return ParticipantRoles(by_municipality=by_municipality, name=first.name, language=language)
 
 
 class AccountInputError(Dk2020flowError):
@@ -228,9 +267,12 @@ class Accounts:
     ) -> int | None:
         """Queue a sign-in mail (link and code) for an active account; the outbox id.
 
-        An unknown or disabled address (or one that is not an address) returns None
-        and does nothing else a caller could see; ``RateLimitedError`` when this
-        address or client asked too often.
+        A contact's address without an account gets a participant account first (in
+        the contact's name and language); a participant's mail is in the language of
+        their contact row. An unknown or disabled address (or one that is not an
+        address, or a participant no longer in the contacts) returns None and does
+        nothing else a caller could see; ``RateLimitedError`` when this address or
+        client asked too often.
         """
         now = self._now()
         try:
@@ -240,7 +282,26 @@ class Accounts:
         with self._store.transaction() as tx:
             self._check_rate(tx, address, client, now)
             user = tx.find_user(address)
-            if user is None or not user.active:
+            language = user.language if user is not None else "da"
+            if user is None or user.kind == PARTICIPANT:
+                known = participant_roles(tx.contacts_with_email(address))
+                if known is None:
+                    return None
+                language = known.language
+                if user is None:
+                    user = tx.insert_user(
+                        email=address,
+                        name=known.name,
+                        kind=PARTICIPANT,
+                        roles=[],
+                        language=known.language,
+                        now=now,
+                    )
+                    log.info(
+                        "participant account made",
+                        extra={"action": "participant_added", "fields": {"user_id": user.id}},
+                    )
+            if not user.active:
                 return None
             token = secrets.token_urlsafe(32)
             code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
@@ -253,7 +314,8 @@ class Accounts:
             )
             query = {"token": token, **({"next": next_path} if next_path != "/" else {})}
             link = f"{base_url.rstrip('/')}/sign-in/link?{urlencode(query)}"
-            [message_id] = tx.queue_mail([_sign_in_mail(user, link, code, self.link_lifetime, now)])
+            mail = _sign_in_mail(user, link, code, self.link_lifetime, now, language=language)
+            [message_id] = tx.queue_mail([mail])
         log.info(
             "sign-in link sent",
             extra={
@@ -367,6 +429,7 @@ class Accounts:
             name=user.name,
             roles=user.roles,
             language=user.language,
+            kind=user.kind,
         )
 
     def _check_rate(self, tx: _AccountsTx, address: str, client: str, now: dt.datetime) -> None:
@@ -402,6 +465,12 @@ class Accounts:
             with self._store.transaction() as tx:
                 tx.touch_session(user.session_id, now)
         return user
+
+    def participant_roles(self, email: str) -> ParticipantRoles | None:
+        """A participant's roles per municipality, from the contact rows for ``email``
+        now (None: the address is in no contact row any more)."""
+        with self._store.read() as tx:
+            return participant_roles(tx.contacts_with_email(email.lower()))
 
     def sessions(self, user_id: int) -> list[SessionInfo]:
         with self._store.read() as tx:
@@ -477,9 +546,15 @@ def shown_code(code: str) -> str:
 
 
 def _sign_in_mail(
-    user: UserInfo, link: str, code: str, lifetime: dt.timedelta, now: dt.datetime
+    user: UserInfo,
+    link: str,
+    code: str,
+    lifetime: dt.timedelta,
+    now: dt.datetime,
+    *,
+    language: str,
 ) -> NewMail:
-    language = user.language if user.language in _TEXTS else "da"
+    language = language if language in _TEXTS else "da"
     texts = _TEXTS[language]
     minutes = round(lifetime.total_seconds() / 60)
     hello = texts["hello"].format(name=user.name)

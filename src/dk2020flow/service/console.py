@@ -53,6 +53,7 @@ __all__ = [
     "CaseQuery",
     "CaseQueryError",
     "CaseTable",
+    "CasesPage",
     "Console",
     "TableOptions",
 ]
@@ -269,11 +270,49 @@ class BulkPlan:
     """The filter the cases were chosen by (empty when picked one by one)."""
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CasesPage:
+    """The cases page's reads (``Console.page``)."""
+
+    query: CaseQuery
+    """The URL's query as given (``table.query`` is on the page shown: the last one for
+    a page past it)."""
+    table: CaseTable
+    views: list[SavedView]
+    triggers: list[BulkTrigger]
+    """Empty for a user whose roles act on no case."""
+
+
+def _bulk_triggers(wf: Workflow, roles: Sequence[str]) -> list[BulkTrigger]:
+    acting = acting_roles(list(roles))
+    found: dict[str, BulkTrigger] = {}
+    for transition in wf.transitions:
+        if transition.automatic or transition.trigger in found:
+            continue
+        named = wf.transitions_named(transition.trigger)
+        allowed = {role for t in named for role in t.roles}
+        role = next((r for r in acting if r in allowed), None)
+        if role is None:
+            continue
+        requires = tuple(dict.fromkeys(name for t in named for name in t.requires))
+        found[transition.trigger] = BulkTrigger(
+            trigger=transition.trigger,
+            role=role,
+            title=transition.title or transition.trigger,
+            requires=requires,
+        )
+    return list(found.values())
+
+
 @dataclass(kw_only=True)
 class _Running:
     lock: threading.Lock = field(default_factory=threading.Lock)
     runs: set[int] = field(default_factory=set)
 
+
+_DEADLINE_TIMERS: dict[tuple[tuple[int, str], ...], tuple[tuple[int, str, str], ...]] = {}
+"""``Console.deadline_timers`` per workflow's versions (id and content hash): a stored
+version never changes, so neither does what it says."""
 
 _RUNNING = _Running()
 """The bulk runs this process is working on (so a resume does not start a second worker)."""
@@ -287,9 +326,11 @@ class Console:
 
     # ------------------------------------------------------------------ the table
 
-    def workflow_name(self, tx: Tx) -> str:
-        """The workflow the table shows: the only one, else the one with the most cases."""
-        names = sorted({definition.name for definition in tx.definitions()})
+    def workflow_name(self, tx: Tx, versions: Sequence[tuple[int, str]] | None = None) -> str:
+        """The workflow the table shows: the only one, else the one with the most cases
+        (``versions``: ``tx.definition_names()``, when the caller has read them)."""
+        found = tx.definition_names() if versions is None else versions
+        names = sorted({name for _, name in found})
         if not names:
             raise NotFoundError(
                 "no workflow is loaded; load one with `dk2020flow workflow load` "
@@ -309,8 +350,20 @@ class Console:
             return self._options(tx)
 
     def _options(self, tx: Tx) -> TableOptions:
-        wf = self.service.latest(tx, self.workflow_name(tx))
+        versions = tx.definition_names()
+        wf = self._latest(tx, self.workflow_name(tx, versions), versions)
         return TableOptions(workflow=wf.workflow, regions=tuple(tx.regions()))
+
+    def _latest(
+        self, tx: Tx, workflow: str, versions: Sequence[tuple[int, str]] | None = None
+    ) -> CompiledWorkflow:
+        """``Service.latest`` (the newest version of ``workflow``) by its id: a version
+        compiled once is not read again (``Service.compiled`` keeps it)."""
+        found = tx.definition_names() if versions is None else versions
+        ids = [definition_id for definition_id, name in found if name == workflow]
+        if not ids:
+            return self.service.latest(tx, workflow)  # its message names what is loaded
+        return self.service.compiled(tx, max(ids))
 
     def parse(self, params: Iterable[tuple[str, str]]) -> tuple[TableOptions, CaseQuery]:
         """The table's options and the query of the URL (``CaseQueryError`` when invalid)."""
@@ -320,12 +373,30 @@ class Console:
     def table(self, options: TableOptions, query: CaseQuery) -> CaseTable:
         """One page of the table (a page past the last shows the last)."""
         with self.service.store.read() as tx:
+            return self._table(tx, options, query)
+
+    def _table(self, tx: Tx, options: TableOptions, query: CaseQuery) -> CaseTable:
+        page = tx.case_table(self._sql_query(tx, options, query, paged=True))
+        if not page.rows and page.total and query.page > 1:
+            last = -(-page.total // query.size)
+            query = replace(query, page=last)
             page = tx.case_table(self._sql_query(tx, options, query, paged=True))
-            if not page.rows and page.total and query.page > 1:
-                last = -(-page.total // query.size)
-                query = replace(query, page=last)
-                page = tx.case_table(self._sql_query(tx, options, query, paged=True))
         return CaseTable(options=options, query=query, rows=page.rows, total=page.total)
+
+    def page(
+        self, params: Iterable[tuple[str, str]], *, user_id: int, roles: Sequence[str]
+    ) -> CasesPage:
+        """What the cases page shows, read in one transaction: the URL's query
+        (``CaseQueryError`` when invalid) and its page of the table, the user's saved
+        views, and the triggers their roles may fire in bulk. The same as ``parse``,
+        ``table``, ``views`` and ``bulk_triggers`` one after the other."""
+        with self.service.store.read() as tx:
+            options = self._options(tx)
+            query = CaseQuery.parse(params, options)
+            table = self._table(tx, options, query)
+            views = tx.views_for(user_id, list(roles))
+        triggers = _bulk_triggers(options.workflow, roles) if acting_roles(list(roles)) else []
+        return CasesPage(query=query, table=table, views=views, triggers=triggers)
 
     def all_rows(self, options: TableOptions, query: CaseQuery) -> CaseTablePage:
         with self.service.store.read() as tx:
@@ -360,17 +431,23 @@ class Console:
         """``(definition id, state, timer)`` of every timer a case can be late on, per
         ``engine.timers.is_late`` (asked for a deadline just passed: whether a state's
         timer counts does not depend on the instant)."""
-        just_before = at - dt.timedelta(seconds=1)
-        found: list[tuple[int, str, str]] = []
-        for definition in tx.definitions():
-            if definition.name != workflow:
-                continue
-            wf: CompiledWorkflow = self.service.compiled(tx, definition.id)
-            for name, state in wf.workflow.states.items():
-                for timer in state.timers:
-                    if timing.is_late(state, timer, just_before, at):
-                        found.append((definition.id, name, timer))
-        return tuple(found)
+        versions = [
+            (definition_id, self.service.compiled(tx, definition_id))
+            for definition_id, name in tx.definition_names()
+            if name == workflow
+        ]
+        key = tuple((definition_id, wf.content_hash) for definition_id, wf in versions)
+        found = _DEADLINE_TIMERS.get(key)
+        if found is None:
+            just_before = at - dt.timedelta(seconds=1)
+            timers: list[tuple[int, str, str]] = []
+            for definition_id, wf in versions:
+                for name, state in wf.workflow.states.items():
+                    for timer in state.timers:
+                        if timing.is_late(state, timer, just_before, at):
+                            timers.append((definition_id, name, timer))
+            found = _DEADLINE_TIMERS.setdefault(key, tuple(timers))
+        return found
 
     def csv_text(self, options: TableOptions, query: CaseQuery, language: str) -> str:
         """Every row that matches (all pages) as CSV: a header row, the chosen columns;
@@ -467,26 +544,10 @@ class Console:
     def bulk_triggers(self, roles: Sequence[str]) -> list[BulkTrigger]:
         """The triggers of the table's workflow that ``roles`` may fire (automatic ones
         excluded), each with the first of the user's acting roles that may fire it."""
-        acting = acting_roles(list(roles))
         with self.service.store.read() as tx:
-            wf = self.service.latest(tx, self.workflow_name(tx)).workflow
-        found: dict[str, BulkTrigger] = {}
-        for transition in wf.transitions:
-            if transition.automatic or transition.trigger in found:
-                continue
-            named = wf.transitions_named(transition.trigger)
-            allowed = {role for t in named for role in t.roles}
-            role = next((r for r in acting if r in allowed), None)
-            if role is None:
-                continue
-            requires = tuple(dict.fromkeys(name for t in named for name in t.requires))
-            found[transition.trigger] = BulkTrigger(
-                trigger=transition.trigger,
-                role=role,
-                title=transition.title or transition.trigger,
-                requires=requires,
-            )
-        return list(found.values())
+            versions = tx.definition_names()
+            wf = self._latest(tx, self.workflow_name(tx, versions), versions).workflow
+        return _bulk_triggers(wf, roles)
 
     def plan_bulk(
         self,

@@ -18,6 +18,7 @@ store or the engine directly for a change. Each operation:
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -39,7 +40,10 @@ from dk2020flow.engine.records import (
     TimerStatus,
 )
 from dk2020flow.errors import (
+    ConflictError,
+    IdempotencyKeyReusedError,
     NotFoundError,
+    PreconditionFailedError,
     RefusalReason,
     RefusedError,
     quoted,
@@ -47,6 +51,7 @@ from dk2020flow.errors import (
 from dk2020flow.notify.render import RenderedMail
 from dk2020flow.report.model import Report, build_report
 from dk2020flow.service.dispatch import DispatchResult, fire_due
+from dk2020flow.service.documents import handed_in
 from dk2020flow.service.mail import (
     MailComposer,
     Preview,
@@ -60,6 +65,7 @@ from dk2020flow.service.migrate import migrate as migrate_cases
 from dk2020flow.service.overview import Overview, programme_overview
 from dk2020flow.service.participants import ParticipantsImported, import_participants
 from dk2020flow.service.reads import AmbiguousError, Reader
+from dk2020flow.service.tokens import Answer, Idempotency
 from dk2020flow.service.verify import CaseCheck, check_case
 from dk2020flow.settings import Settings
 from dk2020flow.store.db import require_current_schema
@@ -79,12 +85,17 @@ from dk2020flow.store.repository import SqlStore
 if TYPE_CHECKING:
     from dk2020flow.service.accounts import Accounts
     from dk2020flow.service.console import Console
+    from dk2020flow.service.documents import Documents
+    from dk2020flow.service.tokens import Tokens
+    from dk2020flow.service.webhooks import Webhooks
 
 __all__ = [
     "AmbiguousError",
+    "Answer",
     "CaseCheck",
     "CaseDetails",
     "DispatchResult",
+    "Idempotency",
     "MigrationItem",
     "MigrationPlan",
     "OpenedCases",
@@ -110,6 +121,28 @@ class _Opening:
     cohort: str | None
     state: str | None
     reason: str
+
+
+DecideOn = Callable[[Tx, CompiledWorkflow, CaseSnapshot, dt.datetime], Decision]
+"""How one kind of change decides (``Service._change``)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Plan:
+    """One change to one case, not yet made: what the log calls it, who makes it, how
+    the engine decides it."""
+
+    action: str
+    who: Actor
+    decide_on: DecideOn
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Outcome:
+    case: CaseSnapshot
+    """The changed case (a replayed change: the case as it is now)."""
+    answer: Answer | None = None
+    """With an ``Idempotency``: the answer given (or remembered) for its key."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -148,11 +181,32 @@ class Service(Reader):
         return Accounts(self)
 
     @property
+    def tokens(self) -> Tokens:
+        """REST API tokens (``service/tokens.py``)."""
+        from dk2020flow.service.tokens import Tokens
+
+        return Tokens(self)
+
+    @property
     def console(self) -> Console:
         """The console's cases table, saved views and bulk runs (``service/console.py``)."""
         from dk2020flow.service.console import Console
 
         return Console(self)
+
+    @property
+    def documents(self) -> Documents:
+        """Documents uploaded to cases: attach, list, read (``service/documents.py``)."""
+        from dk2020flow.service.documents import Documents
+
+        return Documents(self)
+
+    @property
+    def webhooks(self) -> Webhooks:
+        """Webhook subscriptions and their deliveries (``service/webhooks.py``)."""
+        from dk2020flow.service.webhooks import Webhooks
+
+        return Webhooks(self)
 
     # ------------------------------------------------------------------ definitions
 
@@ -382,28 +436,73 @@ class Service(Reader):
         ref: str,
         workflow: str | None,
         now: dt.datetime | None,
-        action: str,
-        who: Actor,
-        decide_on: Callable[[Tx, CompiledWorkflow, CaseSnapshot, dt.datetime], Decision],
-    ) -> CaseSnapshot:
+        plan: _Plan,
+        *,
+        expected_version: int | None = None,
+        idempotency: Idempotency | None = None,
+    ) -> _Outcome:
         """One change to one case: load, decide, render, write — or refuse and change nothing.
 
         Acting without the role is security-relevant: such a refusal stays in the case's
         log (the case itself does not change).
+
+        ``expected_version`` (``If-Match``): ``PreconditionFailedError`` unless the case is
+        at that version. ``idempotency``: the key is claimed first thing in the transaction
+        (a concurrent request with the same key waits for it: on the key's row on
+        PostgreSQL, for the write lock on SQLite) and answered with the change, so one key
+        makes one change. A key used already gets its answer back and changes nothing —
+        or, sent with another request, ``IdempotencyKeyReusedError``. A refusal forgets
+        the key.
         """
         now = now or self.clock.now()
         with self.store.transaction() as tx:
+            claimed: int | None = None
+            if idempotency is not None:
+                claimed = tx.claim_idempotency_key(
+                    token_id=idempotency.token_id,
+                    key=idempotency.key,
+                    fingerprint=idempotency.fingerprint,
+                    now=now,
+                )
+                if claimed is None:
+                    return _replayed(tx, idempotency)
             case = self.resolve(tx, ref, workflow)
+            if expected_version is not None and case.version != expected_version:
+                raise PreconditionFailedError(
+                    f"case #{case.id} is at version {case.version}, not {expected_version}: "
+                    "someone changed it since you read it; read it again and decide again "
+                    "(nothing was changed)",
+                    case_id=case.id or 0,
+                    expected=expected_version,
+                    current=case.version,
+                )
             wf = self.compiled(tx, case.definition_id)
             try:
-                decision = decide_on(tx, wf, case, now)
+                decision = plan.decide_on(tx, wf, case, now)
             except RefusedError as refused:
                 refusal = refused
+                if claimed is not None:
+                    tx.release_idempotency_key(claimed)
                 if refused.reason is RefusalReason.ROLE:
-                    tx.append_event(case.id or 0, _refusal_event(case, action, who, refused, now))
+                    event = _refusal_event(case, plan.action, plan.who, refused, now)
+                    tx.append_event(case.id or 0, event)
             else:
-                return self.apply(tx, wf, case, decision, now)
+                changed = self.apply(tx, wf, case, decision, now)
+                if idempotency is None or claimed is None:
+                    return _Outcome(case=changed)
+                status_code, body = idempotency.respond(changed)
+                remembered: dict[str, Any] = json.loads(json.dumps(body))
+                tx.finish_idempotency_key(
+                    claimed, case_id=changed.id or 0, status_code=status_code, response=remembered
+                )
+                answer = Answer(status_code=status_code, body=remembered, replayed=False)
+                return _Outcome(case=changed, answer=answer)
         raise refusal
+
+    @staticmethod
+    def _answer(outcome: _Outcome) -> Answer:
+        assert outcome.answer is not None, "an idempotent change always has an answer"
+        return outcome.answer
 
     def fire(
         self,
@@ -416,18 +515,40 @@ class Service(Reader):
         comment: str = "",
         workflow: str | None = None,
         now: dt.datetime | None = None,
+        expected_version: int | None = None,
+        idempotency: Idempotency | None = None,
     ) -> CaseSnapshot:
-        """Fire a named trigger on a case."""
-        who = Actor(name=actor, role=role)
+        """Fire a named trigger on a case.
+
+        ``expected_version``: only if the case is still at that version (else
+        ``PreconditionFailedError``, nothing changed). ``idempotency``: as for
+        ``fire_idempotent``; a replayed change returns the case as it is now."""
+        plan = _firing(trigger, actor, role, data, comment)
         return self._change(
-            ref,
-            workflow,
-            now,
-            trigger,
-            who,
-            lambda _tx, wf, case, at: decide.fire_trigger(
-                wf, case, trigger=trigger, actor=who, now=at, data=data, comment=comment
-            ),
+            ref, workflow, now, plan, expected_version=expected_version, idempotency=idempotency
+        ).case
+
+    def fire_idempotent(
+        self,
+        ref: str,
+        trigger: str,
+        *,
+        idempotency: Idempotency,
+        actor: str,
+        role: str | None,
+        data: Mapping[str, Any] | None = None,
+        comment: str = "",
+        workflow: str | None = None,
+        now: dt.datetime | None = None,
+        expected_version: int | None = None,
+    ) -> Answer:
+        """``fire`` with an Idempotency-Key: the answer ``idempotency.respond`` made of the
+        changed case, or the one remembered for the key (``replayed``; nothing changed)."""
+        plan = _firing(trigger, actor, role, data, comment)
+        return self._answer(
+            self._change(
+                ref, workflow, now, plan, expected_version=expected_version, idempotency=idempotency
+            )
         )
 
     def set_data(
@@ -440,18 +561,35 @@ class Service(Reader):
         comment: str = "",
         workflow: str | None = None,
         now: dt.datetime | None = None,
+        expected_version: int | None = None,
+        idempotency: Idempotency | None = None,
     ) -> CaseSnapshot:
-        """Correct or add case data outside a transition."""
-        who = Actor(name=actor, role=role)
+        """Correct or add case data outside a transition (``expected_version`` and
+        ``idempotency`` as for ``fire``)."""
+        plan = _setting(values, actor, role, comment)
         return self._change(
-            ref,
-            workflow,
-            now,
-            "set",
-            who,
-            lambda _tx, wf, case, at: decide.set_data(
-                wf, case, actor=who, values=values, now=at, comment=comment
-            ),
+            ref, workflow, now, plan, expected_version=expected_version, idempotency=idempotency
+        ).case
+
+    def set_data_idempotent(
+        self,
+        ref: str,
+        values: Mapping[str, Any],
+        *,
+        idempotency: Idempotency,
+        actor: str,
+        role: str | None,
+        comment: str = "",
+        workflow: str | None = None,
+        now: dt.datetime | None = None,
+        expected_version: int | None = None,
+    ) -> Answer:
+        """``set_data`` with an Idempotency-Key (as ``fire_idempotent``)."""
+        plan = _setting(values, actor, role, comment)
+        return self._answer(
+            self._change(
+                ref, workflow, now, plan, expected_version=expected_version, idempotency=idempotency
+            )
         )
 
     def check(
@@ -464,18 +602,35 @@ class Service(Reader):
         role: str | None,
         workflow: str | None = None,
         now: dt.datetime | None = None,
+        expected_version: int | None = None,
+        idempotency: Idempotency | None = None,
     ) -> CaseSnapshot:
-        """Record checklist statuses (and comments) for one or many items."""
-        who = Actor(name=actor, role=role)
+        """Record checklist statuses (and comments) for one or many items
+        (``expected_version`` and ``idempotency`` as for ``fire``)."""
+        plan = _checking(checklist, items, actor, role)
         return self._change(
-            ref,
-            workflow,
-            now,
-            f"check:{checklist}",
-            who,
-            lambda _tx, wf, case, at: decide.record_checklist(
-                wf, case, checklist=checklist, items=items, actor=who, now=at
-            ),
+            ref, workflow, now, plan, expected_version=expected_version, idempotency=idempotency
+        ).case
+
+    def check_idempotent(
+        self,
+        ref: str,
+        checklist: str,
+        items: Mapping[str, tuple[str, str]],
+        *,
+        idempotency: Idempotency,
+        actor: str,
+        role: str | None,
+        workflow: str | None = None,
+        now: dt.datetime | None = None,
+        expected_version: int | None = None,
+    ) -> Answer:
+        """``check`` with an Idempotency-Key (as ``fire_idempotent``)."""
+        plan = _checking(checklist, items, actor, role)
+        return self._answer(
+            self._change(
+                ref, workflow, now, plan, expected_version=expected_version, idempotency=idempotency
+            )
         )
 
     def extend(
@@ -490,33 +645,38 @@ class Service(Reader):
         by: Duration | None = None,
         workflow: str | None = None,
         now: dt.datetime | None = None,
+        expected_version: int | None = None,
+        idempotency: Idempotency | None = None,
     ) -> CaseSnapshot:
-        """Move one pending deadline of one case."""
-        who = Actor(name=actor, role=role)
+        """Move one pending deadline of one case (``expected_version`` and
+        ``idempotency`` as for ``fire``)."""
+        plan = _extending(timer, actor, role, reason, to, by)
+        return self._change(
+            ref, workflow, now, plan, expected_version=expected_version, idempotency=idempotency
+        ).case
 
-        def moved(tx: Tx, wf: CompiledWorkflow, case: CaseSnapshot, at: dt.datetime) -> Decision:
-            pending = [
-                t for t in tx.timers_of(case.id or 0) if t.timer == timer and t.epoch == case.epoch
-            ]
-            if not pending:
-                raise RefusedError(
-                    RefusalReason.INVALID_DATA,
-                    f"case {case.id} has no pending deadline {timer!r} "
-                    "(it may have passed already; `dk2020flow case show` lists the deadlines)",
-                )
-            return decide.extend_deadline(
-                wf,
-                case,
-                timer=timer,
-                current_deadline=pending[0].deadline_at,
-                new_deadline=to,
-                by=by,
-                actor=who,
-                reason=reason,
-                now=at,
+    def extend_idempotent(
+        self,
+        ref: str,
+        timer: str,
+        *,
+        idempotency: Idempotency,
+        actor: str,
+        role: str | None,
+        reason: str,
+        to: dt.datetime | None = None,
+        by: Duration | None = None,
+        workflow: str | None = None,
+        now: dt.datetime | None = None,
+        expected_version: int | None = None,
+    ) -> Answer:
+        """``extend`` with an Idempotency-Key (as ``fire_idempotent``)."""
+        plan = _extending(timer, actor, role, reason, to, by)
+        return self._answer(
+            self._change(
+                ref, workflow, now, plan, expected_version=expected_version, idempotency=idempotency
             )
-
-        return self._change(ref, workflow, now, f"extend:{timer}", who, moved)
+        )
 
     def apply(
         self,
@@ -728,6 +888,100 @@ class Service(Reader):
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def _firing(
+    trigger: str, actor: str, role: str | None, data: Mapping[str, Any] | None, comment: str
+) -> _Plan:
+    who = Actor(name=actor, role=role)
+    return _Plan(
+        action=trigger,
+        who=who,
+        decide_on=lambda tx, wf, case, at: decide.fire_trigger(
+            wf,
+            case,
+            trigger=trigger,
+            actor=who,
+            now=at,
+            data=data,
+            comment=comment,
+            documents=handed_in(tx, wf, case, trigger),
+        ),
+    )
+
+
+def _setting(values: Mapping[str, Any], actor: str, role: str | None, comment: str) -> _Plan:
+    who = Actor(name=actor, role=role)
+    return _Plan(
+        action="set",
+        who=who,
+        decide_on=lambda _tx, wf, case, at: decide.set_data(
+            wf, case, actor=who, values=values, now=at, comment=comment
+        ),
+    )
+
+
+def _checking(
+    checklist: str, items: Mapping[str, tuple[str, str]], actor: str, role: str | None
+) -> _Plan:
+    who = Actor(name=actor, role=role)
+    return _Plan(
+        action=f"check:{checklist}",
+        who=who,
+        decide_on=lambda _tx, wf, case, at: decide.record_checklist(
+            wf, case, checklist=checklist, items=items, actor=who, now=at
+        ),
+    )
+
+
+def _extending(
+    timer: str,
+    actor: str,
+    role: str | None,
+    reason: str,
+    to: dt.datetime | None,
+    by: Duration | None,
+) -> _Plan:
+    who = Actor(name=actor, role=role)
+
+    def moved(tx: Tx, wf: CompiledWorkflow, case: CaseSnapshot, at: dt.datetime) -> Decision:
+        pending = [
+            t for t in tx.timers_of(case.id or 0) if t.timer == timer and t.epoch == case.epoch
+        ]
+        if not pending:
+            raise RefusedError(
+                RefusalReason.INVALID_DATA,
+                f"case {case.id} has no pending deadline {timer!r} "
+                "(it may have passed already; `dk2020flow case show` lists the deadlines)",
+            )
+        return decide.extend_deadline(
+            wf,
+            case,
+            timer=timer,
+            current_deadline=pending[0].deadline_at,
+            new_deadline=to,
+            by=by,
+            actor=who,
+            reason=reason,
+            now=at,
+        )
+
+    return _Plan(action=f"extend:{timer}", who=who, decide_on=moved)
+
+
+def _replayed(tx: Tx, idempotency: Idempotency) -> _Outcome:
+    """The answer remembered for a key used already (``Service._change``)."""
+    stored = tx.idempotency_key(idempotency.token_id, idempotency.key)
+    if stored is None or stored.case_id is None:
+        # The key was purged (or its token revoked) between the claim and this read.
+        raise ConflictError(
+            f"the Idempotency-Key {quoted(idempotency.key)} was in use by another request "
+            "at the same time: send the request again"
+        )
+    if stored.fingerprint != idempotency.fingerprint:
+        raise IdempotencyKeyReusedError(idempotency.key)
+    answer = Answer(status_code=stored.status_code, body=dict(stored.response), replayed=True)
+    return _Outcome(case=tx.load_case(stored.case_id), answer=answer)
 
 
 def _refusal_event(

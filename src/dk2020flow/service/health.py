@@ -1,22 +1,22 @@
 """Is the scheduler healthy? The judgement ``scheduler status`` (and a console) shows.
 
 Exit codes of a monitoring probe (Nagios/Icinga conventions), as ``Health``:
-0 OK, 1 WARNING (dead or parked mail; timers overdue while a daemon is alive;
+0 OK, 1 WARNING (dead or parked mail, dead webhook deliveries; timers overdue while a daemon is alive;
 timers due and no daemon alive yet), 2 CRITICAL (timers overdue by more than
 the limit and no daemon alive). The numbers come from the store's read
 transaction (``ReportsTx.timer_stats``, ``OutboxTx.outbox_counts``,
-``DaemonsTx.daemons``).
+``DaemonsTx.daemons``, ``WebhooksTx.webhook_counts``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from dk2020flow.store.port import DaemonInfo, OutboxStatus, TimerStats
+from dk2020flow.store.port import DaemonInfo, OutboxStatus, TimerStats, WebhookStatus
 
 TIMEZONE = "Europe/Copenhagen"
 
@@ -31,6 +31,8 @@ class HealthTx(Protocol):
     def outbox_counts(self) -> dict[OutboxStatus, int]: ...
 
     def daemons(self) -> list[DaemonInfo]: ...
+
+    def webhook_counts(self) -> dict[WebhookStatus, int]: ...
 
 
 def _local(instant: dt.datetime) -> str:
@@ -57,6 +59,8 @@ class SchedulerHealth:
     oldest_unfired: dt.datetime | None
     next_due: dt.datetime | None
     outbox: dict[str, int]
+    webhooks: dict[str, int] = field(default_factory=dict)
+    """Webhook deliveries per status: ``pending`` is the backlog, ``dead`` the dead letters."""
 
 
 def _alive(info: DaemonInfo, wall_now: dt.datetime, stale: float) -> bool:
@@ -171,6 +175,13 @@ def scheduler_health(
             f"{parked} parked message(s) with no recipient: add the contacts "
             "(`dk2020flow participants import`), then `dk2020flow outbox retry --all-parked`"
         )
+    hooks = tx.webhook_counts()
+    if hooks[WebhookStatus.DEAD]:
+        health = max(health, Health.WARNING)
+        reasons.append(
+            f"{hooks[WebhookStatus.DEAD]} dead webhook delivery(ies): see `dk2020flow webhooks "
+            "deliveries --status dead`, then `dk2020flow webhooks retry DELIVERY_ID`"
+        )
     if crashed:
         health = max(health, Health.WARNING)
         names = ", ".join(d.id for d in crashed)
@@ -188,4 +199,5 @@ def scheduler_health(
         oldest_unfired=timers.oldest_unfired,
         next_due=timers.next_due,
         outbox={status.value: count for status, count in counts.items()},
+        webhooks={status.value: count for status, count in hooks.items()},
     )

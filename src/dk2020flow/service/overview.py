@@ -81,7 +81,14 @@ def programme_overview(
     until = at + dt.timedelta(days=days)
     with parts.store.read() as tx:
         counts = tx.state_counts()
-        latest = {name: parts.latest(tx, name) for name in sorted({c.workflow for c in counts})}
+        newest: dict[str, int] = {}
+        for definition_id, name in tx.definition_names():  # oldest first
+            newest[name] = definition_id
+        # ``parts.latest`` by id: a version compiled once is not read again.
+        latest = {
+            name: parts.compiled(tx, newest[name]) if name in newest else parts.latest(tx, name)
+            for name in sorted({c.workflow for c in counts})
+        }
         late_groups = [
             g
             for g in tx.passed_deadline_groups(at)
@@ -90,7 +97,7 @@ def programme_overview(
         late = tx.passed_deadlines(at, late_groups, limit)
         deadlines_total, deadlines = tx.pending_deadlines_between(at, until, limit)
         mailings = _mailings(parts, tx, at, until)
-        outbox = tx.outbox_counts()
+        outbox = tx.outbox_status_counts()
     dates = sorted(
         (d for wf in latest.values() for d in _dates(wf) if at <= d.at <= until),
         key=lambda d: (d.at, d.workflow, d.cohort, d.name),

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import heapq
+import io
 import os
 import random
 import sqlite3
@@ -38,9 +39,10 @@ from typing import Any
 
 from dk2020flow.clock import ManualClock
 from dk2020flow.definition.model import text_in
+from dk2020flow.engine.decide import documents_needed
 from dk2020flow.engine.machine import CompiledWorkflow
 from dk2020flow.errors import Dk2020flowError, RefusedError
-from dk2020flow.service import Service
+from dk2020flow.service import Service, filetypes
 from dk2020flow.settings import Settings
 from dk2020flow.simulate import draws
 from dk2020flow.simulate.problems import find_problems
@@ -517,6 +519,7 @@ def _take(run: _Run, case: _Case, action: Action, now: dt.datetime) -> None:
         if action.screening is not None:
             trigger = _screen(run, case, action, actor, ref, now)
         data = draws.data_values(action.data, variables, case.rng)
+        _hand_in(run, case, trigger, actor, action.role, now)
         snapshot = service.fire(
             ref,
             trigger,
@@ -550,6 +553,26 @@ def _take(run: _Run, case: _Case, action: Action, now: dt.datetime) -> None:
             "a template does not render for this case: fix it and "
             "`dk2020flow workflow validate` the file",
             case.municipality.name,
+        )
+
+
+def _hand_in(run: _Run, case: _Case, trigger: str, actor: str, role: str, now: dt.datetime) -> None:
+    """Upload a small synthetic file for each document the trigger needs, as the person
+    acting would before firing it: a document is checked like any other, and the engine
+    refuses a person's trigger without it (docs/documents.md)."""
+    definition = run.wf.workflow
+    for name in documents_needed(run.wf, case.state, trigger):
+        kind = definition.documents[name].types[0]
+        title = text_in(definition.documents[name].title, definition.default_language, name)
+        run.service.documents.attach(
+            f"#{case.id}",
+            name,
+            io.BytesIO(filetypes.sample(kind, f"{case.municipality.name}: {title}")),
+            filename=f"{name}.{filetypes.EXTENSIONS[kind]}",
+            actor=actor,
+            role=role,
+            workflow=definition.workflow,
+            now=now,
         )
 
 
@@ -804,6 +827,9 @@ def describe_event(line: EventLine) -> str:
         index = line.data.get("index") or ""
         text = f"timer {timer} {what}{f' {index}' if index else ''}".rstrip()
         return f"{text}: {line.comment}" if line.comment else text
+    if kind == "document":
+        filename = line.data.get("filename", "")
+        return f"document {line.trigger} uploaded{who}" + (f": {filename}" if filename else "")
     if kind == "checklist":
         items = line.data.get("items", {})
         counts = Counter(str(v.get("status", "")) for v in items.values() if isinstance(v, dict))

@@ -58,6 +58,7 @@ from dk2020flow.store.sql.timers import (
     refresh_deadline_columns,
     timer_values,
 )
+from dk2020flow.store.sql.webhooks import Told, queue_webhooks
 
 PENDING = TimerStatus.PENDING.value
 
@@ -270,6 +271,7 @@ def _insert_rows(
     events: list[dict[str, Any]] = []
     timers: list[dict[str, Any]] = []
     mails: list[NewMail] = []
+    told: list[Told] = []  # each decision's events, for its webhook notices
     for case_id, decisions, case_mails in applied:
         seq, prev = last.get(case_id, (0, GENESIS))
         for decision in decisions:
@@ -280,10 +282,12 @@ def _insert_rows(
                 rows.append({**event_values(case_id, record, epoch), "seq": seq})
             prev = chain(rows, prev)
             events.extend(rows)
+            told.append(Told(case_id, decision.case, decision.events, [r["seq"] for r in rows]))
             timers.extend(timer_values(case_id, arm) for arm in decision.arm)
         mails.extend(with_case(m, case_id) for m in case_mails)
     if events:
         INSERT_EVENT_ROWS.execute(conn, events)
+        queue_webhooks(conn, told)  # in the batch's savepoint, with its events
     if timers:
         INSERT_TIMER_ROWS.execute(conn, timers)
     if mails:

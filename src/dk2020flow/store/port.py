@@ -540,6 +540,8 @@ class SessionUser:
     name: str
     roles: tuple[str, ...]
     language: str
+    kind: str = "staff"
+    """``staff`` or ``participant`` (whose roles are their contact rows, per case)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -750,6 +752,11 @@ class ConsoleTx(Protocol):
         """The ids of the page's cases (every matching one with ``limit=None``), in order."""
         ...
 
+    def definition_names(self) -> list[tuple[int, str]]:
+        """``(id, workflow name)`` of every stored definition version, oldest first: what
+        ``DefinitionsTx.definitions`` says of them without reading their text."""
+        ...
+
     def regions(self) -> list[str]:
         """The municipalities' regions, sorted (each once)."""
         ...
@@ -848,6 +855,11 @@ class OverviewTx(Protocol):
         (definition, state, timer): late where ``engine.timers.is_late`` says so."""
         ...
 
+    def outbox_status_counts(self) -> dict[OutboxStatus, int]:
+        """Messages per status (every status, zero or more), from the counts the database
+        keeps (``outbox_counts``): the same as ``OutboxTx.outbox_counts``, without a scan."""
+        ...
+
     def passed_deadlines(
         self, at: dt.datetime, groups: Sequence[LateGroup], limit: int
     ) -> list[DeadlineLine]:
@@ -861,6 +873,395 @@ class OverviewTx(Protocol):
         ...
 
 
+# ------------------------------------------------------------------ documents
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NewDocument:
+    """A document uploaded to a case, checked already, to record (``DocumentsTx``)."""
+
+    case_id: int
+    slot: str
+    """The document the workflow declares (``draft_plan``)."""
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    storage: str
+    """``database``, ``directory`` or ``s3``."""
+    storage_key: str
+    """Where the bytes are in that storage (empty for the database: by document id)."""
+    uploaded_by: str
+    uploaded_role: str | None
+    uploaded_at: dt.datetime
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StoredDocument(NewDocument):
+    id: int
+
+
+class DocumentsTx(Protocol):
+    """Documents uploaded to cases (``store/sql/documents.py``); the bytes are in the
+    database (``document_contents``) or in a directory or S3 store the service writes."""
+
+    def insert_document(
+        self, document: NewDocument, content: bytes | None = None
+    ) -> StoredDocument:
+        """Record a document (with its bytes, when they are kept in the database)."""
+        ...
+
+    def documents_of(self, case_id: int) -> list[StoredDocument]:
+        """A case's documents, newest first."""
+        ...
+
+    def document(self, document_id: int) -> StoredDocument | None: ...
+    def document_content(self, document_id: int) -> bytes | None:
+        """The bytes of a document kept in the database (None: none are)."""
+        ...
+
+    def documents_in_state(self, case_id: int) -> dict[str, int]:
+        """The documents (name -> id of the newest upload) a case was handed since it last
+        entered a state, by the order of its log: what its triggers' ``needs_documents``
+        may count."""
+        ...
+
+
+# ------------------------------------------------------------------ REST API reads
+
+
+KeyValue = str | int | dt.datetime | None
+"""One value of a keyset sort key."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CaseKeysetQuery:
+    """One page of cases for the REST API (``/api/v1/cases``): the console's filter and
+    sorts, paged by keyset: ``after`` is the sort key of the last case of the page before
+    (``CaseKeysetPage.last_key``), never an offset, so a page costs the same wherever it
+    is and a walk over the pages sees every case once. ``workflow=None``: every workflow.
+
+    ``deadline_timers`` says which timers count for lateness, as in ``CaseTableQuery``.
+    """
+
+    workflow: str | None = None
+    now: dt.datetime
+    deadline_timers: tuple[tuple[int, str, str], ...] = ()
+    state: str | None = None
+    cohort: str | None = None
+    region: str | None = None
+    late: bool | None = None
+    search: str = ""
+    sort: CaseSort = CaseSort.MUNICIPALITY
+    descending: bool = False
+    limit: int = 50
+    after: tuple[KeyValue, ...] | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CaseKeysetPage:
+    rows: list[CaseTableRow]
+    last_key: tuple[KeyValue, ...] | None
+    """The sort key of the page's last case when more cases follow (None: the last page)."""
+
+
+class KeysetMismatchError(ValueError):
+    """An ``after`` key that does not fit the query's sort (a forged or stale cursor)."""
+
+
+class ApiReadsTx(Protocol):
+    """What the REST API reads beyond the console's queries: cases and the outbox by
+    keyset (``store/sql/api_reads.py``); read-only."""
+
+    def case_keyset_page(self, query: CaseKeysetQuery) -> CaseKeysetPage:
+        """The cases after ``query.after`` in the sort's order (``KeysetMismatchError``
+        when ``after`` does not fit the sort)."""
+        ...
+
+    def outbox_page(
+        self,
+        *,
+        status: OutboxStatus | None = None,
+        case_id: int | None = None,
+        before_id: int | None = None,
+        limit: int = 50,
+    ) -> list[OutboxMessage]:
+        """Messages with an id below ``before_id`` (None: from the newest), newest first."""
+        ...
+
+
+# ------------------------------------------------------------------ REST API tokens and idempotency keys
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ApiToken:
+    """A REST API token as listed (``dk2020flow tokens list``): never its secret, which
+    the database keeps only as a SHA-256 hash; ``hint`` is its first characters."""
+
+    id: int
+    name: str
+    roles: tuple[str, ...]
+    hint: str
+    created_by: str
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+    last_used_at: dt.datetime | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StoredIdempotencyKey:
+    """An ``Idempotency-Key`` a token sent with a change, and the answer it got."""
+
+    id: int
+    token_id: int
+    key: str
+    fingerprint: str
+    case_id: int | None
+    status_code: int
+    response: Mapping[str, Any]
+    created_at: dt.datetime
+
+
+class ApiTx(Protocol):
+    """REST API tokens and the idempotency keys of their changes (``store/sql/api.py``).
+    Secrets arrive hashed (``service/tokens.py``)."""
+
+    def insert_api_token(
+        self,
+        *,
+        name: str,
+        roles: Sequence[str],
+        secret_hash: str,
+        hint: str,
+        created_by: str,
+        now: dt.datetime,
+        expires_at: dt.datetime | None,
+    ) -> ApiToken | None:
+        """The new token, or None when a token (revoked or not) has the name already."""
+        ...
+
+    def api_tokens(self) -> list[ApiToken]:
+        """Every token (revoked and expired ones too), by name."""
+        ...
+
+    def find_api_token(self, name: str) -> ApiToken | None: ...
+    def api_token_by_hash(self, secret_hash: str) -> ApiToken | None:
+        """The token whose secret hashes to ``secret_hash`` (revoked or not)."""
+        ...
+
+    def revoke_api_token(self, token_id: int, at: dt.datetime) -> ApiToken:
+        """Revoke the token (a revoked one keeps its first revocation time)."""
+        ...
+
+    def touch_api_token(self, token_id: int, at: dt.datetime) -> None:
+        """Set the token's ``last_used_at``."""
+        ...
+
+    def claim_idempotency_key(
+        self, *, token_id: int, key: str, fingerprint: str, now: dt.datetime
+    ) -> int | None:
+        """Insert the key's row (its answer still empty) unless the token has used the
+        key already: its id, or None. On PostgreSQL a concurrent claim of the same key
+        waits here until the first one's transaction ends (then None, or the row if that
+        transaction was rolled back), so one key is one change."""
+        ...
+
+    def idempotency_key(self, token_id: int, key: str) -> StoredIdempotencyKey | None: ...
+    def finish_idempotency_key(
+        self, key_id: int, *, case_id: int, status_code: int, response: Mapping[str, Any]
+    ) -> None:
+        """Record the answer of the change the claimed key belongs to."""
+        ...
+
+    def release_idempotency_key(self, key_id: int) -> None:
+        """Forget a claimed key (its request was refused: refusals are not remembered)."""
+        ...
+
+    def purge_idempotency_keys(
+        self, before: dt.datetime | None, *, token_id: int | None = None
+    ) -> int:
+        """Delete the keys (of one token) created before ``before`` (None: all); how many."""
+        ...
+
+
+# ------------------------------------------------------------------ end of REST API tokens
+
+
+# ------------------------------------------------------------------ webhooks (helper "webhooks")
+
+
+class WebhookStatus(StrEnum):
+    """A webhook delivery's status. A ``pending`` one whose ``lease_until`` is still ahead is
+    being sent by a daemon (its ``next_attempt_at`` is the lease's end: a daemon that dies
+    leaves it due again then)."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    DEAD = "dead"  # too many failed attempts, or its subscription was removed
+
+
+WEBHOOK_EVENT_TYPES = (
+    "case.opened",
+    "case.state_changed",
+    "case.closed",
+    "case.deadline_extended",
+    "case.checklist_updated",
+    "case.data_changed",
+)
+"""The event types a subscription may ask for (docs/webhooks.md)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WebhookSubscription:
+    """Where to POST notices of which event types; ``secret`` (``whsec_…``) signs them."""
+
+    id: int
+    url: str
+    events: tuple[str, ...]
+    secret: str
+    description: str
+    active: bool
+    created_by: str
+    created_at: dt.datetime
+    disabled_at: dt.datetime | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WebhookDelivery:
+    """One notice to one subscription: ``body`` is the exact JSON sent and signed on every
+    attempt; ``delivery_id`` (the ``webhook-id`` header) is what receivers de-duplicate on."""
+
+    id: int
+    delivery_id: str
+    subscription_id: int
+    event_type: str
+    case_id: int | None
+    event_id: int | None
+    body: str
+    status: WebhookStatus
+    attempts: int
+    next_attempt_at: dt.datetime
+    lease_until: dt.datetime | None
+    last_error: str
+    last_status: int | None
+    created_at: dt.datetime
+    sent_at: dt.datetime | None
+    dead_at: dt.datetime | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ClaimedWebhook:
+    """A delivery a daemon holds (until its ``lease_until``), with where to send it."""
+
+    delivery: WebhookDelivery
+    url: str
+    secret: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WebhookOutcome:
+    """What became of a claimed delivery, to write (``WebhooksTx.finish_webhooks``).
+
+    ``status``: SENT, PENDING (``next_attempt_at`` is the retry; or, with ``released``,
+    the delivery was not attempted and goes back as it was) or DEAD."""
+
+    id: int
+    attempts: int
+    """The attempts the claim counted: a row claimed again since (its lease ran out, or
+    it was retried) has another count, and this outcome is not written."""
+    status: WebhookStatus
+    at: dt.datetime
+    next_attempt_at: dt.datetime | None = None
+    http_status: int | None = None
+    error: str = ""
+    released: bool = False
+
+
+class WebhooksTx(Protocol):
+    """Webhook subscriptions and their deliveries, the webhooks' outbox
+    (``store/sql/webhooks.py``). Deliveries are queued by ``CasesTx.insert_case`` /
+    ``apply`` and ``TimersTx.apply_batch``, in the transaction of the events they tell of."""
+
+    def add_webhook(
+        self,
+        *,
+        url: str,
+        events: Sequence[str],
+        secret: str,
+        description: str,
+        created_by: str,
+        now: dt.datetime,
+    ) -> WebhookSubscription: ...
+    def webhooks(self, *, include_removed: bool = False) -> list[WebhookSubscription]:
+        """The subscriptions (active ones only unless ``include_removed``), by id."""
+        ...
+
+    def webhook(self, subscription_id: int) -> WebhookSubscription | None: ...
+    def remove_webhook(self, subscription_id: int, now: dt.datetime) -> tuple[bool, int]:
+        """Deactivate a subscription; its pending deliveries become dead. Returns (whether
+        it was active, how many deliveries were given up); ``NotFoundError`` if unknown."""
+        ...
+
+    def claim_webhooks(
+        self, now: dt.datetime, limit: int, lease_until: dt.datetime
+    ) -> list[ClaimedWebhook]:
+        """Up to ``limit`` due deliveries (oldest due first), each leased until
+        ``lease_until`` with one attempt more; on PostgreSQL ``SKIP LOCKED``, so two
+        daemons never hold one delivery at the same time."""
+        ...
+
+    def finish_webhooks(self, outcomes: Sequence[WebhookOutcome]) -> int:
+        """Write the outcomes of claimed deliveries; how many were written (one whose
+        claim is not current any more is left alone)."""
+        ...
+
+    def retry_webhook(self, delivery: str | int, now: dt.datetime) -> WebhookDelivery:
+        """Send a dead delivery again (attempts start over) — by ``delivery_id`` or row id.
+        ``NotFoundError`` if unknown, ``ConflictError`` if it is not dead or its
+        subscription was removed."""
+        ...
+
+    def webhook_deliveries(
+        self,
+        *,
+        status: WebhookStatus | None = None,
+        subscription_id: int | None = None,
+        limit: int = 100,
+    ) -> list[WebhookDelivery]:
+        """Deliveries, newest first."""
+        ...
+
+    def webhook_delivery(self, delivery: str | int) -> WebhookDelivery | None:
+        """A delivery by ``delivery_id`` (``msg_…``) or row id."""
+        ...
+
+    def webhook_counts(self) -> dict[WebhookStatus, int]:
+        """How many deliveries are in each status (every status present)."""
+        ...
+
+    def next_webhook_at(self) -> dt.datetime | None:
+        """When the earliest pending delivery is due (or its lease ends); None: none pending."""
+        ...
+
+
+# ------------------------------------------------------------------ end of webhooks
+
+
+# ------------------------------------------------------------------ participants' portal (helper "portal")
+
+
+class PortalTx(Protocol):
+    """What the participants' portal looks up (``store/sql/accounts.py``)."""
+
+    def contacts_with_email(self, email: str) -> list[Contact]:
+        """Every contact row for ``email`` (lower-cased), by municipality and role."""
+        ...
+
+
+# ------------------------------------------------------------------ end of participants' portal
+
+
 class Tx(
     DefinitionsTx,
     ParticipantsTx,
@@ -872,6 +1273,11 @@ class Tx(
     AccountsTx,
     ConsoleTx,
     OverviewTx,
+    DocumentsTx,
+    ApiReadsTx,
+    ApiTx,
+    WebhooksTx,
+    PortalTx,
     Protocol,
 ):
     """One transaction: every concern's protocol together."""

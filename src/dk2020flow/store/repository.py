@@ -28,15 +28,19 @@ from dk2020flow.store.db import (
 from dk2020flow.store.port import BatchItem, BatchOutcome
 from dk2020flow.store.rows import ENV_MAIL_DOMAIN, message_id_for
 from dk2020flow.store.sql.accounts import SqlAccountsTx
+from dk2020flow.store.sql.api import SqlApiTx
+from dk2020flow.store.sql.api_reads import SqlApiReadsTx
 from dk2020flow.store.sql.cases import SqlCasesTx
 from dk2020flow.store.sql.console import SqlConsoleTx
 from dk2020flow.store.sql.daemons import SqlDaemonsTx
 from dk2020flow.store.sql.definitions import SqlDefinitionsTx
+from dk2020flow.store.sql.documents import SqlDocumentsTx
 from dk2020flow.store.sql.outbox import SqlOutboxTx
 from dk2020flow.store.sql.overview import SqlOverviewTx
 from dk2020flow.store.sql.participants import SqlParticipantsTx
 from dk2020flow.store.sql.reports import SqlReportsTx
 from dk2020flow.store.sql.timers import SqlTimersTx
+from dk2020flow.store.sql.webhooks import SqlWebhooksTx
 
 __all__ = ["ENV_MAIL_DOMAIN", "SqlStore", "SqlTx", "message_id_for"]
 
@@ -117,6 +121,10 @@ class SqlTx(
     SqlAccountsTx,
     SqlConsoleTx,
     SqlOverviewTx,
+    SqlDocumentsTx,
+    SqlApiReadsTx,
+    SqlApiTx,
+    SqlWebhooksTx,
 ):
     """One transaction; implements ``port.Tx`` by composing one mixin per concern
     (``store/sql/``), each beside its statements."""

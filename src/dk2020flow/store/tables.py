@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     ForeignKey,
@@ -87,6 +88,12 @@ class ContactRow(SQLModel, table=True):
     language: str = _col(String(8))
 
 
+_CONSOLE_COVERED = ("closed", "deadline_at", "deadline_timer", "definition_id", "entered_at")
+"""What the console's cases table reads of a case besides its filter (late, since). On
+PostgreSQL the index also carries the id (``INCLUDE``: it reads an index alone only when
+it holds every column; SQLite's index entries end with the row's id anyway)."""
+
+
 class CaseRow(SQLModel, table=True):
     """One participant's case in one workflow; ``version`` is the optimistic lock."""
 
@@ -117,6 +124,44 @@ class CaseRow(SQLModel, table=True):
             "deadline_timer",
         ),
         Index("ix_cases_workflow_state_cohort", "workflow", "state", "cohort", "municipality_code"),
+        # console-perf (migration 0004): the cases table filtered by round and region, or
+        # by region and state, read from the index alone (store/sql/console.py).
+        Index(
+            "ix_cases_workflow_cohort_region",
+            "workflow",
+            "cohort",
+            "municipality_region",
+            "state",
+            *_CONSOLE_COVERED,
+            postgresql_include=["id"],
+        ),
+        Index(
+            "ix_cases_workflow_region_state",
+            "workflow",
+            "municipality_region",
+            "state",
+            "cohort",
+            *_CONSOLE_COVERED,
+            postgresql_include=["id"],
+        ),
+        # console-perf (migration 0004): the cases table sorted by since, read in that order
+        # from the index alone whatever the filter (state, round, region, late).
+        Index(
+            "ix_cases_workflow_entered_at_state",
+            "workflow",
+            "entered_at",
+            "id",  # the order's tiebreak, before the rest: the index gives the page's order
+            "state",
+            "cohort",
+            "municipality_region",
+            "closed",
+            "deadline_at",
+            "deadline_timer",
+            "definition_id",
+        ),
+        # console-perf (migration 0004): the overview's first late cases, by deadline then
+        # id, read in that order (however many cases share a deadline).
+        Index("ix_cases_deadline_at_id", "deadline_at", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -137,6 +182,9 @@ class CaseRow(SQLModel, table=True):
     # ``refresh_deadline_columns``), read by the console (migration 0003).
     deadline_at: Any = _col(UtcDateTime, nullable=True)
     deadline_timer: str | None = _col(String(NAME), nullable=True)
+    # console-perf (migration 0004): the region of the case's municipality, kept by the
+    # database's triggers (never written by the store; see ``CaseCountRow``).
+    municipality_region: str | None = _col(String(NAME), nullable=True)
 
 
 class EventRow(SQLModel, table=True):
@@ -528,6 +576,92 @@ class DocumentContentRow(SQLModel, table=True):
     content: bytes = _col(LargeBinary)
 
 
+# ----------------------------------------------------------------------------- console counts
+# console-perf (migration 0004): what the console's overview and cases table count, kept
+# by triggers on cases, municipalities and outbox in every writing transaction (the
+# migration's ``create_console_triggers``), whoever writes. A count is the SUM of ``n``
+# over its key's rows (a key may have a few: concurrent writers each add to a row of
+# their own, so none waits for another); a cohort of none is ``''``. Read by
+# store/sql/overview.py and store/sql/console.py; never written by the store's code.
+
+
+class CaseCountRow(SQLModel, table=True):
+    """Cases per (workflow, state, cohort, region)."""
+
+    __tablename__ = "case_counts"
+    __table_args__ = (
+        Index(
+            "ix_case_counts_workflow_state_cohort_region", "workflow", "state", "cohort", "region"
+        ),
+        Index("ix_case_counts_tx", "tx"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workflow: str = _col(String(NAME))
+    state: str = _col(String(NAME))
+    cohort: str = _col(String(NAME))
+    region: str = _col(String(NAME))
+    n: int = _col(Integer)
+    tx: int | None = _col(BigInteger, nullable=True)
+    """PostgreSQL: the transaction whose change this row is, until it commits (``CountFoldRow``)."""
+
+
+class DeadlineCountRow(SQLModel, table=True):
+    """Open cases with a current deadline (``cases.deadline_at``), per its key."""
+
+    __tablename__ = "deadline_counts"
+    __table_args__ = (
+        Index(
+            "ix_deadline_counts_deadline_at",
+            "deadline_at",
+            "workflow",
+            "definition_id",
+            "state",
+            "deadline_timer",
+            "cohort",
+            "region",
+        ),
+        Index("ix_deadline_counts_tx", "tx"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    deadline_at: Any = _col(UtcDateTime)
+    workflow: str = _col(String(NAME))
+    definition_id: int = _col(Integer)
+    state: str = _col(String(NAME))
+    deadline_timer: str = _col(String(NAME))
+    cohort: str = _col(String(NAME))
+    region: str = _col(String(NAME))
+    n: int = _col(Integer)
+    tx: int | None = _col(BigInteger, nullable=True)
+
+
+class OutboxCountRow(SQLModel, table=True):
+    """Messages per status."""
+
+    __tablename__ = "outbox_counts"
+    __table_args__ = (
+        Index("ix_outbox_counts_status", "status"),
+        Index("ix_outbox_counts_tx", "tx"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    status: str = _col(String(16))
+    n: int = _col(Integer)
+    tx: int | None = _col(BigInteger, nullable=True)
+
+
+class CountFoldRow(SQLModel, table=True):
+    """PostgreSQL: a transaction that changed counts; as it commits, a deferred trigger
+    sums its rows (``tx``) into one update per key and deletes them, so no count row is
+    updated more than once per transaction. Empty otherwise (and on SQLite, where one
+    writer at a time updates the count rows in place)."""
+
+    __tablename__ = "count_folds"
+
+    tx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+
+
 def _table(model: type[SQLModel]) -> Table:
     return cast(Table, model.__table__)  # type: ignore[attr-defined]
 
@@ -554,5 +688,9 @@ webhook_subscriptions = _table(WebhookSubscriptionRow)
 webhook_deliveries = _table(WebhookDeliveryRow)
 documents = _table(DocumentRow)
 document_contents = _table(DocumentContentRow)
+case_counts = _table(CaseCountRow)
+deadline_counts = _table(DeadlineCountRow)
+outbox_counts = _table(OutboxCountRow)
+count_folds = _table(CountFoldRow)
 
 metadata = SQLModel.metadata

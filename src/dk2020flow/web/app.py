@@ -73,6 +73,11 @@ def create_app(config: WebConfig) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for router in routes.ROUTERS:
         app.include_router(router)
+    # The REST API: its own app (its own OpenAPI document and problem+json errors; no
+    # cookies, so no CSRF check), over the same service (web/api/, docs/api.md).
+    from dk2020flow.web.api.app import MOUNT, create_api
+
+    app.mount(MOUNT, create_api(service, config.clock))
     _add_error_pages(app, renderer)
     return app
 
@@ -128,6 +133,8 @@ def _add_error_pages(app: FastAPI, renderer: Renderer) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> Response:
+        if _api_path(request):
+            return _api_problem(request, error.status_code)
         tr = renderer.translator(request)
         if error.status_code == 404:
             return page(request, 404, "error.not_found", tr.t("error.not_found_text"))
@@ -164,5 +171,24 @@ def _add_error_pages(app: FastAPI, renderer: Renderer) -> None:
             error,
             extra={"action": "web_error"},
         )
+        if _api_path(request):
+            return _api_problem(request, 500)
         tr = renderer.translator(request)
         return page(request, 500, "error.title", tr.t("error.server"))
+
+
+def _api_path(request: Request) -> bool:
+    """A path the API's mount did not take (``/api`` itself, one with a line break …):
+    answered as the API answers, with a problem, never with a console page."""
+    from dk2020flow.web.security import API_PATH
+
+    path = request.url.path
+    return path == API_PATH or path.startswith(API_PATH + "/")
+
+
+def _api_problem(request: Request, status: int) -> Response:
+    from dk2020flow.web.api.problems import STATUS_KIND, problem_response
+
+    kind = STATUS_KIND.get(status, "bad-request")
+    detail = "there is no such address in the API (/api/v1/docs lists what there is)"
+    return problem_response(request, status, kind, detail if status == 404 else "")

@@ -3,23 +3,31 @@
 ``Principal`` is read from the session cookie through the service (the cookie holds a
 random token; the database only its hash). Every route depends on one of:
 
-- ``signed_in``: any signed-in user (a staff page anyone with an account may see);
-- ``require_roles(...)``: a user with at least one of the roles;
+- ``signed_in``: any signed-in staff user (a staff page anyone with an account may see);
+- ``require_roles(...)``: a staff user with at least one of the roles;
+- ``participant``: a signed-in participant (the portal, ``/portal``);
 - ``anyone``: no user needed (the sign-in pages, the accessibility statement).
 
 A request without a session on a page that needs one is sent to the sign-in page
-(``SignInRequired``); a user without the role gets 403 (``Forbidden``).
+(``SignInRequired``); a user without the role gets 403 (``Forbidden``). Participants
+get 403 on every staff route and staff on every portal route.
+
+A participant's roles are case-scoped: ``Principal.case_roles`` maps a municipality's
+code to the roles the person holds on that municipality's cases, read from the
+contact rows for their address at each request (through the service), never from the
+request. Their account's own ``roles`` are empty.
 ``tests/web/test_authorization.py`` calls every route as every role and as nobody.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from fastapi import Depends
 from starlette.requests import Request
 
+from dk2020flow.service.accounts import PARTICIPANT, STAFF
 from dk2020flow.web.config import SESSION_COOKIE
 from dk2020flow.web.context import web_context
 
@@ -32,9 +40,20 @@ class Principal:
     name: str
     roles: tuple[str, ...]
     language: str
+    kind: str = STAFF
+    case_roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """A participant's roles by municipality code (empty for staff)."""
 
     def has(self, *roles: str) -> bool:
         return any(role in self.roles for role in roles)
+
+    @property
+    def is_participant(self) -> bool:
+        return self.kind == PARTICIPANT
+
+    def roles_on(self, municipality_code: str) -> tuple[str, ...]:
+        """A participant's roles on a case of the municipality (none: not their case)."""
+        return tuple(self.case_roles.get(municipality_code, ()))
 
 
 class SignInRequired(Exception):  # noqa: N818 - a signal, not an error: the user is sent on
@@ -55,7 +74,19 @@ def current_principal(request: Request) -> Principal | None:
     if token:
         ctx = web_context(request)
         user = ctx.service.accounts.session_user(token, ctx.config.clock.now())
-        if user is not None:
+        if user is not None and user.kind == PARTICIPANT:
+            known = ctx.service.accounts.participant_roles(user.email)
+            principal = Principal(
+                user_id=user.user_id,
+                session_id=user.session_id,
+                email=user.email,
+                name=known.name if known else user.name,
+                roles=(),
+                language=known.language if known else user.language,
+                kind=PARTICIPANT,
+                case_roles=known.by_municipality if known else {},
+            )
+        elif user is not None:
             principal = Principal(
                 user_id=user.user_id,
                 session_id=user.session_id,
@@ -74,9 +105,22 @@ def anyone(request: Request) -> Principal | None:
 
 
 def signed_in(request: Request) -> Principal:
+    """A signed-in staff user (a participant gets 403)."""
     principal = current_principal(request)
     if principal is None:
         raise SignInRequired
+    if principal.kind != STAFF:
+        raise Forbidden
+    return principal
+
+
+def participant(request: Request) -> Principal:
+    """A signed-in participant (staff get 403: they have the console)."""
+    principal = current_principal(request)
+    if principal is None:
+        raise SignInRequired
+    if principal.kind != PARTICIPANT:
+        raise Forbidden
     return principal
 
 

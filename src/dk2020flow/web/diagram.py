@@ -50,10 +50,6 @@ class _Edge:
     triggers: tuple[str, ...]
 
 
-def _definition(workflow: Workflow | CompiledWorkflow) -> Workflow:
-    return workflow.workflow if isinstance(workflow, CompiledWorkflow) else workflow
-
-
 def _edges(workflow: Workflow) -> list[_Edge]:
     """One edge per (source, target) of the transitions not ``from: "*"``."""
     triggers: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -121,8 +117,33 @@ def workflow_svg(
     language: str = "da",
 ) -> Markup:
     """The workflow's states and transitions as an ``<svg role="img">`` with a
-    ``<title>`` (``title``) and a ``<desc>``; ``current_state`` is highlighted."""
-    wf = _definition(workflow)
+    ``<title>`` (``title``) and a ``<desc>``; ``current_state`` is highlighted.
+
+    A stored version's drawing (a ``CompiledWorkflow``: its content never changes) is
+    kept per (content hash, state, title, language), so a case page draws its diagram
+    once per state, not on every request."""
+    if isinstance(workflow, CompiledWorkflow):
+        key = ("svg", workflow.content_hash, current_state, title, language)
+        found = _DRAWN.get(key)
+        if found is None:
+            found = _keep(key, _svg(workflow.workflow, current_state, title, language))
+        return found
+    return _svg(workflow, current_state, title, language)
+
+
+_DRAWN: dict[tuple[str | None, ...], Markup] = {}
+_DRAWN_LIMIT = 512
+"""Drawings kept (states × languages × the versions in use: a few dozen in practice)."""
+
+
+def _keep(key: tuple[str | None, ...], drawn: Markup) -> Markup:
+    if len(_DRAWN) >= _DRAWN_LIMIT:
+        _DRAWN.clear()  # rare: many versions in use; start again rather than grow
+    _DRAWN[key] = drawn
+    return drawn
+
+
+def _svg(wf: Workflow, current_state: str | None, title: str, language: str) -> Markup:
     tr = Translator(language)
     edges = _edges(wf)
     layer = _layers(wf, edges)
@@ -263,8 +284,18 @@ def workflow_outline(
     workflow: Workflow | CompiledWorkflow, current_state: str | None, *, language: str = "da"
 ) -> Markup:
     """The diagram as a nested list: each state, whether it is the current one, and
-    where each of its transitions leads (by which trigger)."""
-    wf = _definition(workflow)
+    where each of its transitions leads (by which trigger); kept as ``workflow_svg``
+    keeps its drawings."""
+    if isinstance(workflow, CompiledWorkflow):
+        key = ("outline", workflow.content_hash, current_state, language)
+        found = _DRAWN.get(key)
+        if found is None:
+            found = _keep(key, _outline(workflow.workflow, current_state, language))
+        return found
+    return _outline(workflow, current_state, language)
+
+
+def _outline(wf: Workflow, current_state: str | None, language: str) -> Markup:
     tr = Translator(language)
     items: list[str] = []
     for state, spec in wf.states.items():

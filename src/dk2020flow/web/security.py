@@ -6,6 +6,12 @@ and every htmx request in the ``X-CSRF-Token`` header (``base.html`` sets both).
 POST, PUT, PATCH or DELETE whose token is missing or differs is refused with 403
 before its endpoint runs, and a request whose ``Origin`` names another site too.
 The session cookie is SameSite=Lax besides, so a cross-site form never carries it.
+
+The REST API under ``/api`` is outside all of this: it is its own application (the
+console's app-wide CSRF dependency does not reach it), it authenticates by bearer token
+only and never reads a cookie — so a forged cross-site request, which can carry the
+browser's cookies but not an ``Authorization`` header, gets nothing from it — and it
+is sent no CSRF cookie.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from dk2020flow.web.config import CSRF_COOKIE
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
+API_PATH = "/api"
+"""The REST API's mount: bearer tokens, no cookies, so outside the CSRF machinery."""
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -55,6 +63,9 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if _is_api(scope):
+            await self._api(scope, receive, send)
+            return
         request = Request(scope)
         existing = request.cookies.get(CSRF_COOKIE)
         token = existing if _well_formed(existing) else secrets.token_urlsafe(32)
@@ -72,6 +83,24 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+    async def _api(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The REST API (``/api``) gets the headers but no cookie: it reads none (bearer
+        tokens only), so it needs no CSRF token and sets none."""
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _is_api(scope: Scope) -> bool:
+    path = str(scope.get("path", ""))
+    return path == API_PATH or path.startswith(API_PATH + "/")
 
 
 def _well_formed(token: str | None) -> bool:

@@ -43,6 +43,10 @@ TABLES = {
     "webhook_deliveries",
     "documents",
     "document_contents",
+    "case_counts",
+    "deadline_counts",
+    "outbox_counts",
+    "count_folds",
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email
+import io
 from collections.abc import Iterator
 from email import policy
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from dk2020flow.clock import ManualClock
 from dk2020flow.runtime.delivery import build_email
 from dk2020flow.service import Service
+from dk2020flow.service.filetypes import sample
 from dk2020flow.settings import Settings
 from dk2020flow.store.port import Contact, OutboxMessage
 from dk2020flow.store.repository import SqlStore
@@ -114,8 +116,21 @@ def _decided(service: Service) -> None:
     )
 
 
+def _hand_in(service: Service, document: str) -> None:
+    service.documents.attach(
+        "Aarhus",
+        document,
+        io.BytesIO(sample("pdf")),
+        filename=f"{document}.pdf",
+        actor="Mette Lindholm",
+        role="contact_person",
+        workflow="dk2020",
+    )
+
+
 def _submitted(service: Service) -> None:
     _decided(service)
+    _hand_in(service, "application")
     service.fire(
         "Aarhus",
         "submit_application",
@@ -233,6 +248,7 @@ def test_the_comment_of_a_trigger_reaches_the_mail_of_the_state_it_enters(
         state="drafting",
         reason="test",
     )
+    _hand_in(service, "draft_plan")
     service.fire(
         "Aarhus",
         "submit_plan",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from dk2020flow.clock import ManualClock
 from dk2020flow.report import Report, render_html, to_csv, to_json
 from dk2020flow.service import Service
+from dk2020flow.service.filetypes import sample
 from dk2020flow.store.db import upgrade
 from dk2020flow.store.repository import SqlStore
 
@@ -105,6 +107,18 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqlStore]:
         **council,
     )
     contact = {"actor": "contact", "role": "contact_person", "workflow": "dk2020"}
+    for ref, document, day in (
+        ("Aarhus", "draft_plan", "2020-09-01"),
+        ("Odense", "application", "2020-09-10"),
+    ):
+        service.documents.attach(
+            ref,
+            document,
+            io.BytesIO(sample("pdf")),
+            filename=f"{document}.pdf",
+            now=at(day),
+            **contact,
+        )
     service.fire(
         "Aarhus",
         "submit_plan",

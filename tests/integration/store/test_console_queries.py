@@ -390,3 +390,31 @@ def test_late_agrees_with_late_deadlines_on_the_dk2020_programme(db_url: str) ->
         assert checked > 0  # some instants have late cases: the comparison says something
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("sort", list(CaseSort))
+@pytest.mark.parametrize("descending", [False, True])
+@pytest.mark.parametrize(
+    "filters",
+    [{}, {"late": True}, {"late": False}, {"cohort": "round1"}, {"region": "Syddanmark"}],
+    ids=["all", "late", "not-late", "round1", "syddanmark"],
+)
+def test_every_page_is_its_slice_of_the_whole_order(
+    store: SqlStore,
+    build: Build,
+    cases: dict[str, int],
+    sort: CaseSort,
+    descending: bool,
+    filters: dict[str, object],
+) -> None:
+    """A page (read by the kept counts: a group at a time for round, state and deadline,
+    walking the names or the filter's index for a name) is the slice of the order the
+    whole table has (every row, sorted in one SQL query), and its total the rows'."""
+    whole = query(build, sort=sort, descending=descending, **filters)
+    with store.read() as tx:
+        every = [row.case.id for row in tx.case_table(whole).rows]
+        for size in (1, 2, 4):
+            for offset in range(0, len(every) + size, size):
+                page = tx.case_table(replace(whole, limit=size, offset=offset))
+                assert [row.case.id for row in page.rows] == every[offset : offset + size]
+                assert page.total == len(every)

@@ -7,6 +7,7 @@ be late on (``service.console.deadline_timers``), on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import shutil
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from sqlalchemy import select
 from dk2020flow.bundled import workflow_path
 from dk2020flow.clock import ManualClock
 from dk2020flow.service.core import Service
+from dk2020flow.service.filetypes import sample
 from dk2020flow.store import tables as t
 from dk2020flow.store.repository import SqlStore
 from dk2020flow.store.sql.timers import latest_deadline_arms
@@ -93,6 +95,16 @@ def test_the_columns_follow_every_kind_of_write(store: SqlStore, tmp_path: Path)
     # Aarhus submits and is accepted: it waits for its round's start, a timer that moves
     # it on to guidance when dispatch fires it (below).
     submitted = OPENED + dt.timedelta(days=30)
+    service.documents.attach(
+        "Aarhus",
+        "application",
+        io.BytesIO(sample("pdf")),
+        filename="ansøgning.pdf",
+        actor="kontakt@example.dk",
+        role="contact_person",
+        workflow="dk2020",
+        now=submitted,
+    )
     service.fire(
         "Aarhus",
         "submit_application",

@@ -15,13 +15,14 @@ from sqlalchemy.engine import Row
 
 from dk2020flow.errors import NotFoundError
 from dk2020flow.store import tables as t
-from dk2020flow.store.port import SessionInfo, SessionUser, SignInToken, UserInfo
+from dk2020flow.store.port import Contact, SessionInfo, SessionUser, SignInToken, UserInfo
 from dk2020flow.store.sql.base import SqlBase
 
 _u = t.users.c
 _k = t.sign_in_tokens.c
 _s = t.web_sessions.c
 _a = t.sign_in_attempts.c
+_c = t.contacts.c
 
 ATTEMPTS_KEPT = dt.timedelta(days=1)
 """Sign-in attempts older than this are deleted when their key is counted again."""
@@ -75,6 +76,7 @@ SESSION_USER = (
         _u.name,
         _u.roles,
         _u.language,
+        _u.kind,
     )
     .select_from(t.web_sessions.join(t.users, _u.id == _s.user_id))
     .where(_u.active.is_(True), _s.revoked_at.is_(None))
@@ -260,6 +262,7 @@ class SqlAccountsTx(SqlBase):
             name=row.name,
             roles=tuple(row.roles or ()),
             language=row.language,
+            kind=row.kind,
         )
         return user, row.last_seen_at
 
@@ -307,3 +310,22 @@ class SqlAccountsTx(SqlBase):
             delete(t.sign_in_attempts).where(_a.key.in_(list(keys)), _a.at < at - ATTEMPTS_KEPT)
         )
         self._conn.execute(insert(t.sign_in_attempts), [{"key": key, "at": at} for key in keys])
+
+    # ------------------------------------------------------------------ participants (portal)
+
+    def contacts_with_email(self, email: str) -> list[Contact]:
+        rows = self._conn.execute(
+            select(t.contacts)
+            .where(func.lower(_c.email) == email.lower())
+            .order_by(_c.municipality_code, _c.role, _c.id)
+        )
+        return [
+            Contact(
+                municipality_code=row.municipality_code,
+                role=row.role,
+                name=row.name,
+                email=row.email,
+                language=row.language,
+            )
+            for row in rows
+        ]

@@ -32,6 +32,7 @@ from dk2020flow.store.sql.timers import (
     refresh_deadline_columns,
     timer_values,
 )
+from dk2020flow.store.sql.webhooks import Told, queue_webhooks
 
 PENDING = TimerStatus.PENDING.value
 
@@ -241,6 +242,8 @@ class SqlCasesTx(SqlBase):
                 },
             )
         self._insert_events(case_id, decision.events, epoch=case.epoch)
+        # Its webhook notices, in this transaction (one cached read when nobody subscribes).
+        queue_webhooks(self._conn, [Told(case_id, case, decision.events)])
         if decision.arm:
             INSERT_TIMER_ROWS.execute(
                 self._conn, [timer_values(case_id, arm) for arm in decision.arm]

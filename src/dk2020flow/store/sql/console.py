@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import (
@@ -35,12 +36,14 @@ from sqlalchemy import (
     false,
     func,
     insert,
+    literal,
     or_,
     select,
     tuple_,
     update,
 )
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.selectable import Join
 
 from dk2020flow.engine.records import TimerKind, TimerStatus
@@ -60,6 +63,8 @@ from dk2020flow.store.sql.base import SqlBase
 
 _c = t.cases.c
 _m = t.municipalities.c
+_cc = t.case_counts.c
+_dc = t.deadline_counts.c
 _v = t.saved_views.c
 _u = t.users.c
 _r = t.bulk_runs.c
@@ -102,13 +107,42 @@ def _counts(query: CaseTableQuery) -> ColumnElement[bool]:
     return tuple_(_c.definition_id, _c.state, _c.deadline_timer).in_(list(query.deadline_timers))
 
 
-def late_expression(query: CaseTableQuery) -> ColumnElement[bool]:
+class _Unindexed(FunctionElement[Any]):
+    """A column SQLite must not look up through an index (``+column``; elsewhere the
+    column itself): so that a filter by round or region reads the index made for it
+    (``ix_cases_workflow_cohort_region``, ``ix_cases_workflow_region_state``), and a
+    page by since the index in its order, not the deadline index, which SQLite (with
+    statistics or without: nothing runs ``ANALYZE``) prefers for ``deadline_at < now``
+    and then reads the case row of every late case."""
+
+    inherit_cache = True
+    name = "unindexed"
+
+    def __init__(self, column: ColumnElement[Any]) -> None:
+        super().__init__(column)
+        self.type = column.type
+
+
+@compiles(_Unindexed)
+def _column_itself(element: _Unindexed, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.clauses, **kw))
+
+
+@compiles(_Unindexed, "sqlite")
+def _sqlite_unindexed(element: _Unindexed, compiler: Any, **kw: Any) -> str:
+    return "+" + str(compiler.process(element.clauses, **kw))
+
+
+def late_expression(query: CaseTableQuery, *, other_index: bool = False) -> ColumnElement[bool]:
     """Whether the case is late at ``query.now`` (see the module's docstring): its
     earliest counting deadline (``cases.deadline_at``) passed. Late on any arm means
-    late on the earliest, so this is exact for a state with two deadline timers too."""
+    late on the earliest, so this is exact for a state with two deadline timers too.
+    ``other_index``: a filter that reads another index (SQLite is kept from the
+    deadline index: ``_Unindexed``)."""
     # ``is not null`` first: ``not late`` must hold for a case without a deadline too.
     waits = and_(_c.deadline_at.is_not(None), _c.deadline_timer.is_not(None))
-    return and_(_c.closed.is_(False), waits, _c.deadline_at < query.now, _counts(query))
+    deadline: ColumnElement[Any] = _Unindexed(_c.deadline_at) if other_index else _c.deadline_at
+    return and_(_c.closed.is_(False), waits, deadline < query.now, _counts(query))
 
 
 def deadline_expression(query: CaseTableQuery) -> ColumnElement[Any]:
@@ -140,12 +174,16 @@ def _sqlite_cross_join(join: _DrivingJoin, compiler: Any, **kw: Any) -> str:
     return f"{left} CROSS JOIN {right} ON {on}"
 
 
-def _filtered(query: CaseTableQuery, base: Select[Any], *, join: bool) -> Select[Any]:
+def _filtered(
+    query: CaseTableQuery, base: Select[Any], *, join: bool, drive: bool = False
+) -> Select[Any]:
     """``base`` over the cases that match ``query``'s filter; joined with the
-    municipalities when the filter needs them or ``join`` (the sort does)."""
-    if join or query.region is not None or query.search.strip():
+    municipalities when the search needs them or ``join`` (the sort does), and read in
+    the municipalities' order first when ``drive`` (a sort by name of a filter that
+    many cases match: the name index gives the page after a few rows)."""
+    if join or query.search.strip():
         on = _m.code == _c.municipality_code
-        if query.sort in (CaseSort.MUNICIPALITY, CaseSort.REGION):
+        if drive and query.sort in (CaseSort.MUNICIPALITY, CaseSort.REGION):
             base = base.select_from(_DrivingJoin(t.municipalities, t.cases, on))
         else:
             base = base.select_from(t.cases.join(t.municipalities, on))
@@ -157,27 +195,80 @@ def _filtered(query: CaseTableQuery, base: Select[Any], *, join: bool) -> Select
     if query.cohort is not None:
         base = base.where(_c.cohort == query.cohort)
     if query.region is not None:
-        base = base.where(_m.region == query.region)
+        # The case's own copy of its municipality's region (kept by the database):
+        # the filter reads the cases' indexes alone.
+        base = base.where(_c.municipality_region == query.region)
     if query.search.strip():
         base = base.where(folded(_m.name).like(_like_pattern(query.search.strip()), escape="\\"))
+    # A round or region is read from its own index; a page by since walks the index in
+    # that order (``ix_cases_workflow_entered_at_state``: lateness is in it).
+    other_index = (
+        query.cohort is not None or query.region is not None or query.sort is CaseSort.SINCE
+    )
     if query.late is True:
-        base = base.where(late_expression(query))
+        base = base.where(late_expression(query, other_index=other_index))
     elif query.late is False:
-        base = base.where(~late_expression(query))
+        base = base.where(~late_expression(query, other_index=other_index))
     return base
 
 
-def _ordered(query: CaseTableQuery, base: Select[Any]) -> Select[Any]:
+def _many_match(query: CaseTableQuery, counted: tuple[int, int] | None) -> bool:
+    """Whether walking the municipalities' names finds a page sorted by name sooner than
+    the filter's index does. Walking reads about ``wanted × cases / total`` rows (each
+    looked up: the name order says nothing of the filter); the filter's index reads the
+    ``total`` matches (each joined to its name) and sorts them. So: walk when
+    ``total² ≥ 2 × wanted × cases``. Unknown (a text search, every row): walk."""
+    if counted is None or query.limit is None:
+        return True
+    total, cases = counted
+    return total * total >= 2 * (query.offset + query.limit) * cases
+
+
+_GROUPED = frozenset({CaseSort.ROUND, CaseSort.STATE, CaseSort.DEADLINE})
+"""Sorts by a column of few values (of few distinct deadlines), then by name: paged by
+the kept counts of each value (``SqlConsoleTx._ids_by_groups``)."""
+
+
+def _kept_filter(query: CaseTableQuery, kept: Any) -> list[ColumnElement[bool]]:
+    """``query``'s filter (but *late* and the text search) on a kept count table's key
+    (``case_counts`` or ``deadline_counts``: no round is ``''`` there)."""
+    wanted = (
+        (kept.workflow, query.workflow),
+        (kept.state, query.state),
+        (kept.cohort, query.cohort),
+        (kept.region, query.region),
+    )
+    return [column == value for column, value in wanted if value is not None]
+
+
+def _passed_filter(query: CaseTableQuery, late: bool | None) -> list[ColumnElement[bool]]:
+    """``deadline_counts`` rows of the timers a case can be late on: passed at
+    ``query.now`` (``late``), not passed (``late`` False), or either (None)."""
+    counting: list[ColumnElement[bool]] = [
+        tuple_(_dc.definition_id, _dc.state, _dc.deadline_timer).in_(list(query.deadline_timers))
+        if query.deadline_timers
+        else false()
+    ]
+    if late is True:
+        counting.append(_dc.deadline_at < query.now)
+    elif late is False:
+        counting.append(_dc.deadline_at >= query.now)
+    return counting
+
+
+def _ordered(query: CaseTableQuery, base: Select[Any], *, walk: bool = True) -> Select[Any]:
     """Sorted by ``query.sort``; each order is one an index can give where one exists
     (``ix_municipalities_region_name``, ``ix_cases_workflow_entered_at``); ties go by
-    name (round, state, deadline) or case id."""
+    name (round, state, deadline) or case id. Not ``walk``: few cases match, so SQLite
+    is kept from walking ``ix_cases_workflow_entered_at`` for them (it would read every
+    case in that order to find the few): it reads the filter's index and sorts those."""
     order: list[Any]
     if query.sort is CaseSort.MUNICIPALITY:
         order = [_m.name]
     elif query.sort is CaseSort.REGION:
         order = [_m.region, _m.name]
     elif query.sort is CaseSort.SINCE:
-        order = [_c.entered_at]
+        order = [_c.entered_at if walk else _Unindexed(_c.entered_at)]
     else:
         key: Any = {
             CaseSort.ROUND: _c.cohort,
@@ -197,26 +288,156 @@ class SqlConsoleTx(SqlBase):
     # ------------------------------------------------------------------ the cases table
 
     def case_table(self, query: CaseTableQuery) -> CaseTablePage:
-        # Two steps: the page's ids (filter, sort, limit: nothing computed per row that
-        # the sort does not need), then those rows with their deadline and lateness.
-        ids = self.case_table_ids(query)
-        if query.limit is None:
-            total = len(ids)
-        elif query.offset == 0 and len(ids) < query.limit:
-            total = len(ids)  # the whole result is on this page: no need to count
-        else:
-            count = _filtered(query, select(func.count()), join=False)
-            total = int(self._conn.execute(count).scalar_one())
+        # The count first, from the counts the database keeps (a few rows; a text search
+        # counts in SQL); then the page's ids (filter, sort, limit: nothing computed per
+        # row that the sort does not need), read in the order that suits how many match;
+        # then those rows with their deadline and lateness.
+        counted = self._kept_counts(query)
+        total = None if counted is None else counted[0]
+        if query.limit == 0 and total is not None:
+            return CaseTablePage(rows=[], total=total)
+        ids = self._page_ids(query, counted)
+        if total is None:
+            if query.limit is None or (query.offset == 0 and len(ids) < query.limit):
+                total = len(ids)  # the whole result is on this page: no need to count
+            else:
+                count = _filtered(query, select(func.count()), join=False)
+                total = int(self._conn.execute(count).scalar_one())
         return CaseTablePage(rows=self._table_rows(query, ids), total=total)
 
     def case_table_ids(self, query: CaseTableQuery) -> list[int]:
+        return self._page_ids(query, None)
+
+    def _page_ids(self, query: CaseTableQuery, counted: tuple[int, int] | None) -> list[int]:
+        """The page's ids; ``counted`` is (matching cases, the workflow's cases) from the
+        kept counts (None: unknown, a text search)."""
+        if query.limit is not None and counted is not None and query.sort in _GROUPED:
+            return self._ids_by_groups(query, *counted)
         if query.sort is CaseSort.DEADLINE and query.limit is not None:
             return self._ids_by_deadline(query, query.limit)
+        if counted is not None and counted[0] == 0:
+            return []
         by_name = query.sort is not CaseSort.SINCE  # every other order reads the name
-        page = _ordered(query, _filtered(query, select(_c.id), join=by_name))
+        walk = _many_match(query, counted)  # the sort's own order, or the filter's index
+        if not by_name and (query.cohort is not None or query.region is not None):
+            # When a case entered its state goes with its state and round: walking that
+            # order meets the matches late. A round or region has an index that holds
+            # the entry time (and lateness): reading it alone and sorting is bounded.
+            walk = False
+        page = _ordered(
+            query, _filtered(query, select(_c.id), join=by_name, drive=by_name and walk), walk=walk
+        )
         if query.limit is not None:
             page = page.limit(query.limit).offset(query.offset)
         return [int(case_id) for case_id in self._conn.execute(page).scalars()]
+
+    def _ids_by_groups(self, query: CaseTableQuery, total: int, cases: int) -> list[int]:
+        """A page sorted by round, state or deadline: cases of one value come together,
+        by name. The kept counts say how many cases each value has (in the sort's
+        order), so the page is read group by group — only the groups it covers, each
+        from its own offset and as ``_many_match`` says — instead of sorting every case."""
+        assert query.limit is not None
+        skip, ids = query.offset, list[int]()
+        for condition, count in self._groups(query, total):
+            if skip >= count:
+                skip -= count
+                continue
+            take = min(query.limit - len(ids), count - skip)
+            part = replace(
+                query, sort=CaseSort.MUNICIPALITY, descending=False, offset=skip, limit=take
+            )
+            drive = _many_match(part, (count, cases))
+            page = _ordered(part, _filtered(part, select(_c.id), join=True, drive=drive))
+            found = self._conn.execute(page.where(condition).limit(take).offset(skip))
+            ids += [int(case_id) for case_id in found.scalars()]
+            skip = 0
+            if len(ids) >= query.limit:
+                break
+        return ids
+
+    def _groups(self, query: CaseTableQuery, total: int) -> list[tuple[ColumnElement[bool], int]]:
+        """(the condition of a value of the sort's column, how many matching cases have
+        it), in the sort's order: rounds and deadlines with none last either way."""
+        if query.sort is CaseSort.DEADLINE:
+            passed = _passed_filter(query, query.late)
+            key = _dc.deadline_at
+            n = func.sum(_dc.n)
+            rows = self._conn.execute(
+                select(key, n)
+                .where(*_kept_filter(query, _dc), *passed)
+                .group_by(key)
+                .having(n != 0)
+                .order_by(key.desc() if query.descending else key.asc())
+            ).all()
+            has = and_(
+                _c.closed.is_(False),
+                _c.deadline_at.is_not(None),
+                _c.deadline_timer.is_not(None),
+                _counts(query),
+            )
+            groups = [(and_(has, _c.deadline_at == at), int(count)) for at, count in rows]
+            rest = total - sum(count for _, count in groups)
+            return [*groups, (~has, rest)] if rest > 0 else groups
+        cases_key, late_key, column = {
+            CaseSort.STATE: (_cc.state, _dc.state, _c.state),
+            CaseSort.ROUND: (_cc.cohort, _dc.cohort, _c.cohort),
+        }[query.sort]
+        n = func.sum(_cc.n)
+        counted = self._conn.execute(
+            select(cases_key, n)
+            .where(*_kept_filter(query, _cc))
+            .group_by(cases_key)
+            .having(n != 0)
+            .order_by(cases_key.desc() if query.descending else cases_key.asc())
+        ).all()
+        late: dict[str, int] = {}
+        if query.late is not None and query.deadline_timers:
+            ln = func.sum(_dc.n)
+            late = {
+                str(value): int(count)
+                for value, count in self._conn.execute(
+                    select(late_key, ln)
+                    .where(*_kept_filter(query, _dc), *_passed_filter(query, True))
+                    .group_by(late_key)
+                )
+            }
+        found: list[tuple[ColumnElement[bool], int]] = []
+        none: list[tuple[ColumnElement[bool], int]] = []
+        for value, cases in counted:
+            count = int(cases)
+            if query.late is not None:
+                count = late.get(value, 0) if query.late else count - late.get(value, 0)
+            if count <= 0:
+                continue
+            if value == "":  # no round: last in either direction
+                none.append((column.is_(None), count))
+            else:
+                found.append((column == value, count))
+        return found + none
+
+    def _kept_counts(self, query: CaseTableQuery) -> tuple[int, int] | None:
+        """(how many cases match ``query``'s filter, how many the workflow has), in one
+        query of the kept counts; None for a text search."""
+        if query.search.strip():
+            return None
+
+        def cases(*where: ColumnElement[bool]) -> Any:
+            return select(func.coalesce(func.sum(_cc.n), 0)).where(*where).scalar_subquery()
+
+        late: Any = literal(0)
+        if query.late is not None and query.deadline_timers:
+            late = (
+                select(func.coalesce(func.sum(_dc.n), 0))
+                .where(*_kept_filter(query, _dc), *_passed_filter(query, True))
+                .scalar_subquery()
+            )
+        row = self._conn.execute(
+            select(cases(*_kept_filter(query, _cc)), late, cases(_cc.workflow == query.workflow))
+        ).one()
+        total, passed, workflow = (int(value) for value in row)
+        if query.late is None:
+            return total, workflow
+        return (passed if query.late else total - passed), workflow
 
     def _ids_by_deadline(self, query: CaseTableQuery, limit: int) -> list[int]:
         """A page sorted by deadline, in two parts so that the cases with a deadline come
@@ -246,11 +467,20 @@ class SqlConsoleTx(SqlBase):
         )
         return ids + [int(case_id) for case_id in self._conn.execute(rest).scalars()]
 
+    def definition_names(self) -> list[tuple[int, str]]:
+        d = t.definitions.c
+        rows = self._conn.execute(select(d.id, d.name).order_by(d.id))
+        return [(int(definition_id), str(name)) for definition_id, name in rows]
+
     def regions(self) -> list[str]:
-        return [
-            str(r)
-            for r in self._conn.execute(select(_m.region).distinct().order_by(_m.region)).scalars()
-        ]
+        # One step of ``ix_municipalities_region_name`` per region (a loose index scan in
+        # a recursive query), not every municipality: a handful of regions, however
+        # many municipalities.
+        first = select(func.min(_m.region).label("region")).cte("regions", recursive=True)
+        after = select(func.min(_m.region)).where(_m.region > first.c.region).scalar_subquery()
+        steps = first.union_all(select(after).where(first.c.region.is_not(None)))
+        query = select(steps.c.region).where(steps.c.region.is_not(None))
+        return sorted(str(r) for r in self._conn.execute(query).scalars())
 
     def _table_rows(self, query: CaseTableQuery, ids: Sequence[int]) -> list[CaseTableRow]:
         if not ids:

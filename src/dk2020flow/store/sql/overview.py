@@ -1,32 +1,48 @@
 """``OverviewTx``: the console's programme overview, counted and limited in SQL.
 
-Every query here groups or limits in the database, so the overview costs the same
-on 98 cases as on 100 000: counts per (workflow, state, round, region), the cases
-whose deadline may be late grouped by (definition, state, timer) — whether they are
-is ``engine.timers.is_late``, which the service applies per group — the first of them
-by deadline, and the pending deadlines of a window. The deadlines are the cases'
-``deadline_at`` and ``deadline_timer`` columns (``ix_cases_workflow_deadline_at``),
-which the store keeps from the timers (``ix_cases_deadline_at``); the window of
-pending deadlines reads the window's timer rows alone (``ix_timers_status_due_at``).
+Every query here reads counts the database keeps or limits in SQL, so the overview
+costs the same on 98 cases as on 100 000: the counts per (workflow, state, round,
+region) and per message status are the ``case_counts`` and ``outbox_counts`` the
+triggers of migration 0004 keep (a few dozen rows); the cases whose deadline passed,
+per (definition, state, timer) — whether they are late is ``engine.timers.is_late``,
+which the service applies per group — are the ``deadline_counts`` rows before the
+instant (one per distinct deadline and key, not one per case); the first of them by
+deadline come from the cases' ``deadline_at`` and ``deadline_timer`` columns
+(``ix_cases_deadline_at_id``), and the pending deadlines of a window from the window's
+timer rows alone (``ix_timers_status_due_at``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    exists,
+    false,
+    func,
+    select,
+    tuple_,
+)
 
 from dk2020flow.engine.records import TimerKind, TimerStatus
 from dk2020flow.store import tables as t
-from dk2020flow.store.port import DeadlineLine, LateGroup, StateCount
+from dk2020flow.store.port import DeadlineLine, LateGroup, OutboxStatus, StateCount
 from dk2020flow.store.sql.base import SqlBase
 
 _c = t.cases.c
 _m = t.municipalities.c
 _tm = t.timers.c
+_cc = t.case_counts.c
+_dc = t.deadline_counts.c
+_oc = t.outbox_counts.c
 _DEADLINE = TimerKind.DEADLINE.value
 
 
@@ -74,13 +90,16 @@ def _current_deadline_rows() -> Select[Any]:
     )
 
 
-def _pending_deadline_rows(start: dt.datetime, end: dt.datetime) -> Select[Any]:
-    """The pending current deadline rows of open cases due in [start, end]: every
-    deadline timer's, a plain timer's too (the list of what is coming), so not from the
-    cases' columns. A deadline row is due at its deadline (``engine.timers.schedule``),
-    so ``ix_timers_status_due_at`` finds the window's rows, and only those are checked
-    for being the latest armed (``sql.timers.latest_deadline_arms``)."""
-    newer = aliased(t.timers)
+def _pending_deadline_rows() -> Select[Any]:
+    """The pending current deadline rows of open cases due in [``start``, ``end``] (bound
+    parameters): every deadline timer's, a plain timer's too (the list of what is
+    coming), so not from the cases' columns. A deadline row is due at its deadline
+    (``engine.timers.schedule``), so ``ix_timers_status_due_at`` finds the window's rows,
+    and only those are checked for being the latest armed
+    (``sql.timers.latest_deadline_arms``)."""
+    newer = t.timers.alias("newer")
+    start = bindparam("start", type_=_tm.due_at.type)
+    end = bindparam("end", type_=_tm.due_at.type)
     return (
         select(
             _tm.case_id,
@@ -115,6 +134,31 @@ def _pending_deadline_rows(start: dt.datetime, end: dt.datetime) -> Select[Any]:
     )
 
 
+@cache
+def _statements() -> dict[str, Any]:
+    """The overview's statements, built once (on first use: not at import) with bound
+    parameters, so a request binds values instead of building SQL expressions."""
+    window = _pending_deadline_rows()
+    limit = bindparam("limit", type_=Integer)
+    at = bindparam("at", type_=_c.deadline_at.type)
+    groups = tuple_(_c.definition_id, _c.state, _c.deadline_timer).in_(
+        bindparam("groups", expanding=True)
+    )
+    return {
+        "window_count": select(func.count()).select_from(window.subquery()),
+        "window": window.order_by(_tm.deadline_at, _tm.case_id).limit(limit),
+        # ``ix_cases_deadline_at_id`` gives the page in its order: a page reads about a
+        # page of cases, however many share a deadline.
+        "late_ids": select(_c.id)
+        .where(_c.closed == false(), _c.deadline_at < at, groups)
+        .order_by(_c.deadline_at, _c.id)
+        .limit(limit),
+        "late_rows": _current_deadline_rows()
+        .where(_c.id.in_(bindparam("ids", expanding=True)))
+        .order_by(_c.deadline_at, _c.id),
+    }
+
+
 def _line(row: Any) -> DeadlineLine:
     return DeadlineLine(
         case_id=row.case_id,
@@ -134,64 +178,70 @@ class SqlOverviewTx(SqlBase):
     """``port.OverviewTx`` over the transaction's connection."""
 
     def state_counts(self) -> list[StateCount]:
+        n = func.sum(_cc.n)
         query = (
-            select(_c.workflow, _c.state, _c.cohort, _m.region, func.count().label("n"))
-            .join(t.municipalities, _m.code == _c.municipality_code)
-            .group_by(_c.workflow, _c.state, _c.cohort, _m.region)
+            select(_cc.workflow, _cc.state, _cc.cohort, _cc.region, n.label("n"))
+            .group_by(_cc.workflow, _cc.state, _cc.cohort, _cc.region)
+            .having(n != 0)
         )
         return [
             StateCount(
-                workflow=r.workflow, state=r.state, cohort=r.cohort, region=r.region, count=r.n
+                workflow=r.workflow,
+                state=r.state,
+                cohort=r.cohort or None,
+                region=r.region,
+                count=int(r.n),
             )
             for r in self._conn.execute(query)
         ]
 
     def passed_deadline_groups(self, at: dt.datetime) -> list[LateGroup]:
+        n = func.sum(_dc.n)
         query = (
-            select(_c.definition_id, _c.state, _c.deadline_timer, func.count().label("n"))
-            .where(_c.closed == false(), _c.deadline_at < at)
-            .group_by(_c.definition_id, _c.state, _c.deadline_timer)
+            select(_dc.definition_id, _dc.state, _dc.deadline_timer, n.label("n"))
+            .where(_dc.deadline_at < at)
+            .group_by(_dc.definition_id, _dc.state, _dc.deadline_timer)
+            .having(n != 0)
         )
         return [
             LateGroup(
-                definition_id=r.definition_id, state=r.state, timer=r.deadline_timer, count=r.n
+                definition_id=r.definition_id, state=r.state, timer=r.deadline_timer, count=int(r.n)
             )
             for r in self._conn.execute(query)
         ]
+
+    def outbox_status_counts(self) -> dict[OutboxStatus, int]:
+        counts = dict.fromkeys(OutboxStatus, 0)
+        for status, n in self._conn.execute(
+            select(_oc.status, func.sum(_oc.n)).group_by(_oc.status)
+        ):
+            counts[OutboxStatus(status)] = int(n)
+        return counts
 
     def passed_deadlines(
         self, at: dt.datetime, groups: Sequence[LateGroup], limit: int
     ) -> list[DeadlineLine]:
         if not groups:
             return []
-        chosen: list[ColumnElement[bool]] = [
-            and_(
-                _c.definition_id == g.definition_id,
-                _c.state == g.state,
-                _c.deadline_timer == g.timer,
-            )
-            for g in groups
+        # The page's ids first, then their rows: the status of each arm is read for the
+        # page alone.
+        chosen = [(g.definition_id, g.state, g.timer) for g in groups]
+        sql = _statements()
+        ids = [
+            int(case_id)
+            for case_id in self._conn.execute(
+                sql["late_ids"], {"at": at, "groups": chosen, "limit": limit}
+            ).scalars()
         ]
-        # The page's ids first (through ``ix_cases_deadline_at``), then their rows: the
-        # status of each arm is read for the page alone, not for every tie of the sort.
-        page = (
-            select(_c.id)
-            .where(_c.closed == false(), _c.deadline_at < at, or_(*chosen))
-            .order_by(_c.deadline_at, _c.id)
-            .limit(limit)
-        )
-        ids = [int(case_id) for case_id in self._conn.execute(page).scalars()]
         if not ids:
             return []
-        rows = self._conn.execute(
-            _current_deadline_rows().where(_c.id.in_(ids)).order_by(_c.deadline_at, _c.id)
-        )
-        return [_line(r) for r in rows]
+        return [_line(r) for r in self._conn.execute(sql["late_rows"], {"ids": ids})]
 
     def pending_deadlines_between(
         self, start: dt.datetime, end: dt.datetime, limit: int
     ) -> tuple[int, list[DeadlineLine]]:
-        window = _pending_deadline_rows(start, end)
-        total = self._conn.execute(select(func.count()).select_from(window.subquery())).scalar()
-        rows = self._conn.execute(window.order_by(_tm.deadline_at, _tm.case_id).limit(limit))
+        sql = _statements()
+        window = {"start": start, "end": end}
+        total = self._conn.execute(sql["window_count"], window).scalar()
+        rows = self._conn.execute(sql["window"], {**window, "limit": limit})
         return int(total or 0), [_line(r) for r in rows]

@@ -89,6 +89,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "case.event.firing_skipped": ("Påmindelse sprunget over", "Firing skipped"),
     "case.event.mail_parked": ("Mail parkeret", "Mail parked"),
     "case.event.refused": ("Afvist handling", "Refused action"),
+    "case.event.document": ("Dokument indleveret", "Document uploaded"),
     "case.mail": ("Mail", "Mail"),
     "case.no_mail": ("Der er ikke sendt mail for sagen.", "No mail was sent for this case."),
     "case.mail_subject": ("Emne", "Subject"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from dk2020flow.web.routes import auth, case, cases, operations, overview, pages
+from dk2020flow.web.routes import auth, case, cases, operations, overview, pages, portal
 
 ROUTERS: tuple[APIRouter, ...] = (
     pages.router,
@@ -18,4 +18,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     cases.router,
     case.router,
     operations.router,
+    portal.router,
 )

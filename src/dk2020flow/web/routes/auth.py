@@ -21,6 +21,7 @@ from starlette.responses import RedirectResponse, Response
 
 from dk2020flow.errors import Dk2020flowError, NotFoundError
 from dk2020flow.service.accounts import (
+    PARTICIPANT,
     AccountInputError,
     Accounts,
     RateLimitedError,
@@ -202,6 +203,17 @@ def link_page(
     return _render(request, "auth/link.html", {"token": token, "next": safe_next(next)})
 
 
+PORTAL = "/portal"
+
+
+def landing(kind: str, target: str) -> str:
+    """Where a new session goes: a participant to the portal (the console's pages are
+    not theirs), unless the link asked for a page of it."""
+    if kind != PARTICIPANT or target == PORTAL or target.startswith(PORTAL + "/"):
+        return target
+    return PORTAL
+
+
 def _signed_in(request: Request, token: str, target: str) -> Response:
     ctx = web_context(request)
     response = RedirectResponse(target, status_code=303)
@@ -226,12 +238,12 @@ def use_link(
 ) -> Response:
     ctx = web_context(request)
     try:
-        cookie, _ = accounts(ctx).sign_in_with_link(
+        cookie, user = accounts(ctx).sign_in_with_link(
             token, client=_client(request), user_agent=_user_agent(request)
         )
     except SignInError as refused:
         return _problem(request, refused.problem)
-    return _signed_in(request, cookie, safe_next(next))
+    return _signed_in(request, cookie, landing(user.kind, safe_next(next)))
 
 
 @router.post("/sign-in/code")
@@ -245,7 +257,7 @@ def use_code(
     ctx = web_context(request)
     target = safe_next(next)
     try:
-        cookie, _ = accounts(ctx).sign_in_with_code(
+        cookie, user = accounts(ctx).sign_in_with_code(
             email, code, client=_client(request), user_agent=_user_agent(request)
         )
     except RateLimitedError as limited:
@@ -254,7 +266,7 @@ def use_code(
         tr = ctx.renderer.translator(request)
         text = tr.t(f"auth.problem.{refused.problem}")
         return _check_mail(request, email.strip(), target, error=text, status=400)
-    return _signed_in(request, cookie, target)
+    return _signed_in(request, cookie, landing(user.kind, target))
 
 
 @router.post("/sign-out")

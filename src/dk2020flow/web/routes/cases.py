@@ -71,19 +71,22 @@ def cases_page(request: Request, user: Viewer) -> Response:
     """The cases table; with htmx (not a history restore) only its results part."""
     console = web_context(request).service.console
     try:
-        options, query = _parse(request, list(request.query_params.multi_items()))
+        # One read transaction for the page: its query, rows, views and bulk triggers.
+        page = console.page(
+            list(request.query_params.multi_items()), user_id=user.user_id, roles=user.roles
+        )
     except CaseQueryError as error:
         return _problem(request, error)
-    table = console.table(options, query)
+    table = page.table
     values: dict[str, Any] = {
         "nav": "nav.cases",
         "table": table,
-        "options": options,
-        "q": query,
+        "options": table.options,
+        "q": page.query,
         "sorts": list(CaseSort),
         "sort_labels": SORT_LABELS,
-        "views": console.views(user.user_id, user.roles),
-        "triggers": console.bulk_triggers(user.roles) if acting_roles(user.roles) else [],
+        "views": page.views,
+        "triggers": page.triggers,
         "may_act": bool(acting_roles(user.roles)),
         "page_links": _page_links(table.query.page, table.pages),
     }

@@ -1,0 +1,248 @@
+"""The participants' portal: "my cases", one case, its actions, events and documents.
+
+Every route depends on ``web.auth.participant`` (staff get 403) and, for a case, on
+``service.portal.case_access``: a case of a municipality the person is no contact of
+answers 403 and nothing is read or changed (``tests/web/test_portal_privacy.py``
+walks every route). The person acts in their roles *on that case*; an action goes
+through ``Service.fire`` and an upload through ``Service.documents.attach``, so the
+engine's refusals are the console's and the CLI's. Every form is a plain POST with
+the CSRF token (no JavaScript needed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Depends
+from starlette.datastructures import FormData, UploadFile
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+
+from dk2020flow.errors import RefusalReason, RefusedError
+from dk2020flow.service.casepage import role_to_fire
+from dk2020flow.service.documents import CaseDocuments
+from dk2020flow.service.portal import (
+    NotYourCaseError,
+    PortalCase,
+    case_access,
+    event_calendar,
+    my_cases,
+    portal_case,
+)
+from dk2020flow.web import forms
+from dk2020flow.web.auth import Forbidden, Principal, participant
+from dk2020flow.web.context import web_context
+
+router = APIRouter()
+
+Participant = Annotated[Principal, Depends(participant)]
+DATA_REASONS = frozenset({RefusalReason.MISSING_DATA, RefusalReason.INVALID_DATA})
+
+
+async def submitted_form(request: Request) -> AsyncIterator[FormData]:
+    """The posted form (an async dependency: the endpoints stay plain ``def``); its
+    uploaded files are closed (their temporary files removed) after the response."""
+    form = await request.form()
+    try:
+        yield form
+    finally:
+        await form.close()
+
+
+Posted = Annotated[FormData, Depends(submitted_form)]
+
+
+def portal_path(case_id: int) -> str:
+    return f"/portal/cases/{case_id}"
+
+
+def _access(request: Request, principal: Principal, case_id: int) -> tuple[Any, Any, Any]:
+    try:
+        return case_access(web_context(request).service, case_id, principal.case_roles)
+    except NotYourCaseError:
+        raise Forbidden from None
+
+
+def _documents(request: Request, case_id: int, roles: tuple[str, ...]) -> CaseDocuments | None:
+    service = web_context(request).service
+    try:
+        return service.documents.case_documents(f"#{case_id}", roles=roles)
+    except RefusedError:
+        return None
+
+
+@router.get("/portal")
+def my_cases_page(request: Request, principal: Participant) -> Response:
+    """The person's cases: where each stands, what is expected of them and by when."""
+    ctx = web_context(request)
+    tr = ctx.renderer.translator(request)
+    cases = my_cases(
+        ctx.service,
+        principal.case_roles,
+        email=principal.email,
+        language=tr.language,
+        now=ctx.config.clock.now(),
+    )
+    return ctx.renderer.render(request, "portal/index.html", {"cases": cases, "nav": "portal"})
+
+
+def _render_case(
+    request: Request,
+    principal: Principal,
+    case_id: int,
+    *,
+    done: str = "",
+    failure: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> Response:
+    ctx = web_context(request)
+    tr = ctx.renderer.translator(request)
+    view: PortalCase = portal_case(
+        ctx.service,
+        case_id,
+        principal.case_roles,
+        email=principal.email,
+        language=tr.language,
+        now=ctx.config.clock.now(),
+    )
+    documents = _documents(request, case_id, view.roles)
+    uploadable = (
+        ()
+        if documents is None or view.case.closed
+        else tuple(s for s in documents.slots if set(s.upload_roles) & set(view.roles))
+    )
+    return ctx.renderer.render(
+        request,
+        "portal/case.html",
+        {
+            "view": view,
+            "page": view.page,
+            "case": view.case,
+            "documents": documents,
+            "uploadable": uploadable,
+            "done": done,
+            "failure": failure,
+            "forms": forms,
+            "case_path": portal_path(case_id),
+            "nav": "portal",
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/portal/cases/{case_id}")
+def case_page(request: Request, case_id: int, principal: Participant, done: str = "") -> Response:
+    """One of the person's cases: the path, the actions, deadlines, events, mail and
+    documents."""
+    _access(request, principal, case_id)
+    tr = web_context(request).renderer.translator(request)
+    text = tr.t(f"portal.done.{done}") if done in ("fired", "uploaded") else ""
+    return _render_case(request, principal, case_id, done=text)
+
+
+def _refused(
+    request: Request,
+    principal: Principal,
+    case_id: int,
+    form: str,
+    error: RefusedError,
+    values: dict[str, str],
+) -> Response:
+    data_problem = error.reason in DATA_REASONS
+    return _render_case(
+        request,
+        principal,
+        case_id,
+        failure={"form": form, "message": str(error), "values": values},
+        status_code=422 if data_problem else 409,
+    )
+
+
+@router.post("/portal/cases/{case_id}/fire/{trigger}")
+def fire(
+    request: Request, case_id: int, trigger: str, form: Posted, principal: Participant
+) -> Response:
+    """Take an action the workflow allows the person's roles on this case."""
+    case, wf, roles = _access(request, principal, case_id)
+    sent = forms.action_form(wf.workflow, form)
+    if sent.role is not None and sent.role not in roles:
+        raise Forbidden
+    role = sent.role or role_to_fire(wf, case, trigger, roles)
+    try:
+        web_context(request).service.fire(
+            f"#{case_id}",
+            trigger,
+            actor=principal.email,
+            role=role,
+            data=sent.data,
+            comment=sent.comment,
+        )
+    except RefusedError as refused:
+        return _refused(request, principal, case_id, f"fire:{trigger}", refused, sent.values)
+    return RedirectResponse(
+        f"{portal_path(case_id)}?{urlencode({'done': 'fired'})}", status_code=303
+    )
+
+
+@router.get("/portal/cases/{case_id}/events/{event}.ics")
+def event_ics(request: Request, case_id: int, event: str, principal: Participant) -> Response:
+    """A programme event of the case's round, for the person's calendar."""
+    case, wf, _roles = _access(request, principal, case_id)
+    tr = web_context(request).renderer.translator(request)
+    content = event_calendar(wf.workflow, case, event, tr.language)
+    if content is None:
+        from starlette.exceptions import HTTPException
+
+        raise HTTPException(404)
+    return Response(
+        content,
+        media_type="text/calendar; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{quote(event)}.ics"'},
+    )
+
+
+@router.get("/portal/cases/{case_id}/documents/{document_id}")
+def download(request: Request, case_id: int, document_id: int, principal: Participant) -> Response:
+    """A document of the case (its bytes checked against the recorded checksum)."""
+    _case, _wf, roles = _access(request, principal, case_id)
+    found = web_context(request).service.documents.content(f"#{case_id}", document_id, roles=roles)
+    document = found.document
+    return StreamingResponse(
+        found.chunks,
+        media_type=document.content_type,
+        headers={
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(document.filename)}",
+            "Content-Length": str(document.size),
+        },
+    )
+
+
+@router.post("/portal/cases/{case_id}/documents/{slot}")
+def upload(
+    request: Request, case_id: int, slot: str, form: Posted, principal: Participant
+) -> Response:
+    """Upload a document the workflow declares and the person's roles may upload."""
+    _case, wf, roles = _access(request, principal, case_id)
+    allowed = wf.workflow.upload_roles(slot) if slot in wf.workflow.documents else ()
+    role = next((r for r in roles if r in allowed), roles[0])
+    file = form.get("file")
+    if not isinstance(file, UploadFile) or not file.filename:
+        tr = web_context(request).renderer.translator(request)
+        missing = RefusedError(RefusalReason.MISSING_DATA, tr.t("portal.upload.no_file"))
+        return _refused(request, principal, case_id, f"upload:{slot}", missing, {})
+    try:
+        web_context(request).service.documents.attach(
+            f"#{case_id}",
+            slot,
+            file.file,
+            filename=file.filename,
+            actor=principal.email,
+            role=role,
+        )
+    except RefusedError as refused:
+        return _refused(request, principal, case_id, f"upload:{slot}", refused, {})
+    return RedirectResponse(
+        f"{portal_path(case_id)}?{urlencode({'done': 'uploaded'})}", status_code=303
+    )
