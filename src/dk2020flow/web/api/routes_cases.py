@@ -10,8 +10,9 @@ from fastapi import APIRouter, Depends, Path, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
+from dk2020flow.service import api_queries as reads
 from dk2020flow.store.port import CaseSort
-from dk2020flow.web.api import bodies, pagination, reads
+from dk2020flow.web.api import bodies, pagination
 from dk2020flow.web.api import schemas as s
 from dk2020flow.web.api.auth import TokenPrincipal, token
 from dk2020flow.web.api.context import api_context

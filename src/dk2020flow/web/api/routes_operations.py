@@ -12,9 +12,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from starlette.requests import Request
 
+from dk2020flow.service import api_queries as reads
 from dk2020flow.service.roles import OPERATIONS_ROLES
 from dk2020flow.store.port import OutboxStatus
-from dk2020flow.web.api import bodies, pagination, reads
+from dk2020flow.web.api import bodies, pagination
 from dk2020flow.web.api import schemas as s
 from dk2020flow.web.api.auth import TokenPrincipal, require_roles, token
 from dk2020flow.web.api.context import api_context

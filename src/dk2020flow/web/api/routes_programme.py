@@ -12,8 +12,9 @@ from starlette.responses import JSONResponse, Response
 
 from dk2020flow.definition.schema_export import SHIPPED
 from dk2020flow.errors import NotFoundError
+from dk2020flow.service import api_queries as reads
 from dk2020flow.store.port import StoredDefinition
-from dk2020flow.web.api import bodies, reads
+from dk2020flow.web.api import bodies
 from dk2020flow.web.api import schemas as s
 from dk2020flow.web.api.auth import TokenPrincipal, token
 from dk2020flow.web.api.context import api_context

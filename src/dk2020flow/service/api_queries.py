@@ -1,10 +1,10 @@
-"""The API's queries over the service: a page of cases by keyset, one case with its
-documents, a page of the outbox, a workflow version parsed.
+"""The REST API's queries: a page of cases by keyset, one case with its documents, a page
+of the outbox, a workflow version parsed (``web/api/`` asks them; the web layer reads
+nothing but through the service).
 
 Each runs in one read transaction of the service's store, with the service's own helpers
 (``Service.compiled``, ``Console.deadline_timers``, ``casepage.case_page``), and returns
-the port's records; the routes turn them into the API's bodies. (They are queries of the
-service's kind, kept beside the API that alone asks them.)
+the port's records; the routes turn them into the API's bodies.
 """
 
 from __future__ import annotations
