@@ -214,3 +214,21 @@ def test_case_query_writes_back_what_it_parsed() -> None:
     assert query.query_string() == "round=round2&late=1&q=od&page=2&size=50&col=plan_url"
     assert query.filter_string() == "round=round2&late=1&q=od&size=50&col=plan_url"
     assert CaseQuery().query_string() == ""
+
+
+def test_the_page_reads_what_parse_table_views_and_bulk_triggers_read(
+    client_as: Signed,
+) -> None:
+    """``Console.page`` (one transaction) is those four reads one after the other."""
+    client = client_as("secretariat", "follow_up")
+    console = web_service(client).console
+    service = web_service(client)
+    user = next(u for u in service.accounts.list_users() if "follow_up" in u.roles)
+    params = [("round", "round2"), ("late", "1"), ("sort", "-since"), ("page", "9")]
+    page = console.page(params, user_id=user.id, roles=tuple(user.roles))
+    options, query = console.parse(params)
+    assert page.query == query
+    assert page.table == console.table(options, query)  # page 9 shows the last page
+    assert page.views == console.views(user.id, tuple(user.roles))
+    assert page.triggers == console.bulk_triggers(tuple(user.roles))
+    assert page.triggers  # follow_up fires some of DK2020's triggers

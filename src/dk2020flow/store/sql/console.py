@@ -479,8 +479,8 @@ class SqlConsoleTx(SqlBase):
         first = select(func.min(_m.region).label("region")).cte("regions", recursive=True)
         after = select(func.min(_m.region)).where(_m.region > first.c.region).scalar_subquery()
         steps = first.union_all(select(after).where(first.c.region.is_not(None)))
-        query = select(steps.c.region).where(steps.c.region.is_not(None))
-        return sorted(str(r) for r in self._conn.execute(query).scalars())
+        query = select(steps.c.region).where(steps.c.region.is_not(None)).order_by(steps.c.region)
+        return [str(r) for r in self._conn.execute(query).scalars()]
 
     def _table_rows(self, query: CaseTableQuery, ids: Sequence[int]) -> list[CaseTableRow]:
         if not ids:
