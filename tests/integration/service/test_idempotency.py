@@ -49,7 +49,8 @@ def service(store: SqlStore) -> Service:
 
 @pytest.fixture
 def token_id(service: Service) -> int:
-    return service.tokens.create("portal", ["contact_person"], created_by="t").token.id
+    made = service.tokens.create("portal", ["contact_person"], created_by="t", every_case=True)
+    return made.token.id
 
 
 def key(token: int, value: str, respond: Responder, body: Any = BODY) -> Idempotency:
