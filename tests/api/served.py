@@ -34,6 +34,7 @@ def serve(
     *,
     env: Mapping[str, str] | None = None,
     workers: int = 1,
+    now: str = SERVE_NOW,
 ) -> Iterator[str]:
     """The base URL of ``dk2020flow serve`` on ``database_url`` until the block ends;
     its stderr must hold no traceback then (no request failed on the server)."""
@@ -51,7 +52,7 @@ def serve(
                 "--workers",
                 str(workers),
                 "--now",
-                SERVE_NOW,
+                now,
             ],
             cwd=cwd,
             env=environment(env),

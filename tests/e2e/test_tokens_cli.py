@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2 as httpx
 import pytest
+
+from api.served import serve
 
 from .test_case_cli import Cli
 
@@ -31,43 +31,13 @@ def cli(tmp_path: Path) -> Cli:
     return run
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def served(cli: Cli) -> Iterator[str]:
-    port = _free_port()
-    process = subprocess.Popen(
-        ["dk2020flow", "serve", "--port", str(port), "--now", SERVED_FROM],
-        cwd=cli.cwd,
-        env=cli.env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        # Wait for the socket to accept (the process's own signal that it listens).
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, process.communicate()[1]
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "serve did not listen within 30 s"
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            _, stderr = process.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            _, stderr = process.communicate()
-        assert "Traceback" not in (stderr or "")
+    """The API of ``dk2020flow serve`` on the cli's database, its clock from SERVED_FROM."""
+    with serve(
+        f"sqlite:///{cli.cwd / 'dk2020flow.db'}", cli.cwd, env=cli.env, now=SERVED_FROM
+    ) as url:
+        yield url
 
 
 def created_secret(done: subprocess.CompletedProcess[str]) -> str:
