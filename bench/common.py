@@ -33,7 +33,14 @@ class Result:
     unit: str
     note: str = ""
     status: str = "ok"  # ok | unavailable | error
+    samples: list[float] = field(default_factory=list)
+    """The interleaved samples ``value`` is the median of (empty: a single figure)."""
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def spread(self) -> str:
+        """The samples' min–max, e.g. ``"412–455 (3)"`` (empty for a single figure)."""
+        return spread(self.samples)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -134,6 +141,24 @@ def median_time(fn: Callable[[], object], repeat: int, warmup: int = 3) -> float
         fn()
         samples.append(time.perf_counter() - start)
     return statistics.median(samples)
+
+
+def spread(values: list[float]) -> str:
+    """``min–max (count)`` of a figure's samples; empty for fewer than two."""
+    if len(values) < 2:
+        return ""
+    return f"{fmt(min(values))}–{fmt(max(values))} ({len(values)})"
+
+
+def fmt(value: float | None) -> str:
+    """A figure in the report: three significant digits, thousands separated."""
+    if value is None:
+        return "–"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.3g}"
 
 
 def percentile(values: list[float], p: float) -> float:

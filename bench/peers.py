@@ -1,9 +1,10 @@
 """The peers of benchmark 1: what users pick instead, doing the same per-deadline work.
 
-Each peer fires the same due deadlines as dk2020flow and, per deadline, does
-the writes ``raw.write`` does (case moved on, event, one mail, timer retired)
-in one transaction, on the same schema. A peer whose library is missing or
-cannot run here is reported as unavailable with the reason.
+Each peer fires the same due deadlines as dk2020flow (the same N) and, per deadline,
+does the writes and the render ``raw.write`` does (case moved on, two events, one mail
+rendered and queued, timer retired) in one transaction, on the same schema; the batched
+APScheduler peer fires them as dk2020flow does, a batch to a transaction. A peer whose
+library is missing or cannot run here is reported as unavailable with the reason.
 """
 
 from __future__ import annotations
@@ -21,19 +22,12 @@ from workload import prepare
 
 SECTION = "1. dispatch"
 UNIT = "firings/s"
+APS = "APScheduler 3, SQLAlchemyJobStore on SQLite, a job per deadline"
+APS_BATCHED = "APScheduler 3, SQLAlchemyJobStore on SQLite, one batched sweep job"
+SPIFF = "SpiffWorkflow 3, a BPMN timer event per deadline, SQLite"
+PROC = "procrastinate 3 on PostgreSQL, a job per deadline"
 BPMN_FILE = BENCH_DIR / "bpmn" / "deadline.bpmn"
 BPMN_PROCESS = "deadline"
-
-
-def _due_rows(url: str) -> list[tuple[int, int]]:
-    """(timer id, case id) of every pending timer, from the prepared database."""
-    with sqlite3.connect(sqlite_path(url)) as conn:
-        return [
-            (int(a), int(b))
-            for a, b in conn.execute(
-                "SELECT id, case_id FROM timers WHERE status = 'pending' ORDER BY due_at, id"
-            )
-        ]
 
 
 def _fired(url: str) -> int:
@@ -48,19 +42,24 @@ _local = threading.local()
 _APS_URL: dict[str, str] = {}
 
 
-def aps_job(timer_id: int, case_id: int) -> None:
+def aps_job(timer_id: int, case_id: int, code: str, name: str) -> None:
     """The job of one deadline: the same writes, one transaction (module level: pickled)."""
     conn = getattr(_local, "conn", None)
     if conn is None:
         conn = _local.conn = raw.sqlite_connect(_APS_URL["url"])
-    raw.fire_one_sqlite(conn, timer_id, case_id, "aps")
+    raw.fire_one_sqlite(conn, raw.Firing(timer_id, case_id, code, name), "aps")
+
+
+def aps_sweep(batch: int) -> None:
+    """The batched pattern's one job: every due deadline, ``batch`` to a transaction."""
+    raw.run_sqlite(_APS_URL["url"], batch)
 
 
 def apscheduler(work: Workdir, n: int) -> Result:
     """One job per deadline in APScheduler 3's SQLAlchemyJobStore on SQLite (the same file),
     all due in the past with a generous misfire grace time. The jobs are stored while the
     scheduler is paused; timed from ``resume()`` until every job ran."""
-    name = "APScheduler 3, SQLAlchemyJobStore on SQLite, a job per deadline"
+    name = APS
     if importlib.util.find_spec("apscheduler") is None:
         return unavailable(SECTION, name, UNIT, "apscheduler is not installed")
     from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
@@ -70,7 +69,7 @@ def apscheduler(work: Workdir, n: int) -> Result:
     url = work.sqlite("apscheduler")
     prepare(url, n)
     _APS_URL["url"] = url
-    rows = _due_rows(url)
+    rows = raw.due_sqlite(url)
     past = dt.datetime(2024, 1, 1, 9, 0, tzinfo=dt.UTC)
     done = threading.Event()
     ran = {"ok": 0, "error": 0}
@@ -86,13 +85,13 @@ def apscheduler(work: Workdir, n: int) -> Result:
     scheduler.add_listener(listener, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
     scheduler.start(paused=True)
     with phase(f"APScheduler: storing {n} jobs"):
-        for timer_id, case_id in rows:
+        for firing in rows:
             scheduler.add_job(
                 aps_job,
                 "date",
                 run_date=past,
-                args=(timer_id, case_id),
-                id=f"deadline-{timer_id}",
+                args=tuple(firing),
+                id=f"deadline-{firing.timer_id}",
                 misfire_grace_time=10 * 365 * 86400,
             )
     start = time.perf_counter()
@@ -114,6 +113,64 @@ def apscheduler(work: Workdir, n: int) -> Result:
     )
 
 
+def apscheduler_batched(work: Workdir, n: int, batch: int) -> Result:
+    """The pattern dk2020flow uses, on APScheduler: one interval job in the same
+    SQLAlchemyJobStore that, each time it runs, fires every due deadline in transactions
+    of ``batch`` (``raw.run_sqlite``: the same writes and render). Timed from
+    ``resume()`` until every deadline fired."""
+    name = APS_BATCHED
+    if importlib.util.find_spec("apscheduler") is None:
+        return unavailable(SECTION, name, UNIT, "apscheduler is not installed")
+    from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    url = work.sqlite("apscheduler_batched")
+    prepare(url, n)
+    _APS_URL["url"] = url
+    done = threading.Event()
+    errors: list[str] = []
+
+    def listener(event: JobExecutionEvent) -> None:
+        if event.exception:
+            errors.append(repr(event.exception))
+            done.set()
+        elif _fired(url) >= n:
+            done.set()
+
+    scheduler = BackgroundScheduler(jobstores={"default": SQLAlchemyJobStore(url=url)})
+    scheduler.add_listener(listener, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+    scheduler.start(paused=True)
+    scheduler.add_job(
+        aps_sweep,
+        "interval",
+        seconds=1,
+        args=(batch,),
+        id="sweep",
+        next_run_time=dt.datetime.now(dt.UTC),  # from the past it would replay every second
+        misfire_grace_time=10 * 365 * 86400,
+        coalesce=True,
+        max_instances=1,
+    )
+    start = time.perf_counter()
+    scheduler.resume()
+    finished = done.wait(timeout=600)
+    seconds = time.perf_counter() - start
+    scheduler.shutdown(wait=True)
+    fired = _fired(url)
+    note = f"one interval job (1 s) firing what is due, {batch} to a transaction"
+    if not finished or errors or fired != n:
+        note += f"; only {fired} of {n} fired; {errors[:1]}"
+    return Result(
+        section=SECTION,
+        name=name,
+        value=fired / seconds,
+        unit=UNIT,
+        note=note,
+        extra={"fired": fired, "seconds": seconds},
+    )
+
+
 # ---------------------------------------------------------------------- procrastinate
 
 
@@ -121,7 +178,7 @@ def procrastinate(n: int, pg_reason: str | None) -> Result:
     """Each deadline deferred as a procrastinate job scheduled in the past; one worker
     (``run_worker(wait=False)``, default concurrency) runs them; timed from the worker's
     start until the queue is empty."""
-    name = "procrastinate 3 on PostgreSQL, a job per deadline"
+    name = PROC
     if importlib.util.find_spec("procrastinate") is None:
         return unavailable(
             SECTION, name, UNIT, "procrastinate is not installed (pip install '.[bench]')"
@@ -135,30 +192,22 @@ def procrastinate(n: int, pg_reason: str | None) -> Result:
     dsn = pg_dsn(url)
     import psycopg
 
-    with psycopg.connect(dsn) as conn:
-        rows = [
-            (int(a), int(b))
-            for a, b in conn.execute(
-                "SELECT id, case_id FROM timers WHERE status = 'pending' ORDER BY due_at, id"
-            )
-        ]
+    rows = raw.due_pg(url)
     app = pc.App(connector=pc.PsycopgConnector(conninfo=dsn))
     state: dict[str, Any] = {}
 
     @app.task(name="fire_deadline")
-    def fire_deadline(timer_id: int, case_id: int) -> None:
+    def fire_deadline(timer_id: int, case_id: int, code: str, name: str) -> None:
         conn = state.get("conn")
         if conn is None:
             conn = state["conn"] = psycopg.connect(dsn)
-        raw.fire_one_pg(conn, timer_id, case_id, "procrastinate")
+        raw.fire_one_pg(conn, raw.Firing(timer_id, case_id, code, name), "procrastinate")
 
     past = dt.datetime(2024, 1, 1, 9, 0, tzinfo=dt.UTC)
     with app.open():
         app.schema_manager.apply_schema()
         with phase(f"procrastinate: deferring {n} jobs"):
-            fire_deadline.configure(schedule_at=past).batch_defer(
-                *({"timer_id": t, "case_id": c} for t, c in rows)
-            )
+            fire_deadline.configure(schedule_at=past).batch_defer(*(f._asdict() for f in rows))
         start = time.perf_counter()
         app.run_worker(wait=False, install_signal_handlers=False, listen_notify=False)
         seconds = time.perf_counter() - start
@@ -189,7 +238,7 @@ def spiffworkflow(work: Workdir, n: int) -> Result:
     instance serialized in a table of the same SQLite file, as an application keeps them.
     Timed: for every instance, load it, let its due timer fire, run the script task (the
     same writes) and store it back, one transaction per firing."""
-    name = "SpiffWorkflow 3, a BPMN timer event per deadline, SQLite"
+    name = SPIFF
     if importlib.util.find_spec("SpiffWorkflow") is None:
         return unavailable(
             SECTION, name, UNIT, "SpiffWorkflow is not installed (pip install '.[bench]')"
@@ -202,12 +251,13 @@ def spiffworkflow(work: Workdir, n: int) -> Result:
 
     url = work.sqlite("spiff")
     prepare(url, n)
-    rows = _due_rows(url)
+    rows = raw.due_sqlite(url)
+    firings = {f.timer_id: f for f in rows}
     conn = raw.sqlite_connect(url)
     current: dict[str, Any] = {}
 
     def fire(timer_id: int, case_id: int) -> None:
-        raw.write(current["cursor"], [(timer_id, case_id)], sqlite=True, tag="spiff")
+        raw.write(current["cursor"], [firings[timer_id]], sqlite=True, tag="spiff")
 
     engine = PythonScriptEngine(environment=TaskDataEnvironment({"fire": fire}))
     parser = BpmnParser()
@@ -222,7 +272,7 @@ def spiffworkflow(work: Workdir, n: int) -> Result:
             "case_id INTEGER NOT NULL, state TEXT NOT NULL)"
         )
         conn.execute("BEGIN")
-        for timer_id, case_id in rows:
+        for timer_id, case_id, _code, _name in rows:
             instance = BpmnWorkflow(spec, script_engine=engine)
             for task in instance.get_tasks(state=TaskState.READY):
                 task.data.update(timer_id=timer_id, case_id=case_id, due_at=due_at)
@@ -235,7 +285,7 @@ def spiffworkflow(work: Workdir, n: int) -> Result:
         time.sleep(
             max(0.0, (dt.datetime.fromisoformat(due_at) - dt.datetime.now(dt.UTC)).total_seconds())
         )
-    ids = [timer_id for timer_id, _ in rows]
+    ids = [f.timer_id for f in rows]
     start = time.perf_counter()
     for timer_id in ids:
         cur = conn.cursor()

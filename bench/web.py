@@ -17,11 +17,12 @@ is about 1/30 of the cases.
 Two real uvicorn processes serve the same database: ``dk2020flow serve`` (the console)
 and a bare Starlette app (this file, ``bare`` subcommand) whose ``def`` handlers check
 the same session and call the same service methods as the console's pages, then
-return a few lines of HTML. 20 client threads (keep-alive connections) each send the
-same requests to one server, then the other, page by page; p50 and p95 of the wall
-time per request. The ratio console / bare is the figure; the absolute times move with
-the machine (and SQLite's with the disk's page cache: the first pass warms it, and
-only later passes are counted).
+return a few lines of HTML (it answers the portal's case page too, for bench/portal.py).
+20 client threads (keep-alive connections, ``http_load.py``) each send the same requests
+to one server, then the other, page by page; p50 and p95 of the wall time per request.
+The ratio console / bare is the figure; the absolute times move with the machine (and
+SQLite's with the disk's page cache: the first pass warms it, and only later passes are
+counted).
 """
 
 from __future__ import annotations
@@ -32,28 +33,15 @@ import datetime as dt
 import html
 import os
 import random
-import subprocess
 import sys
-import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (
-    Result,
-    Workdir,
-    drop_pg,
-    free_port,
-    fresh_pg,
-    percentile,
-    phase,
-    unavailable,
-    wait_until,
-)
+from common import Result, Workdir, drop_pg, fresh_pg, percentile, phase, unavailable
+from http_load import Server, load
 from workload import municipality_code
 
 SECTION = "7. web"
@@ -314,6 +302,18 @@ def bare_app(url: str) -> Any:
         ref = request.path_params["ref"]
         return page("case", bare_case(service, user, ref, clock.now()))
 
+    def portal_case(request: Request) -> Response:
+        user = signed_in(request)
+        if user is None:
+            return Response(status_code=303)
+        known = service.accounts.participant_roles(user.email)
+        if known is None:
+            return Response(status_code=403)
+        case_id = int(request.path_params["case_id"])
+        return page(
+            "portal case", bare_portal_case(service, known, user.email, case_id, clock.now())
+        )
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
         # The thread pool that runs the `def` handlers, as large as the console's.
@@ -328,6 +328,7 @@ def bare_app(url: str) -> Any:
             Route("/", overview),
             Route("/cases", cases),
             Route("/cases/{ref}", case),
+            Route("/portal/cases/{case_id:int}", portal_case),
         ],
         lifespan=lifespan,
     )
@@ -347,127 +348,54 @@ def bare_cases(service: Any, user: Any, params: list[tuple[str, str]]) -> list[o
 
 
 def bare_case(service: Any, user: Any, ref: str, now: dt.datetime) -> list[object]:
-    """The case page's query, as routes/case.py asks it (the diagram is the console's
-    own rendering, not a query)."""
+    """The case page's query and its access-log row, as routes/case.py asks them (the
+    diagram is the console's own rendering, not a query)."""
     from dk2020flow.service.casepage import case_page
 
-    return [case_page(service, ref, roles=tuple(user.roles), language="da", now=now)]
+    page = case_page(service, ref, roles=tuple(user.roles), language="da", now=now)
+    _record_read(service, user.email, "staff", "console", page.case.id)
+    return [page]
 
 
-# ----------------------------------------------------------------------------- servers, load
+def _record_read(service: Any, actor: str, kind: str, via: str, case_id: int | None) -> None:
+    """The access-log entry the console and the portal log after a case page's read
+    (``service.privacy.record_read``: into the batch written within a second), so the bare
+    handler does the same work; nothing on a checkout that has no access log."""
+    try:
+        from dk2020flow.service.privacy import record_read
+    except ImportError:
+        return
+    record_read(service, actor=actor, actor_kind=kind, via=via, case_id=case_id)
 
 
-class Server:
-    """A uvicorn process (``dk2020flow serve`` or the bare app) until ``stop()``."""
+def bare_portal_case(
+    service: Any, known: Any, email: str, case_id: int, now: dt.datetime
+) -> list[object]:
+    """The portal case page's queries, as routes/portal.py asks them: the access check and
+    the case as the person sees it (``portal_case``), its access-log row, then the case's
+    documents."""
+    from dk2020flow.service.portal import portal_case
 
-    def __init__(self, argv: list[str], url: str, log: Path) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "DK2020FLOW_DATABASE_URL": url, "DK2020FLOW_LOG_LEVEL": "warning"}
-        self._log = log.open("wb")
-        self.log = log
-        self.proc = subprocess.Popen(
-            [*argv, "--port", str(self.port)],
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-
-    def wait_ready(self, path: str, timeout: float = 120.0) -> None:
-        import httpx2 as httpx
-
-        def up() -> bool:
-            if self.proc.poll() is not None:
-                return True
-            try:
-                httpx.get(self.base + path, timeout=2.0)
-            except httpx.HTTPError:
-                return False
-            return True
-
-        wait_until(up, timeout, interval=0.2)
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"the server exited: {self.tail()}")
-
-    def tail(self) -> str:
-        lines = self.log.read_text(errors="replace").strip().splitlines()
-        return " | ".join(lines[-3:])[:300]
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-        self._log.close()
+    view = portal_case(
+        service, case_id, known.by_municipality, email=email, language=known.language, now=now
+    )
+    _record_read(service, email, "participant", "portal", case_id)
+    documents = service.documents.case_documents(f"#{case_id}", roles=view.roles)
+    return [view, documents]
 
 
-def console_server(url: str, log: Path) -> Server:
+# ----------------------------------------------------------------------------- servers
+
+
+def console_server(url: str, log: Path, now: dt.datetime = NOW) -> Server:
+    """``dk2020flow serve`` on ``url`` (the console and the portal), its clock at ``now``."""
     return Server(
-        [sys.executable, "-c", CLI, "serve", "--db", url, "--now", NOW.isoformat()], url, log
+        [sys.executable, "-c", CLI, "serve", "--db", url, "--now", now.isoformat()], url, log
     )
 
 
 def bare_server(url: str, log: Path) -> Server:
     return Server([sys.executable, str(Path(__file__).resolve()), "bare", "--db", url], url, log)
-
-
-@dataclass(frozen=True)
-class Load:
-    latencies: list[float]
-    """Seconds per request."""
-    statuses: dict[int, int]
-    seconds: float
-
-
-def load(base: str, paths: list[list[str]], token: str, budget: float) -> Load:
-    """``len(paths)`` clients at once, client ``i`` sending ``paths[i]`` in order on one
-    keep-alive connection; every request's wall time. A client sends no new request
-    once ``budget`` seconds have passed (a slow page is measured on fewer requests)."""
-    import httpx2 as httpx
-
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    lock = threading.Lock()
-    barrier = threading.Barrier(len(paths))
-    errors: list[BaseException] = []
-
-    def client(own: list[str]) -> None:
-        try:
-            with httpx.Client(
-                base_url=base, cookies={"dk2020flow_session": token}, timeout=60.0
-            ) as http:
-                http.get(own[0])  # the connection is open before the clock starts
-                barrier.wait()
-                stop_at = time.perf_counter() + budget
-                mine: list[float] = []
-                codes: list[int] = []
-                for path in own:
-                    if mine and time.perf_counter() > stop_at:
-                        break
-                    start = time.perf_counter()
-                    response = http.get(path)
-                    mine.append(time.perf_counter() - start)
-                    codes.append(response.status_code)
-            with lock:
-                latencies.extend(mine)
-                for code in codes:
-                    statuses[code] = statuses.get(code, 0) + 1
-        except BaseException as exc:  # reported by the caller, never lost in a thread
-            errors.append(exc)
-            barrier.abort()
-
-    threads = [threading.Thread(target=client, args=(own,)) for own in paths]
-    start = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-    return Load(latencies=latencies, statuses=statuses, seconds=time.perf_counter() - start)
 
 
 # ----------------------------------------------------------------------------- the benchmark

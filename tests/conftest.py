@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +42,12 @@ def pytest_configure(config: pytest.Config) -> None:
     # A database connection left open fails the test that leaked it (tests/leakcheck.py).
     if not config.pluginmanager.has_plugin("leakcheck"):
         config.pluginmanager.import_plugin("leakcheck")
+    # The parsed-definition cache (definition/cache.py) of the session's own, in a private
+    # temporary folder, never the user's ~/.cache: commands run by the tests inherit it.
+    if "DK2020FLOW_CACHE_DIR" not in os.environ:
+        folder = tempfile.mkdtemp(prefix="dk2020flow-test-cache-")
+        os.environ["DK2020FLOW_CACHE_DIR"] = folder
+        config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
 
 
 # CI runs the property tests on a fixed set of examples (reproducible, never a red run

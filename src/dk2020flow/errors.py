@@ -16,6 +16,15 @@ class Dk2020flowError(Exception):
     exit_code = 1
 
 
+class StorageError(Dk2020flowError):
+    """The database failed the operation (the store's errors, store/errors.py): not the
+    caller's fault. Layers above the service see them by this type alone."""
+
+
+class StorageUnavailableError(StorageError):
+    """The database cannot be reached or is busy for now: worth trying again later."""
+
+
 class RefusalReason(StrEnum):
     """Which check refused a change."""
 

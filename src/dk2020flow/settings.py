@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -28,7 +28,7 @@ from dk2020flow.errors import Dk2020flowError
 
 CONFIG_ENV = "DK2020FLOW_CONFIG"
 CONFIG_FILE = "dk2020flow.toml"
-SECRET_KEYS = frozenset({"smtp_password"})
+SECRET_KEYS = frozenset({"smtp_password", "oidc_client_secret"})
 
 
 class SettingsError(Dk2020flowError):
@@ -156,6 +156,26 @@ class Settings(FileAndEnvSettings):
     )
     document_s3_region: str | None = Field(default=None, max_length=64)
     document_s3_addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    # Links in mail (docs/portal.md "Links in mail"): without public_url, mail carries none.
+    public_url: str | None = Field(
+        default=None,
+        max_length=500,
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="The public address of `dk2020flow serve` (https://…), for links in mail.",
+    )
+    case_link_days: int = Field(
+        default=14, ge=1, le=90, description="Days a case link in a mail signs its person in."
+    )
+    # Single sign-on by OpenID Connect (docs/portal.md); the secret only from the environment.
+    oidc_issuer: str | None = Field(
+        default=None, max_length=500, description="The provider's issuer URL (https)."
+    )
+    oidc_client_id: str | None = Field(default=None, min_length=1, max_length=500)
+    oidc_client_secret: SecretStr | None = Field(default=None, max_length=2000)
+    oidc_scopes: str = Field(default="openid email profile", max_length=500)
+    oidc_name: str = Field(
+        default="single sign-on", min_length=1, max_length=80, description="The button's name."
+    )
 
     def sender_override(self) -> tuple[str | None, str | None]:
         """(name, address) set to replace the workflow's ``sender:``; None where not set."""

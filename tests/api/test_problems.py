@@ -11,6 +11,15 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
+from dk2020flow.store.db import SchemaAheadError
+from dk2020flow.store.errors import (
+    DatabaseBusyError,
+    DatabaseUnavailableError,
+    DiskFullError,
+    ParticipantsError,
+)
+from dk2020flow.web.api.problems import add_problem_handlers
+
 from .conftest import client_with
 
 MEMBERS = {"type", "title", "status", "detail", "instance", "errors"}
@@ -90,3 +99,29 @@ def test_the_document_holds_the_api_alone_and_its_errors_are_problems(app: FastA
     assert client.get("/openapi.json").status_code == 404  # the console has none
     docs = client.get("/api/v1/docs")
     assert docs.status_code == 200 and "/api/v1/openapi.json" in docs.text
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "kind"),
+    [
+        (DatabaseBusyError("the database is busy"), 503, "unavailable"),
+        (DatabaseUnavailableError("cannot reach the server"), 503, "unavailable"),
+        (DiskFullError("the disk is full"), 500, "server-error"),
+        (SchemaAheadError("the database is at 0009"), 500, "server-error"),
+        (ParticipantsError("contacts.csv", "line 2: no e-mail"), 400, "bad-request"),
+    ],
+)
+def test_the_stores_errors_are_told_apart_by_their_type(
+    error: Exception, status: int, kind: str
+) -> None:
+    """The store's failures are the server's (5xx), wherever they are defined; a refused
+    file is the caller's (400)."""
+    app = FastAPI()
+    add_problem_handlers(app)
+
+    @app.get("/fails")
+    def fails() -> None:
+        raise error
+
+    body = _problem(TestClient(app, raise_server_exceptions=False).get("/fails"), status)
+    assert body["type"].endswith(f"/{kind}")

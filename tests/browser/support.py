@@ -170,7 +170,9 @@ def check_page(
 
 
 def mail_files(outbox: Path) -> set[Path]:
-    return set(outbox.glob("*.eml"))
+    """The delivered mail: not the folder transport's ``.tmp-*.eml`` still being written
+    (renamed into place when complete)."""
+    return {p for p in outbox.glob("*.eml") if not p.name.startswith(".")}
 
 
 def read_mail(path: Path) -> EmailMessage:

@@ -243,3 +243,27 @@ def test_a_page_the_role_may_not_see(
     check_page(
         staff_page, "a11y-forbidden", watch=watch, report=axe_report, screenshots=screenshots
     )
+
+
+def test_portal_pages(
+    page: Page, console: Console, watch: PageWatch, axe_report: AxeReport, screenshots: Path
+) -> None:
+    """The participants' portal as Fanø's contact person sees it: my cases, and the case in
+    revising with the CAPF item that needs revision, its comment and the answer form
+    (unless the console's journey withdrew Fanø first), in Danish and in English."""
+
+    def check(name: str) -> None:
+        check_page(page, name, watch=watch, report=axe_report, screenshots=screenshots)
+
+    sign_in(page, console, "klima@fanoe.example.dk")
+    _visit(page, console, "/portal")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Mine sager")
+    check("a11y-portal")
+    page.get_by_role("link", name="Åbn sagen").first.click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Fanø")
+    expect(page.get_by_role("region", name="CAPF-screening")).to_be_visible()
+    check("a11y-portal-case")
+    page.get_by_role("link", name="Read this page in English").click()
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.get_by_role("region", name="CAPF screening")).to_be_visible()
+    check("a11y-en-portal-case")

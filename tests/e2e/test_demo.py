@@ -90,3 +90,44 @@ def test_a_second_demo_refuses_to_overwrite(
     assert "already exists" in again.stderr
     assert "--fresh" in again.stderr
     assert "Traceback" not in again.stderr
+
+
+@pytest.mark.timeout(1500)
+def test_contact_persons_mail_carries_a_link_that_signs_them_in(
+    demo: subprocess.CompletedProcess[str], demo_dir: Path
+) -> None:
+    """The demo's mail to one contact person carries a case link to where `dk2020flow
+    serve` listens by default (docs/portal.md, "Links in mail"); one the demo's database
+    accepts for that person and case."""
+    import datetime as dt
+    import re
+
+    from dk2020flow.clock import FixedClock
+    from dk2020flow.service.core import open_service
+    from dk2020flow.service.links import CaseLinkSignIn
+    from dk2020flow.settings import Settings
+
+    assert demo.returncode == 0, demo.stderr[-2000:]
+    link = re.compile(r"http://127\.0\.0\.1:8020/sign-in/case\?token=([\w.-]+)")
+    found: tuple[str, str] | None = None
+    for path in sorted((demo_dir / "outbox").glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        if message["Cc"]:
+            continue
+        body = message.get_body(preferencelist=("plain",))
+        assert body is not None
+        match = link.search(body.get_content())
+        if match:
+            html = message.get_body(preferencelist=("html",))
+            assert html is not None and match.group(0) in html.get_content().replace("&amp;", "&")
+            to = message["To"].addresses[0].addr_spec
+            found = (match.group(1), to)
+            break
+    assert found, "no mail in outbox/ carries a case link"
+    token, to = found
+    # An hour before it expires (the links are as old as the simulated mail).
+    at = dt.datetime.fromtimestamp(int(token.split(".")[1]) - 3600, dt.UTC)
+    url = f"sqlite:///{demo_dir / 'dk2020flow.db'}"
+    with open_service(url, clock=FixedClock(at), settings=Settings(database_url=url)) as service:
+        target = CaseLinkSignIn(service).check(token)
+    assert target.email == to.lower()

@@ -121,6 +121,7 @@ def test_event_kinds_map_to_notice_types() -> None:
         _event(EventKind.DEADLINE_EXTENDED),
         _event(EventKind.REFUSED),
         _event(EventKind.TRANSITION, "a", "b"),
+        _event(EventKind.CHECKLIST_ANSWER),  # the municipality's answers
     ]
     assert notice_types(records, _case("b")) == [
         (0, "case.opened"),
@@ -128,6 +129,7 @@ def test_event_kinds_map_to_notice_types() -> None:
         (4, "case.checklist_updated"),
         (5, "case.deadline_extended"),
         (7, "case.state_changed"),
+        (8, "case.checklist_updated"),
     ]
     closing = [_event(EventKind.TRANSITION, "a", "b"), _event(EventKind.TRANSITION, "b", "end")]
     assert notice_types(closing, _case("end", closed=True)) == [

@@ -71,7 +71,12 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("GET", "/sign-in/link"): Rule(ANYONE, "token={sign_in_token}"),
     ("POST", "/sign-in/link"): Rule(ANYONE),
     ("POST", "/sign-in/code"): Rule(ANYONE),
+    ("GET", "/sign-in/case"): Rule(ANYONE, "token={case_link_token}"),  # a case link in mail
+    ("POST", "/sign-in/case"): Rule(ANYONE),
     ("POST", "/sign-out"): Rule(ANYONE),
+    # routes/oidc.py (single sign-on is off here: both lead to the sign-in page)
+    ("GET", "/sign-in/oidc"): Rule(ANYONE),
+    ("GET", "/sign-in/oidc/callback"): Rule(ANYONE),
     ("GET", "/account"): Rule(STAFF),
     ("POST", "/account/sessions/{session_id}/revoke"): Rule(STAFF),
     ("GET", "/admin/users"): Rule(ADMINS),
@@ -110,6 +115,10 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("GET", "/portal/cases/{case_id}/events/{event}.ics"): Rule(PARTICIPANT),
     ("GET", "/portal/cases/{case_id}/documents/{document_id}"): Rule(PARTICIPANT),
     ("POST", "/portal/cases/{case_id}/documents/{slot}"): Rule(PARTICIPANT),
+    ("POST", "/portal/cases/{case_id}/checklists/{checklist}/answers"): Rule(PARTICIPANT),
+    # routes/privacy.py (the person's own data)
+    ("GET", "/portal/my-data"): Rule(PARTICIPANT),
+    ("GET", "/portal/my-data.json"): Rule(PARTICIPANT),
 }
 """(method, path as the app declares it) -> who may call it."""
 
@@ -204,6 +213,8 @@ def _path_values(service: Service, sqlite_url: str) -> dict[str, str]:
         role="contact_person",
     )
     values["document_id"] = str(document.id)
+    with service.store.transaction() as tx:  # Anna's case link, as her mail carries it
+        values["case_link_token"] = service.mail.links.token(tx, aarhus, ANNA, service.clock.now())
     other = service.accounts.add_user(
         "matrix-target@staff.example.dk", "Matrix target", ["follow_up"], actor="test"
     )

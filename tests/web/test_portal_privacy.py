@@ -60,6 +60,7 @@ def test_every_portal_url_of_another_municipalitys_case_is_403(
         "document_id": str(docs[0].id) if docs else "1",
         "slot": "application",
         "event": "round2.start_conference",
+        "checklist": "capf",
     }
     assert own.status_code == 303, own.text
     client.cookies.set(SESSION_COOKIE, participant_session(service, ANNA))

@@ -82,6 +82,62 @@ def list_participants(
     out.print(table)
 
 
+@participants_app.command("forget")
+@handle_errors
+def forget(
+    email: Annotated[str, typer.Argument(help="The person's e-mail address.")],
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Remove it (without: only show what would go).")
+    ] = False,
+    db: DbOption = None,
+    now: NowOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Forget a person (GDPR): delete their contact rows, participant account and sessions,
+    redact the mail to them; the case history shows "(forgotten person)" in their place.
+
+    A dry run by default: it shows what would be removed and changes nothing; --yes
+    removes it, in one transaction (docs/portal.md "Your data (GDPR)")."""
+    from dk2020flow.service.privacy import counts_summary
+    from dk2020flow.service.privacy import forget as forget_person
+
+    plan = forget_person(open_service(db, now), email, apply=yes)
+    if as_json:
+        print_json(
+            {
+                "email": plan.email,
+                "applied": plan.applied,
+                "municipalities": list(plan.municipalities),
+                "removed": dict(counts_summary(plan.counts)),
+            }
+        )
+        return
+    where = f" (contact of {', '.join(plan.municipalities)})" if plan.municipalities else ""
+    head = "forgot" if plan.applied else "would forget"
+    out.print(f"{head} {plan.email}{where}:", markup=False)
+    for line in plan.lines():
+        out.print(f"  {line}", markup=False)
+    if not plan.applied:
+        out.print("dry run: nothing changed; add --yes to remove it", markup=False)
+
+
+@participants_app.command("purge-access-log")
+@handle_errors
+def purge_access_log(
+    older_than: Annotated[
+        int,
+        typer.Option("--older-than", help="Delete access log entries older than this many days."),
+    ] = 730,
+    db: DbOption = None,
+    now: NowOption = None,
+) -> None:
+    """Delete access log entries (who read whose data) older than --older-than days."""
+    from dk2020flow.service.privacy import purge_access_log as purge
+
+    gone = purge(open_service(db, now), older_than)
+    out.print(f"deleted {gone} access log entries older than {older_than} days")
+
+
 def workflow_load(
     paths: Annotated[
         list[Path],

@@ -249,7 +249,10 @@ def show(
                 "definition_version": details.definition_version,
                 "data": dict(c.data),
                 "checklists": {
-                    k: {i: {"status": v.status, "comment": v.comment} for i, v in items.items()}
+                    k: {
+                        i: {"status": v.status, "comment": v.comment, "answer": v.answer}
+                        for i, v in items.items()
+                    }
                     for k, items in c.checklists.items()
                 },
                 "pending_timers": [
@@ -289,6 +292,12 @@ def show(
         for item in items.values():
             counts[item.status] = counts.get(item.status, 0) + 1
         out.print(f"checklist {name}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+        from dk2020flow.definition.model import ANSWERABLE_STATUSES  # not for `case list`
+
+        for item_id, item in items.items():
+            if item.status in ANSWERABLE_STATUSES:
+                answer = f"; answer: {item.answer}" if item.answer else "; not answered"
+                out.print(f"  {item_id} {item.status}: {item.comment or '—'}{answer}", markup=False)
     out.print("possible triggers: " + (", ".join(details.possible_triggers) or "none"))
     from rich.table import Table
 
@@ -399,6 +408,36 @@ def check(
         workflow=workflow,
     )
     _said(changed, f"{checklist} recorded")
+
+
+@case_app.command("answer")
+@handle_errors
+def answer(
+    case: Annotated[str, typer.Argument(help="Case number (#12), or municipality code or name.")],
+    checklist: Annotated[str, typer.Argument(help="The checklist, e.g. capf.")],
+    answers: Annotated[
+        list[str],
+        typer.Argument(help="ITEM=ANSWER pairs, for items that need revision (quote the answer)."),
+    ],
+    role: Annotated[str, typer.Option("--role", "-r", help="The role you act in.")],
+    actor: ActorOption = None,
+    workflow: WorkflowOption = None,
+    db: DbOption = None,
+    now: NowOption = None,
+) -> None:
+    """Answer the reviewer's comments on checklist items that need revision (partly_met or
+    not_met), e.g. as the municipality's contact person."""
+    service = open_service(db, now)
+    pairs = parse_pairs(answers, "ITEM=ANSWER")
+    changed = service.answer(
+        case,
+        checklist,
+        pairs,
+        actor=actor_name(actor),
+        role=role,
+        workflow=workflow,
+    )
+    _said(changed, f"{checklist} answered")
 
 
 @case_app.command("extend")

@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 DEMO_START = dt.date(2020, 6, 1)
 DEMO_END = dt.date(2023, 12, 31)
 DEMO_ACCOUNT = "sekretariat@dk2020.example.dk"
+DEMO_PUBLIC_URL = "http://127.0.0.1:8020"
+"""Where `dk2020flow serve` listens by default: the links in the demo's mail go there
+(unless DK2020FLOW_PUBLIC_URL says otherwise)."""
 """The staff account `demo` makes, to sign in to `dk2020flow serve` with (docs/web.md)."""
 DEMO_BROWSE_AT = "2024-03-01T10:00"
 """Where `serve --now` puts the console's clock on the demo: two months after the simulated
@@ -409,6 +412,7 @@ def demo(
             out_dir=outbox,
             db_url=url,
             progress=progress,
+            public_url=DEMO_PUBLIC_URL,
         )
     with open_at(url, clock=FixedClock(result.end), settings=settings_for(None)) as service:
         report = service.report(workflow=result.workflow, at=result.end)

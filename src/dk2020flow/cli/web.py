@@ -53,9 +53,11 @@ def serve(
 
     from dk2020flow.service.database import database_status
     from dk2020flow.web.api.ratelimit import load_api_settings
+    from dk2020flow.web.oidc import oidc_config
 
     settings = settings_for(db)
     load_api_settings()  # a bad DK2020FLOW_API_* value is one line here, not in each worker
+    oidc_config(settings)  # and so is an incomplete DK2020FLOW_OIDC_* (single sign-on)
     if now is not None:
         parse_now(now)  # a bad --now is one line and exit 2, before anything starts
     status = database_status(settings.database_url)

@@ -1,32 +1,36 @@
-"""Business days on the Danish calendar.
+"""Business days on a country's calendar.
 
-A day is a business day when it is a weekday (Monday to Friday), not a Danish
-public holiday (from the ``holidays`` package, country DK), not one of the
-optional days the workflow's ``calendar.closed_on`` lists, and not one of its
-``calendar.extra_closed_days``.
+A day is a business day when it is a weekday (Monday to Friday) and not a
+public holiday of the workflow's ``calendar.country`` (and ``subdivision``: a
+state, region or province), from the ``holidays`` package; nor one of the
+workflow's own closed days (``closures``, ``extra_closed_days``); unless the
+workflow lists it in ``extra_working_days``, which makes any day a business
+day.
 
-The optional days are 1 May, Constitution Day (5 June), Christmas Eve (24
-December) and New Year's Eve (31 December). Danish law does not make them
-public holidays, so ``holidays`` keeps them in its *optional* category; each
-workflow file says which of them its secretariat treats as closed.
+Denmark has optional days besides: 1 May, Constitution Day (5 June),
+Christmas Eve (24 December) and New Year's Eve (31 December). Danish law does
+not make them public holidays, so ``holidays`` keeps them in its *optional*
+category; a Danish workflow says which of them its secretariat treats as
+closed (``closed_on``; by default all but 1 May). Other countries' optional
+categories are not closed (write their days as ``closures``).
 
 Public holidays follow the law of their year: Great Prayer Day (Store bededag)
-is a holiday up to 2023 and a business day from 2024.
+is a holiday in Denmark up to 2023 and a business day from 2024.
 
 Everything here is a pure function of the calendar spec and the date. The
-holiday tables are built once per year and language and cached.
+holiday tables are built once per country, subdivision, year and language and
+cached.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from functools import lru_cache
+from collections.abc import Mapping
+from functools import cache, lru_cache
 from types import MappingProxyType
 from typing import Final
 
-import holidays
-
-from dk2020flow.definition.model import Calendar, OptionalHoliday
+from dk2020flow.definition.model import Calendar, OptionalHoliday, text_in
 
 OPTIONAL_DAYS: Final[MappingProxyType[OptionalHoliday, tuple[int, int]]] = MappingProxyType(
     {
@@ -37,9 +41,6 @@ OPTIONAL_DAYS: Final[MappingProxyType[OptionalHoliday, tuple[int, int]]] = Mappi
     }
 )
 """The (month, day) of each optional Danish day."""
-
-LANGUAGES: Final[MappingProxyType[str, str]] = MappingProxyType({"da": "da", "en": "en_US"})
-"""Our language codes and the ``holidays`` package's codes for them."""
 
 OPTIONAL_NAMES: Final[MappingProxyType[str, dict[OptionalHoliday, str]]] = MappingProxyType(
     {
@@ -60,25 +61,67 @@ OPTIONAL_NAMES: Final[MappingProxyType[str, dict[OptionalHoliday, str]]] = Mappi
 """Names for the optional days in a year where ``holidays`` does not list them."""
 
 EXTRA_CLOSED_NAME: Final[MappingProxyType[str, str]] = MappingProxyType(
-    {"da": "Lukkedag", "en": "Closed day"}
+    {"da": "Lukkedag", "en": "Closed day", "de": "Schließtag", "fr": "Jour de fermeture"}
 )
-"""The name :meth:`BusinessCalendar.holiday_name` gives an ``extra_closed_days`` entry."""
+"""The name :meth:`BusinessCalendar.holiday_name` gives an ``extra_closed_days`` entry
+(English in a language not listed)."""
 
 _MAX_SCAN_DAYS = 366
 """No run of closed days is longer than this; a longer scan means a broken calendar."""
 
 
+@cache
+def supported_countries() -> Mapping[str, tuple[str, ...]]:
+    """The countries ``holidays`` knows, each with its subdivisions' codes."""
+    import holidays  # where a calendar is computed: a read command needs none (#15.18)
+
+    return MappingProxyType(
+        {
+            country: tuple(subdivisions)
+            for country, subdivisions in holidays.list_supported_countries(
+                include_aliases=False
+            ).items()
+        }
+    )
+
+
+def _holiday_language(country: str, language: str) -> str | None:
+    """The ``holidays`` language code for our ``language`` (``en`` is ``en_US`` there);
+    None — the country's own language — when it offers neither it nor English."""
+    import holidays
+
+    offered = holidays.country_holidays(country).supported_languages
+    for code in (language, f"{language}_{country}", "en_US" if language == "en" else ""):
+        if code in offered:
+            return code
+    prefixed = sorted(code for code in offered if code.startswith(f"{language}_"))
+    if prefixed:
+        return prefixed[0]
+    return "en_US" if "en_US" in offered else None
+
+
+@lru_cache(maxsize=1024)
+def _public_days(
+    country: str, subdivision: str | None, year: int, language: str
+) -> MappingProxyType[dt.date, str]:
+    """The public holidays of ``year``: date -> name in ``language`` (or the country's)."""
+    import holidays
+
+    found = holidays.country_holidays(
+        country, subdiv=subdivision, years=year, language=_holiday_language(country, language)
+    )
+    return MappingProxyType({day: str(name) for day, name in found.items()})
+
+
 @lru_cache(maxsize=512)
-def _danish_days(year: int, language: str) -> MappingProxyType[dt.date, tuple[str, bool]]:
-    """Every public and optional Danish day of ``year``: date -> (name, is_optional)."""
-    code = LANGUAGES[language]
-    public = holidays.country_holidays("DK", years=year, language=code)
-    optional = holidays.country_holidays("DK", years=year, language=code, categories=("optional",))
-    days: dict[dt.date, tuple[str, bool]] = {
-        day: (str(name), True) for day, name in optional.items()
-    }
-    days.update({day: (str(name), False) for day, name in public.items()})
-    return MappingProxyType(days)
+def _danish_optional_days(year: int, language: str) -> MappingProxyType[dt.date, str]:
+    """Denmark's optional days of ``year`` as ``holidays`` names them."""
+    import holidays
+
+    found = holidays.country_holidays(
+        "DK", years=year, language=_holiday_language("DK", language), categories=("optional",)
+    )
+    return MappingProxyType({day: str(name) for day, name in found.items()})
 
 
 class BusinessCalendar:
@@ -88,62 +131,80 @@ class BusinessCalendar:
     state is a per-year cache of closed days, filled idempotently.
     """
 
-    __slots__ = ("_closed", "_closed_optional", "_extra", "spec")
+    __slots__ = ("_closed", "_closed_optional", "_closures", "_extra", "_working", "spec")
 
     def __init__(self, spec: Calendar | None = None) -> None:
         self.spec: Calendar = spec if spec is not None else Calendar()
-        if self.spec.country != "DK":  # pragma: no cover - the model allows only DK
-            raise ValueError(f"no business calendar for country {self.spec.country!r}")
+        country = self.spec.country
+        if country not in supported_countries():
+            raise ValueError(f"no public holidays are known for country {country!r}")
+        if self.spec.subdivision not in (None, *supported_countries()[country]):
+            raise ValueError(f"{country} has no subdivision {self.spec.subdivision!r}")
         self._closed_optional: frozenset[tuple[int, int]] = frozenset(
-            OPTIONAL_DAYS[day] for day in self.spec.closed_on
+            OPTIONAL_DAYS[day] for day in self.spec.optional_days_closed()
         )
+        self._closures: dict[dt.date, int] = {
+            day: index for index, closure in enumerate(self.spec.closures) for day in closure.days()
+        }
         self._extra: frozenset[dt.date] = frozenset(self.spec.extra_closed_days)
+        self._working: frozenset[dt.date] = frozenset(self.spec.extra_working_days)
         self._closed: dict[int, frozenset[dt.date]] = {}
 
     def __repr__(self) -> str:
-        closed = ", ".join(day.value for day in self.spec.closed_on)
-        return f"BusinessCalendar(country=DK, closed_on=[{closed}])"
+        where = self.spec.country + (f"-{self.spec.subdivision}" if self.spec.subdivision else "")
+        closed = ", ".join(day.value for day in self.spec.optional_days_closed())
+        return f"BusinessCalendar(country={where}, closed_on=[{closed}])"
 
     # ------------------------------------------------------------------ single days
 
     def closed_days(self, year: int) -> frozenset[dt.date]:
-        """The closed days of ``year`` whatever their weekday: holidays and extra days."""
+        """The closed days of ``year`` whatever their weekday: holidays and the workflow's
+        closures (the extra working days taken out)."""
         cached = self._closed.get(year)
         if cached is None:
-            public = (
-                day for day, (_, optional) in _danish_days(year, "en").items() if not optional
-            )
+            public = _public_days(self.spec.country, self.spec.subdivision, year, "en")
             optional = (dt.date(year, month, day) for month, day in self._closed_optional)
-            extra = (day for day in self._extra if day.year == year)
-            cached = frozenset((*public, *optional, *extra))
+            own = (day for day in (*self._extra, *self._closures) if day.year == year)
+            cached = frozenset((*public, *optional, *own)) - self._working
             self._closed[year] = cached
         return cached
 
     def is_business_day(self, day: dt.date) -> bool:
-        """True for a weekday that is neither a closed holiday nor an extra closed day."""
+        """True for an extra working day, and for a weekday that is neither a holiday nor a
+        day the workflow closes."""
         day = _as_date(day)
+        if day in self._working:
+            return True
         return day.weekday() < 5 and day not in self.closed_days(day.year)
 
     def holiday_name(self, day: dt.date, language: str = "da") -> str | None:
-        """The name of the holiday that closes ``day``, or None.
+        """The name of the holiday or closure that closes ``day``, or None.
 
         Gives a name for public holidays (also on a weekend), for optional days
-        that this calendar closes, and for extra closed days. Gives None for
-        ordinary days, plain weekends and optional days that stay open, so for a
-        weekday ``is_business_day(day) == (holiday_name(day) is None)``.
+        that this calendar closes, and for the workflow's closures and extra closed
+        days. Gives None for ordinary days, plain weekends, extra working days and
+        optional days that stay open, so for a weekday ``is_business_day(day) ==
+        (holiday_name(day) is None)``. ``language`` is a language code (``da``,
+        ``en``, ``de`` …); a name the holiday tables lack in it comes in English or
+        the country's own language.
         """
-        if language not in LANGUAGES:
-            raise ValueError(f"holiday names are offered in da and en, not {language!r}")
         day = _as_date(day)
         if day not in self.closed_days(day.year):
             return None
-        found = _danish_days(day.year, language).get(day)
-        if found is not None:
-            return found[0]
-        for optional, month_day in OPTIONAL_DAYS.items():
-            if (day.month, day.day) == month_day and optional in self.spec.closed_on:
-                return OPTIONAL_NAMES[language][optional]
-        return EXTRA_CLOSED_NAME[language]
+        if day in self._closures:
+            closure = self.spec.closures[self._closures[day]]
+            return text_in(closure.name, language, EXTRA_CLOSED_NAME["en"])
+        public = _public_days(self.spec.country, self.spec.subdivision, day.year, language)
+        if day in public:
+            return public[day]
+        if (day.month, day.day) in self._closed_optional:
+            named = _danish_optional_days(day.year, language).get(day)
+            if named is not None:
+                return named
+            for optional, month_day in OPTIONAL_DAYS.items():
+                if (day.month, day.day) == month_day:
+                    return OPTIONAL_NAMES.get(language, OPTIONAL_NAMES["en"])[optional]
+        return EXTRA_CLOSED_NAME.get(language, EXTRA_CLOSED_NAME["en"])
 
     # ------------------------------------------------------------------ arithmetic
 

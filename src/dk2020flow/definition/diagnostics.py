@@ -52,6 +52,7 @@ CODES: dict[str, str] = {
     "DF031": "a transition leaves a terminal state",
     "DF032": "ambiguous transitions",
     "DF033": "nobody can fire the transition",
+    "DF034": "a role both records and answers a checklist",
     # values and types
     "DF040": "a value of the wrong type for its field",
     "DF041": "all_true names a field that is not boolean",
@@ -63,6 +64,9 @@ CODES: dict[str, str] = {
     "DF052": "a date outside the plausible range",
     "DF053": "an event outside its cohort's dates",
     "DF054": "a cohort date timer on a state a case may reach without a cohort",
+    "DF055": "unknown calendar country",
+    "DF056": "unknown calendar subdivision",
+    "DF057": "Danish optional days on another country's calendar",
     # documents
     "DF070": "unknown document",
     "DF071": "unknown document type",

@@ -14,16 +14,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
-
+from dk2020flow.definition.cache import cached_workflow, remember_workflow
 from dk2020flow.definition.diagnostics import DefinitionError, Diagnostic
-from dk2020flow.definition.model import Workflow
-from dk2020flow.definition.partial import Damage, salvage
-from dk2020flow.definition.schema_errors import schema_diagnostics
-from dk2020flow.definition.source import MAX_BYTES, decode, read_yaml
-from dk2020flow.definition.template_check import TemplateSet, read_template_dir
-from dk2020flow.definition.validate import validate
+
+if TYPE_CHECKING:
+    from dk2020flow.definition.model import Workflow
+    from dk2020flow.definition.partial import Damage
+
+# The parser (ruamel.yaml), the schema's error reports and the checks are imported where a
+# text is parsed: a stored definition found in the cache (``definition/cache.py``) needs
+# none of them (#15.18).
 
 TemplateSource = Path | Mapping[str, str]
 """A folder of ``<template>.<lang>.jinja`` files, or their texts by file name."""
@@ -64,6 +66,8 @@ def load_workflow(
     the file's folder (:func:`default_template_dir`). ``check_templates=False`` skips the template checks (for a
     diagram of a workflow whose mails are not written yet).
     """
+    from dk2020flow.definition.source import MAX_BYTES, decode
+
     file = str(path)
     try:
         with path.open("rb") as stream:
@@ -83,13 +87,26 @@ def load_workflow_text(
     """Load a workflow from its text (e.g. a stored definition); ``name`` labels diagnostics.
 
     Gives the same ``Workflow`` and content hash as ``load_workflow`` on a file with
-    this text and these templates. Without ``templates`` the template checks are skipped.
+    this text and these templates. Without ``templates`` the template checks are skipped,
+    and a text parsed before (without warnings) is read from the private cache of
+    ``definition/cache.py`` instead of parsed again.
     """
+    if templates is None:
+        known = cached_workflow(text)
+        if known is not None:
+            return LoadedWorkflow(
+                workflow=known,
+                source_text=text,
+                path=Path(name),
+                content_hash=content_hash(text, {}),
+            )
+    from dk2020flow.definition.source import decode
+
     raw = text.encode("utf-8", errors="surrogatepass")
     decoded, problems = decode(raw, name)
     if decoded is None:
         raise DefinitionError(problems)
-    return _load(
+    loaded = _load(
         decoded,
         name,
         Path(name),
@@ -97,6 +114,9 @@ def load_workflow_text(
         default_dir=False,
         check_templates=templates is not None,
     )
+    if templates is None and decoded == text and not loaded.warnings:
+        remember_workflow(text, loaded.workflow)
+    return loaded
 
 
 def _load(
@@ -108,6 +128,15 @@ def _load(
     default_dir: bool,
     check_templates: bool,
 ) -> LoadedWorkflow:
+    from pydantic import ValidationError
+
+    from dk2020flow.definition.model import Workflow
+    from dk2020flow.definition.partial import salvage
+    from dk2020flow.definition.schema_errors import schema_diagnostics
+    from dk2020flow.definition.source import read_yaml
+    from dk2020flow.definition.template_check import TemplateSet, read_template_dir
+    from dk2020flow.definition.validate import validate
+
     document = read_yaml(text, file)
     if document.data is None:
         raise DefinitionError(document.diagnostics)

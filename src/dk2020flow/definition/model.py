@@ -105,19 +105,79 @@ class OptionalHoliday(StrEnum):
     NEW_YEARS_EVE = "new_years_eve"
 
 
-class Calendar(Frozen):
-    """Which days are business days."""
+CalendarDate = Annotated[dt.date, BeforeValidator(_date_text_is_a_date)]
 
-    country: Literal["DK"] = "DK"
-    closed_on: tuple[OptionalHoliday, ...] = Field(
-        default=(
-            OptionalHoliday.CONSTITUTION_DAY,
-            OptionalHoliday.CHRISTMAS_EVE,
-            OptionalHoliday.NEW_YEARS_EVE,
-        ),
-        description="Optional days that count as closed (not business days).",
+DANISH_CLOSED_ON = (
+    OptionalHoliday.CONSTITUTION_DAY,
+    OptionalHoliday.CHRISTMAS_EVE,
+    OptionalHoliday.NEW_YEARS_EVE,
+)
+"""The optional Danish days closed when a Danish calendar does not say (``closed_on``)."""
+
+
+class Closure(Frozen):
+    """A named closed day or run of days (the office's summer closing, a bridge day)."""
+
+    name: Text
+    on: CalendarDate | None = Field(default=None, description="One closed day.")
+    from_: CalendarDate | None = Field(default=None, alias="from", description="First day.")
+    to: CalendarDate | None = Field(default=None, description="Last day (included).")
+
+    @model_validator(mode="after")
+    def _one_day_or_a_run(self) -> Closure:
+        if (self.on is None) == (self.from_ is None and self.to is None):
+            raise ValueError("a closure has either `on: DATE` or `from: DATE` and `to: DATE`")
+        if self.on is None and (self.from_ is None or self.to is None):
+            raise ValueError("a closure with `from:` needs `to:` as well (and the other way)")
+        if self.from_ is not None and self.to is not None and self.from_ > self.to:
+            raise ValueError(f"a closure's `from` ({self.from_}) is after its `to` ({self.to})")
+        return self
+
+    def days(self) -> tuple[dt.date, ...]:
+        """Every closed day of the closure, in order."""
+        if self.on is not None:
+            return (self.on,)
+        first, last = self.from_, self.to
+        if first is None or last is None:  # not after the validator: it needs both
+            return ()
+        return tuple(first + dt.timedelta(days=n) for n in range((last - first).days + 1))
+
+
+class Calendar(Frozen):
+    """Which days are business days: weekdays that are neither public holidays of the
+    country (and subdivision) nor closed by the workflow, and extra working days."""
+
+    country: str = Field(
+        default="DK",
+        min_length=2,
+        max_length=3,
+        description="The public holidays of this country (ISO 3166-1 code, e.g. DK, DE, BE).",
     )
-    extra_closed_days: tuple[Annotated[dt.date, BeforeValidator(_date_text_is_a_date)], ...] = ()
+    subdivision: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=10,
+        description="A state, region or province with holidays of its own (e.g. BY for Bavaria).",
+    )
+    closed_on: tuple[OptionalHoliday, ...] | None = Field(
+        default=None,
+        description="Danish calendars: optional days that count as closed "
+        "(default constitution_day, christmas_eve, new_years_eve).",
+    )
+    extra_closed_days: tuple[CalendarDate, ...] = ()
+    closures: tuple[Closure, ...] = Field(
+        default=(), description="Named closed days or runs of days."
+    )
+    extra_working_days: tuple[CalendarDate, ...] = Field(
+        default=(),
+        description="Business days although a weekend or holiday (a Saturday made a working day).",
+    )
+
+    def optional_days_closed(self) -> tuple[OptionalHoliday, ...]:
+        """The optional Danish days this calendar closes (none outside Denmark)."""
+        if self.closed_on is not None:
+            return self.closed_on
+        return DANISH_CLOSED_ON if self.country == "DK" else ()
 
 
 class OfficeHours(Frozen):
@@ -310,6 +370,17 @@ class Checklist(Frozen):
     title: Text
     items: dict[ItemId, Text] = Field(min_length=1)
     roles: tuple[Name, ...] = Field(min_length=1, description="Roles that may record statuses.")
+    answered_by: tuple[Name, ...] = Field(
+        default=(),
+        description=(
+            "Roles that may answer the comments of items that need revision "
+            "(status partly_met or not_met), e.g. [contact_person]."
+        ),
+    )
+
+
+ANSWERABLE_STATUSES: tuple[str, ...] = (ItemStatus.PARTLY_MET.value, ItemStatus.NOT_MET.value)
+"""The statuses of the items that need revision: only those can be answered."""
 
 
 # ----------------------------------------------------------------------------- documents

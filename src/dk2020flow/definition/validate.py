@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from dk2020flow.definition.calendar import supported_countries
 from dk2020flow.definition.diagnostics import Diagnostic, Severity
 from dk2020flow.definition.durations import Duration
 from dk2020flow.definition.model import (
@@ -104,6 +105,7 @@ def validate(
     if graph:
         _initial_state(workflow, report)
     _timezone(workflow, report)
+    _calendar(workflow, report)
     _transitions(workflow, report)
     _mail_recipients(workflow, report)
     _checklists(workflow, report)
@@ -150,6 +152,45 @@ def _timezone(workflow: Workflow, report: _Report) -> None:
             f"unknown timezone `{workflow.timezone}`",
             "use a name from the IANA time zone database, such as Europe/Copenhagen",
         )
+
+
+def _calendar(workflow: Workflow, report: _Report) -> None:
+    spec = workflow.calendar
+    countries = supported_countries()
+    if spec.country not in countries:
+        close = difflib.get_close_matches(spec.country.upper(), sorted(countries), n=1)
+        report.add(
+            "DF055",
+            ("calendar", "country"),
+            f"no public holidays are known for country `{spec.country}`",
+            f"did you mean `{close[0]}`?"
+            if close
+            else "write an ISO 3166-1 code in capitals, such as DK, DE, BE or FR",
+        )
+    elif spec.subdivision is not None and spec.subdivision not in countries[spec.country]:
+        known = countries[spec.country]
+        report.add(
+            "DF056",
+            ("calendar", "subdivision"),
+            f"{spec.country} has no subdivision `{spec.subdivision}`",
+            _suggest(spec.subdivision, known, "subdivision")
+            if known
+            else f"{spec.country}'s holidays are the same everywhere: remove `subdivision`",
+        )
+    if spec.closed_on is not None and spec.country != "DK":
+        report.add(
+            "DF057",
+            ("calendar", "closed_on"),
+            f"`closed_on` names Danish optional days, but the calendar is {spec.country}'s",
+            "write the days your office closes as `closures` (name and date) instead",
+        )
+    for key in ("extra_closed_days", "extra_working_days"):
+        for position, day in enumerate(getattr(spec, key)):
+            _plausible(report, day, ("calendar", key, position))
+    for position, closure in enumerate(spec.closures):
+        for date_key, day in (("on", closure.on), ("from", closure.from_), ("to", closure.to)):
+            if day is not None:
+                _plausible(report, day, ("calendar", "closures", position, date_key))
 
 
 # ----------------------------------------------------------------------------- transitions
@@ -300,11 +341,24 @@ def _mail_recipients(workflow: Workflow, report: _Report) -> None:
 
 
 def _checklists(workflow: Workflow, report: _Report) -> None:
+    """DF022 for the roles that record and answer a checklist; DF034 for a role that does
+    both (it would answer its own comments)."""
     for name, checklist in workflow.checklists.items():
-        for position, role in enumerate(checklist.roles):
-            if role not in workflow.roles:
-                path = ("checklists", name, "roles", position)
-                report.unknown("DF022", path, "role", role, workflow.roles)
+        for part in ("roles", "answered_by"):
+            for position, role in enumerate(getattr(checklist, part)):
+                if role not in workflow.roles:
+                    path = ("checklists", name, part, position)
+                    report.unknown("DF022", path, "role", role, workflow.roles)
+        for position, role in enumerate(checklist.answered_by):
+            if role in checklist.roles and role in workflow.roles:
+                report.add(
+                    "DF034",
+                    ("checklists", name, "answered_by", position),
+                    f"role `{role}` both records and answers checklist `{name}`",
+                    f"take `{role}` out of `answered_by` (or out of `roles`): the answers "
+                    "are the other side's reply to the reviewer's comments",
+                    severity=Severity.WARNING,
+                )
 
 
 # ----------------------------------------------------------------------------- documents
@@ -509,8 +563,6 @@ def _plausible(report: _Report, value: dt.datetime | dt.date, path: NodePath) ->
 
 
 def _cohorts(workflow: Workflow, report: _Report) -> None:
-    for position, day in enumerate(workflow.calendar.extra_closed_days):
-        _plausible(report, day, ("calendar", "extra_closed_days", position))
     for name, cohort in workflow.cohorts.items():
         base: NodePath = ("cohorts", name)
         for date_name in ("application_deadline", "start", "planned_end"):

@@ -13,7 +13,15 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from dk2020flow.definition.durations import Duration
-from dk2020flow.definition.model import ItemStatus, MailSpec, State, Timer, Transition, text_in
+from dk2020flow.definition.model import (
+    ANSWERABLE_STATUSES,
+    ItemStatus,
+    MailSpec,
+    State,
+    Timer,
+    Transition,
+    text_in,
+)
 from dk2020flow.engine import timers as timing
 from dk2020flow.engine.fields import FieldValueError, as_date, check_comment, coerce
 from dk2020flow.engine.machine import CompiledWorkflow, Refusal
@@ -634,6 +642,78 @@ def record_checklist(
         from_state=case.state,
         to_state=case.state,
         data={"checklist": checklist, "items": recorded},
+    )
+    return _run_automatic(wf, Decision(case=changed, events=(event,)), now)
+
+
+def answer_checklist(
+    wf: CompiledWorkflow,
+    case: CaseSnapshot,
+    *,
+    checklist: str,
+    answers: Mapping[str, str],
+    actor: Actor,
+    now: dt.datetime,
+) -> Decision:
+    """Record the answers to the comments of one or many checklist items, by a role of
+    the checklist's ``answered_by``. Only an item that needs revision (its status
+    ``partly_met`` or ``not_met``) can be answered; a later answer replaces the earlier.
+    The statuses are untouched: the reviewer decides again once the plan is resubmitted.
+    """
+    _require_open(case)
+    spec = wf.workflow.checklists.get(checklist)
+    if spec is None:
+        raise RefusedError(
+            RefusalReason.INVALID_DATA,
+            f"{checklist!r} is not a checklist; checklists: {', '.join(wf.workflow.checklists) or 'none'}",
+        )
+    if actor.role not in spec.answered_by:
+        raise RefusedError(
+            RefusalReason.ROLE,
+            f"role {actor.role!r} may not answer {checklist}; allowed: "
+            f"{', '.join(spec.answered_by) or 'none (the checklist has no answered_by)'}",
+        )
+    if not answers:
+        raise RefusedError(RefusalReason.MISSING_DATA, "give at least one ITEM=ANSWER")
+    current = dict(case.checklists.get(checklist, {}))
+    recorded: dict[str, str] = {}
+    for item_id, text in answers.items():
+        if item_id not in spec.items:
+            raise RefusedError(
+                RefusalReason.INVALID_DATA,
+                f"{item_id!r} is not an item of {checklist}; items: {', '.join(spec.items)}",
+            )
+        item = current.get(item_id)
+        if item is None or item.status not in ANSWERABLE_STATUSES:
+            waiting = [i for i, v in current.items() if v.status in ANSWERABLE_STATUSES]
+            raise RefusedError(
+                RefusalReason.INVALID_DATA,
+                f"{checklist} item {item_id} does not need revision "
+                f"(status {item.status if item else 'not recorded'}): only items that are "
+                f"{' or '.join(ANSWERABLE_STATUSES)} can be answered; "
+                f"those now: {', '.join(waiting) or 'none'}",
+            )
+        answer = _comment(text)
+        if not answer:
+            raise RefusedError(
+                RefusalReason.MISSING_DATA, f"the answer to {checklist} item {item_id} is empty"
+            )
+        current[item_id] = replace(item, answer=answer)
+        recorded[item_id] = answer
+    changed = replace(
+        case,
+        checklists={**case.checklists, checklist: current},
+        version=case.version + 1,
+    )
+    event = EventRecord(
+        kind=EventKind.CHECKLIST_ANSWER,
+        at=now,
+        actor=actor.name,
+        role=actor.role,
+        trigger=checklist,
+        from_state=case.state,
+        to_state=case.state,
+        data={"checklist": checklist, "answers": recorded},
     )
     return _run_automatic(wf, Decision(case=changed, events=(event,)), now)
 

@@ -11,8 +11,6 @@ import re
 from typing import Any
 from urllib.parse import urlparse
 
-from email_validator import EmailNotValidError, validate_email
-
 from dk2020flow.definition.model import FieldDef, FieldType, Workflow
 from dk2020flow.engine.records import JsonValue
 
@@ -62,6 +60,8 @@ def _coerce(workflow: Workflow, field: FieldDef, value: Any) -> JsonValue:
             raise FieldValueError(f"{text!r} needs a UTC offset, e.g. +02:00")
         return parsed.astimezone(dt.UTC).isoformat()
     if kind is FieldType.EMAIL:
+        from email_validator import EmailNotValidError, validate_email  # only here (#15.18)
+
         try:
             return validate_email(text, check_deliverability=False).normalized
         except EmailNotValidError as exc:

@@ -22,6 +22,8 @@ class EventKind(StrEnum):
     TRANSITION = "transition"
     DATA_SET = "data_set"
     CHECKLIST = "checklist"
+    CHECKLIST_ANSWER = "checklist_answer"
+    """The answers to a checklist's comments (by a role of its ``answered_by``)."""
     TIMER = "timer"
     DEADLINE_EXTENDED = "deadline_extended"
     MIGRATED = "migrated"
@@ -53,6 +55,9 @@ class TimerStatus(StrEnum):
 class ChecklistItem:
     status: str
     comment: str = ""
+    answer: str = ""
+    """The answer to ``comment`` (by a role of the checklist's ``answered_by``); recording
+    the item again (a new status or comment) starts it over, empty."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -8,7 +8,7 @@ case without a trace; operators can use it to audit a case.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from dk2020flow.definition.model import Transition, Workflow
 from dk2020flow.engine.records import ChecklistItem, EventKind, EventRecord, JsonValue
@@ -65,6 +65,10 @@ def replay(
             items = case.checklists.setdefault(checklist, {})
             for item_id, item in dict(event.data["items"]).items():
                 items[item_id] = ChecklistItem(status=item["status"], comment=item["comment"])
+        elif event.kind is EventKind.CHECKLIST_ANSWER:
+            items = case.checklists.setdefault(str(event.data["checklist"]), {})
+            for item_id, answer in dict(event.data["answers"]).items():
+                items[item_id] = replace(items[item_id], answer=str(answer))
         elif event.kind is EventKind.MIGRATED:
             case.epoch += 1
             case.state = event.to_state or case.state

@@ -290,12 +290,14 @@ def build_context(
     event: EventView | None = None,
     transition: TransitionView | None = None,
     checklist: ChecklistView | None = None,
+    case_link: str = "",
 ) -> dict[str, Any]:
     """The template context for one mail to one recipient (plain data only).
 
     ``now`` is the time the mail is made (from the injected clock); it decides
     ``deadline.overdue``. ``deadline`` is the timer that fired for timer mails,
-    and may be the state's first deadline for state-entry mails.
+    and may be the state's first deadline for state-entry mails. ``case_link`` is the
+    address of the case this copy carries ("" for none: docs/templates.md).
     """
     fixed = _fixed(workflow, language)
     now = _aware(now, "now")
@@ -405,6 +407,7 @@ def build_context(
         "checklist": checklist_ctx,
         "transition": transition_ctx,
         "links": dict(fixed.links),
+        "case_link": case_link,
     }
 
 
@@ -648,7 +651,15 @@ def sample_context(
         event=event,
         transition=transition,
         checklist=checklist,
+        case_link="" if sparse else SAMPLE_CASE_LINK,
     )
+
+
+SAMPLE_CASE_LINK = (
+    "https://dk2020.example.dk/sign-in/case"
+    "?token=751.1599170340.c2FtcGxlLW5vdC1hLXJlYWwtc2lnbmF0dXJlLXh4eHh4eHg"
+)
+"""The ``case_link`` of a sample (its signature is not a real one)."""
 
 
 def _sample_event(

@@ -21,9 +21,10 @@ process, APScheduler 3.11 runs a handful of in-memory jobs:
 ``housekeeping``
     Hourly: reports dead and parked mail (a warning line operators can alert on).
 
-All jobs have ``max_instances=1`` and ``coalesce=True``; the work jobs share a
-one-thread executor so two passes never overlap. ``misfire_grace_time`` is set
-on purpose: a wake-up is never dropped however late it runs (``None``); a
+All jobs have ``coalesce=True`` and ``max_instances=1``, except the wake-up,
+which may have one more waiting behind a running pass (a wake during a pass is
+never dropped); the work jobs share a one-thread executor so two passes never
+overlap. ``misfire_grace_time`` is set on purpose: a wake-up is never dropped however late it runs (``None``); a
 sweep or heartbeat missed by more than its own interval is skipped, since the
 next one does the same work.
 
@@ -404,6 +405,9 @@ class Daemon:
             executor="work",
             replace_existing=True,
             misfire_grace_time=None,  # a late wake-up still runs: never drop due work
+            # One more may wait behind a running pass (the executor's one thread keeps them
+            # apart): a wake-up armed during a pass is work that pass may not have seen.
+            max_instances=2,
         )
         self.wake_at = wall_at
         # The next pass is armed (DEBUG: not shown by default; tests wait on it).

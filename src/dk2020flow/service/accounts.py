@@ -51,6 +51,7 @@ __all__ = [
     "STAFF",
     "AccountInputError",
     "Accounts",
+    "OidcRefusedError",
     "ParticipantRoles",
     "RateLimitedError",
     "SessionInfo",
@@ -148,6 +149,24 @@ class SignInError(Dk2020flowError):
     def __init__(self, problem: SignInProblem) -> None:
         super().__init__(self.MESSAGES[problem])
         self.problem: SignInProblem = problem
+
+
+OidcRefusal = Literal["unknown", "subject"]
+
+
+class OidcRefusedError(Dk2020flowError):
+    """A sign-in by OpenID Connect the programme refuses: the address is no active account
+    and no contact (``unknown``), or the account is bound to another subject of the
+    provider (``subject``). Nothing was created or changed."""
+
+    def __init__(self, problem: OidcRefusal, address: str) -> None:
+        messages = {
+            "unknown": f"{address} has no account here and is in no programme's contacts",
+            "subject": f"the account of {address} is bound to another identity at the provider",
+        }
+        super().__init__(messages[problem])
+        self.problem: OidcRefusal = problem
+        self.address = address
 
 
 def digest(secret: str) -> str:
@@ -384,6 +403,58 @@ class Accounts:
             # Outside the transaction above: the counted guesses must stay counted.
             raise SignInError("wrong_code")
         return cookie
+
+    def sign_in_with_oidc(
+        self, email: str, subject: str, *, client: str, user_agent: str
+    ) -> tuple[str, SessionUser]:
+        """A session (method ``oidc``) for the address the provider vouched for.
+
+        The address is matched as a sign-in link's would be: an active staff account, or a
+        participant (an account made now from the contact rows, as ``request_sign_in``
+        does). The provider's subject is bound to the account on its first sign-in; after
+        that another subject for the same address is refused (``OidcRefusedError``), and so
+        is an unknown or disabled address, with nothing created.
+        """
+        now = self._now()
+        try:
+            address = normal_email(email)
+        except AccountInputError:
+            raise OidcRefusedError("unknown", email.strip()) from None
+        if not subject or len(subject) > 255:
+            raise OidcRefusedError("subject", address)
+        with self._store.transaction() as tx:
+            user = tx.find_user(address)
+            if user is None or user.kind == PARTICIPANT:
+                known = participant_roles(tx.contacts_with_email(address))
+                if known is None:
+                    raise OidcRefusedError("unknown", address)
+                if user is None:
+                    user = tx.insert_user(
+                        email=address,
+                        name=known.name,
+                        kind=PARTICIPANT,
+                        roles=[],
+                        language=known.language,
+                        now=now,
+                    )
+                    log.info(
+                        "participant account made",
+                        extra={"action": "participant_added", "fields": {"user_id": user.id}},
+                    )
+            if not user.active:
+                raise OidcRefusedError("unknown", address)
+            bound = tx.oidc_subject(user.id)
+            if bound is None:
+                refused = not tx.bind_oidc_subject(user.id, subject)
+            else:
+                refused = not hmac.compare_digest(bound.encode(), subject.encode())
+            if refused:  # raised in the transaction: an account made above is not kept
+                log.warning(
+                    "OpenID Connect subject refused",
+                    extra={"action": "oidc_subject_refused", "fields": {"user_id": user.id}},
+                )
+                raise OidcRefusedError("subject", address)
+            return self._open(tx, user, "oidc", client, user_agent, now)
 
     def open_session(self, email: str, *, method: str, client: str, user_agent: str) -> str:
         """A session for an active account without a link (tests, a future OIDC sign-in)."""

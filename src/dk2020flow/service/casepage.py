@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from dk2020flow.definition.model import (
+    ANSWERABLE_STATUSES,
     FieldDef,
     FieldType,
     ItemStatus,
@@ -28,6 +29,7 @@ from dk2020flow.engine import timers as timing
 from dk2020flow.engine.machine import CompiledWorkflow
 from dk2020flow.engine.records import CaseSnapshot, JsonValue, TimerKind, TimerStatus
 from dk2020flow.service.core import Service
+from dk2020flow.service.privacy import displayed
 from dk2020flow.service.roles import acting_roles
 from dk2020flow.store.port import OutboxMessage, StoredEvent, StoredTimer, Tx
 
@@ -109,6 +111,10 @@ class ChecklistRow:
     title: str
     status: str | None
     comment: str
+    answer: str = ""
+    """The answer to ``comment`` (by a role of the checklist's ``answered_by``)."""
+    needs_answer: bool = False
+    """The item needs revision (partly_met or not_met): it can be answered."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -120,6 +126,10 @@ class ChecklistView:
     items: tuple[ChecklistRow, ...]
     edit_as: str | None
     """The user's role to record statuses in (None: read only)."""
+    answered_by: tuple[str, ...] = ()
+    answer_as: str | None = None
+    """The user's role to answer the comments in (None: they may not, or the case is
+    closed)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -351,10 +361,13 @@ def _checklists(
                 title=title(text, language, item),
                 status=recorded[item].status if item in recorded else None,
                 comment=recorded[item].comment if item in recorded else "",
+                answer=recorded[item].answer if item in recorded else "",
+                needs_answer=item in recorded and recorded[item].status in ANSWERABLE_STATUSES,
             )
             for item, text in spec.items.items()
         )
         edit_as = None if case.closed else next((r for r in roles if r in spec.roles), None)
+        answer_as = None if case.closed else next((r for r in roles if r in spec.answered_by), None)
         views.append(
             ChecklistView(
                 name=name,
@@ -363,6 +376,8 @@ def _checklists(
                 role_titles=tuple(role_title(wf.workflow, r, language) for r in spec.roles),
                 items=rows,
                 edit_as=edit_as,
+                answered_by=spec.answered_by,
+                answer_as=answer_as,
             )
         )
     return tuple(views)
@@ -409,6 +424,7 @@ def case_page(
         wf = service.compiled(tx, case.definition_id)
         timers = tx.timers_of(case.id or 0, pending_only=False)
         events = tx.history(case.id or 0)
+        case, events = displayed(tx, case, events)  # privacy: forgotten people's names
         outbox = tx.outbox(case_id=case.id, limit=mail_limit)
     definition = wf.workflow
     state = definition.states[case.state]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -48,25 +49,17 @@ from dk2020flow.errors import (
     RefusedError,
     quoted,
 )
-from dk2020flow.notify.render import RenderedMail
-from dk2020flow.report.model import Report, build_report
-from dk2020flow.service.dispatch import DispatchResult, fire_due
-from dk2020flow.service.documents import handed_in
 from dk2020flow.service.mail import (
     MailComposer,
     Preview,
     all_templates,
+    case_links_from,
     find_mail_spec,
     intent_from_json,
     roles_mailed,
 )
-from dk2020flow.service.migrate import MigrationItem, MigrationPlan
-from dk2020flow.service.migrate import migrate as migrate_cases
-from dk2020flow.service.overview import Overview, programme_overview
-from dk2020flow.service.participants import ParticipantsImported, import_participants
 from dk2020flow.service.reads import AmbiguousError, Reader
 from dk2020flow.service.tokens import Answer, Idempotency
-from dk2020flow.service.verify import CaseCheck, check_case
 from dk2020flow.settings import Settings
 from dk2020flow.store.db import require_current_schema
 from dk2020flow.store.port import (
@@ -83,10 +76,17 @@ from dk2020flow.store.port import (
 from dk2020flow.store.repository import SqlStore
 
 if TYPE_CHECKING:
+    from dk2020flow.report.model import Report
     from dk2020flow.service.accounts import Accounts
     from dk2020flow.service.console import Console
+    from dk2020flow.service.dispatch import DispatchResult
     from dk2020flow.service.documents import Documents
+    from dk2020flow.service.migrate import MigrationItem, MigrationPlan
+    from dk2020flow.service.overview import Overview
+    from dk2020flow.service.participants import ParticipantsImported
+    from dk2020flow.service.privacy import AccessLogBuffer
     from dk2020flow.service.tokens import Tokens
+    from dk2020flow.service.verify import CaseCheck
     from dk2020flow.service.webhooks import Webhooks
 
 __all__ = [
@@ -104,6 +104,25 @@ __all__ = [
     "Service",
     "open_service",
 ]
+
+# Re-exported names whose modules a command imports only when it uses them (#15.18:
+# `case show` needs neither the dispatcher, the migration, the CSV import nor the log check).
+_LAZY = {
+    "CaseCheck": "dk2020flow.service.verify",
+    "DispatchResult": "dk2020flow.service.dispatch",
+    "MigrationItem": "dk2020flow.service.migrate",
+    "MigrationPlan": "dk2020flow.service.migrate",
+    "ParticipantsImported": "dk2020flow.service.participants",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(module), name)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -170,8 +189,28 @@ class Service(Reader):
         super().__init__(store, on_close=on_close)
         self.clock = clock
         self.settings = settings or Settings()
-        self.mail = MailComposer(sender=self.settings.sender_override())
+        self.mail = MailComposer(
+            sender=self.settings.sender_override(), links=case_links_from(self.settings)
+        )
         self._definitions: dict[int, CompiledWorkflow] = {}
+        self._access_log: AccessLogBuffer | None = None
+        self._access_log_made = threading.Lock()
+
+    @property
+    def access_log(self) -> AccessLogBuffer:
+        """Reads logged for the privacy log, written in batches (``service/privacy.py``)."""
+        with self._access_log_made:
+            if self._access_log is None:
+                from dk2020flow.service.privacy import AccessLogBuffer
+
+                self._access_log = AccessLogBuffer(self)
+            return self._access_log
+
+    def close(self) -> None:
+        """Write the access log entries still waiting, then release the store."""
+        if self._access_log is not None:
+            self._access_log.close()
+        super().close()
 
     @property
     def accounts(self) -> Accounts:
@@ -633,6 +672,30 @@ class Service(Reader):
             )
         )
 
+    def answer(
+        self,
+        ref: str,
+        checklist: str,
+        answers: Mapping[str, str],
+        *,
+        actor: str,
+        role: str | None,
+        workflow: str | None = None,
+        now: dt.datetime | None = None,
+        expected_version: int | None = None,
+    ) -> CaseSnapshot:
+        """Answer the comments of checklist items that need revision (item -> answer), in
+        a role of the checklist's ``answered_by`` (``decide.answer_checklist``)."""
+        who = Actor(name=actor, role=role)
+        plan = _Plan(
+            action=f"answer:{checklist}",
+            who=who,
+            decide_on=lambda _tx, wf, case, at: decide.answer_checklist(
+                wf, case, checklist=checklist, answers=answers, actor=who, now=at
+            ),
+        )
+        return self._change(ref, workflow, now, plan, expected_version=expected_version).case
+
     def extend(
         self,
         ref: str,
@@ -693,13 +756,15 @@ class Service(Reader):
     # ------------------------------------------------------------------ reading
 
     def show(self, ref: str, *, workflow: str | None = None) -> CaseDetails:
+        from dk2020flow.service.privacy import displayed_case
+
         with self.store.read() as tx:
             case = self.resolve(tx, ref, workflow)
             wf = self.compiled(tx, case.definition_id)
             timers = tx.timers_of(case.id or 0)
             outbox = tx.outbox(case_id=case.id, limit=50)
             return CaseDetails(
-                case=case,
+                case=displayed_case(case, tx.forgotten_digests()),  # privacy: forgotten names
                 definition_version=wf.workflow.version,
                 timers=timers,
                 outbox=outbox,
@@ -729,6 +794,8 @@ class Service(Reader):
 
             def workflow_of(definition_id: int) -> Workflow:
                 return self.compiled(tx, definition_id).workflow
+
+            from dk2020flow.service.verify import check_case
 
             return [
                 check_case(case, tx.history(case.id or 0), workflow_of)
@@ -779,6 +846,8 @@ class Service(Reader):
     ) -> Overview:
         """The programme at a glance as of ``at`` (the console's home page;
         ``service/overview.py``)."""
+        from dk2020flow.service.overview import programme_overview
+
         return programme_overview(self, at=at or self.clock.now(), days=days, limit=limit)
 
     def report(self, workflow: str | None = None, at: dt.datetime | None = None) -> Report:
@@ -786,6 +855,8 @@ class Service(Reader):
         (the service's clock by default), from the case logs (``report/model.py``)."""
         at = at or self.clock.now()
         with self.store.read() as tx:
+            from dk2020flow.report.model import build_report
+
             return build_report(tx, workflow=workflow, at=at)
 
     def purge_sent(self, before: dt.datetime) -> int:
@@ -796,6 +867,8 @@ class Service(Reader):
     def import_participants(self, path: Path) -> ParticipantsImported:
         """Import municipalities or contacts from a CSV file: every row checked, all or
         nothing (``service/participants.py``)."""
+        from dk2020flow.service.participants import import_participants
+
         with self.store.transaction() as tx:
             return import_participants(tx, path)
 
@@ -815,12 +888,16 @@ class Service(Reader):
         now: dt.datetime | None = None,
     ) -> MigrationPlan:
         """Move every open case of ``workflow`` to its newest version (dry run first)."""
+        from dk2020flow.service.migrate import migrate as migrate_cases
+
         return migrate_cases(
             self, workflow, state_map=state_map, actor=actor, dry_run=dry_run, now=now
         )
 
     def fire_due(self, now: dt.datetime, *, limit: int | None = None) -> DispatchResult:
         """Fire the timers due at ``now`` (``service/dispatch.py``)."""
+        from dk2020flow.service.dispatch import fire_due
+
         return fire_due(self, now, limit=limit)
 
     def retry_message(self, message_id: int, now: dt.datetime | None = None) -> tuple[bool, str]:
@@ -875,7 +952,9 @@ class Service(Reader):
                 intent = replace(intent, timer=first.timer, deadline_at=first.deadline_at)
             elif intent.kind == "timer":
                 intent = replace(intent, timer=kind_extra, deadline_at=now + dt.timedelta(days=14))
-            mails = self.mail.render(tx, wf, case, intent, now, language=language)
+            mails = self.mail.render(tx, wf, case, intent, now, language=language, sign=False)
+            from dk2020flow.notify.render import RenderedMail
+
             return [
                 Preview(
                     to=m.to,
@@ -893,6 +972,8 @@ class Service(Reader):
 def _firing(
     trigger: str, actor: str, role: str | None, data: Mapping[str, Any] | None, comment: str
 ) -> _Plan:
+    from dk2020flow.service.documents import handed_in
+
     who = Actor(name=actor, role=role)
     return _Plan(
         action=trigger,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dk2020flow.definition.model import CalendarEvent, Workflow, text_in
 from dk2020flow.engine import timers as timing
@@ -27,13 +27,27 @@ from dk2020flow.notify.context import (
     TransitionView,
     build_context,
 )
-from dk2020flow.notify.ics import deadline_ics, event_ics
-from dk2020flow.notify.message import SENDER_KEY, Mailbox
-from dk2020flow.notify.render import RenderedMail, Renderer
+from dk2020flow.service.links import CaseLinks, case_links_from
 from dk2020flow.store.port import Contact, NewMail, OutboxStatus, Tx
+
+if TYPE_CHECKING:
+    # Jinja2 and babel (the renderer), icalendar and the e-mail package are imported
+    # when a mail is rendered: `case show` reads the composer's contacts only (#15.18).
+    from dk2020flow.notify.message import Mailbox
+    from dk2020flow.notify.render import RenderedMail, Renderer
+
+__all__ = ["MailComposer", "Preview", "Recipients", "case_links_from"]
 
 _EVENT_ICS_KEPT = 64
 _OPENINGS_KEPT = 256
+
+
+class Recipients(dict[str, list[Contact]]):
+    """A case's recipients by role (``MailComposer.contacts``), with ``known``: the
+    addresses (lower-cased) that are rows of the municipality's contacts, the people a
+    case link may sign in."""
+
+    known: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -47,11 +61,18 @@ class Preview:
 class MailComposer:
     """Renders mail for one workflow version at a time (renderers are cached per version)."""
 
-    def __init__(self, *, sender: tuple[str | None, str | None] = (None, None)) -> None:
+    def __init__(
+        self,
+        *,
+        sender: tuple[str | None, str | None] = (None, None),
+        links: CaseLinks | None = None,
+    ) -> None:
         """``sender``: the (name, address) a setting puts in place of every workflow's
         ``sender:`` (``DK2020FLOW_MAIL_SENDER_NAME`` / ``DK2020FLOW_MAIL_SENDER``); None
-        where not set."""
+        where not set. ``links``: the links to the case that mail carries (none without
+        a public address: ``service/links.py``)."""
         self._renderers: dict[int, Renderer] = {}
+        self.links = links if links is not None else CaseLinks(public_url=None)
         self._sender_override = sender
         # The .ics of a programme event at one instant for the same recipients: made
         # once, however often it is rendered (a retry, a preview).
@@ -85,6 +106,8 @@ class MailComposer:
     def renderer(self, wf: CompiledWorkflow) -> Renderer:
         found = self._renderers.get(wf.definition_id)
         if found is None:
+            from dk2020flow.notify.render import Renderer
+
             found = Renderer(wf.templates, timezone=wf.workflow.timezone)
             self._renderers[wf.definition_id] = found
         return found
@@ -108,19 +131,20 @@ class MailComposer:
         case: CaseSnapshot,
         *,
         known: Sequence[Contact] | None = None,
-    ) -> dict[str, list[Contact]]:
+    ) -> Recipients:
         """Recipients by role: the municipality's contacts, the case's own `<role>_email`
         fields, then the role's shared mailbox from the workflow file.
 
         ``known``: the municipality's contacts, read already (``Tx.contacts_for``).
         """
-        by_role: dict[str, list[Contact]] = {}
+        by_role = Recipients()
         municipal = tx.contacts(case.municipality_code) if known is None else known
         for contact in municipal:
             by_role.setdefault(contact.role, []).append(contact)
+        by_role.known = frozenset(contact.email.lower() for contact in municipal)
         for role_name, role in wf.workflow.roles.items():
             email = case.data.get(f"{role_name}_email")
-            if isinstance(email, str) and email:
+            if isinstance(email, str) and email and not tx.is_forgotten(email):  # privacy
                 name = case.data.get(f"{role_name}_name")
                 own = Contact(
                     municipality_code=case.municipality_code,
@@ -154,6 +178,7 @@ class MailComposer:
         language: str | None = None,
         reminder: bool = False,
         contacts: Mapping[str, list[Contact]] | None = None,
+        sign: bool = True,
     ) -> list[NewMail]:
         """Render one mail intent: one message per To recipient, greeting that recipient.
 
@@ -162,6 +187,8 @@ class MailComposer:
         A mail with no To recipient is parked with the reason (and its intent, so
         it can be rendered again once the case has a contact in that role).
         ``contacts``: the case's recipients by role (``contacts``), if known already.
+        ``sign=False`` (a preview): a case link shows as ``…/sign-in/case?token=…``, so
+        a preview signs nobody in and writes nothing (it runs in a read transaction).
         """
         definition = wf.workflow
         sender = self.sender(definition)
@@ -191,7 +218,7 @@ class MailComposer:
                 language=definition.default_language,
             )
             rendered = self._render_one(
-                wf, case, intent, recipient, lang_of(recipient), now, reminder
+                wf, case, intent, recipient, lang_of(recipient), now, reminder, ""
             )
             return [
                 NewMail(
@@ -232,7 +259,10 @@ class MailComposer:
         for contact in to:
             lang = lang_of(contact)
             copy_cc = copied.get(contact.email, [])
-            rendered = self._render_one(wf, case, intent, contact, lang, now, reminder)
+            link = self._case_link(
+                tx, wf, case, contact, contacts, shared=bool(copy_cc), now=now, sign=sign
+            )
+            rendered = self._render_one(wf, case, intent, contact, lang, now, reminder, link)
             attendees = tuple((c.name, c.email) for c in (contact, *copy_cc))
             mails.append(
                 NewMail(
@@ -253,6 +283,35 @@ class MailComposer:
             )
         return mails
 
+    def _case_link(
+        self,
+        tx: Tx,
+        wf: CompiledWorkflow,
+        case: CaseSnapshot,
+        contact: Contact,
+        contacts: Mapping[str, list[Contact]],
+        *,
+        shared: bool,
+        now: dt.datetime,
+        sign: bool = True,
+    ) -> str:
+        """The link to the case one copy carries (docs/portal.md, "Links in mail"): a
+        case link that signs its one recipient in when they are a contact of the case;
+        else the case's plain address (the console's for a role's shared mailbox);
+        "" without a public address."""
+        links = self.links
+        if not links.public_url or case.id is None:
+            return ""
+        known = contacts.known if isinstance(contacts, Recipients) else frozenset()
+        if not shared and contact.email.lower() in known:
+            if not sign:
+                return links.unsigned_url()
+            return links.signed_url(tx, case.id, contact.email, now)
+        role = wf.workflow.roles.get(contact.role)
+        if role is not None and role.email and role.email == contact.email:
+            return links.console_url(case.id)
+        return links.portal_url(case.id)
+
     def _render_one(
         self,
         wf: CompiledWorkflow,
@@ -262,6 +321,7 @@ class MailComposer:
         language: str,
         now: dt.datetime,
         reminder: bool,
+        case_link: str,
     ) -> RenderedMail:
         definition = wf.workflow
         deadline: DeadlineView | None = None
@@ -320,6 +380,7 @@ class MailComposer:
             event=event,
             transition=transition,
             checklist=checklist,
+            case_link=case_link,
         )
         return self.renderer(wf).render(intent.template, language, context)
 
@@ -344,6 +405,8 @@ class MailComposer:
         organizer = sender
         if organizer is None and definition.links.help_email:
             organizer = (definition.links.help_name, definition.links.help_email)
+        from dk2020flow.notify.ics import deadline_ics, event_ics
+
         if intent.event:
             key = (
                 wf.definition_id,
@@ -477,6 +540,8 @@ def intent_to_json(
 ) -> dict[str, Any]:
     """A mail intent as stored with its outbox row, with the sender its mail is from
     (``SENDER_KEY``, read back by delivery: ``notify.message.stored_sender``)."""
+    from dk2020flow.notify.message import SENDER_KEY
+
     return {
         SENDER_KEY: list(sender) if sender is not None else None,
         "template": intent.template,

@@ -102,7 +102,9 @@ class Reader:
     ) -> tuple[CaseSnapshot, list[StoredEvent]]:
         with self.store.read() as tx:
             case = self.resolve(tx, ref, workflow)
-            return case, tx.history(case.id or 0)
+            from dk2020flow.service.privacy import displayed  # forgotten people's names
+
+            return displayed(tx, case, tx.history(case.id or 0))
 
     def definitions(self) -> list[StoredDefinition]:
         with self.store.read() as tx:

@@ -128,6 +128,7 @@ def run_simulation(
     out_dir: Path | None = None,
     db_url: str | None = None,
     progress: Progress | None = None,
+    public_url: str | None = None,
 ) -> SimulationResult:
     """Simulate the programme of ``workflow_path`` from ``start`` to ``end``.
 
@@ -147,6 +148,8 @@ def run_simulation(
         upgrade_database(url)
         clock = ManualClock(start_at)
         settings = Settings(database_url=url)
+        if public_url and settings.public_url is None:  # the mails' links (docs/portal.md)
+            settings = settings.model_copy(update={"public_url": public_url})
         service = open_service(url, clock=clock, settings=settings)
         store = service.store
         try:

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dk2020flow.errors import Dk2020flowError
+from dk2020flow.errors import Dk2020flowError, StorageError, StorageUnavailableError
 
 
-class StoreError(Dk2020flowError):
+class StoreError(StorageError):
     """A database operation failed."""
 
 
-class DatabaseUnavailableError(StoreError):
+class DatabaseUnavailableError(StoreError, StorageUnavailableError):
     """The database cannot be reached or opened (server down, wrong URL, missing directory)."""
 
 
-class DatabaseBusyError(StoreError):
+class DatabaseBusyError(StoreError, StorageUnavailableError):
     """Another process held the database lock for longer than the busy timeout."""
 
 

@@ -585,6 +585,14 @@ class AccountsTx(Protocol):
         """Disable the account, revoke its sessions and void its unused sign-in links."""
         ...
 
+    def oidc_subject(self, user_id: int) -> str | None:
+        """The OpenID Connect subject bound to the account (None: none yet)."""
+        ...
+
+    def bind_oidc_subject(self, user_id: int, subject: str) -> bool:
+        """Bind the provider's subject to the account; False if another account has it."""
+        ...
+
     def insert_sign_in_token(
         self,
         *,
@@ -1262,6 +1270,122 @@ class PortalTx(Protocol):
 # ------------------------------------------------------------------ end of participants' portal
 
 
+class LinksTx(Protocol):
+    """The keys that sign case links in mail (``store/sql/links.py``, ``service/links.py``)."""
+
+    def link_key(self) -> tuple[int, str] | None:
+        """(id, hex secret) of the key in force, or None while there is none."""
+        ...
+
+    def ensure_link_key(self, secret: str, now: dt.datetime) -> tuple[int, str]:
+        """The key in force; ``secret`` becomes the first key when there is none yet."""
+        ...
+
+    def add_link_key(self, secret: str, now: dt.datetime) -> int:
+        """A new key in force (rotation): links signed by the older ones stop working."""
+        ...
+
+
+# ------------------------------------------------------------------ privacy (helper "privacy")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AccessEntry:
+    """One line of the access log: who read which person's data, when, and how."""
+
+    at: dt.datetime
+    actor: str
+    actor_kind: str
+    """``staff``, ``participant``, ``token`` or ``cli``."""
+    action: str
+    """``read`` or ``export``."""
+    what: str
+    """``case``, ``contacts`` or ``my_data``."""
+    via: str
+    """``console``, ``portal``, ``api`` or ``cli``."""
+    case_id: int | None = None
+    subject: str | None = None
+    """The address of the one person it is about (None: a case, i.e. its contacts)."""
+    id: int = 0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ForgetCounts:
+    """What ``forget_person`` removed or redacted (or would, in a dry run), per table."""
+
+    contacts: int = 0
+    users: int = 0
+    sessions: int = 0
+    sign_in_tokens: int = 0
+    sign_in_attempts: int = 0
+    outbox: int = 0
+    outbox_unsent: int = 0
+    """Of ``outbox``: mail not yet sent, now dead (never sent to a forgotten address)."""
+    documents: int = 0
+    access_log: int = 0
+    webhook_deliveries: int = 0
+    staff_account: bool = False
+    """The address also has a staff account: it is kept (``users disable``)."""
+
+
+def person_digest(value: str) -> str:
+    """The digest ``forgotten_people`` keeps of an address or a name: SHA-256, in hex, of
+    the value stripped and case-folded."""
+    import hashlib
+
+    return hashlib.sha256(value.strip().casefold().encode("utf-8")).hexdigest()
+
+
+class PrivacyTx(Protocol):
+    """The access log and forgetting a person (``store/sql/privacy.py``, ``service/privacy.py``)."""
+
+    def record_access(self, entries: Sequence[AccessEntry]) -> None:
+        """Append entries to the access log (one INSERT)."""
+        ...
+
+    def access_entries(self, subject: str, case_ids: Sequence[int]) -> list[AccessEntry]:
+        """Entries about ``subject`` or about one of ``case_ids``, oldest first."""
+        ...
+
+    def purge_access_log(self, before: dt.datetime) -> int:
+        """Delete entries older than ``before``; how many."""
+        ...
+
+    def outbox_to(self, email: str) -> list[OutboxMessage]:
+        """Every message addressed (to or cc) to ``email``, oldest first."""
+        ...
+
+    def events_by(self, actor: str) -> list[StoredEvent]:
+        """Every event whose actor is ``actor`` (case-insensitively), by case and seq."""
+        ...
+
+    def forgotten_digests(self) -> frozenset[str]:
+        """The digests of every forgotten address and name."""
+        ...
+
+    def is_forgotten(self, value: str) -> bool:
+        """Whether ``value`` is a forgotten address or name (``person_digest``; the
+        digests are read once per transaction)."""
+        ...
+
+    def forget_person(
+        self,
+        email: str,
+        names: Sequence[str],
+        digests: Sequence[str],
+        placeholder: str,
+        now: dt.datetime,
+        *,
+        apply: bool,
+    ) -> ForgetCounts:
+        """Remove ``email``'s contact rows, participant account, sessions and sign-in
+        tokens; redact the mail to it and its name elsewhere (``apply``), or only count."""
+        ...
+
+
+# ------------------------------------------------------------------ end of privacy
+
+
 class Tx(
     DefinitionsTx,
     ParticipantsTx,
@@ -1278,6 +1402,8 @@ class Tx(
     ApiTx,
     WebhooksTx,
     PortalTx,
+    LinksTx,
+    PrivacyTx,
     Protocol,
 ):
     """One transaction: every concern's protocol together."""

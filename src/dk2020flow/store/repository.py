@@ -35,9 +35,11 @@ from dk2020flow.store.sql.console import SqlConsoleTx
 from dk2020flow.store.sql.daemons import SqlDaemonsTx
 from dk2020flow.store.sql.definitions import SqlDefinitionsTx
 from dk2020flow.store.sql.documents import SqlDocumentsTx
+from dk2020flow.store.sql.links import SqlLinksTx
 from dk2020flow.store.sql.outbox import SqlOutboxTx
 from dk2020flow.store.sql.overview import SqlOverviewTx
 from dk2020flow.store.sql.participants import SqlParticipantsTx
+from dk2020flow.store.sql.privacy import SqlPrivacyTx
 from dk2020flow.store.sql.reports import SqlReportsTx
 from dk2020flow.store.sql.timers import SqlTimersTx
 from dk2020flow.store.sql.webhooks import SqlWebhooksTx
@@ -125,6 +127,8 @@ class SqlTx(
     SqlApiReadsTx,
     SqlApiTx,
     SqlWebhooksTx,
+    SqlLinksTx,
+    SqlPrivacyTx,
 ):
     """One transaction; implements ``port.Tx`` by composing one mixin per concern
     (``store/sql/``), each beside its statements."""

@@ -55,6 +55,7 @@ def case_values(case: CaseSnapshot) -> dict[str, Any]:
         "checklists": {
             name: {
                 item: {"status": entry.status, "comment": entry.comment}
+                | ({"answer": entry.answer} if entry.answer else {})
                 for item, entry in items.items()
             }
             for name, items in case.checklists.items()
@@ -78,7 +79,11 @@ def to_case(row: Row[Any]) -> CaseSnapshot:
         data=dict(row.data),
         checklists={
             name: {
-                item: ChecklistItem(status=entry["status"], comment=entry.get("comment", ""))
+                item: ChecklistItem(
+                    status=entry["status"],
+                    comment=entry.get("comment", ""),
+                    answer=entry.get("answer", ""),
+                )
                 for item, entry in items.items()
             }
             for name, items in row.checklists.items()

@@ -397,6 +397,19 @@ class SignInAttemptRow(SQLModel, table=True):
     at: Any = _col(UtcDateTime)
 
 
+class LinkKeyRow(SQLModel, table=True):
+    """A key that signs the case links in milestone mail (migration 0005, docs/portal.md
+    "Links in mail"). The newest row signs and checks; a new row (rotation) voids every
+    link signed before. Made on first need; shared by daemons and web workers."""
+
+    __tablename__ = "link_keys"
+
+    id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    secret: str = _col(String(64))
+    """32 random bytes, hex."""
+    created_at: Any = _col(UtcDateTime)
+
+
 class SavedViewRow(SQLModel, table=True):
     """A named filter of the cases table, for one user or for everyone with a role."""
 
@@ -662,6 +675,51 @@ class CountFoldRow(SQLModel, table=True):
     tx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
 
 
+# ---------------------------------------------------------------- privacy (migration 0005)
+
+
+class AccessLogRow(SQLModel, table=True):
+    """Who looked at a person's data, and when (docs/portal.md "Your data (GDPR)").
+
+    One row per read of a case page (console, portal, API), of contact data, or of a
+    person's own export; changes are in the case history (events) instead."""
+
+    __tablename__ = "access_log"
+    __table_args__ = (
+        Index("ix_access_log_case_id_at", "case_id", "at"),
+        Index("ix_access_log_subject", "subject"),
+        Index("ix_access_log_at", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: Any = _col(UtcDateTime)
+    actor: str = _col(String(200))
+    actor_kind: str = _col(String(16))
+    """``staff``, ``participant``, ``token`` or ``cli``."""
+    action: str = _col(String(16))
+    """``read`` or ``export``."""
+    what: str = _col(String(32))
+    """``case``, ``contacts`` or ``my_data``."""
+    case_id: int | None = _col(Integer, nullable=True)
+    subject: str | None = _col(String(320), nullable=True)
+    """The address of the person the entry is about (None: the case's contacts)."""
+    via: str = _col(String(16))
+    """``console``, ``portal``, ``api`` or ``cli``."""
+
+
+class ForgottenPersonRow(SQLModel, table=True):
+    """A person removed by ``participants forget``: only SHA-256 digests of their address
+    and names, so the case history's display can replace them."""
+
+    __tablename__ = "forgotten_people"
+
+    id: int | None = Field(default=None, primary_key=True)
+    forgotten_at: Any = _col(UtcDateTime)
+    digests: list[str] = _col(JsonType)
+    summary: dict[str, Any] = _col(JsonType)
+    """What was removed (counts per table)."""
+
+
 def _table(model: type[SQLModel]) -> Table:
     return cast(Table, model.__table__)  # type: ignore[attr-defined]
 
@@ -679,6 +737,7 @@ users = _table(UserRow)
 sign_in_tokens = _table(SignInTokenRow)
 web_sessions = _table(WebSessionRow)
 sign_in_attempts = _table(SignInAttemptRow)
+link_keys = _table(LinkKeyRow)  # mail links
 saved_views = _table(SavedViewRow)
 bulk_runs = _table(BulkRunRow)
 bulk_items = _table(BulkItemRow)
@@ -692,5 +751,7 @@ case_counts = _table(CaseCountRow)
 deadline_counts = _table(DeadlineCountRow)
 outbox_counts = _table(OutboxCountRow)
 count_folds = _table(CountFoldRow)
+access_log = _table(AccessLogRow)  # privacy
+forgotten_people = _table(ForgottenPersonRow)  # privacy
 
 metadata = SQLModel.metadata

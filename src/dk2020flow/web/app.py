@@ -43,10 +43,14 @@ def create_app(config: WebConfig) -> FastAPI:
     from dk2020flow.settings import load_settings
     from dk2020flow.web import routes
 
+    settings = load_settings()
+    if settings.public_url is None and config.base_url:
+        # Links in the mail a web request makes go to this server (docs/portal.md).
+        settings = settings.model_copy(update={"public_url": config.base_url})
     service = open_service(
         config.database_url,
         clock=config.clock,
-        settings=load_settings(),
+        settings=settings,
         pool_size=config.pool_size,
     )
     renderer = Renderer(config.timezone)
@@ -88,6 +92,7 @@ def app_from_environment() -> FastAPI:
     in the environment: DK2020FLOW_DATABASE_URL, DK2020FLOW_WEB_NOW, DK2020FLOW_BASE_URL."""
     from dk2020flow.clock import SystemClock
     from dk2020flow.settings import load_settings
+    from dk2020flow.web.oidc import oidc_config
 
     settings = load_settings()
     now = os.environ.get("DK2020FLOW_WEB_NOW", "").strip()
@@ -100,6 +105,7 @@ def app_from_environment() -> FastAPI:
             timezone=timezone,
             base_url=os.environ.get("DK2020FLOW_BASE_URL") or None,
             pool_size=int(os.environ.get("DK2020FLOW_WEB_POOL_SIZE", "40")),
+            oidc=oidc_config(settings),
         )
     )
 

@@ -11,6 +11,26 @@ from dk2020flow.service.accounts import SESSION_LIFETIME, SIGN_IN_LINK_LIFETIME
 SESSION_COOKIE = "dk2020flow_session"
 CSRF_COOKIE = "dk2020flow_csrf"
 LANGUAGE_COOKIE = "dk2020flow_lang"
+OIDC_COOKIE = "dk2020flow_oidc"
+"""The pending OpenID Connect sign-in (state, nonce, PKCE verifier) between the redirect to
+the provider and its answer; only on the ``/sign-in/oidc`` paths, for minutes."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class OidcConfig:
+    """Single sign-on by OpenID Connect (``web/oidc.py``; the settings ``oidc_*``)."""
+
+    issuer: str
+    """The provider's issuer URL; its discovery document is at
+    ``{issuer}/.well-known/openid-configuration``."""
+    client_id: str
+    client_secret: str | None = None
+    """None: a public client (PKCE only, no client authentication at the token endpoint)."""
+    scopes: tuple[str, ...] = ("openid", "email", "profile")
+    name: str = "single sign-on"
+    """Shown on the sign-in page's button ("Sign in with …")."""
+    timeout: float = 10.0
+    """Seconds for each request to the provider."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,3 +50,5 @@ class WebConfig:
     """Database connections kept: as many as the thread pool that runs the endpoints."""
     deliver_sign_in_mail: bool = True
     """Try to send a sign-in mail at once (the daemon retries it if that fails)."""
+    oidc: OidcConfig | None = None
+    """Single sign-on by OpenID Connect; None: sign-in by link and code only."""

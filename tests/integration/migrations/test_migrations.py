@@ -47,6 +47,9 @@ TABLES = {
     "deadline_counts",
     "outbox_counts",
     "count_folds",
+    "access_log",  # privacy (0005)
+    "forgotten_people",  # privacy (0005)
+    "link_keys",  # mail links (0005)
 }
 
 

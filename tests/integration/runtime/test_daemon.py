@@ -9,6 +9,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,7 @@ from dk2020flow.store.port import OutboxStatus
 from dk2020flow.store.repository import SqlStore
 
 from .conftest import (
+    PING,
     PING_TIMERS,
     T0,
     LogWatch,
@@ -189,6 +191,51 @@ def test_long_run_with_apscheduler_wakes_stops_and_beats(
     assert info.stopped_at is not None
     assert info.last_tick_at is not None
     assert info.stats["fired"] == 3 * PING_TIMERS
+
+
+def test_a_wake_during_a_pass_runs_another_pass(
+    service: Service,
+    sqlite_store: SqlStore,
+    clock: ManualClock,
+    mail_dir: Path,
+    log_watch: LogWatch,
+) -> None:
+    """A change made while a pass runs (here: cases opened after the pass looked) wakes the
+    daemon: the wake-up is queued behind the running pass, not dropped until the next sweep.
+    The sweep is an hour away so that only the wake can explain a second pass."""
+    service.load_workflow(PING)
+    settings = Settings(sweep_seconds=3600, heartbeat_seconds=3600)
+    daemon = make_daemon(service, clock, settings, mail_dir)
+    in_pass, release = threading.Event(), threading.Event()
+    real_tick = daemon.tick
+
+    def held_tick(*, sweep: bool = False) -> Any:
+        result = real_tick(sweep=sweep)
+        if not in_pass.is_set():  # hold the first pass after it has looked at the timers
+            in_pass.set()
+            release.wait(timeout=60)
+        return result
+
+    daemon.tick = held_tick  # type: ignore[method-assign]
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    try:
+        assert in_pass.wait(timeout=60), "the first pass did not start"
+        open_ping_cases(service, 2)
+        clock.advance(dt.timedelta(minutes=2))
+        daemon.wake()
+        release.set()
+        records = log_watch.wait_for(
+            lambda r: any(int(str(x.get("fired", 0))) > 0 for x in log_actions(r, "tick")),
+            "a pass woken during the first one",
+            timeout=60,
+        )
+        assert sum(int(str(x["fired"])) for x in log_actions(records, "tick")) == 2 * 2
+    finally:
+        release.set()
+        daemon.stop()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
 
 
 def test_a_second_daemon_on_the_same_sqlite_file_is_refused(

@@ -49,8 +49,14 @@ step = st.one_of(
     st.tuples(
         st.just("check"),
         st.sampled_from(ITEMS),
-        st.sampled_from(["met", "not_met", "not_applicable"]),
-        st.just(0),
+        st.sampled_from(["met", "not_met", "partly_met", "not_applicable"]),
+        st.integers(0, 2),
+    ),
+    st.tuples(
+        st.just("answer"),
+        st.sampled_from(ITEMS),
+        st.sampled_from(["Rettet i afsnit 3.", "See the new annex.", "  "]),
+        st.integers(0, 1),
     ),
     st.tuples(st.just("timer"), st.just(""), st.just(""), st.integers(0, 5)),
 )
@@ -84,8 +90,17 @@ def test_replay_gives_the_current_state(steps: list[tuple[str, str, str, int]], 
                     WF,
                     case,
                     checklist="capf",
-                    items={a: (b, "")},
+                    items={a: (b, ["", "Mangler tal", "Uklart"][n])},
                     actor=Actor(name="s", role="secretariat"),
+                    now=now,
+                )
+            elif kind == "answer":
+                result = decide.answer_checklist(
+                    WF,
+                    case,
+                    checklist="capf",
+                    answers={a: b},
+                    actor=Actor(name="c", role=["contact_person", "mayor"][n]),
                     now=now,
                 )
             else:

@@ -149,6 +149,17 @@ class SqlAccountsTx(SqlBase):
         )
         return user
 
+    def oidc_subject(self, user_id: int) -> str | None:
+        found = self._conn.execute(select(_u.oidc_subject).where(_u.id == user_id)).scalar()
+        return None if found is None else str(found)
+
+    def bind_oidc_subject(self, user_id: int, subject: str) -> bool:
+        owner = self._conn.execute(select(_u.id).where(_u.oidc_subject == subject)).scalar()
+        if owner is not None:
+            return int(owner) == user_id
+        self._conn.execute(update(t.users).where(_u.id == user_id).values(oidc_subject=subject))
+        return True
+
     def _set_user(self, user_id: int, **values: Any) -> UserInfo:
         row = self._conn.execute(
             update(t.users).where(_u.id == user_id).values(**values).returning(*t.users.columns)

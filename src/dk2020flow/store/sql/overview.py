@@ -36,13 +36,13 @@ from dk2020flow.engine.records import TimerKind, TimerStatus
 from dk2020flow.store import tables as t
 from dk2020flow.store.port import DeadlineLine, LateGroup, OutboxStatus, StateCount
 from dk2020flow.store.sql.base import SqlBase
+from dk2020flow.store.sql.outbox import outbox_counts
 
 _c = t.cases.c
 _m = t.municipalities.c
 _tm = t.timers.c
 _cc = t.case_counts.c
 _dc = t.deadline_counts.c
-_oc = t.outbox_counts.c
 _DEADLINE = TimerKind.DEADLINE.value
 
 
@@ -211,12 +211,7 @@ class SqlOverviewTx(SqlBase):
         ]
 
     def outbox_status_counts(self) -> dict[OutboxStatus, int]:
-        counts = dict.fromkeys(OutboxStatus, 0)
-        for status, n in self._conn.execute(
-            select(_oc.status, func.sum(_oc.n)).group_by(_oc.status)
-        ):
-            counts[OutboxStatus(status)] = int(n)
-        return counts
+        return outbox_counts(self._conn)
 
     def passed_deadlines(
         self, at: dt.datetime, groups: Sequence[LateGroup], limit: int

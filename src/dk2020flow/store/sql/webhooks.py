@@ -242,7 +242,7 @@ def notice_types(records: Sequence[EventRecord], case: CaseSnapshot) -> list[tup
                 found.append((n, "case.closed"))
         elif kind is EventKind.DATA_SET:
             found.append((n, "case.data_changed"))
-        elif kind is EventKind.CHECKLIST:
+        elif kind in (EventKind.CHECKLIST, EventKind.CHECKLIST_ANSWER):
             found.append((n, "case.checklist_updated"))
         elif kind is EventKind.DEADLINE_EXTENDED:
             found.append((n, "case.deadline_extended"))

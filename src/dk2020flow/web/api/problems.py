@@ -51,6 +51,8 @@ from dk2020flow.errors import (
     RefusalReason,
     RefusedError,
     SchemaBehindError,
+    StorageError,
+    StorageUnavailableError,
 )
 from dk2020flow.service.document_storage import DocumentIntegrityError, DocumentStorageError
 from dk2020flow.service.tokens import TokenInputError
@@ -313,20 +315,13 @@ def _conflict_kind(error: ConflictError) -> tuple[int, str]:
     return 409, "conflict"
 
 
-STORE_ERRORS = "dk2020flow.store.errors"
-UNAVAILABLE = frozenset({"DatabaseUnavailableError", "DatabaseBusyError"})
-
-
 def _project_kind(error: Dk2020flowError) -> tuple[int, str]:
     if isinstance(error, IdempotencyKeyReusedError):
         return 422, "idempotency-key-reused"
-    # The store's errors are seen by their module: outside the service, nothing imports
-    # the store but its port (tests/unit/test_architecture.py).
-    from_store = type(error).__module__ == STORE_ERRORS
-    if from_store and type(error).__name__ in UNAVAILABLE:
+    if isinstance(error, StorageUnavailableError):
         return 503, "unavailable"
-    if from_store or isinstance(
-        error, SchemaBehindError | DocumentStorageError | DocumentIntegrityError
+    if isinstance(
+        error, StorageError | SchemaBehindError | DocumentStorageError | DocumentIntegrityError
     ):
         return 500, "server-error"
     return 400, "bad-request"

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dk2020flow.service import api_queries as reads
+from dk2020flow.service.privacy import record_read
 from dk2020flow.store.port import CaseSort
 from dk2020flow.web.api import bodies, pagination
 from dk2020flow.web.api import schemas as s
@@ -134,6 +135,9 @@ def case(
     page, documents = reads.case_with_documents(
         ctx.service, case_id, roles=principal.roles, language=lang, now=ctx.clock.now()
     )
+    record_read(
+        ctx.service, actor=principal.actor, actor_kind="token", via="api", case_id=page.case.id
+    )
     response.headers["ETag"] = bodies.etag(page.case)
     return bodies.case(page, documents)
 
@@ -141,6 +145,13 @@ def case(
 @router.get("/cases/{case_id}/history", summary="A case's history, oldest first")
 def history(request: Request, case_id: CaseId, _token: Reader) -> s.History:
     found, events = api_context(request).service.history(f"#{case_id}")
+    record_read(
+        api_context(request).service,
+        actor=_token.actor,
+        actor_kind="token",
+        via="api",
+        case_id=found.id,
+    )
     return s.History(
         case_id=found.id or case_id,
         items=[bodies.event(e) for e in sorted(events, key=lambda e: e.seq)],

@@ -59,6 +59,30 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "portal.upload.submit": ("Upload", "Upload"),
     "portal.done.fired": ("Tak, det er registreret.", "Thank you, it has been recorded."),
     "portal.done.uploaded": ("Dokumentet er uploadet.", "The document has been uploaded."),
+    "portal.done.answered": (
+        "Tak, dine svar er registreret.",
+        "Thank you, your answers have been recorded.",
+    ),
+    "portal.answers.intro": (
+        "{count} krav skal revideres. Læs bedømmerens kommentar, og svar på den.",
+        "{count} requirement(s) need revision. Read the reviewer's comment and answer it.",
+    ),
+    "portal.answers.nothing": (
+        "Ingen krav venter på dit svar.",
+        "No requirement is waiting for your answer.",
+    ),
+    "portal.answers.comment": ("Bedømmerens kommentar", "The reviewer's comment"),
+    "portal.answers.answer": ("Jeres svar", "Your answer"),
+    "portal.answers.label": ("Jeres svar på {item}", "Your answer on {item}"),
+    "portal.answers.submit": ("Gem svarene", "Save the answers"),
+    "portal.answers.none": (
+        "Skriv et svar på mindst ét krav.",
+        "Write an answer to at least one requirement.",
+    ),
+    "portal.answers.then": (
+        "Når planen er revideret og svarene skrevet: upload den reviderede plan, og indsend den.",
+        "Once the plan is revised and the answers written: upload the revised plan and resubmit it.",
+    ),
     "portal.refused": ("Det blev ikke registreret:", "It was not recorded:"),
     "portal.mail_status.pending": ("venter", "waiting"),
     "portal.mail_status.sending": ("sendes", "sending"),

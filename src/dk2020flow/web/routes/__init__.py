@@ -9,14 +9,26 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from dk2020flow.web.routes import auth, case, cases, operations, overview, pages, portal
+from dk2020flow.web.routes import (
+    auth,
+    case,
+    cases,
+    oidc,
+    operations,
+    overview,
+    pages,
+    portal,
+    privacy,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     pages.router,
     auth.router,
+    oidc.router,
     overview.router,
     cases.router,
     case.router,
     operations.router,
     portal.router,
+    privacy.router,
 )

@@ -28,6 +28,7 @@ from dk2020flow.service.accounts import (
     SignInError,
     SignInProblem,
 )
+from dk2020flow.service.links import CASE_LINK_PATH, CaseLinkError, CaseLinkSignIn
 from dk2020flow.service.roles import ADMIN, STAFF_ROLES
 from dk2020flow.web.auth import Principal, anyone, require_roles, signed_in
 from dk2020flow.web.config import SESSION_COOKIE
@@ -94,8 +95,12 @@ def sign_in_page(
     request: Request,
     _user: Anyone,
     next: str = "/",
+    email: str = "",
 ) -> Response:
-    return _render(request, "auth/sign_in.html", {"next": safe_next(next), "email": ""})
+    """The sign-in form (``email`` fills it in: an expired case link leads here)."""
+    return _render(
+        request, "auth/sign_in.html", {"next": safe_next(next), "email": email.strip()[:320]}
+    )
 
 
 @router.post("/sign-in")
@@ -244,6 +249,57 @@ def use_link(
     except SignInError as refused:
         return _problem(request, refused.problem)
     return _signed_in(request, cookie, landing(user.kind, safe_next(next)))
+
+
+# ---------------------------------------------------------------------- case links in mail
+
+
+def case_links(ctx: WebContext) -> CaseLinkSignIn:
+    """Sign-in by a case link (``service/links.py``) with the web's session lifetime."""
+    return CaseLinkSignIn(ctx.service, session_lifetime=ctx.config.session_lifetime)
+
+
+def _case_link_problem(request: Request, refused: CaseLinkError) -> Response:
+    """An expired link leads to the sign-in page (the address filled in, the case
+    next); any other shows why, with the way to the sign-in page."""
+    if refused.problem == "expired":
+        ctx = web_context(request)
+        return RedirectResponse(case_links(ctx).sign_in_page(refused.target), status_code=303)
+    return _render(
+        request,
+        "auth/problem.html",
+        {"title_key": "case_link.unknown.title", "text_key": "case_link.unknown", "minutes": 0},
+        status_code=400,
+    )
+
+
+@router.get(CASE_LINK_PATH)
+def case_link_page(request: Request, user: Anyone, token: str = "") -> Response:
+    """A button that signs in and opens the case; the GET signs nobody in (mail
+    scanners fetch links). Someone signed in already as the link's person goes
+    straight to the case."""
+    ctx = web_context(request)
+    signing = case_links(ctx)
+    try:
+        target = signing.check(token[:200])
+    except CaseLinkError as refused:
+        return _case_link_problem(request, refused)
+    if user is not None and user.email == target.email:
+        return RedirectResponse(signing.landing(user.kind, target.case_id), status_code=303)
+    return _render(request, "auth/case_link.html", {"token": token, "email": target.email})
+
+
+@router.post(CASE_LINK_PATH)
+def use_case_link(request: Request, _user: Anyone, token: Field = "") -> Response:
+    ctx = web_context(request)
+    signing = case_links(ctx)
+    try:
+        cookie, user, target = signing.sign_in(
+            token[:200], client=_client(request), user_agent=_user_agent(request)
+        )
+    except CaseLinkError as refused:
+        return _case_link_problem(request, refused)
+    return _signed_in(request, cookie, signing.landing(user.kind, target.case_id))
 
 
 @router.post("/sign-in/code")

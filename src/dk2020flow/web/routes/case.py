@@ -31,6 +31,7 @@ from dk2020flow.service.casepage import (
     role_to_fire,
     title,
 )
+from dk2020flow.service.privacy import record_read
 from dk2020flow.service.roles import STAFF_ROLES, WORKFLOW_STAFF_ROLES, acting_roles
 from dk2020flow.web import forms
 from dk2020flow.web.auth import Forbidden, Principal, require_roles
@@ -83,6 +84,9 @@ def _render(
         language=tr.language,
         now=ctx.config.clock.now(),
         workflow=workflow,
+    )
+    record_read(
+        ctx.service, actor=principal.email, actor_kind="staff", via="console", case_id=page.case.id
     )
     definition = page.workflow.workflow
     name = title(definition.title, tr.language, definition.workflow)

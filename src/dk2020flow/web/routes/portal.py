@@ -31,6 +31,7 @@ from dk2020flow.service.portal import (
     my_cases,
     portal_case,
 )
+from dk2020flow.service.privacy import record_read
 from dk2020flow.web import forms
 from dk2020flow.web.auth import Forbidden, Principal, participant
 from dk2020flow.web.context import web_context
@@ -107,6 +108,9 @@ def _render_case(
         language=tr.language,
         now=ctx.config.clock.now(),
     )
+    record_read(
+        ctx.service, actor=principal.email, actor_kind="participant", via="portal", case_id=case_id
+    )
     documents = _documents(request, case_id, view.roles)
     uploadable = (
         ()
@@ -125,6 +129,7 @@ def _render_case(
             "done": done,
             "failure": failure,
             "forms": forms,
+            "answer_name": answer_name,
             "case_path": portal_path(case_id),
             "nav": "portal",
         },
@@ -138,7 +143,7 @@ def case_page(request: Request, case_id: int, principal: Participant, done: str 
     documents."""
     _access(request, principal, case_id)
     tr = web_context(request).renderer.translator(request)
-    text = tr.t(f"portal.done.{done}") if done in ("fired", "uploaded") else ""
+    text = tr.t(f"portal.done.{done}") if done in ("fired", "uploaded", "answered") else ""
     return _render_case(request, principal, case_id, done=text)
 
 
@@ -183,6 +188,45 @@ def fire(
         return _refused(request, principal, case_id, f"fire:{trigger}", refused, sent.values)
     return RedirectResponse(
         f"{portal_path(case_id)}?{urlencode({'done': 'fired'})}", status_code=303
+    )
+
+
+def answer_name(item: str) -> str:
+    """The form field of the answer to checklist item ``item``."""
+    return f"answer:{item}"
+
+
+@router.post("/portal/cases/{case_id}/checklists/{checklist}/answers")
+def answer_checklist(
+    request: Request, case_id: int, checklist: str, form: Posted, principal: Participant
+) -> Response:
+    """Answer the reviewer's comments on the items that need revision (those answered
+    anew: a field left as it was is not sent), as the person's role on the case that the
+    checklist's ``answered_by`` names; the engine refuses the rest."""
+    case, wf, roles = _access(request, principal, case_id)
+    spec = wf.workflow.checklists.get(checklist)
+    answered_by = spec.answered_by if spec is not None else ()
+    role = next((r for r in roles if r in answered_by), roles[0])
+    recorded = case.checklists.get(checklist, {})
+    values = forms.text_values(form)
+    sent = {k: v for k, v in values.items() if k != forms.CSRF}
+    answers: dict[str, str] = {}
+    for item in spec.items if spec is not None else ():
+        text = values.get(answer_name(item), "").strip()
+        before = recorded[item].answer if item in recorded else ""
+        if text and text != before:
+            answers[item] = text
+    service = web_context(request).service
+    try:
+        if not answers and spec is not None:
+            tr = web_context(request).renderer.translator(request)
+            raise RefusedError(RefusalReason.MISSING_DATA, tr.t("portal.answers.none"))
+        service.answer(f"#{case_id}", checklist, answers, actor=principal.email, role=role)
+    except RefusedError as refused:
+        return _refused(request, principal, case_id, f"answer:{checklist}", refused, sent)
+    return RedirectResponse(
+        f"{portal_path(case_id)}?{urlencode({'done': 'answered'})}#checklist-{checklist}",
+        status_code=303,
     )
 
 
