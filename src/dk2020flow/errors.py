@@ -38,13 +38,21 @@ class RefusalReason(StrEnum):
 
 
 class RefusedError(Dk2020flowError):
-    """A change was refused: not valid from the state, a guard failed, a role or data is wrong."""
+    """A change was refused: not valid from the state, a guard failed, a role or data is wrong.
+
+    ``fields``: for a refusal about data, the case-data fields it is about (by name, in
+    the order the message names them), and ``"comment"`` for the comment; empty when it
+    is about no field. The API's ``errors`` list is made from it, never from the message.
+    """
 
     exit_code = 3
 
-    def __init__(self, reason: RefusalReason, message: str) -> None:
+    def __init__(
+        self, reason: RefusalReason, message: str, *, fields: tuple[str, ...] = ()
+    ) -> None:
         super().__init__(message)
         self.reason = reason
+        self.fields = fields
 
 
 class ConflictError(Dk2020flowError):

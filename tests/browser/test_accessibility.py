@@ -86,7 +86,8 @@ def _visit(page: Page, console: Console, path: str, status: int = 200) -> None:
 
 
 # Pages an administrator reaches from the menu, and the case page in states the journey
-# does not open (screening: the CAPF checklist is editable; approved: no actions).
+# does not open (screening: the CAPF checklist is editable, the documents listed with
+# upload forms; approved: no actions).
 ADMIN_PAGES = [
     "/",
     "/?round=round2&region=Syddanmark",
@@ -114,6 +115,10 @@ def test_signed_in_pages(
         municipality = target.removeprefix("case:")
         _open_case(admin_page, console, municipality)
         name = f"a11y-case-{municipality.lower()}"
+        if municipality == "Greve":  # in screening: its application and plan are listed
+            documents = admin_page.get_by_role("region", name="Dokumenter")
+            expect(documents.get_by_role("row").nth(1)).to_be_visible()
+            expect(documents.locator("form[enctype='multipart/form-data']").first).to_be_visible()
     else:
         _visit(admin_page, console, target)
         name = f"a11y-{_slug(target)}"

@@ -135,6 +135,12 @@ def test_clear_errors_for_unknown_things(cli: Cli) -> None:
     assert "--now" in cli("case", "list", "--now", "next tuesday", code=2).stderr
 
 
+def test_a_reason_with_control_characters_is_refused_not_a_crash(cli: Cli) -> None:
+    refused = cli("case", "open", "dk2020", "Aarhus", "--reason", "late\x01", code=3)
+    assert "control characters" in refused.stderr and "internal error" not in refused.stderr
+    assert "no case" in cli("case", "show", "Aarhus", code=1).stderr  # nothing was opened
+
+
 def test_commands_say_when_the_schema_is_behind(tmp_path: Path) -> None:
     cli = Cli(tmp_path)
     out = cli("case", "list", code=5)

@@ -86,3 +86,29 @@ def test_bad_input_is_one_line_and_exit_2(cli: Cli) -> None:
     assert "already an account for a@example.dk" in twice.stderr
     unknown = cli("users", "disable", "nobody@example.dk", code=1)
     assert "error: there is no account for nobody@example.dk" in unknown.stderr
+
+
+def test_renew_link_key_is_a_dry_run_without_yes(cli: Cli) -> None:
+    from sqlalchemy import create_engine, text
+
+    def keys() -> list[int]:
+        engine = create_engine(cli.db)
+        try:
+            with engine.connect() as conn:
+                return [int(r[0]) for r in conn.execute(text("SELECT id FROM link_keys"))]
+        finally:
+            engine.dispose()
+
+    before = keys()
+    dry = cli("users", "renew-link-key")
+    assert "would renew the case-link key" in dry.stdout
+    assert "every case link in mail already sent stops working" in dry.stdout
+    assert "one-time link still works" in dry.stdout
+    assert "dry run: nothing changed; add --yes" in dry.stdout
+    assert keys() == before
+    done = cli("users", "renew-link-key", "--yes")
+    assert "renewed the case-link key" in done.stdout
+    [new] = [k for k in keys() if k not in before]
+    assert f"(key {new})" in done.stdout
+    again = cli("users", "renew-link-key", "--yes")
+    assert len(keys()) == len(before) + 2 and "renewed" in again.stdout

@@ -98,6 +98,8 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("POST", "/cases/{ref}/fire/{trigger}"): Rule(ACTORS),
     ("POST", "/cases/{ref}/extend/{timer}"): Rule(ACTORS),
     ("POST", "/cases/{ref}/checklists/{checklist}"): Rule(ACTORS),
+    ("GET", "/cases/{ref}/documents/{document_id}"): Rule(STAFF),
+    ("POST", "/cases/{ref}/documents/{slot}"): Rule(ACTORS),
     # routes/operations.py
     ("GET", "/operations"): Rule(STAFF),
     ("GET", "/operations/outbox"): Rule(STAFF),
@@ -194,8 +196,7 @@ def _path_values(service: Service, sqlite_url: str) -> dict[str, str]:
     from dk2020flow.store import tables as t
 
     values: dict[str, str] = {
-        "ref": "%231",  # case number 1, as the console's links write it (#1)
-        "trigger": "decide_decline",  # case 1 is invited; the trigger needs a date
+        "trigger": "decide_decline",  # refused on Aarhus's case (decided): past the role check
         "timer": "reply_deadline",
         "checklist": "capf",
         "slot": "application",
@@ -204,6 +205,7 @@ def _path_values(service: Service, sqlite_url: str) -> dict[str, str]:
     add_contacts(sqlite_url)
     aarhus = case_id(sqlite_url, AARHUS)
     values["case_id"] = str(aarhus)
+    values["ref"] = f"%23{aarhus}"  # as the console's links write it (#12); the document's case
     document = service.documents.attach(
         f"#{aarhus}",
         "application",

@@ -10,8 +10,11 @@ code of ``web/oidc.py`` over real HTTP. Nothing of the client library is replace
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import subprocess
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -23,16 +26,25 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import httpx2
 import pytest
 from fastapi.testclient import TestClient
-from tests.api.served import environment, serve
 
+from api.served import environment, serve
 from dk2020flow.clock import ManualClock
-from dk2020flow.service.accounts import PARTICIPANT
+from dk2020flow.service.accounts import PARTICIPANT, OidcRefusedError
+from dk2020flow.service.core import open_service
+from dk2020flow.service.links import purpose_key, renew_key
 from dk2020flow.settings import ConfigError, SettingsError, load_settings
 from dk2020flow.web.app import create_app
 from dk2020flow.web.config import OIDC_COOKIE, SESSION_COOKIE, OidcConfig, WebConfig
-from dk2020flow.web.oidc import OidcClient, OidcError, oidc_config
+from dk2020flow.web.oidc import (
+    PENDING_HOST_COOKIE,
+    PENDING_PURPOSE,
+    OidcClient,
+    OidcError,
+    Pending,
+    oidc_config,
+)
 
-from .conftest import web_service
+from .conftest import NOW, web_service
 from .portal_world import AARHUS, ANNA, ODENSE, OLE, add_contacts, case_id
 
 CLIENT_ID = "dk2020flow-test"
@@ -244,6 +256,148 @@ def test_a_tampered_or_replayed_state_signs_nobody_in(
     denied = browser.post(url, data={"action": "deny"})
     answer = back_to_app(app, denied.headers["location"])
     assert answer.status_code == 403 and not app.cookies.get(SESSION_COOKIE)
+
+
+def _pending_of(app: TestClient, name: str = OIDC_COOKIE) -> dict[str, Any]:
+    """What the pending cookie holds (its body, without checking the signature)."""
+    body = str(app.cookies.get(name)).split(".")[0]
+    data: dict[str, Any] = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    return data
+
+
+def _unsigned(data: dict[str, Any]) -> str:
+    """A pending cookie as one could make it without the key (the old, unsigned form)."""
+    raw = json.dumps(data, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _plant(app: TestClient, name: str, value: str) -> None:
+    """The browser holds ``value`` as its only cookie ``name`` (as a planted one would be)."""
+    for cookie in list(app.cookies.jar):
+        if cookie.name == name:
+            app.cookies.jar.clear(cookie.domain, cookie.path, cookie.name)
+    app.cookies.set(name, value)
+
+
+def test_a_pending_cookie_made_or_changed_elsewhere_signs_nobody_in(
+    app: TestClient, browser: httpx2.Client
+) -> None:
+    """Login CSRF: a cookie someone else made (a sibling subdomain can plant cookies on
+    plain http) for the state of *their* answer must not sign the victim in as them."""
+    redirect = authorize(browser, to_provider(app), "anna-sub")
+    held = _pending_of(app)
+    # Unsigned (the attacker knows the state, nonce and verifier: they made them).
+    _plant(app, OIDC_COOKIE, _unsigned(held))
+    refused = back_to_app(app, redirect)
+    assert refused.status_code == 400 and "Login blev afbrudt" in refused.text
+    assert not app.cookies.get(SESSION_COOKIE)
+    # Signed with another key (another installation's, or a guess).
+    pending = Pending(
+        state=held["s"], nonce=held["n"], verifier=held["v"], next="/", started=held["t"]
+    )
+    _plant(app, OIDC_COOKIE, pending.to_cookie(b"k" * 32))
+    assert back_to_app(app, redirect).status_code == 400
+    # Ours, with its start moved on (to outlive the ten minutes): the signature breaks.
+    key = purpose_key(web_service(app), PENDING_PURPOSE)
+    good = pending.to_cookie(key)
+    moved = _unsigned({**held, "t": held["t"] + 3600})
+    _plant(app, OIDC_COOKIE, f"{moved}.{good.split('.')[1]}")
+    assert back_to_app(app, redirect).status_code == 400
+    assert not app.cookies.get(SESSION_COOKIE)
+    # The same sign-in signed with this database's key goes through.
+    _plant(app, OIDC_COOKIE, good)
+    assert back_to_app(app, redirect).status_code == 303
+
+
+def test_a_renewed_link_key_voids_a_pending_sign_in(
+    app: TestClient, browser: httpx2.Client
+) -> None:
+    redirect = authorize(browser, to_provider(app), "anna-sub")
+    renew_key(web_service(app))
+    refused = back_to_app(app, redirect)
+    assert refused.status_code == 400 and not app.cookies.get(SESSION_COOKIE)
+
+
+def test_over_https_the_pending_cookie_is_a_host_cookie(
+    app: TestClient, browser: httpx2.Client
+) -> None:
+    with TestClient(app.app, base_url="https://testserver", follow_redirects=False) as secure:
+        started = secure.get("/sign-in/oidc")
+        assert started.status_code == 303, started.text
+        [header] = [h for h in started.headers.get_list("set-cookie") if h.startswith("__Host-")]
+        assert header.startswith(f"{PENDING_HOST_COOKIE}=")
+        attributes = {a.strip().split("=")[0].lower() for a in header.split(";")[1:]}
+        assert {"secure", "httponly", "path"} <= attributes and "domain" not in attributes
+        assert "; Path=/;" in header or header.endswith("; Path=/")
+        value = str(secure.cookies.get(PENDING_HOST_COOKIE))
+        redirect = authorize(browser, started.headers["location"], "anna-sub")
+        parts = urlsplit(redirect)
+        assert f"{parts.scheme}://{parts.netloc}" == "https://testserver", redirect
+        answer = f"{parts.path}?{parts.query}"
+        # The plain name is not read over https (a sibling subdomain could have set it).
+        _plant(secure, PENDING_HOST_COOKIE, "")
+        secure.cookies.delete(PENDING_HOST_COOKIE)
+        _plant(secure, OIDC_COOKIE, value)
+        refused = secure.get(answer)
+        assert refused.status_code == 400 and "Login blev afbrudt" in refused.text
+        _plant(secure, PENDING_HOST_COOKIE, value)
+        done = secure.get(answer)
+        assert done.status_code == 303 and done.headers["location"] == "/portal", done.text
+        assert secure.cookies.get(SESSION_COOKIE)
+
+
+def test_of_two_first_sign_ins_binding_one_subject_at_once_the_loser_is_refused(
+    pg_url: str,
+) -> None:
+    """PostgreSQL: both read the subject as free; the unique index makes the second wait
+    for the first and then refuses it. The loser gets the refusal, not a server error."""
+    import psycopg
+
+    clock = ManualClock(NOW)
+    first, second = "first@staff.example.dk", "second@staff.example.dk"
+    with open_service(pg_url, clock=clock, settings=load_settings()) as service:
+        a = service.accounts.add_user(first, "First", ["secretariat"], actor="test")
+        service.accounts.add_user(second, "Second", ["secretariat"], actor="test")
+        outcome: list[object] = []
+
+        def loser() -> None:
+            try:
+                outcome.append(
+                    service.accounts.sign_in_with_oidc(
+                        second, "shared-sub", client="test", user_agent="test"
+                    )
+                )
+            except Exception as exc:
+                outcome.append(exc)
+
+        database = pg_url.rsplit("/", 1)[1]
+        conninfo = pg_url.replace("postgresql+psycopg://", "postgresql://")
+        with service.store.transaction() as tx:
+            assert tx.bind_oidc_subject(a.id, "shared-sub")  # not committed yet
+            thread = threading.Thread(target=loser)
+            thread.start()
+            admin = conninfo.rsplit("/", 1)[0] + "/postgres"
+            # Autocommit: in a transaction pg_stat_activity would be read once, then kept.
+            with psycopg.connect(admin, autocommit=True) as watch:
+                # Until the second sign-in waits on the unique index (or has ended).
+                while thread.is_alive():
+                    waiting = watch.execute(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE datname = %s AND wait_event_type = 'Lock'",
+                        (database,),
+                    ).fetchone()
+                    if waiting and waiting[0]:
+                        break
+                    time.sleep(0.01)
+        thread.join()
+        [refused] = outcome
+        assert isinstance(refused, OidcRefusedError), refused
+        assert refused.problem == "subject" and refused.address == second
+        with service.store.read() as tx:
+            owner = tx.find_user(second)
+            assert owner is not None and tx.oidc_subject(owner.id) is None
+            assert tx.oidc_subject(a.id) == "shared-sub"
+        assert service.accounts.sessions(owner.id) == []
 
 
 def test_an_answer_after_ten_minutes_is_refused(

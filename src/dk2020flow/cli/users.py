@@ -1,4 +1,5 @@
-"""`dk2020flow users add|list|disable`: the web console's staff accounts."""
+"""`dk2020flow users add|list|disable|renew-link-key`: the web console's staff accounts,
+and the key of the case links in mail."""
 
 from __future__ import annotations
 
@@ -80,3 +81,31 @@ def disable(
     """Disable an account: it cannot sign in, and its sessions end at once."""
     user = open_service(db).accounts.disable_user(email, actor=actor_name(actor))
     out.print(f"user {user.email} disabled; their sessions are signed out")
+
+
+@users_app.command("renew-link-key")
+@handle_errors
+def renew_link_key(
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Renew it (without: only say what it would do).")
+    ] = False,
+    db: DbOption = None,
+) -> None:
+    """Renew the key of the case links in mail: every case link in mail already sent stops
+    working (sign-in by a one-time link or by single sign-on still works).
+
+    A dry run by default: it says what renewing would do and changes nothing; --yes makes
+    the new key (docs/portal.md "Links in mail")."""
+    from dk2020flow.service.links import renew_key
+
+    effect = (
+        "every case link in mail already sent stops working (it leads to the sign-in "
+        "page); sign-in by a one-time link still works, and mail sent from now on carries "
+        "links made with the new key"
+    )
+    if not yes:
+        out.print(f"would renew the case-link key: {effect}", markup=False)
+        out.print("dry run: nothing changed; add --yes to renew it", markup=False)
+        return
+    key_id = renew_key(open_service(db))
+    out.print(f"renewed the case-link key (key {key_id}): {effect}", markup=False)

@@ -105,6 +105,7 @@ def open_case(
             raise RefusedError(
                 RefusalReason.INVALID_DATA,
                 f"{cohort!r} is not a cohort; choose one of {', '.join(definition.cohorts)}",
+                fields=("cohort",),
             )
         values["cohort"] = cohort
     cohort_value = values.get("cohort")
@@ -131,7 +132,7 @@ def open_case(
         actor=actor.name,
         role=actor.role,
         to_state=target,
-        comment=check_comment(reason) if reason else "",
+        comment=_comment(reason) if reason else "",
         data={"cohort": case.cohort, **values, "definition_id": wf.definition_id},
     )
     arms, mails = _enter(wf, case, now)
@@ -216,12 +217,14 @@ def _data_problem(
             RefusalReason.INVALID_DATA,
             f"{trigger!r} does not take {', '.join(unexpected)}; "
             f"it takes: {', '.join(sorted(allowed_fields)) or 'no data'}",
+            fields=tuple(unexpected),
         )
     missing = [name for name in transition.requires if given.get(name) in (None, "")]
     if missing:
         return RefusedError(
             RefusalReason.MISSING_DATA,
             f"{trigger!r} needs {', '.join(missing)} (e.g. --data {missing[0]}=…)",
+            fields=tuple(missing),
         )
     try:
         _coerce_all(wf, dict(given))
@@ -259,7 +262,12 @@ def _refusal(
         f"to {r.transition.to!r}: {p if p else r.reason}"
         for r, p in zip(guarded, problems, strict=True)
     ]
-    return RefusedError(kind, f"{trigger!r} is not allowed yet: {'; '.join(parts)}")
+    named = (name for p in problems if p is not None for name in p.fields)
+    return RefusedError(
+        kind,
+        f"{trigger!r} is not allowed yet: {'; '.join(parts)}",
+        fields=tuple(dict.fromkeys(named)),
+    )
 
 
 def _documents_missing(
@@ -565,6 +573,7 @@ def set_data(
         raise RefusedError(
             RefusalReason.INVALID_DATA,
             "the cohort can only be changed by a transition once a case has left its first state",
+            fields=("cohort",),
         )
     clean = _coerce_all(wf, dict(values))
     data = {**case.data, **clean}
@@ -820,6 +829,7 @@ def migrate_case(
         raise RefusedError(
             RefusalReason.INVALID_DATA,
             f"the new version has no field {', '.join(unknown)}; add them to it before migrating",
+            fields=tuple(unknown),
         )
     moved = replace(
         case,
@@ -893,7 +903,7 @@ def _coerce_one(wf: CompiledWorkflow, name: str, value: Any) -> JsonValue:
     try:
         return coerce(wf.workflow, name, value)
     except FieldValueError as exc:
-        raise RefusedError(RefusalReason.INVALID_DATA, str(exc)) from None
+        raise RefusedError(RefusalReason.INVALID_DATA, str(exc), fields=(name,)) from None
 
 
 def _coerce_all(wf: CompiledWorkflow, values: dict[str, Any]) -> dict[str, JsonValue]:
@@ -915,4 +925,4 @@ def _comment(comment: str) -> str:
     try:
         return check_comment(comment)
     except FieldValueError as exc:
-        raise RefusedError(RefusalReason.INVALID_DATA, str(exc)) from None
+        raise RefusedError(RefusalReason.INVALID_DATA, str(exc), fields=("comment",)) from None

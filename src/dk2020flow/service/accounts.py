@@ -37,7 +37,7 @@ from urllib.parse import urlencode
 
 from email_validator import EmailNotValidError, validate_email
 
-from dk2020flow.errors import Dk2020flowError, NotFoundError, quoted
+from dk2020flow.errors import ConflictError, Dk2020flowError, NotFoundError, quoted
 from dk2020flow.service.roles import STAFF_ROLES
 from dk2020flow.store.port import Contact, NewMail, SessionInfo, SessionUser, UserInfo
 
@@ -413,7 +413,8 @@ class Accounts:
         participant (an account made now from the contact rows, as ``request_sign_in``
         does). The provider's subject is bound to the account on its first sign-in; after
         that another subject for the same address is refused (``OidcRefusedError``), and so
-        is an unknown or disabled address, with nothing created.
+        is an unknown or disabled address, with nothing created. Of two first sign-ins
+        that bind the same subject at once, the loser is refused as well.
         """
         now = self._now()
         try:
@@ -445,7 +446,10 @@ class Accounts:
                 raise OidcRefusedError("unknown", address)
             bound = tx.oidc_subject(user.id)
             if bound is None:
-                refused = not tx.bind_oidc_subject(user.id, subject)
+                try:
+                    refused = not tx.bind_oidc_subject(user.id, subject)
+                except ConflictError:  # another first sign-in bound it at the same time
+                    refused = True
             else:
                 refused = not hmac.compare_digest(bound.encode(), subject.encode())
             if refused:  # raised in the transaction: an account made above is not kept

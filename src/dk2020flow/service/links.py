@@ -51,6 +51,7 @@ __all__ = [
     "CaseLinks",
     "LinkTarget",
     "case_links_from",
+    "purpose_key",
     "renew_key",
 ]
 
@@ -285,3 +286,17 @@ def renew_key(service: Service) -> int:
     """A new key for case links (its id): every link made before stops working."""
     with service.store.transaction() as tx:
         return service.mail.links.rotate_key(tx, service.clock.now())
+
+
+def purpose_key(service: Service, purpose: str) -> bytes:
+    """A key for another use than case links (``"oidc-pending"``: the single sign-on's
+    pending cookie), derived from the link key as HMAC-SHA256(key, purpose): no table of
+    its own, the same key for every worker, and void with the links once ``renew_key``
+    makes a new key. The link key is made on first need, as a case link makes it."""
+    with service.store.read() as tx:
+        found = tx.link_key()
+    if found is None:
+        with service.store.transaction() as tx:
+            found = tx.ensure_link_key(secrets.token_hex(32), service.clock.now())
+    message = f"dk2020flow {purpose} v1".encode()
+    return hmac.digest(bytes.fromhex(found[1]), message, "sha256")

@@ -590,7 +590,8 @@ class AccountsTx(Protocol):
         ...
 
     def bind_oidc_subject(self, user_id: int, subject: str) -> bool:
-        """Bind the provider's subject to the account; False if another account has it."""
+        """Bind the provider's subject to the account; False if another account has it,
+        ``ConflictError`` if another transaction bound it at the same time."""
         ...
 
     def insert_sign_in_token(

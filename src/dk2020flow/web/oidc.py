@@ -8,7 +8,10 @@
   fetched again at once when a token names a key not among them;
 - ``start`` makes the authorization request with a fresh ``state``, ``nonce`` and PKCE
   verifier (S256) — authlib's ``OAuth2Session`` builds the URL and, in ``finish``,
-  exchanges the code (with the client secret when there is one);
+  exchanges the code (with the client secret when there is one); the three wait in the
+  browser's pending cookie, signed (HMAC-SHA256 with a key the service derives from the
+  database's link key, ``PENDING_PURPOSE``) and, over https, named ``__Host-…`` so that a
+  sibling subdomain can neither make one nor plant one (``pending_cookie_name``);
 - the ID token is checked with joserfc (the signature by the provider's keys, only the
   algorithms its discovery document announces, never ``none``) and authlib's
   ``CodeIDToken`` claims (``iss``, ``aud`` = the client id, ``exp``, ``iat``, ``nonce``,
@@ -36,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from dk2020flow.errors import Dk2020flowError
-from dk2020flow.web.config import OidcConfig
+from dk2020flow.web.config import OIDC_COOKIE, OidcConfig
 
 if TYPE_CHECKING:
     # requests, authlib and joserfc are imported when a provider is first used (not at the
@@ -51,6 +54,14 @@ OidcProblem = Literal["state", "denied", "provider", "token", "email", "unverifi
 
 PENDING_LIFETIME = 600
 """Seconds a sign-in may take at the provider (the pending cookie's life)."""
+PENDING_PURPOSE = "oidc-pending"
+"""What the pending cookie's key is for (``service.links.purpose_key``)."""
+PENDING_COOKIE = OIDC_COOKIE
+"""The pending cookie over plain http (loopback: tests, a local try-out)."""
+PENDING_HOST_COOKIE = f"__Host-{OIDC_COOKIE}"
+"""The pending cookie over https: the ``__Host-`` prefix makes the browser accept it only
+from this host, Secure, on ``Path=/`` and without a ``Domain`` (no sibling subdomain can
+set or overwrite it)."""
 CACHE_SECONDS = 3600
 """How long the discovery document and the keys are kept."""
 LEEWAY = 60
@@ -105,10 +116,21 @@ class OidcError(Dk2020flowError):
         self.problem: OidcProblem = problem
 
 
+def pending_cookie_name(scheme: str) -> str:
+    """The pending cookie's name for a request by ``scheme`` (the session cookie's rule:
+    Secure over https): ``__Host-…`` over https, the plain name over http."""
+    return PENDING_HOST_COOKIE if scheme == "https" else PENDING_COOKIE
+
+
+def _signature(key: bytes, body: str) -> str:
+    digest = hmac.digest(key, f"{PENDING_PURPOSE}\n{body}".encode(), "sha256")
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Pending:
     """A sign-in between the redirect to the provider and the provider's answer: kept in
-    the browser (an HttpOnly cookie on the ``/sign-in/oidc`` paths) and good once."""
+    the browser (a signed HttpOnly cookie, ``pending_cookie_name``) and good once."""
 
     state: str
     nonce: str
@@ -117,7 +139,9 @@ class Pending:
     started: int
     """Wall-clock seconds when the sign-in began."""
 
-    def to_cookie(self) -> str:
+    def to_cookie(self, key: bytes) -> str:
+        """The cookie's value: the sign-in as base64url JSON, a dot, and its HMAC-SHA256
+        under ``key`` (base64url)."""
         raw = json.dumps(
             {
                 "s": self.state,
@@ -128,15 +152,20 @@ class Pending:
             },
             separators=(",", ":"),
         )
-        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+        body = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+        return f"{body}.{_signature(key, body)}"
 
     @classmethod
-    def from_cookie(cls, value: str | None) -> Pending | None:
-        """The pending sign-in in a cookie (None: missing or not one of ours)."""
-        if not value or len(value) > 2000:
+    def from_cookie(cls, value: str | None, key: bytes) -> Pending | None:
+        """The pending sign-in in a cookie (None: missing, or not signed by ``key``: made
+        elsewhere, changed, or signed before the key was renewed)."""
+        if not value or len(value) > 2000 or value.count(".") != 1:
+            return None
+        body, signature = value.split(".")
+        if not hmac.compare_digest(signature.encode(), _signature(key, body).encode()):
             return None
         try:
-            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+            raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
             data = json.loads(raw)
             pending = cls(
                 state=str(data["s"]),

@@ -29,6 +29,9 @@ from dk2020flow.web.config import CSRF_COOKIE
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
+STREAMED_UPLOAD = "dk2020flow_streamed_upload"
+"""Set on an endpoint by ``web.uploads.streamed``: it reads its multipart body as it
+arrives and checks the form's CSRF token itself (``MultipartUpload.check_csrf``)."""
 API_PATH = "/api"
 """The REST API's mount: bearer tokens, no cookies, so outside the CSRF machinery."""
 
@@ -125,6 +128,10 @@ async def check_csrf(request: Request) -> None:
     given = request.headers.get(CSRF_HEADER)
     if given is None:
         content_type = request.headers.get("content-type", "")
+        if content_type.startswith("multipart/form-data") and getattr(
+            request.scope.get("endpoint"), STREAMED_UPLOAD, False
+        ):
+            return  # the endpoint's receiver checks the token before it reads the file
         if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
             form = await request.form()  # Starlette keeps it: the endpoint reads it again
             value = form.get(CSRF_FIELD)

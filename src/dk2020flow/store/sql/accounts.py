@@ -12,8 +12,9 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
 
-from dk2020flow.errors import NotFoundError
+from dk2020flow.errors import ConflictError, NotFoundError
 from dk2020flow.store import tables as t
 from dk2020flow.store.port import Contact, SessionInfo, SessionUser, SignInToken, UserInfo
 from dk2020flow.store.sql.base import SqlBase
@@ -157,7 +158,16 @@ class SqlAccountsTx(SqlBase):
         owner = self._conn.execute(select(_u.id).where(_u.oidc_subject == subject)).scalar()
         if owner is not None:
             return int(owner) == user_id
-        self._conn.execute(update(t.users).where(_u.id == user_id).values(oidc_subject=subject))
+        try:
+            # A savepoint: another transaction may bind the subject between the SELECT and
+            # here (PostgreSQL); the unique index refuses the second, a conflict.
+            with self._conn.begin_nested():
+                bind = update(t.users).where(_u.id == user_id).values(oidc_subject=subject)
+                self._conn.execute(bind)
+        except IntegrityError:
+            raise ConflictError(
+                "the OpenID Connect subject was bound to another account at the same time"
+            ) from None
         return True
 
     def _set_user(self, user_id: int, **values: Any) -> UserInfo:

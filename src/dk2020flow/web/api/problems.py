@@ -32,7 +32,6 @@ the same text as ``dk2020flow case fire`` prints.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -162,31 +161,18 @@ def problem_of(request: Request, problem: ApiProblem) -> Response:
 
 # ----------------------------------------------------------------------------- refusals
 
-_FIELD = re.compile(r"\bfield '([a-z][a-z0-9_]*)'")
-_NOT_TAKEN = re.compile(r"does not take ([a-z0-9_, ]+?); it takes")
-_NEEDS = re.compile(r"needs ([a-z0-9_, ]+?)(?: \(|;|$)")
-_NAMES = re.compile(r"[a-z][a-z0-9_]*")
-
 
 def refused_fields(error: RefusedError) -> list[FieldProblem]:
-    """The fields a refusal for data is about, read from the engine's message (its forms:
-    ``field 'x': …``, ``unknown field 'x' …``, ``'t' does not take x, y; …``,
-    ``'t' needs x, y (…)``, ``the comment …``; a trigger with several transitions joins
-    one such message per transition with ``; to '<state>': ``)."""
+    """The fields a refusal for data is about (``RefusedError.fields``, set where the
+    engine refuses): ``data.<name>`` for a case-data field, ``comment`` for the comment;
+    each with the refusal's message."""
     message = str(error)
-    names: list[str] = []
-    for part in message.split("; to '"):
-        for pattern in (_FIELD, _NOT_TAKEN, _NEEDS):
-            found = pattern.search(part)
-            if found:
-                names += [n for n in _NAMES.findall(found.group(1)) if n not in names]
-                break
-    fields = [
-        FieldProblem(field=f"data.{name}", message=message, location="body") for name in names
+    return [
+        FieldProblem(
+            field=name if name == "comment" else f"data.{name}", message=message, location="body"
+        )
+        for name in dict.fromkeys(error.fields)
     ]
-    if not fields and "comment" in message:
-        fields.append(FieldProblem(field="comment", message=message, location="body"))
-    return fields
 
 
 def refusal_status(error: RefusedError) -> int:

@@ -12,7 +12,6 @@ the token's acting roles the workflow allows for the change (as the console choo
 
 from __future__ import annotations
 
-import tempfile
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query
@@ -29,6 +28,7 @@ from dk2020flow.web.api.auth import TokenPrincipal, require_acting
 from dk2020flow.web.api.context import api_context
 from dk2020flow.web.api.problems import ApiProblem
 from dk2020flow.web.api.schemas import FieldProblem
+from dk2020flow.web.uploads import BodyUpload, declared_length, megabytes, too_long
 
 router = APIRouter(tags=["changes"])
 
@@ -201,27 +201,16 @@ UPLOAD_BODY: dict[str, Any] = {
 }
 
 
-async def _spooled(request: Request) -> Any:
-    """The request's body in a temporary file (in memory up to 1 MB), at most
-    ``MAX_DOCUMENT_BYTES`` plus one byte: the documents' service checks the limit of the
-    document itself."""
-    spool = tempfile.SpooledTemporaryFile(max_size=1_000_000)  # noqa: SIM115 - closed by the caller
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_DOCUMENT_BYTES:
-            spool.close()
-            raise ApiProblem(
-                413,
-                f"the upload is larger than {MAX_DOCUMENT_BYTES // 1_000_000} MB",
-                kind="too-large",
-            )
-        spool.write(chunk)
-    spool.seek(0)
-    try:
-        yield spool
-    finally:
-        spool.close()
+def _too_large(message: str) -> ApiProblem:
+    """413, the connection closed: the rest of the body is never read."""
+    return ApiProblem(
+        413,
+        message,
+        kind="too-large",
+        reason=RefusalReason.INVALID_DATA.value,
+        errors=[FieldProblem(field="body", message=message, location="body")],
+        headers={"Connection": "close"},
+    )
 
 
 @router.post(
@@ -236,7 +225,6 @@ def upload(
     case_id: CaseId,
     document: Document,
     principal: Acting,
-    spool: Annotated[Any, Depends(_spooled)],
     filename: Annotated[
         str, Query(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f/\\]+$")
     ],
@@ -249,20 +237,32 @@ def upload(
         allowed = wf.workflow.upload_roles(document) if document in wf.workflow.documents else ()
         acting = principal.acting
         chosen = next((r for r in acting if r in allowed), acting[0] if acting else None)
+    spec = wf.workflow.documents.get(document)
+    limit = spec.max_bytes if spec is not None else MAX_DOCUMENT_BYTES
+    if too_long(request, limit):
+        raise _too_large(
+            f"the upload ({declared_length(request)} bytes) is larger than "
+            f"{megabytes(limit)} MB, the limit for {document!r}; nothing was stored"
+        )
+    # The body streams into attach (web/uploads.py): never more than the limit plus one
+    # byte is read, and nothing waits on the server's disk.
+    body = BodyUpload(request)
     try:
         stored = service.documents.attach(
-            f"#{case_id}", document, spool, filename=filename, actor=principal.actor, role=chosen
+            f"#{case_id}", document, body, filename=filename, actor=principal.actor, role=chosen
         )
     except RefusedError as refused:
         problem = getattr(refused, "problem", None)
-        if problem in ("type", "size"):
-            status = 415 if problem == "type" else 413
+        if problem == "size":
+            raise _too_large(str(refused)) from None
+        if problem == "type":
             raise ApiProblem(
-                status,
+                415,
                 str(refused),
-                kind="unsupported-type" if status == 415 else "too-large",
+                kind="unsupported-type",
                 reason=RefusalReason.INVALID_DATA.value,
                 errors=[FieldProblem(field="body", message=str(refused), location="body")],
+                headers={} if body.finished else {"Connection": "close"},
             ) from None
         raise
     return JSONResponse(bodies.document(stored).model_dump(mode="json"), status_code=201)

@@ -105,6 +105,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "case.mail.parked": ("Parkeret", "Parked"),
     "case.yes": ("Ja", "Yes"),
     "case.no": ("Nej", "No"),
+    "case.documents": ("Dokumenter", "Documents"),
+    "case.document.type": ("Type", "Type"),
+    "case.document.size": ("Størrelse", "Size"),
+    "case.document.checksum": ("Kontrolsum (SHA-256)", "Checksum (SHA-256)"),
+    "case.document.checksum_full": ("SHA-256: {sha256}", "SHA-256: {sha256}"),
+    "case.document.download": ("Hent {file}", "Download {file}"),
+    "case.uploaded": ("{document} er uploadet.", "{document} has been uploaded."),
     "diagram.desc": (
         "Forløbets {states} tilstande og {transitions} overgange.",
         "The workflow's {states} states and {transitions} transitions.",

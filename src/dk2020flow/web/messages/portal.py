@@ -57,6 +57,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "portal.upload.no_file": ("Vælg en fil at uploade.", "Choose a file to upload."),
     "portal.upload.submit": ("Upload", "Upload"),
+    "portal.upload.too_large": (
+        "Filen er større end {size} MB, grænsen for {document!r}; intet er gemt.",
+        "The file is larger than {size} MB, the limit for {document!r}; nothing was stored.",
+    ),
     "portal.done.fired": ("Tak, det er registreret.", "Thank you, it has been recorded."),
     "portal.done.uploaded": ("Dokumentet er uploadet.", "The document has been uploaded."),
     "portal.done.answered": (

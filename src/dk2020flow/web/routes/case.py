@@ -1,5 +1,5 @@
 """The page for one case, and its actions: fire a trigger, move a deadline, record a
-checklist.
+checklist, download or upload a document.
 
 Every change goes through the service (``Service.fire`` / ``extend`` / ``check``),
 in the role the user acts in, so the engine decides exactly as for
@@ -7,7 +7,9 @@ in the role the user acts in, so the engine decides exactly as for
 is logged on the case, as the CLI's is) and shows the form again with the engine's
 message (422 for data, 409 otherwise). A change that is done redirects back to the
 page (303) with a note of what was done. With htmx a form swaps the page's main part
-(``block="main"``), with the same HTML.
+(``block="main"``), with the same HTML. Documents are read and uploaded through
+``Service.documents`` as the portal's are (web/document_upload.py holds what both share):
+the upload form is plain multipart (no htmx), streamed into ``attach``.
 """
 
 from __future__ import annotations
@@ -31,13 +33,16 @@ from dk2020flow.service.casepage import (
     role_to_fire,
     title,
 )
+from dk2020flow.service.documents import CaseDocuments
 from dk2020flow.service.privacy import record_read
 from dk2020flow.service.roles import STAFF_ROLES, WORKFLOW_STAFF_ROLES, acting_roles
-from dk2020flow.web import forms
+from dk2020flow.web import document_upload, forms
 from dk2020flow.web.auth import Forbidden, Principal, require_roles
 from dk2020flow.web.context import web_context
 from dk2020flow.web.diagram import workflow_outline, workflow_svg
+from dk2020flow.web.document_upload import Streamed, closing
 from dk2020flow.web.rendering import is_htmx
+from dk2020flow.web.uploads import streamed
 
 router = APIRouter()
 
@@ -96,8 +101,18 @@ def _render(
         tr.t("case.diagram_title", workflow=name, state=page.state_title),
         language=tr.language,
     )
+    documents = _documents(request, principal, page.case.id or 0)
+    acting = set(page.roles)
+    uploadable = (
+        ()
+        if documents is None or page.case.closed
+        else tuple(s for s in documents.slots if set(s.upload_roles) & acting)
+    )
     values = {
         "page": page,
+        "documents": documents,
+        "uploadable": uploadable,
+        "slot_titles": {s.name: s.title for s in documents.slots} if documents else {},
         "case": page.case,
         "nav": "nav.cases",
         "diagram": diagram,
@@ -121,6 +136,16 @@ def _render(
     )
 
 
+def _documents(request: Request, principal: Principal, case_id: int) -> CaseDocuments | None:
+    """The case's documents, if the user's roles may read them (None: they may not)."""
+    try:
+        return web_context(request).service.documents.case_documents(
+            f"#{case_id}", roles=principal.roles
+        )
+    except RefusedError:
+        return None
+
+
 def _done_text(page: CasePage, done: dict[str, str] | None, t: Any) -> str:
     """The note after a change (from the redirect's query, so never the user's text)."""
     if not done:
@@ -138,6 +163,11 @@ def _done_text(page: CasePage, done: dict[str, str] | None, t: Any) -> str:
     if what == "check":
         checklist = next((c for c in page.checklists if c.name == name), None)
         return str(t("case.checklist_saved", checklist=checklist.title)) if checklist else ""
+    if what == "upload":
+        spec = definition.documents.get(name)
+        return (
+            str(t("case.uploaded", document=title(spec.title, page.language, name))) if spec else ""
+        )
     return ""
 
 
@@ -159,6 +189,7 @@ def _refused(
     form: str,
     error: Exception,
     values: dict[str, str],
+    status_code: int | None = None,
 ) -> Response:
     data_problem = not isinstance(error, RefusedError) or error.reason in DATA_REASONS
     return _render(
@@ -166,7 +197,7 @@ def _refused(
         principal,
         f"#{case_id}",
         failure={"form": form, "message": str(error), "values": values},
-        status_code=422 if data_problem else 409,
+        status_code=status_code or (422 if data_problem else 409),
     )
 
 
@@ -287,3 +318,43 @@ def record_checklist(
             request, principal, case.id or 0, f"check:{checklist}", refused, sent.values
         )
     return _after_change(request, principal, case.id or 0, "check", checklist)
+
+
+@router.get("/cases/{ref}/documents/{document_id}")
+def download_document(request: Request, ref: str, document_id: int, principal: Staff) -> Response:
+    """A document of the case, for staff whose roles may read the case's documents (the
+    portal's rule: ``admin``, ``read_only`` and the workflow's roles); its bytes are
+    checked against the recorded checksum as they are sent."""
+    service = web_context(request).service
+    case, _wf = case_workflow(service, ref)
+    try:
+        found = service.documents.content(f"#{case.id}", document_id, roles=principal.roles)
+    except RefusedError:
+        raise Forbidden from None
+    return document_upload.download(found)
+
+
+@router.post("/cases/{ref}/documents/{slot}")
+@streamed
+def upload_document(
+    request: Request, ref: str, slot: str, sent: Streamed, principal: Acting
+) -> Response:
+    """Upload document ``slot`` in a role of the user's that the workflow lets upload it
+    (``documents.<slot>.roles``); a refusal shows the page with the form's message."""
+    case, wf = case_workflow(web_context(request).service, ref)
+    held = acting_roles(list(principal.roles))
+    refusal = document_upload.receive(
+        request, wf.workflow, f"#{case.id}", slot, sent, actor=principal.email, roles=held
+    )
+    if refusal is not None:
+        response = _refused(
+            request,
+            principal,
+            case.id or 0,
+            f"upload:{slot}",
+            refusal.error,
+            {},
+            refusal.status_code,
+        )
+        return closing(response, sent)
+    return _after_change(request, principal, case.id or 0, "upload", slot)

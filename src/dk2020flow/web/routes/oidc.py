@@ -1,10 +1,12 @@
 """Sign-in by OpenID Connect (single sign-on), when ``WebConfig.oidc`` is set.
 
 ``GET /sign-in/oidc`` sends the browser to the provider with a fresh state, nonce and PKCE
-challenge, kept in an HttpOnly cookie on these paths only (SameSite=Lax: the provider's
-redirect back is a top-level GET, which carries it). ``GET /sign-in/oidc/callback`` takes
-the provider's answer: the state must be the cookie's (the cookie is then deleted, so an
-answer works once), the code is exchanged and the ID token checked (``web/oidc.py``), and
+challenge, kept in an HttpOnly cookie (SameSite=Lax: the provider's redirect back is a
+top-level GET, which carries it), signed with a key the service derives from the
+database's (``purpose_key``) and, over https, named ``__Host-…`` (Secure, ``Path=/``, no
+``Domain``: a sibling subdomain cannot plant one). ``GET /sign-in/oidc/callback`` takes
+the provider's answer: the cookie must be signed by that key and its state the answer's
+(the cookie is then deleted, so an answer works once), the code is exchanged and the ID token checked (``web/oidc.py``), and
 the address it vouches for is matched by the service (``Accounts.sign_in_with_oidc``). The
 start is a link, not a form: the Content-Security-Policy's ``form-action 'self'`` would
 stop a form's redirect to the provider.
@@ -24,10 +26,17 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from dk2020flow.service.accounts import OidcRefusedError
+from dk2020flow.service.links import purpose_key
 from dk2020flow.web.auth import Principal, anyone
-from dk2020flow.web.config import OIDC_COOKIE
 from dk2020flow.web.context import web_context
-from dk2020flow.web.oidc import PENDING_LIFETIME, OidcClient, OidcError, Pending
+from dk2020flow.web.oidc import (
+    PENDING_LIFETIME,
+    PENDING_PURPOSE,
+    OidcClient,
+    OidcError,
+    Pending,
+    pending_cookie_name,
+)
 from dk2020flow.web.routes.auth import _client, _render, _signed_in, _user_agent, accounts, landing
 from dk2020flow.web.routes.pages import safe_next
 
@@ -92,10 +101,14 @@ def _problem(request: Request, problem: str, *, address: str = "", name: str = "
     return response
 
 
+def _pending_key(request: Request) -> bytes:
+    return purpose_key(web_context(request).service, PENDING_PURPOSE)
+
+
 def _forget(request: Request, response: Response) -> None:
     response.delete_cookie(
-        OIDC_COOKIE,
-        path=START,
+        pending_cookie_name(request.url.scheme),
+        path="/",
         httponly=True,
         samesite="lax",
         secure=request.url.scheme == "https",
@@ -124,11 +137,12 @@ def start(request: Request, _user: Anyone, next: str = "/") -> Response:
         )
         return _problem(request, failed.problem, name=client.config.name)
     response = RedirectResponse(url, status_code=303)
+    # No Domain (the host only) and Path=/: what the __Host- prefix requires over https.
     response.set_cookie(
-        OIDC_COOKIE,
-        pending.to_cookie(),
+        pending_cookie_name(request.url.scheme),
+        pending.to_cookie(_pending_key(request)),
         max_age=PENDING_LIFETIME,
-        path=START,
+        path="/",
         httponly=True,
         samesite="lax",
         secure=request.url.scheme == "https",
@@ -156,10 +170,12 @@ def callback(
             extra={"action": "oidc_failed", "fields": {"problem": "denied"}},
         )
         return _problem(request, "denied", name=name)
-    pending = Pending.from_cookie(request.cookies.get(OIDC_COOKIE))
+    # Over https only the __Host- cookie is read: a plain-named one may be a sibling's.
+    value = request.cookies.get(pending_cookie_name(request.url.scheme))
+    pending = Pending.from_cookie(value, _pending_key(request)) if value else None
     if pending is None or not code or not pending.matches(state, client.wall_clock()):
         log.warning(
-            "OpenID Connect answer refused: unknown state",
+            "OpenID Connect answer refused: unknown state or pending cookie",
             extra={"action": "oidc_failed", "fields": {"problem": "state"}},
         )
         return _problem(request, "state", name=name)

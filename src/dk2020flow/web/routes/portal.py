@@ -16,9 +16,9 @@ from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.responses import RedirectResponse, Response
 
 from dk2020flow.errors import RefusalReason, RefusedError
 from dk2020flow.service.casepage import role_to_fire
@@ -32,9 +32,11 @@ from dk2020flow.service.portal import (
     portal_case,
 )
 from dk2020flow.service.privacy import record_read
-from dk2020flow.web import forms
+from dk2020flow.web import document_upload, forms
 from dk2020flow.web.auth import Forbidden, Principal, participant
 from dk2020flow.web.context import web_context
+from dk2020flow.web.document_upload import Streamed, closing
+from dk2020flow.web.uploads import streamed
 
 router = APIRouter()
 
@@ -154,6 +156,7 @@ def _refused(
     form: str,
     error: RefusedError,
     values: dict[str, str],
+    status_code: int | None = None,
 ) -> Response:
     data_problem = error.reason in DATA_REASONS
     return _render_case(
@@ -161,7 +164,7 @@ def _refused(
         principal,
         case_id,
         failure={"form": form, "message": str(error), "values": values},
-        status_code=422 if data_problem else 409,
+        status_code=status_code or (422 if data_problem else 409),
     )
 
 
@@ -252,41 +255,26 @@ def download(request: Request, case_id: int, document_id: int, principal: Partic
     """A document of the case (its bytes checked against the recorded checksum)."""
     _case, _wf, roles = _access(request, principal, case_id)
     found = web_context(request).service.documents.content(f"#{case_id}", document_id, roles=roles)
-    document = found.document
-    return StreamingResponse(
-        found.chunks,
-        media_type=document.content_type,
-        headers={
-            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(document.filename)}",
-            "Content-Length": str(document.size),
-        },
-    )
+    return document_upload.download(found)
 
 
 @router.post("/portal/cases/{case_id}/documents/{slot}")
+@streamed
 def upload(
-    request: Request, case_id: int, slot: str, form: Posted, principal: Participant
+    request: Request, case_id: int, slot: str, sent: Streamed, principal: Participant
 ) -> Response:
-    """Upload a document the workflow declares and the person's roles may upload."""
+    """Upload a document the workflow declares and the person's roles may upload; the
+    file streams into ``attach`` (web/uploads.py), which refuses it past the document's
+    limit (413, the connection closed)."""
     _case, wf, roles = _access(request, principal, case_id)
-    allowed = wf.workflow.upload_roles(slot) if slot in wf.workflow.documents else ()
-    role = next((r for r in roles if r in allowed), roles[0])
-    file = form.get("file")
-    if not isinstance(file, UploadFile) or not file.filename:
-        tr = web_context(request).renderer.translator(request)
-        missing = RefusedError(RefusalReason.MISSING_DATA, tr.t("portal.upload.no_file"))
-        return _refused(request, principal, case_id, f"upload:{slot}", missing, {})
-    try:
-        web_context(request).service.documents.attach(
-            f"#{case_id}",
-            slot,
-            file.file,
-            filename=file.filename,
-            actor=principal.email,
-            role=role,
+    refusal = document_upload.receive(
+        request, wf.workflow, f"#{case_id}", slot, sent, actor=principal.email, roles=roles
+    )
+    if refusal is not None:
+        response = _refused(
+            request, principal, case_id, f"upload:{slot}", refusal.error, {}, refusal.status_code
         )
-    except RefusedError as refused:
-        return _refused(request, principal, case_id, f"upload:{slot}", refused, {})
+        return closing(response, sent)
     return RedirectResponse(
         f"{portal_path(case_id)}?{urlencode({'done': 'uploaded'})}", status_code=303
     )
