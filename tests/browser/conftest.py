@@ -16,19 +16,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx2 as httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from dk2020flow.cli.process import DEMO_BROWSE_AT
 
-from .support import VIEWPORT, AxeReport, Console, PageWatch
+from .support import VIEWPORT, AxeReport, Console, PageWatch, free_port, serving
 
 NOW = DEMO_BROWSE_AT
 """The instant the console's clock starts at: ``serve --now`` as ``dk2020flow demo`` tells
@@ -112,31 +109,6 @@ def demo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_until_healthy(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    """Poll /healthz until it answers 200 (the server listens and its database answers);
-    fail at once if the process dies, or after 60 s."""
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            raise AssertionError(
-                f"dk2020flow serve exited with {process.returncode}:\n"
-                + log.read_text(encoding="utf-8", errors="replace")
-            )
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, f"{url} did not answer within 60 s"
-        time.sleep(0.1)
-
-
 @pytest.fixture(scope="package")
 def console(demo_folder: Path) -> Iterator[Console]:
     """``dk2020flow serve --port <free> --now NOW`` in the demo folder, stopped at the end
@@ -145,39 +117,17 @@ def console(demo_folder: Path) -> Iterator[Console]:
     overdue = ["--overdue", "--cohort", "round2", "--region", "Syddanmark", "--now", NOW]
     late = json.loads(_run(demo_folder, "case", "list", *overdue, "--json"))
     assert late, f"the demo has no late round-2 case in Syddanmark on {NOW}: choose another NOW"
-    port = _free_port()
-    log = demo_folder / "serve.log"
-    with log.open("wb") as stderr:
-        process = subprocess.Popen(
-            ["dk2020flow", "serve", "--port", str(port), "--now", NOW],
-            cwd=demo_folder,
-            env=_environment(demo_folder),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
+    with serving(demo_folder, _environment(demo_folder), NOW, free_port()) as served:
+        yield Console(
+            base_url=served.base_url,
+            folder=demo_folder,
+            outbox=demo_folder / "outbox",
+            now=NOW,
+            staff_email=STAFF_EMAIL,
+            admin_email=ADMIN_EMAIL,
+            cases=cases,
+            late_round2_syddanmark=late,
         )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            _wait_until_healthy(process, base + "/healthz", log)
-            yield Console(
-                base_url=base,
-                folder=demo_folder,
-                outbox=demo_folder / "outbox",
-                now=NOW,
-                staff_email=STAFF_EMAIL,
-                admin_email=ADMIN_EMAIL,
-                cases=cases,
-                late_round2_syddanmark=late,
-            )
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-    output = log.read_text(encoding="utf-8", errors="replace")
-    assert "Traceback" not in output, f"dk2020flow serve logged a traceback:\n{output}"
 
 
 # Package scope, not session: Playwright's sync API runs an asyncio loop in the main thread

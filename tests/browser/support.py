@@ -9,13 +9,18 @@ import email
 import email.policy
 import json
 import re
+import socket
+import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import axe_playwright_python
+import httpx2 as httpx
 from playwright.sync_api import ConsoleMessage, Page, Response, expect
 
 AXE_SOURCE = (Path(axe_playwright_python.__file__).parent / "axe.min.js").read_text(
@@ -227,3 +232,70 @@ def sign_in(page: Page, console: Console, address: str) -> None:
     page.goto(sign_in_link(message, console.base_url))
     page.locator("main form button[type=submit], main form input[type=submit]").first.click()
     expect(page.locator("form[action='/sign-out']")).to_be_visible()
+
+
+# ----------------------------------------------------------------------------- serve
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_until_healthy(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    """Poll /healthz until it answers 200 (the server listens and its database answers);
+    fail at once if the process dies, or after 60 s."""
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(
+                f"dk2020flow serve exited with {process.returncode}:\n"
+                + log.read_text(encoding="utf-8", errors="replace")
+            )
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, f"{url} did not answer within 60 s"
+        time.sleep(0.1)
+
+
+@dataclass(frozen=True)
+class Served:
+    base_url: str
+    started: float
+    """``time.monotonic()`` when the process started (its ``--now`` clock began then)."""
+    started_wall: float
+    """``time.time()`` at the same moment (to compare with files' mtimes)."""
+
+
+@contextmanager
+def serving(folder: Path, env: dict[str, str], now: str, port: int) -> Iterator[Served]:
+    """``dk2020flow serve --port PORT --now NOW`` in ``folder``, once it answers /healthz;
+    stopped at the end, and its stderr (``folder/serve.log``) must hold no traceback."""
+    log = folder / "serve.log"
+    with log.open("wb") as stderr:
+        started, started_wall = time.monotonic(), time.time()
+        process = subprocess.Popen(
+            ["dk2020flow", "serve", "--port", str(port), "--now", now],
+            cwd=folder,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            _wait_until_healthy(process, base + "/healthz", log)
+            yield Served(base_url=base, started=started, started_wall=started_wall)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    output = log.read_text(encoding="utf-8", errors="replace")
+    assert "Traceback" not in output, f"dk2020flow serve logged a traceback:\n{output}"

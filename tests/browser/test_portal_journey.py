@@ -53,15 +53,16 @@ from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 from dk2020flow.cli.process import DEMO_START
 from dk2020flow.service.filetypes import sample
 
-from .conftest import _free_port, _wait_until_healthy
 from .support import (
     VIEWPORT,
     AxeReport,
     Console,
     PageWatch,
     check_page,
+    free_port,
     mail_files,
     read_mail,
+    serving,
     sign_in,
     wait_for_sign_in_mail,
 )
@@ -160,7 +161,7 @@ class Programme:
 @pytest.fixture(scope="module")
 def programme(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Programme]:
     folder = tmp_path_factory.mktemp("portal-demo")
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     # In a process of its own: Playwright's sync API holds an asyncio loop in this one,
     # and the simulation's mail delivery runs one (conftest.py, ``browser``).
@@ -186,29 +187,9 @@ def programme(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Programme]:
     made.run("users", "add", STAFF, "--name", "Signe Sekretariat", "--role", "secretariat")
     made.run("users", "add", C40, "--name", "C40 CAPF-reviewer", "--role", "approver")
     made.cases = json.loads(made.run("case", "list", "--json"))
-    log = folder / "serve.log"
-    with log.open("wb") as stderr:
-        process = subprocess.Popen(
-            ["dk2020flow", "serve", "--port", str(port), "--now", NOW],
-            cwd=folder,
-            env=made.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-        made.started, made.started_wall = time.monotonic(), time.time()
-        try:
-            _wait_until_healthy(process, base + "/healthz", log)
-            yield made
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-    output = log.read_text(encoding="utf-8", errors="replace")
-    assert "Traceback" not in output, f"dk2020flow serve logged a traceback:\n{output}"
+    with serving(folder, made.env, NOW, port) as served:
+        made.started, made.started_wall = served.started, served.started_wall
+        yield made
 
 
 @pytest.fixture(scope="module")

@@ -2,40 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
+
+from .installed import InstalledCli
 
 ROOT = Path(__file__).resolve().parents[2]
 DK2020 = ROOT / "workflows" / "dk2020.yaml"
 
 
-class Cli:
-    def __init__(self, cwd: Path) -> None:
-        self.cwd = cwd
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("DK2020FLOW_")}
-        self.env["DK2020FLOW_ACTOR"] = "tester"
-        self.env["COLUMNS"] = "200"  # a wide terminal: rich tables do not wrap
-
-    def __call__(self, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            ["dk2020flow", *args],
-            cwd=self.cwd,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert done.returncode == code, (args, done.returncode, done.stdout, done.stderr)
-        assert "Traceback" not in done.stderr
-        return done
-
-    def json(self, *args: str) -> object:
-        return json.loads(self(*args, "--json").stdout)
+Cli = InstalledCli
 
 
 @pytest.fixture

@@ -4,13 +4,13 @@ line, the revision loop (`request_revision`, `resubmit_plan`) and `case verify` 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from dk2020flow.service.filetypes import sample
+
+from .installed import InstalledCli
 
 ROOT = Path(__file__).resolve().parents[2]
 DK2020 = ROOT / "workflows" / "dk2020.yaml"
@@ -19,30 +19,9 @@ SCREENED = "2022-04-01T10:00+02:00"
 ANSWERED = "2022-04-20T10:00+02:00"
 
 
-class Cli:
+class Cli(InstalledCli):
     def __init__(self, cwd: Path) -> None:
-        self.cwd = cwd
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("DK2020FLOW_")}
-        self.env.update({"DK2020FLOW_ACTOR": "Anna Jensen", "COLUMNS": "200"})
-
-    def __call__(self, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            ["dk2020flow", *args],
-            cwd=self.cwd,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert done.returncode == code, (args, done.returncode, done.stdout, done.stderr)
-        assert "Traceback" not in done.stderr
-        return done
-
-    def json(self, *args: str) -> dict[str, object]:
-        found = json.loads(self(*args, "--json").stdout)
-        assert isinstance(found, dict)
-        return found
+        super().__init__(cwd, actor="Anna Jensen")
 
 
 @pytest.fixture

@@ -8,8 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,8 @@ from sqlalchemy import String, Text, create_engine, func, insert, select
 from sqlalchemy import cast as sql_cast
 
 from dk2020flow.store import tables as t
+
+from .installed import InstalledCli
 
 ANNA = "anna@aarhus.example.dk"
 ANNA_NAME = "Anna Jensen"
@@ -28,28 +28,9 @@ KEPT_AS_AUDIT = {"events", "cases"}
 are, shown with the replacement (docs/portal.md "Your data (GDPR)")."""
 
 
-class Cli:
+class Cli(InstalledCli):
     def __init__(self, cwd: Path, db: str) -> None:
-        self.cwd = cwd
-        self.db = db
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("DK2020FLOW_")}
-        self.env["COLUMNS"] = "200"
-
-    def __call__(
-        self, *args: str, code: int = 0, actor: str = "secretariat@kl.example.dk"
-    ) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            ["dk2020flow", *args, "--db", self.db],
-            cwd=self.cwd,
-            env={**self.env, "DK2020FLOW_ACTOR": actor},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert done.returncode == code, (args, done.returncode, done.stdout, done.stderr)
-        assert "Traceback" not in done.stderr
-        return done
+        super().__init__(cwd, db=db, actor="secretariat@kl.example.dk")
 
 
 def _programme(cli: Cli, db_url: str, tmp_path: Path) -> None:

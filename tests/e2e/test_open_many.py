@@ -4,38 +4,22 @@ and a municipality code is never read as a case number (#15.17b)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
+
+from .installed import InstalledCli
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = ("--now", "2020-06-20T10:00+02:00")
 
 
-class Cli:
+class Cli(InstalledCli):
     def __init__(self, cwd: Path) -> None:
-        self.cwd = cwd
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("DK2020FLOW_")}
-        self.env["DK2020FLOW_ACTOR"] = "tester"
-
-    def __call__(self, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            ["dk2020flow", *args],
-            cwd=self.cwd,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert done.returncode == code, (args, done.returncode, done.stdout, done.stderr)
-        assert "Traceback" not in done.stderr
-        return done
+        super().__init__(cwd, timeout=300)
 
     def cases(self, workflow: str) -> list[dict[str, object]]:
-        found = json.loads(self("case", "list", "--workflow", workflow, "--json").stdout)
+        found = self.json("case", "list", "--workflow", workflow)
         assert isinstance(found, list)
         return found
 

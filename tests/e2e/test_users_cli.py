@@ -3,34 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from .installed import InstalledCli
 
-class Cli:
+
+class Cli(InstalledCli):
     def __init__(self, cwd: Path) -> None:
-        self.cwd = cwd
-        self.db = f"sqlite:///{cwd / 'console.db'}"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("DK2020FLOW_")}
-        self.env["DK2020FLOW_ACTOR"] = "tester"
-        self.env["COLUMNS"] = "200"
-
-    def __call__(self, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            ["dk2020flow", *args, "--db", self.db],
-            cwd=self.cwd,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert done.returncode == code, (args, done.returncode, done.stdout, done.stderr)
-        assert "Traceback" not in done.stderr
-        return done
+        super().__init__(cwd, db=f"sqlite:///{cwd / 'console.db'}")
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from typing import Any
 from dk2020flow.definition.durations import Duration
 from dk2020flow.definition.model import (
     ANSWERABLE_STATUSES,
+    Checklist,
     ItemStatus,
     MailSpec,
     State,
@@ -608,12 +609,7 @@ def record_checklist(
 ) -> Decision:
     """Record the status and comment of one or many checklist items."""
     _require_open(case)
-    spec = wf.workflow.checklists.get(checklist)
-    if spec is None:
-        raise RefusedError(
-            RefusalReason.INVALID_DATA,
-            f"{checklist!r} is not a checklist; checklists: {', '.join(wf.workflow.checklists) or 'none'}",
-        )
+    spec = _checklist(wf, checklist)
     if actor.role not in spec.roles:
         raise RefusedError(
             RefusalReason.ROLE,
@@ -625,11 +621,7 @@ def record_checklist(
     current = dict(case.checklists.get(checklist, {}))
     recorded: dict[str, dict[str, str]] = {}
     for item_id, (status, comment) in items.items():
-        if item_id not in spec.items:
-            raise RefusedError(
-                RefusalReason.INVALID_DATA,
-                f"{item_id!r} is not an item of {checklist}; items: {', '.join(spec.items)}",
-            )
+        _require_item(spec, checklist, item_id)
         if status not in statuses:
             raise RefusedError(
                 RefusalReason.INVALID_DATA,
@@ -637,22 +629,9 @@ def record_checklist(
             )
         current[item_id] = ChecklistItem(status=status, comment=_comment(comment))
         recorded[item_id] = {"status": status, "comment": current[item_id].comment}
-    changed = replace(
-        case,
-        checklists={**case.checklists, checklist: current},
-        version=case.version + 1,
+    return _checklist_changed(
+        wf, case, checklist, current, EventKind.CHECKLIST, {"items": recorded}, actor, now
     )
-    event = EventRecord(
-        kind=EventKind.CHECKLIST,
-        at=now,
-        actor=actor.name,
-        role=actor.role,
-        trigger=checklist,
-        from_state=case.state,
-        to_state=case.state,
-        data={"checklist": checklist, "items": recorded},
-    )
-    return _run_automatic(wf, Decision(case=changed, events=(event,)), now)
 
 
 def answer_checklist(
@@ -670,12 +649,7 @@ def answer_checklist(
     The statuses are untouched: the reviewer decides again once the plan is resubmitted.
     """
     _require_open(case)
-    spec = wf.workflow.checklists.get(checklist)
-    if spec is None:
-        raise RefusedError(
-            RefusalReason.INVALID_DATA,
-            f"{checklist!r} is not a checklist; checklists: {', '.join(wf.workflow.checklists) or 'none'}",
-        )
+    spec = _checklist(wf, checklist)
     if actor.role not in spec.answered_by:
         raise RefusedError(
             RefusalReason.ROLE,
@@ -687,11 +661,7 @@ def answer_checklist(
     current = dict(case.checklists.get(checklist, {}))
     recorded: dict[str, str] = {}
     for item_id, text in answers.items():
-        if item_id not in spec.items:
-            raise RefusedError(
-                RefusalReason.INVALID_DATA,
-                f"{item_id!r} is not an item of {checklist}; items: {', '.join(spec.items)}",
-            )
+        _require_item(spec, checklist, item_id)
         item = current.get(item_id)
         if item is None or item.status not in ANSWERABLE_STATUSES:
             waiting = [i for i, v in current.items() if v.status in ANSWERABLE_STATUSES]
@@ -709,20 +679,52 @@ def answer_checklist(
             )
         current[item_id] = replace(item, answer=answer)
         recorded[item_id] = answer
+    return _checklist_changed(
+        wf, case, checklist, current, EventKind.CHECKLIST_ANSWER, {"answers": recorded}, actor, now
+    )
+
+
+def _checklist(wf: CompiledWorkflow, checklist: str) -> Checklist:
+    spec = wf.workflow.checklists.get(checklist)
+    if spec is None:
+        raise RefusedError(
+            RefusalReason.INVALID_DATA,
+            f"{checklist!r} is not a checklist; checklists: {', '.join(wf.workflow.checklists) or 'none'}",
+        )
+    return spec
+
+
+def _require_item(spec: Checklist, checklist: str, item_id: str) -> None:
+    if item_id not in spec.items:
+        raise RefusedError(
+            RefusalReason.INVALID_DATA,
+            f"{item_id!r} is not an item of {checklist}; items: {', '.join(spec.items)}",
+        )
+
+
+def _checklist_changed(
+    wf: CompiledWorkflow,
+    case: CaseSnapshot,
+    checklist: str,
+    items: dict[str, ChecklistItem],
+    kind: EventKind,
+    data: dict[str, Any],
+    actor: Actor,
+    now: dt.datetime,
+) -> Decision:
+    """The case with the checklist's new items, and the event that records what changed."""
     changed = replace(
-        case,
-        checklists={**case.checklists, checklist: current},
-        version=case.version + 1,
+        case, checklists={**case.checklists, checklist: items}, version=case.version + 1
     )
     event = EventRecord(
-        kind=EventKind.CHECKLIST_ANSWER,
+        kind=kind,
         at=now,
         actor=actor.name,
         role=actor.role,
         trigger=checklist,
         from_state=case.state,
         to_state=case.state,
-        data={"checklist": checklist, "answers": recorded},
+        data={"checklist": checklist, **data},
     )
     return _run_automatic(wf, Decision(case=changed, events=(event,)), now)
 

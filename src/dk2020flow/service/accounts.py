@@ -44,7 +44,7 @@ from dk2020flow.store.port import Contact, NewMail, SessionInfo, SessionUser, Us
 if TYPE_CHECKING:
     from dk2020flow.service.core import Service
     from dk2020flow.store.port import AccountsTx as _AccountsTx
-    from dk2020flow.store.port import Store
+    from dk2020flow.store.port import Store, Tx
 
 __all__ = [
     "PARTICIPANT",
@@ -303,23 +303,10 @@ class Accounts:
             user = tx.find_user(address)
             language = user.language if user is not None else "da"
             if user is None or user.kind == PARTICIPANT:
-                known = participant_roles(tx.contacts_with_email(address))
-                if known is None:
+                found = contact_account(tx, address, user, now)
+                if found is None:
                     return None
-                language = known.language
-                if user is None:
-                    user = tx.insert_user(
-                        email=address,
-                        name=known.name,
-                        kind=PARTICIPANT,
-                        roles=[],
-                        language=known.language,
-                        now=now,
-                    )
-                    log.info(
-                        "participant account made",
-                        extra={"action": "participant_added", "fields": {"user_id": user.id}},
-                    )
+                user, language = found[0], found[1].language
             if not user.active:
                 return None
             token = secrets.token_urlsafe(32)
@@ -426,22 +413,10 @@ class Accounts:
         with self._store.transaction() as tx:
             user = tx.find_user(address)
             if user is None or user.kind == PARTICIPANT:
-                known = participant_roles(tx.contacts_with_email(address))
-                if known is None:
+                found = contact_account(tx, address, user, now)
+                if found is None:
                     raise OidcRefusedError("unknown", address)
-                if user is None:
-                    user = tx.insert_user(
-                        email=address,
-                        name=known.name,
-                        kind=PARTICIPANT,
-                        roles=[],
-                        language=known.language,
-                        now=now,
-                    )
-                    log.info(
-                        "participant account made",
-                        extra={"action": "participant_added", "fields": {"user_id": user.id}},
-                    )
+                user = found[0]
             if not user.active:
                 raise OidcRefusedError("unknown", address)
             bound = tx.oidc_subject(user.id)
@@ -560,6 +535,31 @@ class Accounts:
     def sign_out(self, token: str) -> None:
         with self._store.transaction() as tx:
             tx.revoke_session_token(digest(token), self._now())
+
+
+def contact_account(
+    tx: Tx, address: str, user: UserInfo | None, now: dt.datetime
+) -> tuple[UserInfo, ParticipantRoles] | None:
+    """The participant's account of a contact ``address`` (``user``, its account if it has
+    one) and the roles its contact rows give; None when no contact row has the address.
+    The account is made on first need, in ``tx`` — whichever way the person signs in."""
+    known = participant_roles(tx.contacts_with_email(address))
+    if known is None:
+        return None
+    if user is None:
+        user = tx.insert_user(
+            email=address,
+            name=known.name,
+            kind=PARTICIPANT,
+            roles=[],
+            language=known.language,
+            now=now,
+        )
+        log.info(
+            "participant account made",
+            extra={"action": "participant_added", "fields": {"user_id": user.id}},
+        )
+    return user, known
 
 
 def _roles(roles: Sequence[str]) -> list[str]:

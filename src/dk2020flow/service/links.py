@@ -228,24 +228,17 @@ class CaseLinkSignIn:
         """A session of the link's person (a participant account is made on first use,
         as a sign-in request makes it): its cookie value, its user and the link's
         target; or ``CaseLinkError``."""
-        from dk2020flow.service.accounts import PARTICIPANT, Accounts, participant_roles
+        from dk2020flow.service.accounts import Accounts, contact_account
 
         now = self.service.clock.now()
         with self.service.store.transaction() as tx:
             target = self._links.check(tx, token, now)
             user = tx.find_user(target.email)
             if user is None:
-                known = participant_roles(tx.contacts_with_email(target.email))
-                if known is None:  # pragma: no cover - check() found the contact
+                found = contact_account(tx, target.email, None, now)
+                if found is None:  # pragma: no cover - check() found the contact
                     raise CaseLinkError("unknown")
-                user = tx.insert_user(
-                    email=target.email,
-                    name=known.name,
-                    kind=PARTICIPANT,
-                    roles=[],
-                    language=known.language,
-                    now=now,
-                )
+                user = found[0]
             if not user.active:
                 raise CaseLinkError("unknown")
         accounts = Accounts(self.service)
