@@ -547,14 +547,20 @@ def contact_account(
     if known is None:
         return None
     if user is None:
-        user = tx.insert_user(
-            email=address,
-            name=known.name,
-            kind=PARTICIPANT,
-            roles=[],
-            language=known.language,
-            now=now,
-        )
+        try:
+            user = tx.insert_user(
+                email=address,
+                name=known.name,
+                kind=PARTICIPANT,
+                roles=[],
+                language=known.language,
+                now=now,
+            )
+        except ConflictError:  # a first sign-in in another tab made it a moment ago
+            user = tx.find_user(address)
+            if user is None:  # pragma: no cover - the conflict was this address's row
+                raise
+            return user, known
         log.info(
             "participant account made",
             extra={"action": "participant_added", "fields": {"user_id": user.id}},

@@ -111,7 +111,7 @@ class SqlAccountsTx(SqlBase):
         language: str,
         now: dt.datetime,
     ) -> UserInfo:
-        row = self._conn.execute(
+        make = (
             insert(t.users)
             .values(
                 email=email,
@@ -126,7 +126,15 @@ class SqlAccountsTx(SqlBase):
                 oidc_subject=None,
             )
             .returning(*t.users.columns)
-        ).one()
+        )
+        try:
+            # A savepoint: another transaction may make the same address's account between
+            # the caller's look-up and here (PostgreSQL); the unique address refuses the
+            # second, a conflict the caller can answer without losing its transaction.
+            with self._conn.begin_nested():
+                row = self._conn.execute(make).one()
+        except IntegrityError:
+            raise ConflictError(f"an account for {email} was made at the same time") from None
         return _user(row)
 
     def enable_user(
