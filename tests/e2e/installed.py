@@ -1,6 +1,7 @@
 """The installed ``dk2020flow`` command, run as a user would: a subprocess in a folder of
-the test's own, with none of the test runner's ``DK2020FLOW_*`` variables, a wide terminal
-(rich tables do not wrap), the exit code checked and never a traceback."""
+the test's own, with none of the test runner's ``DK2020FLOW_*`` variables (the definition
+cache in that folder), a wide terminal (rich tables do not wrap), the exit code checked and
+never a traceback."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ class InstalledCli:
         self.timeout = timeout
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("DK2020FLOW_")}
         self.env.update({"DK2020FLOW_ACTOR": actor, "COLUMNS": "200"})
+        # The parsed-definition cache of this test's own, not the user's ~/.cache.
+        self.env["DK2020FLOW_CACHE_DIR"] = str(cwd / ".dk2020flow-cache")
 
     def __call__(
         self, *args: str, code: int = 0, actor: str | None = None

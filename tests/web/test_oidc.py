@@ -43,6 +43,7 @@ from dk2020flow.web.oidc import (
     Pending,
     oidc_config,
 )
+from pgwait import until_waiting_on_a_lock
 
 from .conftest import NOW, web_service
 from .portal_world import AARHUS, ANNA, ODENSE, OLE, add_contacts, case_id
@@ -351,8 +352,6 @@ def test_of_two_first_sign_ins_binding_one_subject_at_once_the_loser_is_refused(
 ) -> None:
     """PostgreSQL: both read the subject as free; the unique index makes the second wait
     for the first and then refuses it. The loser gets the refusal, not a server error."""
-    import psycopg
-
     clock = ManualClock(NOW)
     first, second = "first@staff.example.dk", "second@staff.example.dk"
     with open_service(pg_url, clock=clock, settings=load_settings()) as service:
@@ -370,25 +369,11 @@ def test_of_two_first_sign_ins_binding_one_subject_at_once_the_loser_is_refused(
             except Exception as exc:
                 outcome.append(exc)
 
-        database = pg_url.rsplit("/", 1)[1]
-        conninfo = pg_url.replace("postgresql+psycopg://", "postgresql://")
         with service.store.transaction() as tx:
             assert tx.bind_oidc_subject(a.id, "shared-sub")  # not committed yet
             thread = threading.Thread(target=loser)
             thread.start()
-            admin = conninfo.rsplit("/", 1)[0] + "/postgres"
-            # Autocommit: in a transaction pg_stat_activity would be read once, then kept.
-            with psycopg.connect(admin, autocommit=True) as watch:
-                # Until the second sign-in waits on the unique index (or has ended).
-                while thread.is_alive():
-                    waiting = watch.execute(
-                        "SELECT count(*) FROM pg_stat_activity "
-                        "WHERE datname = %s AND wait_event_type = 'Lock'",
-                        (database,),
-                    ).fetchone()
-                    if waiting and waiting[0]:
-                        break
-                    time.sleep(0.01)
+            until_waiting_on_a_lock(pg_url, thread)  # the second waits on the unique index
         thread.join()
         [refused] = outcome
         assert isinstance(refused, OidcRefusedError), refused

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
 from pathlib import Path
-
-import psycopg
 
 from dk2020flow.clock import ManualClock
 from dk2020flow.service.accounts import contact_account
 from dk2020flow.service.core import open_service
 from dk2020flow.settings import load_settings
+from pgwait import until_waiting_on_a_lock
 
 NOW = dt.datetime(2022, 5, 2, 9, 0, tzinfo=dt.UTC)
 ANNA = "anna@aarhus.example.dk"
@@ -43,23 +41,11 @@ def test_the_second_of_two_first_sign_ins_uses_the_account_the_first_made(
             except Exception as exc:
                 outcome.append(exc)
 
-        database = pg_url.rsplit("/", 1)[1]
-        admin = pg_url.replace("postgresql+psycopg://", "postgresql://").rsplit("/", 1)[0]
         with service.store.transaction() as tx:
             assert contact_account(tx, ANNA, None, NOW) is not None  # not committed yet
             thread = threading.Thread(target=second)
             thread.start()
-            # Autocommit: in a transaction pg_stat_activity would be read once, then kept.
-            with psycopg.connect(admin + "/postgres", autocommit=True) as watch:
-                while thread.is_alive():  # until the second waits on the unique index
-                    waiting = watch.execute(
-                        "SELECT count(*) FROM pg_stat_activity "
-                        "WHERE datname = %s AND wait_event_type = 'Lock'",
-                        (database,),
-                    ).fetchone()
-                    if waiting and waiting[0]:
-                        break
-                    time.sleep(0.01)
+            until_waiting_on_a_lock(pg_url, thread)  # the second waits on the unique index
         thread.join(timeout=60)
         [answer] = outcome
         assert isinstance(answer, int), answer  # the sign-in mail's outbox id
