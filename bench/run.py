@@ -61,8 +61,8 @@ class Sizes:
     rss_cases: int
     rss_due: int
     web_cases: int = 100_000
-    web_requests: int = 25
-    """Requests per client, page and server (bench/web.py; 20 clients)."""
+    web_seconds: float = 10.0
+    """Seconds of load per page, server and pass (bench/web.py, bench/portal.py; 20 clients)."""
     portal_cases: int = 100_000
     documents_repeat: int = 5
 
@@ -78,7 +78,7 @@ QUICK = Sizes(
     mail=200,
     rss_cases=100_000,
     rss_due=300,
-    web_requests=10,
+    web_seconds=3.0,
     portal_cases=2_000,
     documents_repeat=3,
 )
@@ -351,7 +351,7 @@ def run(sizes: Sizes, only: set[str]) -> list[Result]:
                 "7. web",
                 "web console",
                 "ms",
-                lambda: web.run(work, sizes.web_cases, sizes.web_requests, pg_reason),
+                lambda: web.run(work, sizes.web_cases, sizes.web_seconds, pg_reason),
             )
         if "documents" in only:
             import documents
@@ -371,7 +371,7 @@ def run(sizes: Sizes, only: set[str]) -> list[Result]:
                 "11. portal",
                 "portal case page",
                 "ms",
-                lambda: portal.run(work, sizes.portal_cases, sizes.web_requests, pg_reason),
+                lambda: portal.run(work, sizes.portal_cases, sizes.web_seconds, pg_reason),
             )
         if "api" in only:  # the REST API against the service, PostgreSQL (bench/api.py)
             import api

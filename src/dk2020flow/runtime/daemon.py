@@ -7,8 +7,8 @@ process, APScheduler 3.11 runs a handful of in-memory jobs:
 ``wake``
     A ONE-SHOT job armed at the next due instant (``Service.next_due_at()``:
     the earliest pending timer, programme timer, message or expired lease).
-    It dispatches (``Service.fire_due(now)`` again and again while full
-    batches come back), delivers one outbox batch, and re-arms itself. An idle
+    It dispatches (``Service.fire_due(now)`` again and again until a batch
+    takes nothing), delivers one outbox batch, and re-arms itself. An idle
     daemon therefore sleeps until something is due instead of polling.
 ``sweep``
     Every ``sweep_seconds`` (default 60 s), the same work: it picks up changes
@@ -492,7 +492,7 @@ class Daemon:
     # ------------------------------------------------------------------ work
 
     def tick(self, *, sweep: bool = False) -> TickResult:
-        """One pass at the clock's now: dispatch until no full batch comes back, then
+        """One pass at the clock's now: dispatch until a batch takes nothing, then
         deliver one outbox batch. Returns what it did and the next due instant."""
         with self._work_lock:
             now = self.clock.now()
@@ -524,8 +524,16 @@ class Daemon:
             return result
 
     def _dispatch(self, result: TickResult) -> None:
+        """Batches until one takes nothing this daemon can fire now.
+
+        A short batch does not end the pass: its firings may have armed deadlines
+        that are already past (a state entered late), due at this same instant. A
+        batch that only put cases off (changed meanwhile by another daemon or a
+        command) is taken again a few times; what is still held is the next pass's.
+        """
         limit = self.settings.batch_size
         conflicts = 0
+        stalled = 0
         while True:
             now = self.clock.now()
             try:
@@ -542,11 +550,15 @@ class Daemon:
             result.batches += 1
             _add(result.dispatch, part)
             self._count_dispatch(part)
-            taken = part.total + part.deferred
-            full = taken >= limit or part.programme >= limit
-            # Keep going while a full batch came back, or burst-capped firings wait
-            # (each call fires at most burst_cap of one timer per case).
-            if part.total == 0 or not (full or part.deferred) or self.stopping:
+            if self.stopping:
+                return
+            if part.total:
+                stalled = 0
+                continue
+            if not part.deferred:
+                return  # nothing due now that this daemon can take
+            stalled += 1
+            if stalled > MAX_CONFLICT_RETRIES:
                 return
 
     def _count_dispatch(self, part: DispatchResult) -> None:

@@ -19,7 +19,7 @@ from dk2020flow.runtime.daemon import Daemon, DaemonLock, DaemonLockedError, sql
 from dk2020flow.runtime.logs import LogFormat, configure_logging
 from dk2020flow.service import Service
 from dk2020flow.settings import Settings
-from dk2020flow.store.port import OutboxStatus
+from dk2020flow.store.port import CaseFilter, OutboxStatus
 from dk2020flow.store.repository import SqlStore
 
 from .conftest import (
@@ -36,6 +36,7 @@ from .conftest import (
 
 CASES = 12
 MINI = Path(__file__).parents[2] / "data" / "mini" / "workflows" / "mini.yaml"
+CHAIN = PING.parent / "chain.yaml"
 
 
 @pytest.fixture
@@ -107,6 +108,29 @@ def test_once_fires_everything_due_exactly_once(
     assert daemons[again.id].stopped_at is not None
     assert daemons[again.id].stats["fired"] == 0
     assert daemons[daemon.id].stats["fired"] == CASES * PING_TIMERS
+
+
+def test_once_goes_on_with_work_its_last_batch_made_due(
+    service: Service,
+    sqlite_store: SqlStore,
+    clock: ManualClock,
+    settings: Settings,
+    mail_dir: Path,
+) -> None:
+    # Each firing of `move_on` enters a state whose deadline has passed: the pass's one
+    # (short) batch leaves as many timers due now as it fired. `--once` fires them too.
+    service.load_workflow(CHAIN)
+    with sqlite_store.read() as tx:
+        codes = [m.code for m in tx.municipalities()[:CASES]]
+    for code in codes:
+        service.open_case("chain", code, actor="test", role="secretariat")
+    clock.advance(dt.timedelta(hours=1))
+    assert CASES < settings.batch_size  # one short batch
+    assert make_daemon(service, clock, settings, mail_dir, once=True).run() == 0
+    assert timer_counts(sqlite_store) == {"fired": 2 * CASES}
+    with sqlite_store.read() as tx:
+        states = {case.state for case in tx.cases(CaseFilter(workflow="chain"))}
+    assert states == {"done"}
 
 
 def test_nothing_fires_before_its_time_and_next_due_is_the_earliest(

@@ -85,7 +85,11 @@ def test_several_daemons_on_postgres_fire_every_timer_exactly_once(
         for proc, (_, err) in zip(procs, outputs, strict=True):
             assert proc.returncode == 0, err
             assert "Traceback" not in err
-        assert_exactly_once(store, expected)
+        logs = "\n".join(err[-3000:] for _, err in outputs)
+        try:
+            assert_exactly_once(store, expected)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{logs}") from None
         # The work was shared: more than one daemon fired something.
         with store.read() as tx:
             shares = [int(d.stats["fired"]) for d in tx.daemons()]
