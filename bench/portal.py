@@ -16,8 +16,9 @@ Two real uvicorn processes serve the same database: ``dk2020flow serve`` (its po
 route ``GET /portal/cases/{id}``) and the bare Starlette app of bench/web.py, whose
 handler checks the same session, reads the same participant roles, makes the same
 service calls (``portal_case``, ``documents.case_documents``) and logs the same
-access-log entry (``privacy.record_read``) before returning a few lines of HTML. 20 client
-threads (``http_load.load``), client *i* signed in as person *i* and asking for their own case, one server then the other, in passes (the first warms the
+access-log entry (``privacy.record_read``) before returning a few lines of HTML. 20
+keep-alive clients (``http_load.load``: wrk when installed), client *i* signed in as
+person *i* and asking for their own case, one server then the other, in passes (the first warms the
 caches and is not counted); p50 and p95 per request, and portal / bare. Target: p95 under
 100 ms.
 """
@@ -97,7 +98,7 @@ def template_cases(url: str, count: int) -> dict[str, int]:
     return {c.municipality_code: int(c.id or 0) for c in chosen}
 
 
-def measure(url: str, backend: str, seconds: float, work: Path) -> list[Result]:
+def measure(url: str, backend: str, seconds: float, work: Path, threads: int = 40) -> list[Result]:
     """The portal and the bare handler on ``url``: p50/p95 of 20 people's case pages."""
     import web
 
@@ -107,17 +108,19 @@ def measure(url: str, backend: str, seconds: float, work: Path) -> list[Result]:
     codes = list(cases)
     paths = [[f"/portal/cases/{cases[code]}"] for code in codes]
     sessions = [tokens[code] for code in codes]
-    portal = web.console_server(url, work / f"portal-{backend}.log")
-    bare = web.bare_server(url, work / f"portal-bare-{backend}.log")
+    portal = web.console_server(url, work / f"portal-{backend}.log", threads=threads)
+    bare = web.bare_server(url, work / f"portal-bare-{backend}.log", threads=threads)
     samples: dict[str, list[float]] = {"portal": [], "bare": []}
     per_pass: dict[str, list[float]] = {"portal": [], "bare": []}
     problems: list[str] = []
+    client = "?"
     try:
         portal.wait_ready("/healthz")
         bare.wait_ready("/")
         for pass_ in range(PASSES):
             for name, server in (("portal", portal), ("bare", bare)):
                 got = load(server.base, paths, sessions, WARM_SECONDS if pass_ == 0 else seconds)
+                client = got.client
                 bad = {code: n for code, n in got.statuses.items() if code != 200}
                 if bad:
                     problems.append(f"{name}: status {bad}")
@@ -129,7 +132,8 @@ def measure(url: str, backend: str, seconds: float, work: Path) -> list[Result]:
         bare.stop()
     load_average = os.getloadavg()[0]
     note = "; ".join(problems)[:300] or (
-        f"{len(samples['portal'])} requests, {CLIENTS} people each on their own case, "
+        f"{len(samples['portal'])} requests, {CLIENTS} people each on their own case "
+        f"({client} clients, {threads} threads), "
         f"load average {load_average:.1f}"
     )
     results: list[Result] = []
@@ -164,6 +168,7 @@ def run(
     seconds: float,
     pg_reason: str | None,
     backends: Sequence[str] = ("sqlite", "postgresql"),
+    threads: int = 40,
 ) -> list[Result]:
     """The portal on a programme of ``n_cases`` cases, SQLite and PostgreSQL."""
     from web import build_programme
@@ -174,7 +179,7 @@ def run(
         with phase(f"portal: {n_cases:,} DK2020 cases, SQLite"):
             build_programme(url, n_cases)
         with phase("portal: 20 participants' case pages, portal and bare handler, SQLite"):
-            results += measure(url, "sqlite", seconds, work.path)
+            results += measure(url, "sqlite", seconds, work.path, threads)
     if "postgresql" not in backends:
         return results
     if pg_reason is not None:
@@ -184,7 +189,7 @@ def run(
         with phase(f"portal: {n_cases:,} DK2020 cases, PostgreSQL"):
             build_programme(pg, n_cases)
         with phase("portal: 20 participants' case pages, portal and bare handler, PostgreSQL"):
-            results += measure(pg, "postgresql", seconds, work.path)
+            results += measure(pg, "postgresql", seconds, work.path, threads)
     finally:
         drop_pg(pg)
     return results
@@ -209,6 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.seconds,
             pg_available() if "postgresql" in backends else None,
             backends,
+            args.threads,
         )
     finally:
         work.cleanup()

@@ -18,8 +18,9 @@ Two real uvicorn processes serve the same database: ``dk2020flow serve`` (the co
 and a bare Starlette app (this file, ``bare`` subcommand) whose ``def`` handlers check
 the same session and call the same service methods as the console's pages, then
 return a few lines of HTML (it answers the portal's case page too, for bench/portal.py).
-20 client threads (keep-alive connections, ``http_load.py``) each send the same requests
-to one server, then the other, page by page; p50 and p95 of the wall time per request.
+20 keep-alive clients (wrk when installed, else Python threads: ``http_load.py``) load one
+server, then the other, page by page, for ``--seconds`` a pass; p50 and p95 of the wall
+time per request.
 The ratio console / bare is the figure; the absolute times move with the machine (and
 SQLite's with the disk's page cache: the first pass warms it, and only later passes are
 counted).
@@ -260,7 +261,7 @@ def sign_in_token(url: str) -> str:
 # ----------------------------------------------------------------------------- the bare handler
 
 
-def bare_app(url: str) -> Any:
+def bare_app(url: str, threads: int = 40) -> Any:
     """A Starlette app with the console's three pages as bare ``def`` handlers: the same
     session check and service calls as the console's routes, a few lines of HTML out."""
     import anyio.to_thread
@@ -274,7 +275,7 @@ def bare_app(url: str) -> Any:
     from dk2020flow.settings import load_settings
 
     clock = ShiftedClock(NOW)
-    service = open_service(url, clock=clock, settings=load_settings(), pool_size=40)
+    service = open_service(url, clock=clock, settings=load_settings(), pool_size=threads)
 
     def signed_in(request: Request) -> Any:
         token = request.cookies.get("dk2020flow_session")
@@ -317,7 +318,7 @@ def bare_app(url: str) -> Any:
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
         # The thread pool that runs the `def` handlers, as large as the console's.
-        anyio.to_thread.current_default_thread_limiter().total_tokens = 40
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
         try:
             yield
         finally:
@@ -387,15 +388,17 @@ def bare_portal_case(
 # ----------------------------------------------------------------------------- servers
 
 
-def console_server(url: str, log: Path, now: dt.datetime = NOW) -> Server:
+def console_server(url: str, log: Path, now: dt.datetime = NOW, threads: int = 40) -> Server:
     """``dk2020flow serve`` on ``url`` (the console and the portal), its clock at ``now``."""
-    return Server(
-        [sys.executable, "-c", CLI, "serve", "--db", url, "--now", now.isoformat()], url, log
-    )
+    argv = [sys.executable, "-c", CLI, "serve", "--db", url, "--now", now.isoformat()]
+    return Server([*argv, "--threads", str(threads)], url, log)
 
 
-def bare_server(url: str, log: Path) -> Server:
-    return Server([sys.executable, str(Path(__file__).resolve()), "bare", "--db", url], url, log)
+def bare_server(url: str, log: Path, threads: int = 40) -> Server:
+    """The bare app, with as many threads as the console's."""
+    script = str(Path(__file__).resolve())
+    argv = [sys.executable, script, "bare", "--db", url, "--threads", str(threads)]
+    return Server(argv, url, log)
 
 
 # ----------------------------------------------------------------------------- the benchmark
@@ -418,11 +421,13 @@ def _paths(page: str, case_ids: list[int], seed: int) -> list[list[str]]:
     return [[f"/cases/%23{rng.choice(case_ids)}" for _ in range(50)] for _ in range(CLIENTS)]
 
 
-def measure(url: str, backend: str, n_cases: int, seconds: float, work: Path) -> list[Result]:
-    """Both servers on ``url``; p50/p95 of each page on each, and their ratios."""
+def measure(
+    url: str, backend: str, n_cases: int, seconds: float, work: Path, threads: int = 40
+) -> list[Result]:
+    """Both servers on ``url`` (``threads`` each); p50/p95 of each page, and the ratios."""
     token = sign_in_token(url)
-    console = console_server(url, work / f"console-{backend}.log")
-    bare = bare_server(url, work / f"bare-{backend}.log")
+    console = console_server(url, work / f"console-{backend}.log", threads=threads)
+    bare = bare_server(url, work / f"bare-{backend}.log", threads=threads)
     try:
         console.wait_ready("/healthz")
         bare.wait_ready("/")
@@ -430,6 +435,7 @@ def measure(url: str, backend: str, n_cases: int, seconds: float, work: Path) ->
         case_ids = list(range(1, 99)) + list(range(99, n_cases + 1, max(1, n_cases // 90)))
         samples: dict[tuple[str, str], list[float]] = {}
         problems: list[str] = []
+        client = "?"
         # Two passes over both servers, page by page, alternating: the first warms
         # caches and connection pools and is not counted.
         for pass_ in range(3):
@@ -437,6 +443,7 @@ def measure(url: str, backend: str, n_cases: int, seconds: float, work: Path) ->
                 for name, server in (("console", console), ("bare", bare)):
                     length = WARM_SECONDS if pass_ == 0 else seconds
                     got = load(server.base, _paths(page, case_ids, pass_), token, length)
+                    client = got.client
                     bad = {code: n for code, n in got.statuses.items() if code != 200}
                     if bad:
                         problems.append(f"{name} {page}: status {bad}")
@@ -460,7 +467,8 @@ def measure(url: str, backend: str, n_cases: int, seconds: float, work: Path) ->
                         value=percentile(values, p) * 1000,
                         unit="ms",
                         note=note_bad
-                        or f"{what}: {len(values)} requests, {CLIENTS} clients, "
+                        or f"{what}: {len(values)} requests, {CLIENTS} {client} clients, "
+                        f"{threads} threads, "
                         f"load average {load_average:.1f}",
                         status="ok",
                     )
@@ -486,6 +494,7 @@ def run(
     seconds: float,
     pg_reason: str | None,
     backends: Sequence[str] = ("sqlite", "postgresql"),
+    threads: int = 40,
 ) -> list[Result]:
     """The console on ``n_cases`` cases, SQLite and PostgreSQL (``backends``)."""
     results: list[Result] = []
@@ -494,7 +503,7 @@ def run(
         with phase(f"web: {n_cases:,} DK2020 cases, SQLite"):
             build_programme(url, n_cases)
         with phase("web: console and bare handler, SQLite"):
-            results += measure(url, "sqlite", n_cases, seconds, work.path)
+            results += measure(url, "sqlite", n_cases, seconds, work.path, threads)
     if "postgresql" not in backends:
         return results
     if pg_reason is not None:
@@ -504,16 +513,17 @@ def run(
         with phase(f"web: {n_cases:,} DK2020 cases, PostgreSQL"):
             build_programme(pg, n_cases)
         with phase("web: console and bare handler, PostgreSQL"):
-            results += measure(pg, "postgresql", n_cases, seconds, work.path)
+            results += measure(pg, "postgresql", n_cases, seconds, work.path, threads)
     finally:
         drop_pg(pg)
     return results
 
 
-def _serve_bare(db: str, port: int) -> None:
+def _serve_bare(db: str, port: int, threads: int) -> None:
     import uvicorn
 
-    uvicorn.run(bare_app(db), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    app = bare_app(db, threads)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -522,6 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bare = sub.add_parser("bare", help="serve the bare Starlette app (used by the bench)")
     bare.add_argument("--db", required=True)
     bare.add_argument("--port", type=int, required=True)
+    bare.add_argument("--threads", type=int, default=40)
     sub.add_parser("run", help="run this section alone (the default)")
     for target in (parser, sub.choices["run"]):
         target.add_argument("--cases", type=int, default=100_000)
@@ -529,11 +540,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             "--seconds", type=float, default=10.0, help="of load per page, server and pass"
         )
         target.add_argument(
+            "--threads", type=int, default=40, help="of each server (serve --threads)"
+        )
+        target.add_argument(
             "--db", choices=("sqlite", "postgresql", "both"), default="both", dest="backend"
         )
     args = parser.parse_args(argv)
     if args.command == "bare":
-        _serve_bare(args.db, args.port)
+        _serve_bare(args.db, args.port, args.threads)
         return 0
     from common import pg_available
 
@@ -546,6 +560,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.seconds,
             pg_available() if "postgresql" in backends else None,
             backends,
+            args.threads,
         )
     finally:
         work.cleanup()

@@ -78,7 +78,7 @@ def programme_url(sqlite_url: str) -> str:
 @pytest.fixture
 def app(programme_url: str, clock: ManualClock) -> Iterator[FastAPI]:
     config = WebConfig(
-        database_url=programme_url, clock=clock, pool_size=4, deliver_sign_in_mail=False
+        database_url=programme_url, clock=clock, threads=4, deliver_sign_in_mail=False
     )
     application = create_app(config)
     with TestClient(application):  # runs the lifespan: the service is closed afterwards

@@ -103,7 +103,7 @@ def _history(url: str) -> list[tuple[Any, ...]]:
 
 def _through_the_api(url: str) -> list[str]:
     clock = ManualClock(OPENED)
-    app = create_app(WebConfig(database_url=url, clock=clock, pool_size=2))
+    app = create_app(WebConfig(database_url=url, clock=clock, threads=2))
     actors: set[str] = set()
     with TestClient(app) as console:
         service = app.state.web.service

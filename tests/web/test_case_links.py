@@ -34,7 +34,7 @@ def app_config(programme_url: str, clock: ManualClock) -> WebConfig:
     return WebConfig(
         database_url=programme_url,
         clock=clock,
-        pool_size=4,
+        threads=4,
         deliver_sign_in_mail=False,
         base_url=BASE,
     )

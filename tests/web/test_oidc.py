@@ -94,7 +94,7 @@ def oidc(issuer: str) -> OidcConfig:
 def app(programme_url: str, clock: ManualClock, oidc: OidcConfig) -> Iterator[TestClient]:
     add_contacts(programme_url)
     config = WebConfig(
-        database_url=programme_url, clock=clock, pool_size=4, deliver_sign_in_mail=False, oidc=oidc
+        database_url=programme_url, clock=clock, threads=4, deliver_sign_in_mail=False, oidc=oidc
     )
     with TestClient(create_app(config), follow_redirects=False) as client:
         yield client
@@ -470,7 +470,7 @@ def test_a_provider_that_does_not_answer_gets_a_page(
     programme_url: str, clock: ManualClock
 ) -> None:
     gone = OidcConfig(issuer="http://127.0.0.1:9", client_id=CLIENT_ID, timeout=2)
-    config = WebConfig(database_url=programme_url, clock=clock, pool_size=4, oidc=gone)
+    config = WebConfig(database_url=programme_url, clock=clock, threads=4, oidc=gone)
     with TestClient(create_app(config), follow_redirects=False) as app:
         page = app.get("/sign-in/oidc")
         assert page.status_code == 502 and "kan ikke nås" in page.text

@@ -209,7 +209,7 @@ def test_the_pages_have_no_inline_script_or_style(client_as: Callable[..., TestC
 @pytest.fixture
 def https_config(programme_url: str, clock: ManualClock) -> WebConfig:
     return WebConfig(
-        database_url=programme_url, clock=clock, pool_size=4, deliver_sign_in_mail=False
+        database_url=programme_url, clock=clock, threads=4, deliver_sign_in_mail=False
     )
 
 

@@ -205,7 +205,7 @@ def delivering(
     folder = tmp_path / "outbox"
     monkeypatch.setenv("DK2020FLOW_MAIL_TRANSPORT", "folder")
     monkeypatch.setenv("DK2020FLOW_MAIL_FOLDER", str(folder))
-    config = WebConfig(database_url=programme_url, clock=clock, pool_size=4)
+    config = WebConfig(database_url=programme_url, clock=clock, threads=4)
     assert config.deliver_sign_in_mail
     with TestClient(create_app(config), follow_redirects=False) as client:
         yield client, folder

@@ -27,6 +27,14 @@ def serve(
             help="Worker processes (several need PostgreSQL: SQLite has one writer).",
         ),
     ] = 1,
+    threads: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=200,
+            help="Requests each worker works on at once (threads; docs/web.md#threads).",
+        ),
+    ] = 40,
     base_url: Annotated[
         str | None,
         typer.Option(
@@ -73,6 +81,7 @@ def serve(
         )
     os.environ["DK2020FLOW_DATABASE_URL"] = settings.database_url
     os.environ["DK2020FLOW_WEB_WORKERS"] = str(workers)  # each shares the API's rate limit
+    os.environ["DK2020FLOW_WEB_THREADS"] = str(threads)
     if now is not None:
         os.environ["DK2020FLOW_WEB_NOW"] = now
     # Sign-in links always carry a configured address, never the request's Host header

@@ -51,14 +51,14 @@ def create_app(config: WebConfig) -> FastAPI:
         config.database_url,
         clock=config.clock,
         settings=settings,
-        pool_size=config.pool_size,
+        pool_size=config.pool_size or config.threads,
     )
     renderer = Renderer(config.timezone)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        # The thread pool that runs the `def` endpoints, as large as the connection pool.
-        anyio.to_thread.current_default_thread_limiter().total_tokens = config.pool_size
+        # The thread pool that runs the `def` endpoints (and so the requests at work).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = config.threads
         try:
             yield
         finally:
@@ -104,7 +104,7 @@ def app_from_environment() -> FastAPI:
             clock=clock,
             timezone=timezone,
             base_url=os.environ.get("DK2020FLOW_BASE_URL") or None,
-            pool_size=int(os.environ.get("DK2020FLOW_WEB_POOL_SIZE", "40")),
+            threads=int(os.environ.get("DK2020FLOW_WEB_THREADS", "40")),
             oidc=oidc_config(settings),
         )
     )

@@ -46,8 +46,14 @@ class WebConfig:
     a test's app without it falls back to the address the request came to."""
     session_lifetime: dt.timedelta = SESSION_LIFETIME
     sign_in_link_lifetime: dt.timedelta = SIGN_IN_LINK_LIFETIME
-    pool_size: int = 40
-    """Database connections kept: as many as the thread pool that runs the endpoints."""
+    threads: int = 40
+    """Requests worked on at once: the threads that run the ``def`` endpoints (the rest
+    wait in the event loop). Fewer threads contend less for Python's GIL: on SQLite, 2
+    answer 20 concurrent clients about 1.5x faster than 40 (docs/web.md#threads), but a
+    request that waits on the network (a single sign-on round trip, a sign-in mail sent
+    at once) then holds up more of the others."""
+    pool_size: int | None = None
+    """Database connections kept (None: one per thread)."""
     deliver_sign_in_mail: bool = True
     """Try to send a sign-in mail at once (the daemon retries it if that fails)."""
     oidc: OidcConfig | None = None

@@ -14,7 +14,7 @@ import importlib
 import pkgutil
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo
 
 from babel import Locale
@@ -75,22 +75,49 @@ class Translator:
     def datetime(self, instant: dt.datetime | None, fmt: str = "medium") -> str:
         if instant is None:
             return ""
-        return format_datetime(self.local(instant), fmt, locale=self.locale)
+        return _datetime(instant, fmt, LOCALES[self.language], self.timezone)
 
     def date(self, value: dt.datetime | dt.date | None, fmt: str = "medium") -> str:
         if value is None:
             return ""
         day = self.local(value).date() if isinstance(value, dt.datetime) else value
-        return format_date(day, fmt, locale=self.locale)
+        return _date(day, fmt, LOCALES[self.language])
 
     def number(self, value: float | int) -> str:
-        return format_decimal(value, locale=self.locale)
+        return _number(value, LOCALES[self.language])
 
     def duration(self, delta: dt.timedelta, *, direction: bool = True) -> str:
-        """``om 3 dage`` / ``for 2 uger siden`` (``in 3 days`` / ``2 weeks ago``)."""
-        return format_timedelta(
-            delta,
-            threshold=1.5,
-            add_direction=direction,
-            locale=self.locale,
-        )
+        """``om 3 dage`` / ``for 2 uger siden`` (``in 3 days`` / ``2 weeks ago``), to the
+        second."""
+        whole = dt.timedelta(days=delta.days, seconds=delta.seconds)
+        return _duration(whole, direction, LOCALES[self.language])
+
+
+# Babel's formatting is a large part of a page's time (plural rules, patterns): a page
+# shows the same counts, dates and durations to every user, so each is formatted once
+# per language (and time zone) and then looked up.
+_FORMATTED = 4096
+
+
+@lru_cache(maxsize=_FORMATTED)
+def _datetime(instant: dt.datetime, fmt: str, locale: str, timezone: str) -> str:
+    return format_datetime(
+        instant.astimezone(ZoneInfo(timezone)), fmt, locale=_babel_locale(locale)
+    )
+
+
+@lru_cache(maxsize=_FORMATTED)
+def _date(day: dt.date, fmt: str, locale: str) -> str:
+    return format_date(day, fmt, locale=_babel_locale(locale))
+
+
+@lru_cache(maxsize=_FORMATTED, typed=True)  # 1 and 1.0 are one key otherwise
+def _number(value: float | int, locale: str) -> str:
+    return format_decimal(value, locale=_babel_locale(locale))
+
+
+@lru_cache(maxsize=_FORMATTED)
+def _duration(delta: dt.timedelta, direction: bool, locale: str) -> str:
+    return format_timedelta(
+        delta, threshold=1.5, add_direction=direction, locale=_babel_locale(locale)
+    )

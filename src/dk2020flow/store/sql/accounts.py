@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
@@ -82,6 +82,12 @@ SESSION_USER = (
     .select_from(t.web_sessions.join(t.users, _u.id == _s.user_id))
     .where(_u.active.is_(True), _s.revoked_at.is_(None))
 )
+
+SESSION_BY_TOKEN = SESSION_USER.where(
+    _s.token_hash == bindparam("token_hash", type_=_s.token_hash.type),
+    _s.expires_at > bindparam("now", type_=_s.expires_at.type),
+)
+"""A live session's user by the cookie's hash: built once (every request asks it)."""
 
 
 class SqlAccountsTx(SqlBase):
@@ -279,9 +285,7 @@ class SqlAccountsTx(SqlBase):
     def session_user(
         self, token_hash: str, now: dt.datetime
     ) -> tuple[SessionUser, dt.datetime] | None:
-        row = self._conn.execute(
-            SESSION_USER.where(_s.token_hash == token_hash, _s.expires_at > now)
-        ).first()
+        row = self._conn.execute(SESSION_BY_TOKEN, {"token_hash": token_hash, "now": now}).first()
         if row is None:
             return None
         user = SessionUser(
