@@ -72,9 +72,7 @@ def programme_url(sqlite_url: str) -> str:
 def app_config(programme_url: str, clock: ManualClock) -> WebConfig:
     # Sign-in mail stays in the outbox (the tests read it there); tests/web/test_sign_in.py
     # turns immediate delivery on into a folder of its own.
-    return WebConfig(
-        database_url=programme_url, clock=clock, threads=4, deliver_sign_in_mail=False
-    )
+    return WebConfig(database_url=programme_url, clock=clock, threads=4, deliver_sign_in_mail=False)
 
 
 @pytest.fixture

@@ -208,9 +208,7 @@ def test_the_pages_have_no_inline_script_or_style(client_as: Callable[..., TestC
 
 @pytest.fixture
 def https_config(programme_url: str, clock: ManualClock) -> WebConfig:
-    return WebConfig(
-        database_url=programme_url, clock=clock, threads=4, deliver_sign_in_mail=False
-    )
+    return WebConfig(database_url=programme_url, clock=clock, threads=4, deliver_sign_in_mail=False)
 
 
 def _browser(config: WebConfig, base_url: str) -> Iterator[TestClient]:
