@@ -24,3 +24,13 @@ def workflow_path(given: str | Path) -> Path:
     if path.exists():
         return path
     return bundled_workflows().get(str(given), path)
+
+
+PROFILE_FOLDER = "behaviour"
+"""Where a workflow's own simulation profile sits, beside the workflow file."""
+
+
+def own_profile(workflow_file: Path, workflow: str) -> Path:
+    """``<the workflow file's folder>/behaviour/<workflow>.yaml``: the profile ``simulate``
+    uses for the workflow when none is given (the shipped programmes have theirs)."""
+    return workflow_file.parent / PROFILE_FOLDER / f"{workflow}.yaml"

@@ -184,7 +184,7 @@ def test_init_refuses_a_bad_name(name: str, tmp_path: Path) -> None:
     assert not (tmp_path / "new").exists()
 
 
-@pytest.mark.parametrize("name", ["dk2020", "status_reports"])
+@pytest.mark.parametrize("name", ["dk2020", "eu_mission", "status_reports"])
 def test_export_copies_a_shipped_workflow_that_validates_from_its_folder(
     name: str, tmp_path: Path
 ) -> None:
@@ -212,7 +212,7 @@ def test_export_copies_a_shipped_workflow_that_validates_from_its_folder(
 def test_export_of_an_unknown_workflow_names_the_shipped_ones(tmp_path: Path) -> None:
     result = run("export", "dk2021", "mine", cwd=tmp_path)
     assert result.returncode == 2
-    assert "dk2020, status_reports" in result.stderr
+    assert "dk2020, eu_mission, status_reports" in result.stderr
     assert not (tmp_path / "mine").exists()
 
 

@@ -143,7 +143,7 @@ def workflow_load(
         list[Path],
         typer.Argument(
             help="Workflow files to store as definition versions, or the name of a shipped "
-            "workflow (dk2020, status_reports)."
+            "workflow (dk2020, eu_mission, status_reports)."
         ),
     ],
     db: DbOption = None,

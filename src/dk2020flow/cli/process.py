@@ -219,7 +219,8 @@ def simulate(
     behaviour: Annotated[
         Path | None,
         typer.Option(
-            "--behaviour", help="Behaviour profile (YAML/JSON); default: the DK2020 profile."
+            "--behaviour",
+            help="Behaviour profile (YAML/JSON); default: the workflow's own, behaviour/WORKFLOW.yaml beside its file (DK2020: the built-in one).",
         ),
     ] = None,
     seed: Annotated[

@@ -192,15 +192,18 @@ def init_command(
 
 @workflow_app.command("export")
 def export_command(
-    name: Annotated[str, typer.Argument(help="A shipped workflow: dk2020 or status_reports.")],
+    name: Annotated[
+        str, typer.Argument(help="A shipped workflow: dk2020, eu_mission or status_reports.")
+    ],
     folder: Annotated[Path, typer.Argument(help="The programme folder to copy it into.")],
 ) -> None:
     """Copy a shipped workflow and its templates into a folder, to adapt as your own.
 
-    Writes FOLDER/workflows/NAME.yaml, FOLDER/notifications/NAME/ and the JSON Schema
-    beside the workflow; refuses to overwrite a file that exists.
+    Writes FOLDER/workflows/NAME.yaml, FOLDER/notifications/NAME/, the JSON Schema
+    beside the workflow and its simulation profile (FOLDER/workflows/behaviour/NAME.yaml)
+    when it ships one; refuses to overwrite a file that exists.
     """
-    from dk2020flow.bundled import bundled_workflows
+    from dk2020flow.bundled import bundled_workflows, own_profile
     from dk2020flow.definition.loader import default_template_dir
 
     shipped = bundled_workflows()
@@ -212,7 +215,13 @@ def export_command(
     files = {f"workflows/{name}.yaml": _with_schema_line(source.read_text(encoding="utf-8"))}
     for file in sorted(templates.glob("*.jinja")):
         files[f"notifications/{name}/{file.name}"] = file.read_text(encoding="utf-8")
-    _write_programme(folder, name, files)
+    profile = own_profile(source, name)
+    extra = {}
+    if profile.is_file():  # so `simulate` runs from the copy as from the shipped one
+        extra[f"workflows/{profile.parent.name}/{profile.name}"] = profile.read_text(
+            encoding="utf-8"
+        )
+    _write_programme(folder, name, files, extra)
 
 
 def _with_schema_line(text: str) -> str:
@@ -224,10 +233,15 @@ def _with_schema_line(text: str) -> str:
     return line + first + newline + rest
 
 
-def _write_programme(folder: Path, name: str, files: dict[str, str]) -> None:
+def _write_programme(
+    folder: Path, name: str, files: dict[str, str], extra: dict[str, str] | None = None
+) -> None:
+    """Write the workflow, its templates and the schema (and ``extra`` files: a
+    simulation profile), or nothing when one of them exists."""
     from dk2020flow.definition.schema_export import schema_text
 
-    files = {**files, "workflows/workflow.schema.json": schema_text()}
+    templates = len(files) - 1
+    files = {**files, **(extra or {}), "workflows/workflow.schema.json": schema_text()}
     existing = [relative for relative in files if (folder / relative).exists()]
     if existing:
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
@@ -246,7 +260,7 @@ def _write_programme(folder: Path, name: str, files: dict[str, str]) -> None:
         _refuse(f"cannot write into {folder}: {exc.strerror or exc}", 1)
     workflow = folder / "workflows" / f"{name}.yaml"
     typer.echo(
-        f"wrote {workflow} and {_plural(len(files) - 2, 'template file')} in "
+        f"wrote {workflow} and {_plural(templates, 'template file')} in "
         f"{folder / 'notifications' / name}"
     )
     typer.echo(f"check it with: dk2020flow workflow validate {workflow}")

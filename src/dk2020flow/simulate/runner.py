@@ -37,6 +37,7 @@ from email.utils import formataddr
 from pathlib import Path
 from typing import Any
 
+from dk2020flow.bundled import own_profile
 from dk2020flow.clock import ManualClock
 from dk2020flow.definition.model import text_in
 from dk2020flow.engine.decide import documents_needed
@@ -160,7 +161,7 @@ def run_simulation(
                 _instant(end, end=True, tz=wf.tz),
             )
             clock.set(start_at)
-            profile, source = _behaviour(behaviour)
+            profile, source = _behaviour(behaviour, Path(workflow_path), stored.name)
             check_against(profile, wf.workflow, source=source)
             run = _Run(
                 service=service,
@@ -273,12 +274,26 @@ def _instant(value: dt.datetime | dt.date, *, end: bool, tz: Any = None) -> dt.d
     return to_utc(dt.datetime.combine(value, moment), zone)
 
 
-def _behaviour(given: Path | Behaviour | None) -> tuple[Behaviour, str]:
-    if given is None:
-        return default_behaviour(), "the default DK2020 profile"
+def _behaviour(
+    given: Path | Behaviour | None, workflow_path: Path, workflow: str
+) -> tuple[Behaviour, str]:
+    """The profile given, else the workflow's own (next to its file, as the shipped
+    programmes have), else the built-in DK2020 one."""
     if isinstance(given, Behaviour):
         return given, f"profile {given.profile!r}"
-    return load_behaviour(Path(given)), str(given)
+    if given is not None:
+        return load_behaviour(Path(given)), str(given)
+    own = own_profile(workflow_path, workflow)
+    if own.is_file():
+        return load_behaviour(own), str(own)
+    built_in = default_behaviour()
+    if workflow != built_in.workflow:
+        raise BehaviourError(
+            f"no behaviour profile for workflow {workflow!r}: write one "
+            f"(`dk2020flow simulate --print-behaviour` prints the DK2020 one to start from) "
+            f"and pass it with --behaviour, or put it at {own}"
+        )
+    return built_in, "the default DK2020 profile"
 
 
 def _participants(run: _Run, csv_path: Path | None) -> list[Municipality]:
@@ -521,7 +536,11 @@ def _take(run: _Run, case: _Case, action: Action, now: dt.datetime) -> None:
     try:
         if action.screening is not None:
             trigger = _screen(run, case, action, actor, ref, now)
-        data = draws.data_values(action.data, variables, case.rng)
+        # The action's data is for its own trigger: a screening's `otherwise` (asking for
+        # a revision) takes none.
+        data = (
+            draws.data_values(action.data, variables, case.rng) if trigger == action.trigger else {}
+        )
         _hand_in(run, case, trigger, actor, action.role, now)
         snapshot = service.fire(
             ref,
@@ -579,6 +598,14 @@ def _hand_in(run: _Run, case: _Case, trigger: str, actor: str, role: str, now: d
         )
 
 
+SCREENING_COMMENTS = {
+    "da": ("Ikke relevant for kommunen", "Skal uddybes i den reviderede plan"),
+    "en": ("Not relevant here", "To be expanded in the revised version"),
+}
+"""A simulated reviewer's comments (not applicable, to revise), in the workflow's first
+language (English when there are none in it)."""
+
+
 def _screen(run: _Run, case: _Case, action: Action, actor: str, ref: str, now: dt.datetime) -> str:
     """Record the checklist item by item; return the trigger that follows."""
     spec = action.screening
@@ -606,12 +633,15 @@ def _screen(run: _Run, case: _Case, action: Action, actor: str, ref: str, now: d
         weights = [spec.difficulty.get(i, 1.0) for i in candidates]
         while len(short) < wanted:
             short.add(rng.choices(candidates, weights=weights)[0])
+    not_applicable, to_revise = SCREENING_COMMENTS.get(
+        run.wf.workflow.default_language, SCREENING_COMMENTS["en"]
+    )
     for item in checklist.items:
         if item in memory["not_applicable"]:
-            items[item] = ("not_applicable", "Ikke relevant for kommunen")
+            items[item] = ("not_applicable", not_applicable)
         elif item in short:
             status = "not_met" if rng.random() < spec.not_met_share else "partly_met"
-            items[item] = (status, "Skal uddybes i den reviderede plan")
+            items[item] = (status, to_revise)
         else:
             items[item] = ("met", "")
     run.service.check(

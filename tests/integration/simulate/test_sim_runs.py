@@ -176,3 +176,34 @@ def test_a_shipped_workflow_is_simulated_by_its_name(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert '"workflow": "dk2020"' in result.output
+
+
+def test_a_revision_round_fires_its_own_trigger_without_the_passing_triggers_data() -> None:
+    # `pass_review` takes a score; `ask_revision` (the screening's `otherwise`) takes none.
+    result = simulate("review", seed=1)
+    assert result.problems == []
+    assert result.summary is not None
+    assert set(result.summary.by_state) == {"passed"}
+    texts = [e.text for e in result.timeline]
+    assert any("ask_revision" in text for text in texts)
+    assert not any("refused" in text for text in texts)
+
+
+def test_without_a_profile_a_workflows_own_is_used_or_a_clear_error_given(
+    tmp_path: Path,
+) -> None:
+    # Next to the workflow: <its folder>/behaviour/<workflow>.yaml.
+    folder = tmp_path / "workflows"
+    (folder / "behaviour").mkdir(parents=True)
+    workflow = folder / "review.yaml"
+    workflow.write_text((DATA / "workflows" / "review.yaml").read_text())
+    # No profile there: the built-in one is DK2020's, and the error says what to do.
+    with pytest.raises(BehaviourError, match="no behaviour profile for workflow 'review'"):
+        run_simulation(
+            workflow, start=START, end=END, participants_csv=DATA / "participants.csv", seed=1
+        )
+    (folder / "behaviour" / "review.yaml").write_text((DATA / "review-behaviour.yaml").read_text())
+    found = run_simulation(
+        workflow, start=START, end=END, participants_csv=DATA / "participants.csv", seed=1
+    )
+    assert found.summary is not None and set(found.summary.by_state) == {"passed"}
