@@ -164,10 +164,11 @@ def _problems(result: SimulationResult) -> None:
         out.print(f"      fix: {problem.hint}", markup=False, style="dim")
 
 
-def _timeline_lines(result: SimulationResult, tz: str = "Europe/Copenhagen") -> list[str]:
+def _timeline_lines(result: SimulationResult) -> list[str]:
+    """The timeline in the workflow's own time zone."""
     from zoneinfo import ZoneInfo
 
-    zone = ZoneInfo(tz)
+    zone = ZoneInfo(result.timezone)
     return [
         f"{e.at.astimezone(zone):%Y-%m-%d %H:%M}  {e.municipality:<18} {e.text}"
         for e in result.timeline
@@ -336,15 +337,9 @@ def report(
         raise typer.BadParameter(
             f"{quoted(fmt)}: choose one of {', '.join(FORMATS)}", param_hint="--format"
         )
-    day = _date(at, "--at")
-    instant = None
-    if day is not None:
-        from zoneinfo import ZoneInfo
-
-        instant = dt.datetime.combine(
-            day, dt.time(23, 59, 59), tzinfo=ZoneInfo("Europe/Copenhagen")
-        )
-    result = open_service(db).report(workflow=workflow, at=instant)
+    day = _date(at, "--at")  # its end, in the workflow's time zone (the report's)
+    with open_service(db) as service:
+        result = service.report(workflow=workflow, at=day)
     if fmt == "table":
         if out_file is None:
             out.print(render_table(result))

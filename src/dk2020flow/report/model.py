@@ -138,8 +138,9 @@ class ReportSource(DefinitionsTx, CasesTx, ReportsTx, Protocol):
     """What a report reads: a read transaction of the store (``Service.report`` opens it)."""
 
 
-def build_report(tx: ReportSource, *, workflow: str | None, at: dt.datetime) -> Report:
-    """The report of ``workflow`` (the only or the largest one when None) as of ``at``."""
+def build_report(tx: ReportSource, *, workflow: str | None, at: dt.datetime | dt.date) -> Report:
+    """The report of ``workflow`` (the only or the largest one when None) as of ``at`` (a
+    date: the end of that day in the workflow's time zone)."""
     name = workflow or _default_workflow(tx.definitions(), tx.cases(CaseFilter()))
     stored = tx.latest_definition(name)
     if stored is None:
@@ -149,6 +150,8 @@ def build_report(tx: ReportSource, *, workflow: str | None, at: dt.datetime) -> 
         )
     cases = tx.cases(CaseFilter(workflow=name))
     definition = _workflow(stored.source_text, stored.source_path)
+    if not isinstance(at, dt.datetime):
+        at = dt.datetime.combine(at, dt.time(23, 59, 59), tzinfo=ZoneInfo(definition.timezone))
     regions = {c.id: c.region for c in cases}
     replayed = _replay(tx.report_events(workflow=name), regions, at)
     language = definition.default_language

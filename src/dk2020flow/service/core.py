@@ -850,9 +850,12 @@ class Service(Reader):
 
         return programme_overview(self, at=at or self.clock.now(), days=days, limit=limit)
 
-    def report(self, workflow: str | None = None, at: dt.datetime | None = None) -> Report:
+    def report(
+        self, workflow: str | None = None, at: dt.datetime | dt.date | None = None
+    ) -> Report:
         """The programme's report of ``workflow`` (the only or the largest one) as of ``at``
-        (the service's clock by default), from the case logs (``report/model.py``)."""
+        (the service's clock by default; a date: the end of that day in the workflow's time
+        zone), from the case logs (``report/model.py``)."""
         at = at or self.clock.now()
         with self.store.read() as tx:
             from dk2020flow.report.model import build_report

@@ -72,6 +72,8 @@ class SimulationResult:
     db_url: str | None
     """The database the run wrote (None when it was a throwaway, deleted afterwards)."""
     out_dir: Path | None
+    timezone: str = "UTC"
+    """The workflow's time zone: the timeline is shown in it."""
     timeline: list[TimelineEntry] = field(default_factory=list)
     summary: Summary | None = None
     problems: list[Problem] = field(default_factory=list)

@@ -823,6 +823,7 @@ def _result(
         end=end,
         db_url=db_url,
         out_dir=out_dir,
+        timezone=workflow.timezone,
         timeline=timeline,
         summary=summary,
         problems=problems,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -207,3 +208,38 @@ def test_without_a_profile_a_workflows_own_is_used_or_a_clear_error_given(
         workflow, start=START, end=END, participants_csv=DATA / "participants.csv", seed=1
     )
     assert found.summary is not None and set(found.summary.by_state) == {"passed"}
+
+
+def test_the_timeline_and_a_reports_day_are_in_the_workflows_time_zone(tmp_path: Path) -> None:
+    from zoneinfo import ZoneInfo
+
+    folder = tmp_path / "workflows"
+    (folder / "behaviour").mkdir(parents=True)
+    text = (DATA / "workflows" / "review.yaml").read_text()
+    (folder / "review.yaml").write_text(
+        text.replace("timezone: Europe/Copenhagen", "timezone: America/New_York")
+    )
+    (folder / "behaviour" / "review.yaml").write_text((DATA / "review-behaviour.yaml").read_text())
+    out = tmp_path / "out"
+    args = ["simulate", str(folder / "review.yaml"), "--from", "2024-02-15", "--to", "2024-03-31"]
+    shown = CliRunner().invoke(
+        app, [*args, "--participants", str(DATA / "participants.csv"), "--out", str(out)]
+    )
+    assert shown.exit_code == 0, shown.output
+    # The cases open at the first day's midnight in New York (06:00 in Copenhagen).
+    first = (out / "timeline.txt").read_text().splitlines()[0]
+    assert first.startswith("2024-02-15 00:00"), first
+    url = f"sqlite:///{tmp_path / 'kept.db'}"
+    run_simulation(
+        folder / "review.yaml",
+        start=dt.date(2024, 2, 15),
+        end=dt.date(2024, 3, 31),
+        participants_csv=DATA / "participants.csv",
+        db_url=url,
+    )
+    report = CliRunner().invoke(
+        app, ["report", "--at", "2024-03-01", "--format", "json", "--db", url]
+    )
+    assert report.exit_code == 0, report.output
+    at = dt.datetime.fromisoformat(json.loads(report.output)["at"])
+    assert at == dt.datetime(2024, 3, 1, 23, 59, 59, tzinfo=ZoneInfo("America/New_York"))
