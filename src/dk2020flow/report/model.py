@@ -339,12 +339,34 @@ def _overdue(
     return sorted(rows, key=lambda r: (-r.days_overdue, r.municipality))
 
 
+def _under_review(definition: Workflow, checklist: str) -> set[str]:
+    """The states where a checklist item can hold a plan back: the states whose way on
+    depends on the checklist (a transition out of them has a ``when`` on it: DK2020's
+    ``screening``) and the states a review sends a case to that lead straight back into
+    it (a revision: ``revising``; not the drafting before the first review)."""
+    review = {
+        source
+        for transition in definition.transitions
+        if any(condition.checklist == checklist for condition in transition.when)
+        for source in transition.from_
+    }
+    sent_back = {t.to for t in definition.transitions if review.intersection(t.from_)}
+    back = {
+        source
+        for transition in definition.transitions
+        if transition.to in review
+        for source in transition.from_
+        if source in sent_back and source not in review
+    }
+    return review | back
+
+
 def _requirements(definition: Workflow, cases: Sequence[_Replayed]) -> list[RequirementStatus]:
     if not definition.checklists:
         return []
     name, checklist = next(iter(definition.checklists.items()))
     language = definition.default_language
-    waiting = {"screening", "revising"}
+    waiting = _under_review(definition, name)
     rows = []
     for item, title in checklist.items.items():
         statuses = Counter(
