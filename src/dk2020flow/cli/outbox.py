@@ -247,7 +247,7 @@ def preview_command(
     template: Annotated[str, typer.Argument(help="The template's name, e.g. decision_reminder.")],
     lang: Annotated[
         str | None,
-        typer.Option("--lang", "-l", help="Language (da, en); default: the recipient's."),
+        typer.Option("--lang", "-l", help="Language (e.g. da, en); default: the recipient's."),
     ] = None,
     workflow: WorkflowOption = None,
     html: Annotated[bool, typer.Option("--html", help="Print the HTML body instead.")] = False,

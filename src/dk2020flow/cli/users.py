@@ -40,7 +40,11 @@ def add(
         ),
     ],
     language: Annotated[
-        str, typer.Option("--language", help="The language of their pages and mail: da or en.")
+        str,
+        typer.Option(
+            "--language",
+            help="The language of their pages and mail: da or en (another, e.g. de: English texts, its dates).",
+        ),
     ] = "da",
     actor: ActorOption = None,
     db: DbOption = None,

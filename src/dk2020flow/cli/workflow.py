@@ -166,11 +166,21 @@ SCHEMA_LINE = "# yaml-language-server: $schema="
 def init_command(
     name: Annotated[str, typer.Argument(help="The new workflow's name (e.g. covenant).")],
     folder: Annotated[Path, typer.Argument(help="The programme folder to create it in.")],
+    languages: Annotated[
+        str,
+        typer.Option(
+            "--languages",
+            help="The programme's languages, the first the default: ISO 639-1 codes "
+            "separated by commas (e.g. en,fr). Texts other than Danish and English start "
+            "as the English ones, to translate.",
+        ),
+    ] = "da,en",
 ) -> None:
     """Start a new programme: a small valid workflow with its templates, to edit.
 
-    Writes FOLDER/workflows/NAME.yaml, its templates in FOLDER/notifications/NAME/ and the
-    JSON Schema beside the workflow; refuses to overwrite a file that exists.
+    Writes FOLDER/workflows/NAME.yaml, its templates in FOLDER/notifications/NAME/ (one
+    file per template and language) and the JSON Schema beside the workflow; refuses to
+    overwrite a file that exists.
     """
     from dk2020flow.definition.model import NAME_PATTERN
     from dk2020flow.definition.starter import starter_files
@@ -181,13 +191,39 @@ def init_command(
             "starting with a letter (e.g. covenant)",
             EXIT_INVALID,
         )
-    files = {f"workflows/{name}.yaml": _with_schema_line(starter_files(name)["workflow"])}
+    written = starter_files(name, _languages(languages))
+    files = {f"workflows/{name}.yaml": _with_schema_line(written["workflow"])}
     files |= {
-        f"notifications/{name}/{file}": text
-        for file, text in starter_files(name).items()
-        if file != "workflow"
+        f"notifications/{name}/{file}": text for file, text in written.items() if file != "workflow"
     }
     _write_programme(folder, name, files)
+
+
+def _languages(given: str) -> tuple[str, ...]:
+    """``en,fr`` as language codes; a code Babel does not know, or one given twice, refused."""
+    from dk2020flow.definition.model import (
+        babel_knows,
+        language_shape_problem,
+        unknown_language_hint,
+    )
+
+    codes = tuple(code.strip() for code in given.split(","))
+    for code in codes:
+        if not code:
+            _refuse("--languages: a language is empty: write codes such as en,fr", EXIT_INVALID)
+        problem = language_shape_problem(code)
+        if problem is not None:
+            _refuse(f"--languages: {problem}", EXIT_INVALID)
+        if not babel_knows(code):
+            _refuse(
+                f"--languages: Babel has no locale for the language `{code}` "
+                f"({unknown_language_hint(code)})",
+                EXIT_INVALID,
+            )
+    if len(set(codes)) != len(codes):
+        twice = next(code for code in codes if codes.count(code) > 1)
+        _refuse(f"--languages: `{twice}` is given twice", EXIT_INVALID)
+    return codes
 
 
 @workflow_app.command("export")

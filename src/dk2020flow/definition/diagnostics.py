@@ -77,6 +77,7 @@ CODES: dict[str, str] = {
     "DF060": "template missing",
     "DF061": "template does not render",
     "DF062": "template file unreadable",
+    "DF063": "a language Babel has no locale for",
 }
 
 

@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from functools import cache
+from types import MappingProxyType
+from typing import Annotated, Any, Literal, TypeGuard
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
     Tag,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -43,7 +48,120 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 
-Text = str | dict[str, str]
+# ----------------------------------------------------------------------------- languages
+
+LANGUAGE_PATTERN = r"^[a-z]{2}$"
+"""A language is an ISO 639-1 code: two lower-case letters (``da``, ``en``, ``de``, ``fr``)."""
+_LANGUAGE = re.compile(LANGUAGE_PATTERN)
+
+BABEL_LOCALES: Mapping[str, str] = MappingProxyType({"da": "da_DK", "en": "en_GB"})
+"""The Babel locale of a language where it is not the language's own default: English is
+British English (31 August 2020, not August 31, 2020). Any other language is its own
+locale name (``de``, ``fr``)."""
+
+_COUNTRY_NOT_LANGUAGE = {"dk": "da", "cz": "cs", "gr": "el", "jp": "ja", "cn": "zh"}
+"""Country codes Babel knows no language by, written where a language is meant."""
+
+
+def language_shape_problem(code: str) -> str | None:
+    """Why ``code`` is not written as a language code (None when it is two lower-case letters)."""
+    if _LANGUAGE.fullmatch(code):
+        return None
+    lowered = code.strip().lower()
+    if _LANGUAGE.fullmatch(lowered):
+        return f"write the language `{code}` in lower case: `{lowered}`"
+    return (
+        f"`{code}` is not a language code: write two lower-case letters (ISO 639-1), "
+        "such as da, en, de or fr"
+    )
+
+
+def babel_locale_name(language: str) -> str:
+    """The Babel locale that dates and numbers in ``language`` are formatted with."""
+    return BABEL_LOCALES.get(language, language)
+
+
+def babel_knows(language: str) -> bool:
+    """True when ``language`` is two lower-case letters Babel has a locale for
+    (``babel.Locale.parse`` succeeds)."""
+    if language in BABEL_LOCALES:
+        return True
+    return _LANGUAGE.fullmatch(language) is not None and _babel_has(language)
+
+
+@cache  # two-letter codes only: at most 676 answers are kept
+def _babel_has(language: str) -> bool:
+    # Babel is imported on the first question: reading a stored workflow asks none (#15.18).
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        Locale.parse(babel_locale_name(language))
+    except (UnknownLocaleError, ValueError):
+        return False
+    return True
+
+
+def is_language(value: object) -> TypeGuard[str]:
+    """A language a programme, a contact or a user may have: two lower-case letters Babel
+    knows a locale for."""
+    return isinstance(value, str) and babel_knows(value)
+
+
+def unknown_language_hint(code: str) -> str:
+    """What to write instead of a language code Babel does not know."""
+    meant = _COUNTRY_NOT_LANGUAGE.get(code)
+    if meant is not None and babel_knows(meant):
+        return f"`{code}` is a country code; did you mean the language `{meant}`?"
+    return "write an ISO 639-1 code Babel has a locale for, such as da, en, de, fr or nl"
+
+
+def _language_code(value: str) -> str:
+    problem = language_shape_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+Language = Annotated[
+    str,
+    AfterValidator(_language_code),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": LANGUAGE_PATTERN,
+            "description": "An ISO 639-1 language code Babel knows: da, en, de, fr …",
+        }
+    ),
+]
+"""A language code as the workflow writes it; that Babel knows it is checked with the
+templates (DF063), where Babel is at hand to format their dates."""
+
+
+def _text_languages(value: str | dict[str, str]) -> str | dict[str, str]:
+    if isinstance(value, dict):
+        for code in value:
+            problem = language_shape_problem(code)
+            if problem is not None:
+                raise ValueError(f"{problem} (a text's keys are languages: {{da: …, en: …}})")
+    return value
+
+
+Text = Annotated[
+    str | dict[str, str],
+    AfterValidator(_text_languages),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string"},
+                {
+                    "type": "object",
+                    "propertyNames": {"pattern": LANGUAGE_PATTERN},
+                    "additionalProperties": {"type": "string"},
+                },
+            ]
+        }
+    ),
+]
 """Human text: one string, or one string per language code (``{da: …, en: …}``)."""
 
 
@@ -801,7 +919,11 @@ class Workflow(Frozen):
     description: str = ""
     timezone: str = "Europe/Copenhagen"
     calendar: Calendar = Field(default_factory=Calendar)
-    languages: tuple[str, ...] = Field(default=("da", "en"), min_length=1)
+    languages: tuple[Language, ...] = Field(
+        default=("da", "en"),
+        min_length=1,
+        description="The languages of the programme's mail and titles; the first is the default.",
+    )
     office_hours: OfficeHours = Field(default_factory=OfficeHours)
     links: Links = Field(default_factory=Links)
     sender: Sender | None = Field(
@@ -820,11 +942,9 @@ class Workflow(Frozen):
     @field_validator("languages")
     @classmethod
     def _language_codes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for code in value:
-            if code not in {"da", "en"}:
-                raise ValueError(f"language {code!r} is not offered; use da and/or en")
         if len(set(value)) != len(value):
-            raise ValueError("a language is listed twice")
+            twice = next(code for code in value if value.count(code) > 1)
+            raise ValueError(f"the language `{twice}` is listed twice")
         return value
 
     @field_validator("fields")

@@ -3,45 +3,50 @@
 One case per municipality: it is invited, submits an application (reminded 5
 business days before the deadline, and the secretariat told when it is 3
 business days late), and the secretariat accepts it. Every template the
-workflow names exists in Danish and English, so the result validates as it is
-and is ready to be edited.
+workflow names exists in each of its languages (Danish and English unless
+``--languages`` says otherwise), so the result validates as it is and is ready
+to be edited. A language other than Danish and English starts from the English
+texts, marked to be translated.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+DEFAULT_LANGUAGES = ("da", "en")
+
 WORKFLOW = """\
 # A new programme, started with `dk2020flow workflow init`. See docs/workflow-format.md.
-# Templates: ../notifications/{name}/<template>.<da|en>.jinja (docs/templates.md).
-
+# Templates: ../notifications/{name}/<template>.<{choices}>.jinja (docs/templates.md).
+{untranslated}
 workflow: {name}
 version: "0.1"
 title:
-  da: "Nyt program ({name})"
-  en: "New programme ({name})"
+{title}
 timezone: Europe/Copenhagen
-languages: [da, en]
+languages: [{languages}]
 links:
   programme: "https://example.dk/{name}"
   help_email: "{name}@example.dk"
-  help_name: "Sekretariatet"
+  help_name: "{secretariat}"
 
 roles:
   contact_person:
-    title: {{da: Kontaktperson, en: Contact person}}
+    title: {contact_person}
     receives_mail: true
   secretariat:
-    title: {{da: Sekretariatet, en: The secretariat}}
+    title: {the_secretariat}
     receives_mail: true
-    name: Sekretariatet
+    name: {secretariat}
     email: "{name}@example.dk"
 
 fields:
-  application_url: {{type: url, title: {{da: Ansøgning, en: Application}}}}
+  application_url: {{type: url, title: {application}}}
 
 states:
   invited:
     initial: true
-    title: {{da: Inviteret, en: Invited}}
+    title: {invited}
     on_entry:
       mail: {{template: invitation, to: contact_person}}
     timers:
@@ -56,12 +61,12 @@ states:
           to: secretariat
           mail: {{template: overdue, to: secretariat}}
   applied:
-    title: {{da: Ansøgt, en: Applied}}
+    title: {applied}
   accepted:
-    title: {{da: Optaget, en: Accepted}}
+    title: {accepted}
     terminal: true
   withdrawn:
-    title: {{da: Trukket tilbage, en: Withdrawn}}
+    title: {withdrawn}
     terminal: true
 
 transitions:
@@ -81,6 +86,17 @@ transitions:
     roles: [contact_person, secretariat]
 """
 
+_TITLES = {
+    "contact_person": ("Kontaktperson", "Contact person"),
+    "the_secretariat": ("Sekretariatet", "The secretariat"),
+    "application": ("Ansøgning", "Application"),
+    "invited": ("Inviteret", "Invited"),
+    "applied": ("Ansøgt", "Applied"),
+    "accepted": ("Optaget", "Accepted"),
+    "withdrawn": ("Trukket tilbage", "Withdrawn"),
+}
+"""The workflow's titles, in Danish and English."""
+
 _MAILS = {
     "invitation": (
         (
@@ -88,17 +104,17 @@ _MAILS = {
             "Invitation: {{ title }} – {{ municipality.name }}",
         ),
         (
-            "Kære {{ recipient.name }}\\n\\n{{ municipality.title }} er inviteret. "
+            "Kære {{ recipient.name }}\n\n{{ municipality.title }} er inviteret. "
             "Send ansøgningen via {{ links.programme }}.",
-            "Dear {{ recipient.name }}\\n\\n{{ municipality.title }} is invited. "
+            "Dear {{ recipient.name }}\n\n{{ municipality.title }} is invited. "
             "Send the application via {{ links.programme }}.",
         ),
     ),
     "reminder": (
         ("Påmindelse – {{ municipality.name }}", "Reminder – {{ municipality.name }}"),
         (
-            "Kære {{ recipient.name }}\\n\\nHusk ansøgningen fra {{ municipality.title }}.",
-            "Dear {{ recipient.name }}\\n\\nPlease remember the application from "
+            "Kære {{ recipient.name }}\n\nHusk ansøgningen fra {{ municipality.title }}.",
+            "Dear {{ recipient.name }}\n\nPlease remember the application from "
             "{{ municipality.title }}.",
         ),
     ),
@@ -115,11 +131,13 @@ _MAILS = {
     "accepted": (
         ("Optaget – {{ municipality.name }}", "Accepted – {{ municipality.name }}"),
         (
-            "Kære {{ recipient.name }}\\n\\n{{ municipality.title }} er optaget.",
-            "Dear {{ recipient.name }}\\n\\n{{ municipality.title }} is accepted.",
+            "Kære {{ recipient.name }}\n\n{{ municipality.title }} er optaget.",
+            "Dear {{ recipient.name }}\n\n{{ municipality.title }} is accepted.",
         ),
     ),
 }
+
+_TRANSLATE = "{{# The English text, to translate into `{language}`. #}}\n"
 
 _TEMPLATE = """\
 {{% block subject %}}{subject}{{% endblock %}}
@@ -137,15 +155,53 @@ _TEMPLATE = """\
 """
 
 
-def starter_files(name: str) -> dict[str, str]:
-    """``{"workflow": text}`` and each template's text by file name (``invitation.da.jinja``)."""
-    files = {"workflow": WORKFLOW.format(name=name)}
+def _in(language: str, texts: tuple[str, str]) -> str:
+    """The Danish text in Danish, else the English one (to translate, in another language)."""
+    return texts[0] if language == "da" else texts[1]
+
+
+def _untranslated(languages: Sequence[str]) -> list[str]:
+    return [language for language in languages if language not in DEFAULT_LANGUAGES]
+
+
+def starter_workflow(name: str, languages: Sequence[str] = DEFAULT_LANGUAGES) -> str:
+    """The workflow file's text, its titles in each of ``languages``."""
+    others = _untranslated(languages)
+    note = (
+        f"# The {', '.join(others)} texts (titles and templates) are the English ones: "
+        "translate them.\n"
+        if others
+        else ""
+    )
+    titles = {
+        key: "{" + ", ".join(f"{lang}: {_in(lang, texts)}" for lang in languages) + "}"
+        for key, texts in _TITLES.items()
+    }
+    programme = ("Nyt program ({name})", "New programme ({name})")
+    return WORKFLOW.format(
+        name=name,
+        choices="|".join(languages),
+        untranslated=note,
+        title="\n".join(
+            f'  {lang}: "{_in(lang, programme).format(name=name)}"' for lang in languages
+        ),
+        languages=", ".join(languages),
+        secretariat="Sekretariatet" if "da" in languages else "The secretariat",
+        **titles,
+    )
+
+
+def starter_files(name: str, languages: Sequence[str] = DEFAULT_LANGUAGES) -> dict[str, str]:
+    """``{"workflow": text}`` and each template's text by file name (``invitation.da.jinja``),
+    in each of ``languages`` (language codes, the first the workflow's default)."""
+    files = {"workflow": starter_workflow(name, languages)}
     for template, (subjects, texts) in _MAILS.items():
-        for index, language in enumerate(("da", "en")):
-            subject = subjects[index].replace("{{ title }}", name)
-            text = texts[index]
-            html = text.replace("\\n\\n", "</p>\\n<p>")
-            files[f"{template}.{language}.jinja"] = _TEMPLATE.format(
-                subject=subject, text=text, html=html
-            )
+        for language in languages:
+            subject = _in(language, subjects).replace("{{ title }}", name)
+            text = _in(language, texts)
+            html = text.replace("\n\n", "</p>\n<p>")
+            source = _TEMPLATE.format(subject=subject, text=text, html=html)
+            if language not in DEFAULT_LANGUAGES:
+                source = _TRANSLATE.format(language=language) + source
+            files[f"{template}.{language}.jinja"] = source
     return files

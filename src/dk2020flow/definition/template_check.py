@@ -1,10 +1,11 @@
-"""The mails a workflow sends, and the checks of their templates (DF060–DF062).
+"""The mails a workflow sends, and the checks of their templates (DF060–DF063).
 
 Templates live in one folder per workflow as ``<template>.<lang>.jinja``. Each
 template a workflow names must exist in every language it offers and render
 with the variables the engine passes for that kind of mail. Rendering is the
 renderer's job (``dk2020flow.notify.render``); until it is installed the
-check falls back to "the file exists".
+check falls back to "the file exists". A language must be one Babel has a locale
+for (DF063): the templates' dates and numbers are formatted in it.
 """
 
 from __future__ import annotations
@@ -17,11 +18,26 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from dk2020flow.definition.diagnostics import Diagnostic
-from dk2020flow.definition.model import MailSpec, Workflow
+from dk2020flow.definition.model import (
+    MailSpec,
+    Workflow,
+    babel_knows,
+    babel_locale_name,
+    unknown_language_hint,
+)
 from dk2020flow.definition.source import Locator, NodePath
 
 MAX_TEMPLATE_BYTES = 256 * 1024
-LANGUAGE_NAMES = {"da": "Danish", "en": "English"}
+
+
+def language_name(language: str) -> str:
+    """The language's name in English (Babel's): ``Danish``, ``French``; the code itself
+    when Babel does not know it."""
+    if not babel_knows(language):
+        return language
+    from babel import Locale
+
+    return str(Locale.parse(babel_locale_name(language)).get_language_name("en") or language)
 
 
 @dataclass(frozen=True)
@@ -153,12 +169,15 @@ def _checker(sources: Mapping[str, str], timezone: str) -> _Checker:
 def check_templates(
     workflow: Workflow, templates: TemplateSet, locator: Locator, file: str
 ) -> list[Diagnostic]:
-    """DF060 for a missing language version (once, at its first use), DF061 for render errors.
+    """DF060 for a missing language version (once, at its first use), DF061 for render errors,
+    DF063 for a language without a locale (its templates are then not checked).
 
     One mistake, one diagnostic: a file that exists but cannot be read (DF062, reported
     by ``read_template_dir``) is neither missing nor rendered, and an unknown timezone
     (DF050, reported by the validator) does not make every template fail to render.
     """
+    problems = _unknown_languages(workflow, locator, file)
+    languages = [language for language in workflow.languages if babel_knows(language)]
     uses: dict[str, list[MailUse]] = {}
     for use in mail_uses(workflow):
         uses.setdefault(use.spec.template, []).append(use)
@@ -167,10 +186,9 @@ def check_templates(
         workflow = workflow.model_copy(update={"timezone": timezone})
     checker = _checker(templates.sources, timezone)
     tainted = _depends_on_unreadable(templates)
-    problems: list[Diagnostic] = []
     for template, where in uses.items():
         line, column = locator.find((*where[0].path, "template"))
-        for language in workflow.languages:
+        for language in languages:  # one without a locale is its DF063 alone
             if template_file(template, language) in templates.unreadable:
                 continue
             if template_file(template, language) in tainted:  # it uses an unreadable file
@@ -184,7 +202,7 @@ def check_templates(
                         line=line,
                         column=column,
                         code="DF060",
-                        message=f"template `{template}` has no {LANGUAGE_NAMES[language]} "
+                        message=f"template `{template}` has no {language_name(language)} "
                         f"version{times}",
                         hint=f"create {expected} with blocks subject, text and html",
                     )
@@ -192,6 +210,27 @@ def check_templates(
                 continue
             for kind in dict.fromkeys(use.kind for use in where):
                 problems += _render_problems(checker, template, language, workflow, kind, templates)
+    return problems
+
+
+def _unknown_languages(workflow: Workflow, locator: Locator, file: str) -> list[Diagnostic]:
+    """DF063 for each language of ``languages`` that Babel has no locale for."""
+    problems = []
+    for index, language in enumerate(workflow.languages):
+        if babel_knows(language):
+            continue
+        line, column = locator.find(("languages", index))
+        problems.append(
+            Diagnostic(
+                file=file,
+                line=line,
+                column=column,
+                code="DF063",
+                message=f"Babel has no locale for the language `{language}` (its mail's "
+                "dates and numbers are written with one)",
+                hint=unknown_language_hint(language),
+            )
+        )
     return problems
 
 

@@ -44,6 +44,7 @@ from types import CodeType, TracebackType
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from babel import Locale
 from babel.dates import format_date, format_time
 from jinja2 import (
     BaseLoader,
@@ -61,12 +62,16 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
-from dk2020flow.definition.model import Workflow
+from dk2020flow.definition.model import BABEL_LOCALES, Workflow, babel_locale_name
 from dk2020flow.errors import Dk2020flowError
 from dk2020flow.notify.context import MailKind, sample_context
 
 BLOCKS = ("subject", "text", "html")
-LOCALES = {"da": "da_DK", "en": "en_GB"}
+LOCALES = BABEL_LOCALES
+"""A mail's dates are in its language's Babel locale: these, else the language's code."""
+JOINERS = {"da": " kl. ", "en": " at "}
+"""Between the date and the time of ``datetime`` (31. august 2020 kl. 23:59); another
+language joins them as its locale's date-time pattern does (31 août 2020, 23:59)."""
 _HTML = "html:"
 _TEXT = "text:"
 _WHITESPACE = re.compile(r"\s+")
@@ -164,7 +169,7 @@ def _time_filter(locale: str, zone: ZoneInfo) -> Callable[..., str]:
 
 
 def _datetime_filter(locale: str, zone: ZoneInfo) -> Callable[..., str]:
-    joiner = " kl. " if locale.startswith("da") else " at "
+    joiner = JOINERS.get(locale.partition("_")[0])
     date = _date_filter(locale, zone)
     time = _time_filter(locale, zone)
 
@@ -172,9 +177,22 @@ def _datetime_filter(locale: str, zone: ZoneInfo) -> Callable[..., str]:
         local = _to_local(value, zone)
         if not isinstance(local, dt.datetime):
             return date(local, format)
-        return date(local, format) + joiner + time(local)
+        if joiner is not None:
+            return date(local, format) + joiner + time(local)
+        pattern = _datetime_pattern(locale, format if type(format) is str else "long")
+        return pattern.replace("{1}", date(local, format)).replace("{0}", time(local))
 
     return datetime
+
+
+@functools.lru_cache(maxsize=256)
+def _datetime_pattern(locale: str, format: str) -> str:
+    """The locale's way of putting a date ({1}) and a time ({0}) together: the pattern of
+    ``format`` (``long``, ``medium`` …), the ``long`` one for a pattern of the template's
+    own; Babel's quotes are dropped (``{1} 'à' {0}``), as ``format_datetime`` does."""
+    patterns = Locale.parse(locale).datetime_formats
+    found = patterns.get(format) or patterns.get("long") or "{1} {0}"
+    return str(found).replace("'", "")
 
 
 # ----------------------------------------------------------------------------- environment
@@ -423,7 +441,7 @@ class Renderer:
     def _env(self, language: str) -> _MailEnvironment:
         env = self._envs.get(language)
         if env is None:
-            locale = LOCALES.get(language, language)
+            locale = babel_locale_name(language)
             env = _MailEnvironment(
                 loader=self._loader,
                 undefined=StrictUndefined,

@@ -37,6 +37,7 @@ from urllib.parse import urlencode
 
 from email_validator import EmailNotValidError, validate_email
 
+from dk2020flow.definition.model import is_language
 from dk2020flow.errors import ConflictError, Dk2020flowError, NotFoundError, quoted
 from dk2020flow.service.roles import STAFF_ROLES
 from dk2020flow.store.port import Contact, NewMail, SessionInfo, SessionUser, UserInfo
@@ -73,7 +74,6 @@ STAFF = "staff"
 PARTICIPANT = "participant"
 """The two kinds of account (``users.kind``)."""
 
-LANGUAGES = ("da", "en")
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read off a phone
 CODE_LENGTH = 8
 SIGN_IN_TEMPLATE = "sign_in"
@@ -110,7 +110,9 @@ def participant_roles(contacts: Sequence[Contact]) -> ParticipantRoles | None:
         if contact.role not in held:
             by_municipality[contact.municipality_code] = (*held, contact.role)
     first = contacts[0]
-    language = first.language if first.language in LANGUAGES else "da"
+    # Any language the contacts CSV took (the portal's texts then fall back to English,
+    # its dates are in that language: web/i18n.py); none: Danish.
+    language = first.language if is_language(first.language) else "da"
     return ParticipantRoles(by_municipality=by_municipality, name=first.name, language=language)
 
 
@@ -232,9 +234,11 @@ class Accounts:
         if len(shown) > 200:
             raise AccountInputError("name", f"the name is too long ({len(shown)} > 200 characters)")
         wanted = _roles(roles)
-        if language not in LANGUAGES:
+        if not is_language(language):
             raise AccountInputError(
-                "language", f"language {quoted(language)} is not one of: {', '.join(LANGUAGES)}"
+                "language",
+                f"language {quoted(language)} is not a language code: two lower-case letters "
+                "such as da, en, de or fr",
             )
         with self._store.transaction() as tx:
             existing = tx.find_user(address)
@@ -635,7 +639,8 @@ def _sign_in_mail(
     *,
     language: str,
 ) -> NewMail:
-    language = language if language in _TEXTS else "da"
+    # The mail's own texts are Danish and English: English for any other language.
+    language = language if language in _TEXTS else ("en" if is_language(language) else "da")
     texts = _TEXTS[language]
     minutes = round(lifetime.total_seconds() / 60)
     hello = texts["hello"].format(name=user.name)

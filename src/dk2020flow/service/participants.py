@@ -5,7 +5,8 @@ Two kinds of file are accepted, told apart by their header line
 
 - municipalities: ``code,name,region[,dk2020_group]``
 - contacts: ``municipality,role,name,email[,language]`` where ``municipality``
-  is a code or a name.
+  is a code or a name and ``language`` a language code Babel knows (``da``, ``en``,
+  ``de`` …; ``da`` without the column).
 
 Every row is checked and every bad row reported by line number in one
 ``ParticipantsError``; a file with any bad row imports nothing. The store keeps
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from email_validator import EmailNotValidError, validate_email
 
+from dk2020flow.definition.model import is_language
 from dk2020flow.store.errors import ParticipantsError, RowProblem
 from dk2020flow.store.participants import default_municipalities
 from dk2020flow.store.port import Contact, Municipality, ParticipantsTx
@@ -33,7 +35,7 @@ from dk2020flow.store.port import Contact, Municipality, ParticipantsTx
 if TYPE_CHECKING:
     from _csv import Reader
 
-LANGUAGES = ("da", "en")
+LANGUAGE_EXAMPLES = "da, en, de or fr"
 MUNICIPALITY_COLUMNS = ("code", "name", "region")
 MUNICIPALITY_OPTIONAL = ("dk2020_group",)
 CONTACT_COLUMNS = ("municipality", "role", "name", "email")
@@ -297,9 +299,13 @@ class _Contacts(_Parser):
         email = self._email(line, values["email"])
         language = values.get("language", "da").lower() or None
         if language is None:
-            self.problem(line, "language is empty (da or en)")
-        elif language not in LANGUAGES:
-            self.problem(line, f"language must be da or en, got {values['language']!r}")
+            self.problem(line, f"language is empty (a language code: {LANGUAGE_EXAMPLES})")
+        elif not is_language(language):
+            self.problem(
+                line,
+                "language must be a language code (ISO 639-1, two letters, such as "
+                f"{LANGUAGE_EXAMPLES}), got {values['language']!r}",
+            )
             language = None
         if municipality is None or not ROLE.match(role) or name is None or email is None:
             return

@@ -25,9 +25,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from dk2020flow.definition.model import Workflow
+from dk2020flow.definition.model import Workflow, is_language
 from dk2020flow.definition.source import read_yaml
 from dk2020flow.errors import Dk2020flowError
 
@@ -181,6 +181,22 @@ class ContactTemplate(_Frozen):
     name: str
     email: str
     language: str = "da"
+    """The contact's language (a language code Babel knows). When the profile gives none,
+    :meth:`language_for` is the workflow's first language (``da`` for DK2020)."""
+
+    @field_validator("language")
+    @classmethod
+    def _a_language(cls, value: str) -> str:
+        if not is_language(value):
+            raise ValueError(
+                f"{value!r} is not a language code: write two lower-case letters "
+                "(ISO 639-1) Babel knows, such as da, en, de or fr"
+            )
+        return value
+
+    def language_for(self, workflow: Workflow) -> str:
+        """The language given, else the workflow's first (its default)."""
+        return self.language if "language" in self.model_fields_set else workflow.default_language
 
 
 class OpenRule(_Frozen):

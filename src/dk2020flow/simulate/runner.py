@@ -343,7 +343,7 @@ def _add_contacts(run: _Run, participants: list[Municipality]) -> None:
                     role=role,
                     name=draws.fill(spec.name, _variables(run, municipality)),
                     email=draws.fill(spec.email, _variables(run, municipality)),
-                    language=spec.language,
+                    language=spec.language_for(run.wf.workflow),
                 )
                 for role, spec in templates.items()
                 if role not in roles

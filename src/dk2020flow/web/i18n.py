@@ -5,6 +5,11 @@ key to ``(danish, english)``; the keys of all modules are merged here (a key def
 twice is an error at start-up). Templates call ``t("key", name=...)`` — the text is a
 ``str.format`` pattern — and the ``date``/``datetime``/``number`` helpers, which format
 in the page's language (Babel) and the programme's time zone.
+
+A reader may have any language a programme may be written in (two letters Babel has a
+locale for, ``definition.model.is_language``): one of German (``de``) reads the console's
+own texts in English, the programme's titles in German where it has them, and dates and
+numbers formatted in German.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import datetime as dt
 import importlib
 import pkgutil
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from zoneinfo import ZoneInfo
 
@@ -21,11 +26,15 @@ from babel import Locale
 from babel.dates import format_date, format_datetime, format_timedelta
 from babel.numbers import format_decimal
 
+from dk2020flow.definition.model import BABEL_LOCALES, babel_locale_name, is_language
 from dk2020flow.web import messages
 
 LANGUAGES = ("da", "en")
+"""The languages of the console's own texts (``web/messages`` holds a pair of each)."""
 DEFAULT_LANGUAGE = "da"
-LOCALES = {"da": "da_DK", "en": "en_GB"}
+TEXT_FALLBACK = "en"
+"""The texts a reader of another language gets."""
+LOCALES = BABEL_LOCALES
 
 
 @cache
@@ -48,25 +57,46 @@ def _babel_locale(name: str) -> Locale:
 
 
 def language_of(value: str | None) -> str:
-    return value if value in LANGUAGES else DEFAULT_LANGUAGE
+    """The reader's language: ``value`` when it is a language (``da``, ``en``, ``de`` …),
+    else Danish."""
+    return value if is_language(value) else DEFAULT_LANGUAGE
+
+
+def text_language(language: str) -> str:
+    """The language of the console's texts for a reader of ``language``: Danish or English."""
+    return language if language in LANGUAGES else TEXT_FALLBACK
 
 
 @dataclass(frozen=True)
 class Translator:
-    """The texts and formats of one language."""
+    """The texts and formats of one reader's language.
+
+    ``language`` is the reader's (and the one the programme's titles are picked in);
+    ``text_language`` the console's texts' (``da`` or ``en``: English for any other);
+    ``locale_name`` the Babel locale of dates and numbers (``da_DK``, ``en_GB``, ``de`` …).
+    A language Babel does not know (never one ``language_of`` gives) formats as Danish.
+    """
 
     language: str
     timezone: str = "Europe/Copenhagen"
+    text_language: str = field(init=False, repr=False, compare=False)
+    locale_name: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        known = self.language in LANGUAGES or is_language(self.language)
+        language = self.language if known else DEFAULT_LANGUAGE
+        object.__setattr__(self, "text_language", text_language(language))
+        object.__setattr__(self, "locale_name", babel_locale_name(language))
 
     @property
     def locale(self) -> Locale:
-        return _babel_locale(LOCALES[self.language])
+        return _babel_locale(self.locale_name)
 
     def t(self, key: str, /, **values: object) -> str:
         texts = catalogue().get(key)
         if texts is None:
             raise KeyError(f"no web message {key!r} (add it to web/messages/)")
-        text = texts[0] if self.language == "da" else texts[1]
+        text = texts[0] if self.text_language == "da" else texts[1]
         return text.format(**values) if values else text
 
     def local(self, instant: dt.datetime) -> dt.datetime:
@@ -75,22 +105,22 @@ class Translator:
     def datetime(self, instant: dt.datetime | None, fmt: str = "medium") -> str:
         if instant is None:
             return ""
-        return _datetime(instant, fmt, LOCALES[self.language], self.timezone)
+        return _datetime(instant, fmt, self.locale_name, self.timezone)
 
     def date(self, value: dt.datetime | dt.date | None, fmt: str = "medium") -> str:
         if value is None:
             return ""
         day = self.local(value).date() if isinstance(value, dt.datetime) else value
-        return _date(day, fmt, LOCALES[self.language])
+        return _date(day, fmt, self.locale_name)
 
     def number(self, value: float | int) -> str:
-        return _number(value, LOCALES[self.language])
+        return _number(value, self.locale_name)
 
     def duration(self, delta: dt.timedelta, *, direction: bool = True) -> str:
         """``om 3 dage`` / ``for 2 uger siden`` (``in 3 days`` / ``2 weeks ago``), to the
         second."""
         whole = dt.timedelta(days=delta.days, seconds=delta.seconds)
-        return _duration(whole, direction, LOCALES[self.language])
+        return _duration(whole, direction, self.locale_name)
 
 
 # Babel's formatting is a large part of a page's time (plural rules, patterns): a page

@@ -53,7 +53,10 @@ class Renderer:
             "user": current_principal(request),
             "tr": tr,
             "t": tr.t,
-            "lang": tr.language,
+            # The page's texts' language (da or en: English for a reader of any other,
+            # whose dates and numbers `tr` still writes in theirs): <html lang>, the
+            # programme's titles and the language switch follow the texts.
+            "lang": tr.text_language,
             "csrf_field": CSRF_FIELD,
             "csrf_token": csrf_token(request),
             "is_htmx": is_htmx(request),

@@ -141,7 +141,7 @@ def test_every_bad_contact_row_is_reported_by_line(tmp_path: Path) -> None:
         "Atlantis,mayor,Bo,bo@example.dk,da\n"  # 3 unknown municipality
         "751,Contact Person,Bo,bo@example.dk,da\n"  # 4 bad role
         "751,mayor,Bo,not-an-address,da\n"  # 5 bad e-mail
-        "751,mayor,Bo,bo@example.dk,de\n"  # 6 bad language
+        "751,mayor,Bo,bo@example.dk,xx\n"  # 6 bad language (de, fr … are languages)
         "751,contact_person,Anne,ANNE@aarhus.example.dk,da\n"  # 7 duplicate
         ",mayor,Bo,bo@example.dk,\n"  # 8 empty municipality and language
         "751,mayor,Bo\x07,bo@example.dk,da\n",  # 9 control character
@@ -153,11 +153,12 @@ def test_every_bad_contact_row_is_reported_by_line(tmp_path: Path) -> None:
     assert "unknown municipality 'Atlantis'" in problems[3]
     assert "role 'Contact Person' is not a role name" in problems[4]
     assert "'not-an-address' is not a valid address" in problems[5]
-    assert "language must be da or en, got 'de'" in problems[6]
+    assert "language must be a language code" in problems[6]
+    assert "got 'xx'" in problems[6]
     assert "already a contact_person of Aarhus (line 2)" in problems[7]
     assert [p.message for p in error.value.problems if p.line == 8] == [
         "municipality is empty",
-        "language is empty (da or en)",
+        "language is empty (a language code: da, en, de or fr)",
     ]
     assert "control character" in problems[9]
 

@@ -129,7 +129,7 @@ def case(
     response: Response,
     case_id: CaseId,
     principal: Reader,
-    lang: Annotated[Literal["en", "da"], Query()] = "en",
+    lang: Annotated[str, Query(pattern=r"^[a-z]{2}$", examples=["en"])] = "en",
 ) -> s.CaseOut:
     ctx = api_context(request)
     page, documents = reads.case_with_documents(

@@ -4,7 +4,7 @@ the workflow format), the municipalities, and the programme report."""
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 from starlette.requests import Request
@@ -24,7 +24,13 @@ router = APIRouter(tags=["programme"])
 
 Reader = Annotated[TokenPrincipal, Depends(token)]
 Language = Annotated[
-    Literal["en", "da"], Query(description="The language of titles (the workflow's own).")
+    str,
+    Query(
+        pattern=r"^[a-z]{2}$",
+        description="The language of titles (ISO 639-1); a title the workflow does not have "
+        "in it is in the workflow's first language.",
+        examples=["en"],
+    ),
 ]
 WorkflowName = Annotated[
     str, Path(pattern=r"^[a-z][a-z0-9_]*$", max_length=64, examples=["dk2020"])
