@@ -237,8 +237,8 @@ class Accounts:
         if not is_language(language):
             raise AccountInputError(
                 "language",
-                f"language {quoted(language)} is not a language code: two lower-case letters "
-                "such as da, en, de or fr",
+                f"language {quoted(language)} is not a language code that has dates and "
+                "numbers: two lower-case letters such as da, en, de or fr",
             )
         with self._store.transaction() as tx:
             existing = tx.find_user(address)

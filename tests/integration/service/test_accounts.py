@@ -96,7 +96,8 @@ def test_add_list_and_disable(accounts: Accounts) -> None:
         ("a@example.dk", "A", ["mayor"], "da", "roles", "role 'mayor' is not one of"),
         ("a@example.dk", "A", [], "da", "roles", "at least one role"),
         ("a@example.dk", "  ", ["admin"], "da", "name", "name is empty"),
-        ("a@example.dk", "A", ["admin"], "de", "language", "language 'de'"),
+        ("a@example.dk", "A", ["admin"], "DE", "language", "language 'DE' is not a language code"),
+        ("a@example.dk", "A", ["admin"], "xx", "language", "language 'xx' is not a language code"),
     ],
 )
 def test_bad_input_names_the_field_and_changes_nothing(
