@@ -8,8 +8,8 @@ in the page's language (Babel) and the programme's time zone.
 
 A reader may have any language a programme may be written in (two letters Babel has a
 locale for, ``definition.model.is_language``): one of German (``de``) reads the console's
-own texts in English, the programme's titles in German where it has them, and dates and
-numbers formatted in German.
+own texts and the programme's titles in English (the page's language,
+``Translator.text_language``) and dates and numbers formatted in German.
 """
 
 from __future__ import annotations
@@ -71,8 +71,8 @@ def text_language(language: str) -> str:
 class Translator:
     """The texts and formats of one reader's language.
 
-    ``language`` is the reader's (and the one the programme's titles are picked in);
-    ``text_language`` the console's texts' (``da`` or ``en``: English for any other);
+    ``language`` is the reader's; ``text_language`` the console's texts' and the page's
+    (``da`` or ``en``: English for any other; the programme's titles are picked in it);
     ``locale_name`` the Babel locale of dates and numbers (``da_DK``, ``en_GB``, ``de`` …).
     A language Babel does not know (never one ``language_of`` gives) formats as Danish.
     """
