@@ -187,7 +187,7 @@ def _in_process(
                 region=None,
                 late=None,
                 search="",
-                sort=CaseSort.MUNICIPALITY,
+                sort=CaseSort.ORGANISATION,
                 descending=False,
                 limit=50,
                 after=None,

@@ -34,13 +34,14 @@ from typing import Any
 
 import peers
 import raw
-from common import REPO_DIR, Result, Workdir, failed, fresh_pg, parallel, phase, span
+from common import Result, Workdir, failed, fresh_pg, parallel, phase, span
 from workload import FIRE_AT, counts, prepare
 
 SECTION = "1. dispatch"
 UNIT = "firings/s"
 MAX_ROUNDS = 100_000
-MIGRATION_0004 = REPO_DIR / "migrations" / "versions" / "0004_api_documents.py"
+LATEST_TRIGGERS = "dk2020flow._migrations.versions.0006_organisations"
+"""The migration that last created the console's triggers (its ``console_trigger_drops``)."""
 
 DK_SQLITE = "dk2020flow, SQLite, 1 daemon"
 DK_SQLITE_NO_TRIGGERS = "dk2020flow, SQLite, 1 daemon, console-count triggers dropped"
@@ -131,24 +132,24 @@ def _check(url: str, expected: int) -> str:
 
 
 def drop_console_triggers(url: str) -> int:
-    """Drop migration 0004's console-count triggers from a (bench) database; how many."""
-    spec = importlib.util.spec_from_file_location("bench_migration_0004", MIGRATION_0004)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    """Drop the console-count triggers (migration 0004's, as 0006 names them) from a
+    (bench) database; how many triggers."""
+    module = importlib.import_module(LATEST_TRIGGERS)
+    statements = module.console_trigger_drops(
+        "sqlite" if url.startswith("sqlite") else "postgresql"
+    )
     if url.startswith("sqlite"):
         conn = raw.sqlite_connect(url)
         try:
-            for name in module._SQLITE_TRIGGER_NAMES:
-                conn.execute(f"DROP TRIGGER IF EXISTS {name}")
-            return len(module._SQLITE_TRIGGER_NAMES)
+            for statement in statements:
+                conn.execute(statement)
         finally:
             conn.close()
-    with raw.pg_connect(url) as conn:
-        for name, table in module._PG_TRIGGERS:
-            conn.execute(f"DROP TRIGGER IF EXISTS {name} ON {table}")
-    return len(module._PG_TRIGGERS)
+    else:
+        with raw.pg_connect(url) as conn:
+            for statement in statements:
+                conn.execute(statement)
+    return sum(statement.startswith("DROP TRIGGER") for statement in statements)
 
 
 # ----------------------------------------------------------------------------- samples

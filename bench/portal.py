@@ -3,10 +3,10 @@
     python bench/run.py --only portal
     python bench/portal.py --cases 100000 --db both    # this section alone
 
-The programme of bench/web.py (``build_programme``: DK2020's 98 municipalities moved on
+The programme of bench/web.py (``build_programme``: DK2020's 98 organisations moved on
 through the service into six states, cloned with bulk SQL to ``--cases`` cases). The
 contacts are imported as a secretariat would (``Service.import_participants`` reading a
-contacts CSV): one contact person for each of 20 different municipalities among the 98,
+contacts CSV): one contact person for each of 20 different organisations among the 98,
 spread over the six states. Each of them is signed in through the service layer — the
 sign-in request makes their participant account, as the mailed link would, and
 ``accounts.open_session`` opens their session — so 20 sessions of 20 people, each with
@@ -53,7 +53,7 @@ def contact_email(code: str) -> str:
 def sign_in_participants(
     url: str, codes: Sequence[str], now: dt.datetime, work: Path
 ) -> dict[str, str]:
-    """Import a contact person for each municipality code (a contacts CSV, through the
+    """Import a contact person for each organisation code (a contacts CSV, through the
     service) and sign each in through the service layer; code -> session cookie value."""
     from dk2020flow.clock import ShiftedClock
     from dk2020flow.service.core import open_service
@@ -62,7 +62,7 @@ def sign_in_participants(
     path = work / f"contacts-{os.getpid()}-{len(codes)}.csv"
     with path.open("w", newline="", encoding="utf-8") as stream:
         writer = csv.writer(stream)
-        writer.writerow(["municipality", "role", "name", "email", "language"])
+        writer.writerow(["organisation", "role", "name", "email", "language"])
         for code in codes:
             writer.writerow([code, "contact_person", f"Kontakt {code}", contact_email(code), "da"])
     tokens: dict[str, str] = {}
@@ -95,7 +95,7 @@ def template_cases(url: str, count: int) -> dict[str, int]:
         cases = [c for i in range(1, 99) for c in tx.find_cases_by_ref(f"#{i}", "dk2020")]
     step = max(1, len(cases) // count)
     chosen = cases[::step][:count]
-    return {c.municipality_code: int(c.id or 0) for c in chosen}
+    return {c.organisation_code: int(c.id or 0) for c in chosen}
 
 
 def measure(url: str, backend: str, seconds: float, work: Path, threads: int = 40) -> list[Result]:

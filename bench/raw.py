@@ -91,7 +91,7 @@ def render(firing: Firing) -> tuple[str, str, str]:
     """Subject, text and HTML of the firing's mail, rendered from the template."""
     text_t, html_t = _templates()
     context = {
-        "municipality": {"name": firing.name, "code": firing.code},
+        "organisation": {"name": firing.name, "code": firing.code},
         "recipient": {"name": RECIPIENT},
         "case": {"reference": f"{SPEC_WORKFLOW}-{firing.code}", "state": "done"},
     }
@@ -196,7 +196,7 @@ def _claim_sql(p: str, skip_locked: bool) -> str:
     lock = " FOR UPDATE OF t SKIP LOCKED" if skip_locked else ""
     return (
         "SELECT t.id, t.case_id, m.code, m.name FROM timers t JOIN cases c ON c.id = t.case_id "
-        "JOIN municipalities m ON m.code = c.municipality_code WHERE t.status = 'pending' AND "
+        "JOIN organisations m ON m.code = c.organisation_code WHERE t.status = 'pending' AND "
         f"t.due_at <= {p} ORDER BY t.due_at, t.id LIMIT {p}{lock}"
     )
 

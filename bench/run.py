@@ -220,7 +220,7 @@ TARGETS = (
     Target("idle daemon CPU", "idle daemon CPU", 1.0, below=True),
     Target("lateness p99", "due -> fired, p99", 100.0, below=True),
     Target("mail to local SMTP", "SMTP, reused connection per batch", 1000.0, below=False),
-    Target("DK2020 simulation wall time", "DK2020 simulation (98 municipalities", 5.0, below=True),
+    Target("DK2020 simulation wall time", "DK2020 simulation (98 organisations", 5.0, below=True),
     Target("daemon RSS at 100k cases", "daemon peak RSS, 100,000 cases", 150.0, below=True),
     *(
         Target(f"console p95, {what}, {db}", f"console {what}, {db}, p95", 100.0, below=True)

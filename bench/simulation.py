@@ -31,7 +31,7 @@ def _cli(*args: str) -> list[str]:
 def dk2020(work: Workdir) -> list[Result]:
     """Run ``dk2020flow simulate workflows/dk2020.yaml`` as a user does; its own rusage."""
     names = (
-        "DK2020 simulation (98 municipalities, 2020-2023), wall time",
+        "DK2020 simulation (98 organisations, 2020-2023), wall time",
         "DK2020 simulation, peak RSS",
     )
     probe = subprocess.run(

@@ -2,7 +2,7 @@
 
 A command's start-up is what a script pays per call (98 `case open` calls, a cron probe):
 the installed `dk2020flow` command on a database with the demo's programme (98
-municipalities, 2020-2023 simulated: `dk2020flow demo`, made once per run), median of
+organisations, 2020-2023 simulated: `dk2020flow demo`, made once per run), median of
 several runs, next to `python -c pass` on the same machine in the same invocation (only
 the ratio compares between machines).
 

@@ -3,7 +3,7 @@
     python bench/run.py --only web
     python bench/web.py --cases 100000 --db sqlite   # this section alone (--db both: and PG)
 
-The programme: the DK2020 workflow with a case for each of the 98 municipalities,
+The programme: the DK2020 workflow with a case for each of the 98 organisations,
 moved on through the real service into six different states (invited and late,
 declined, decided for round 1 or round 2, application submitted — its document uploaded
 first —, awaiting the start), then cloned with bulk SQL to ``--cases`` cases (rows as
@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import Result, Workdir, drop_pg, fresh_pg, percentile, phase, unavailable
 from http_load import Server, load
-from workload import municipality_code
+from workload import organisation_code, organisation_row
 
 SECTION = "7. web"
 CLIENTS = 20
@@ -107,7 +107,7 @@ def _submit(service: Any, ref: str, at: dt.datetime) -> None:
 
 
 def _template(url: str) -> None:
-    """The 98 municipalities' cases, in six states (a sixth each)."""
+    """The 98 organisations' cases, in six states (a sixth each)."""
     from dk2020flow.bundled import workflow_path
     from dk2020flow.clock import ManualClock
     from dk2020flow.service.core import open_service
@@ -182,24 +182,17 @@ def build_programme(url: str, n_cases: int) -> None:
                     mails.setdefault(row.case_id, []).append(dict(row._mapping))
             next_id = int(conn.execute(select(func.max(t.cases.c.id))).scalar_one()) + 1
             clones = n_cases - len(cases)
-            new_municipalities: list[dict[str, Any]] = []
+            new_organisations: list[dict[str, Any]] = []
             new_cases: list[dict[str, Any]] = []
             new_events: list[dict[str, Any]] = []
             new_timers: list[dict[str, Any]] = []
             new_mails: list[dict[str, Any]] = []
             for k in range(clones):
                 source = cases[k % len(cases)]
-                code = municipality_code(k)
+                code = organisation_code(k)
                 case_id = next_id + k
-                new_municipalities.append(
-                    {
-                        "code": code,
-                        "name": f"Bench {k:06d}",
-                        "region": REGIONS[k % len(REGIONS)],
-                        "dk2020_group": "bench",
-                    }
-                )
-                new_cases.append({**source, "id": case_id, "municipality_code": code})
+                new_organisations.append(organisation_row(k, REGIONS[k % len(REGIONS)]))
+                new_cases.append({**source, "id": case_id, "organisation_code": code})
                 prev = GENESIS
                 for event in events.get(source["id"], []):
                     row = {key: v for key, v in event.items() if key != "id"}
@@ -220,7 +213,7 @@ def build_programme(url: str, n_cases: int) -> None:
                         }
                     )
             for table, rows in (
-                (t.municipalities, new_municipalities),
+                (t.organisations, new_organisations),
                 (t.cases, new_cases),
                 (t.events, new_events),
                 (t.timers, new_timers),
@@ -378,7 +371,7 @@ def bare_portal_case(
     from dk2020flow.service.portal import portal_case
 
     view = portal_case(
-        service, case_id, known.by_municipality, email=email, language=known.language, now=now
+        service, case_id, known.by_organisation, email=email, language=known.language, now=now
     )
     _record_read(service, email, "participant", "portal", case_id)
     documents = service.documents.case_documents(f"#{case_id}", roles=view.roles)

@@ -9,7 +9,6 @@ workflow (a case in ``waiting`` at epoch 1, its ``opened`` event, its timer).
 from __future__ import annotations
 
 import datetime as dt
-import string
 from collections.abc import Callable, Iterator, Sequence
 
 from common import BENCH_DIR
@@ -33,15 +32,25 @@ FIRE_AT = OPENED_AT + dt.timedelta(hours=2)
 FAR_FUTURE = OPENED_AT + dt.timedelta(days=365)
 CHUNK = 5000
 
-_FIRST = string.ascii_letters
-_REST = string.digits + string.ascii_letters
+
+def organisation_code(n: int) -> str:
+    """A code that never clashes with a real one (``B-000042``): as many as wanted."""
+    return f"B-{n:06d}"
 
 
-def municipality_code(n: int) -> str:
-    """A 3-character code that never clashes with a real (3-digit) one: 199,888 of them."""
-    first, rest = divmod(n, len(_REST) ** 2)
-    second, third = divmod(rest, len(_REST))
-    return _FIRST[first] + _REST[second] + _REST[third]
+def organisation_row(n: int, region: str) -> dict[str, object]:
+    """Organisation ``n``'s row, every column given (a raw insert has no defaults)."""
+    return {
+        "code": organisation_code(n),
+        "name": f"Bench {n:06d}",
+        "kind": "bench",
+        "country": "",
+        "subdivision": "",
+        "region": region,
+        "group": "bench",
+        "language": "da",
+        "titles": {},
+    }
 
 
 def _chunks(rows: Sequence[dict[str, object]]) -> Iterator[Sequence[dict[str, object]]]:
@@ -67,22 +76,14 @@ def prepare(
         due = due_at or (lambda _i: DUE_AT)
         engine = store.engine
         with engine.begin() as conn:
-            municipalities = [
-                {
-                    "code": municipality_code(i),
-                    "name": f"Bench {i:06d}",
-                    "region": "Hovedstaden",
-                    "dk2020_group": "bench",
-                }
-                for i in range(n_cases)
-            ]
-            for chunk in _chunks(municipalities):
-                conn.execute(insert(t.municipalities), chunk)
+            organisations = [organisation_row(i, "Hovedstaden") for i in range(n_cases)]
+            for chunk in _chunks(organisations):
+                conn.execute(insert(t.organisations), chunk)
             cases = [
                 {
                     "workflow": SPEC_WORKFLOW,
                     "definition_id": stored.id,
-                    "municipality_code": municipality_code(i),
+                    "organisation_code": organisation_code(i),
                     "state": "waiting",
                     "epoch": 1,
                     "cohort": None,

@@ -1,7 +1,8 @@
 """Fixtures shared by every test suite: fresh databases on SQLite and PostgreSQL.
 
-- ``sqlite_url``: a migrated (and seeded) SQLite file of its own for the test.
-- ``pg_url``: a migrated (and seeded) PostgreSQL database of its own, cloned
+- ``sqlite_url``: a migrated SQLite file of its own for the test, holding DK2020's
+  98 municipalities (``with_dk2020_municipalities``: a new database holds none).
+- ``pg_url``: a migrated PostgreSQL database of its own (the same), cloned
   from a template database built once per session (``CREATE DATABASE …
   TEMPLATE …`` is cheap), dropped afterwards.
 - ``db_url``: both of the above, one after the other (parametrised).
@@ -34,8 +35,33 @@ from hypothesis import settings as hypothesis_settings
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
+from dk2020flow.service.participants import import_participants
 from dk2020flow.store.db import upgrade
+from dk2020flow.store.port import Organisation
 from dk2020flow.store.repository import SqlStore
+
+REPO = Path(__file__).resolve().parent.parent
+DK2020_MUNICIPALITIES = REPO / "workflows" / "data" / "dk2020_municipalities.csv"
+"""DK2020's data set (``organisations:`` in workflows/dk2020.yaml)."""
+
+
+def dk2020_municipalities() -> list[Organisation]:
+    """DK2020's data set, parsed (what a contacts file of DK2020 may name)."""
+    from dk2020flow.service.participants import parse_participants_csv
+
+    return parse_participants_csv(DK2020_MUNICIPALITIES, known=())[0]
+
+
+def with_dk2020_municipalities(url: str) -> str:
+    """Migrate the database at ``url`` and import DK2020's 98 municipalities into it."""
+    upgrade(url)
+    store = SqlStore(url)
+    try:
+        with store.transaction() as tx:
+            import_participants(tx, DK2020_MUNICIPALITIES)
+    finally:
+        store.close()
+    return url
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -75,13 +101,13 @@ BACKENDS = [
 @pytest.fixture(scope="session")
 def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
-    upgrade(f"sqlite:///{path}")
+    with_dk2020_municipalities(f"sqlite:///{path}")
     return path
 
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path, _sqlite_template: Path) -> str:
-    """A fresh, migrated and seeded SQLite database file for this test."""
+    """A fresh, migrated SQLite database file with DK2020's municipalities for this test."""
     path = tmp_path / "dk2020flow.db"
     shutil.copyfile(_sqlite_template, path)
     return f"sqlite:///{path}"
@@ -148,7 +174,7 @@ def _pg_template(_pg_server: str) -> Iterator[str]:
     name = f"dk2020flow_template_{uuid.uuid4().hex[:12]}"
     _create_database(name)
     try:
-        upgrade(_database_url(name))
+        with_dk2020_municipalities(_database_url(name))
         yield name
     finally:
         _drop_database(name)
@@ -156,7 +182,7 @@ def _pg_template(_pg_server: str) -> Iterator[str]:
 
 @pytest.fixture
 def pg_url(_pg_template: str) -> Iterator[str]:
-    """A fresh, migrated and seeded PostgreSQL database for this test."""
+    """A fresh, migrated PostgreSQL database with DK2020's municipalities for this test."""
     name = f"dk2020flow_test_{uuid.uuid4().hex[:12]}"
     _create_database(name, template=_pg_template)
     try:

@@ -556,22 +556,31 @@ _PG_FUNCTIONS = (
 )
 
 
+def console_trigger_statements(dialect: str) -> list[str]:
+    """The statements that create the triggers keeping ``cases.municipality_region`` and
+    the three count tables (migration 0006 runs them with its tables' new names)."""
+    return _sqlite_triggers() if dialect == "sqlite" else _pg_triggers()
+
+
+def console_trigger_drops(dialect: str) -> list[str]:
+    """The statements that drop what ``console_trigger_statements`` creates."""
+    if dialect == "sqlite":
+        return [f"DROP TRIGGER IF EXISTS {name}" for name in _SQLITE_TRIGGER_NAMES]
+    return [
+        *(f"DROP TRIGGER IF EXISTS {name} ON {table}" for name, table in _PG_TRIGGERS),
+        *(f"DROP FUNCTION IF EXISTS {function}" for function in _PG_FUNCTIONS),
+    ]
+
+
 def create_console_triggers() -> None:
     """The triggers that keep ``cases.municipality_region`` and the three count tables."""
-    sqlite = op.get_bind().dialect.name == "sqlite"
-    for statement in _sqlite_triggers() if sqlite else _pg_triggers():
+    for statement in console_trigger_statements(op.get_bind().dialect.name):
         op.execute(statement)
 
 
 def drop_console_triggers() -> None:
-    if op.get_bind().dialect.name == "sqlite":
-        for name in _SQLITE_TRIGGER_NAMES:
-            op.execute(f"DROP TRIGGER IF EXISTS {name}")
-        return
-    for name, table in _PG_TRIGGERS:
-        op.execute(f"DROP TRIGGER IF EXISTS {name} ON {table}")
-    for function in _PG_FUNCTIONS:
-        op.execute(f"DROP FUNCTION IF EXISTS {function}")
+    for statement in console_trigger_drops(op.get_bind().dialect.name):
+        op.execute(statement)
 
 
 def _count_table(name: str, *key: sa.Column[Any]) -> None:

@@ -128,7 +128,8 @@ def zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ValueError(
-            f"unknown timezone {name!r}; use an IANA name such as Europe/Copenhagen"
+            f"unknown timezone {name!r}; "
+            "use an IANA name such as Europe/Brussels or America/Toronto"
         ) from exc
 
 

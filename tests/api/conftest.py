@@ -1,4 +1,4 @@
-"""The API tests' programme: the DK2020 workflow with a case for each municipality (a
+"""The API tests' programme: the DK2020 workflow with a case for each organisation (a
 few moved on), the web application over it, and real tokens made through the service
 (``Service.tokens.create``, as ``dk2020flow tokens create`` makes them).
 
@@ -35,16 +35,16 @@ ROUND1 = ("Aarhus", "Aalborg", "København")
 ROUND2_SYDDANMARK = ("Odense", "Svendborg", "Vejle")
 
 
-def decide(service: Service, municipality: str, cohort: str, at: dt.datetime) -> None:
+def decide(service: Service, organisation: str, cohort: str, at: dt.datetime) -> None:
     service.fire(
-        municipality,
+        organisation,
         "decide_participate",
         actor="kl@example.dk",
         role="follow_up",
         data={
             "cohort": cohort,
             "decision_date": at.date().isoformat(),
-            "contact_person_name": f"Kontakt {municipality}",
+            "contact_person_name": f"Kontakt {organisation}",
             "contact_person_email": "kontakt@example.dk",
         },
         workflow="dk2020",
@@ -53,7 +53,7 @@ def decide(service: Service, municipality: str, cohort: str, at: dt.datetime) ->
 
 
 def build_programme(url: str) -> None:
-    """DK2020 with a case for each of the 98 municipalities (invited), three decided for
+    """DK2020 with a case for each of the 98 organisations (invited), three decided for
     round 1 and three in Syddanmark for round 2."""
     with open_service(url, clock=ManualClock(OPENED_AT), settings=load_settings()) as svc:
         svc.load_workflow(workflow_path("dk2020"), now=OPENED_AT)
@@ -151,5 +151,5 @@ def api_as(app: FastAPI, service: Service) -> Callable[..., TestClient]:
     return make
 
 
-def case_id(service: Service, municipality: str) -> int:
-    return service.case(municipality, "dk2020").id or 0
+def case_id(service: Service, organisation: str) -> int:
+    return service.case(organisation, "dk2020").id or 0

@@ -46,7 +46,7 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/v1/workflows/{name}/versions/{version_id}"): TOKEN,
     ("GET", "/v1/workflows/{name}/versions/{version_id}/diagram.svg"): TOKEN,
     ("GET", "/v1/schema/workflow.json"): TOKEN,
-    ("GET", "/v1/municipalities"): TOKEN,
+    ("GET", "/v1/organisations"): TOKEN,
     ("GET", "/v1/report"): TOKEN,
     ("GET", "/v1/cases"): TOKEN,
     ("GET", "/v1/cases/{case_id}"): TOKEN,

@@ -1,5 +1,5 @@
 """Reading cases: the list's filters (as the console's table), keyset pages walked to the
-end, one case with its ETag, its history; workflows, municipalities, report, health."""
+end, one case with its ETag, its history; workflows, organisations, report, health."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from dk2020flow.store.port import CaseFilter
 
 from .conftest import NOW, ROUND1, ROUND2_SYDDANMARK, case_id
 
-SORTS = ("municipality", "region", "round", "state", "since", "deadline")
+SORTS = ("organisation", "region", "round", "state", "since", "deadline")
 
 
 def _walk(client: TestClient, query: str, limit: int) -> list[dict[str, object]]:
@@ -56,12 +56,12 @@ def test_the_filters_are_the_consoles(api_as: Callable[..., TestClient], service
     client = api_as("read_only")
     late = _walk(client, "round=round2&region=Syddanmark&late=true&sort=-since", limit=2)
     # Round 2's application deadline passed before the tests' clock: all three are late.
-    assert sorted(i["municipality"]["name"] for i in late) == sorted(ROUND2_SYDDANMARK)  # type: ignore[index]
+    assert sorted(i["organisation"]["name"] for i in late) == sorted(ROUND2_SYDDANMARK)  # type: ignore[index]
     assert all(i["late"] and i["deadline_at"] for i in late)
     decided = _walk(client, "state=decided&round=round1", limit=50)
-    assert sorted(i["municipality"]["name"] for i in decided) == sorted(ROUND1)  # type: ignore[index]
+    assert sorted(i["organisation"]["name"] for i in decided) == sorted(ROUND1)  # type: ignore[index]
     found = client.get("/api/v1/cases?q=aar").json()["items"]
-    assert {i["municipality"]["name"] for i in found} >= {"Aarhus"}
+    assert {i["organisation"]["name"] for i in found} >= {"Aarhus"}
     console = service.console
     options, query = console.parse([("state", "invited"), ("late", "0"), ("size", "100")])
     table = console.table(options, query)
@@ -147,11 +147,11 @@ def test_workflows_versions_diagram_and_schema(api_as: Callable[..., TestClient]
     assert client.get("/api/v1/workflows/nothing").status_code == 404
 
 
-def test_municipalities_and_scheduler_health(api_as: Callable[..., TestClient]) -> None:
+def test_organisations_and_scheduler_health(api_as: Callable[..., TestClient]) -> None:
     client = api_as("read_only")
-    everyone = client.get("/api/v1/municipalities").json()["items"]
+    everyone = client.get("/api/v1/organisations").json()["items"]
     assert len(everyone) == 98
-    south = client.get("/api/v1/municipalities?region=Syddanmark").json()["items"]
+    south = client.get("/api/v1/organisations?region=Syddanmark").json()["items"]
     assert {m["region"] for m in south} == {"Syddanmark"}
     health = client.get("/api/v1/scheduler/health").json()
     # Timers are overdue by the tests' clock and no daemon runs: critical, as the CLI says.

@@ -114,7 +114,7 @@ def _through_the_api(url: str) -> list[str]:
             ).secret
             clients[role] = TestClient(app, headers={"Authorization": f"Bearer {secret}"})
         found = clients["follow_up"].get("/api/v1/cases?q=Aarhus").json()["items"]
-        assert [c["municipality"]["name"] for c in found] == ["Aarhus"]
+        assert [c["organisation"]["name"] for c in found] == ["Aarhus"]
         case = found[0]["id"]
         etag = clients["follow_up"].get(f"/api/v1/cases/{case}").headers["etag"]
         for days, role, what, name, data in STEPS:

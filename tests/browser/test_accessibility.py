@@ -68,11 +68,11 @@ def staff_page(browser: Browser, console: Console, watch: PageWatch) -> Iterator
         context.close()
 
 
-def _open_case(page: Page, console: Console, municipality: str) -> None:
+def _open_case(page: Page, console: Console, organisation: str) -> None:
     """Open a case's page as a user finds it: search the cases table, follow the link."""
-    _visit(page, console, f"/cases?q={municipality}")
-    page.locator("#cases-table tbody").get_by_role("link", name=municipality).click()
-    expect(page.get_by_role("heading", level=1)).to_contain_text(municipality)
+    _visit(page, console, f"/cases?q={organisation}")
+    page.locator("#cases-table tbody").get_by_role("link", name=organisation).click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text(organisation)
 
 
 def _slug(path: str) -> str:
@@ -92,7 +92,7 @@ ADMIN_PAGES = [
     "/",
     "/?round=round2&region=Syddanmark",
     "/cases",
-    "/cases?sort=-municipality",
+    "/cases?sort=-organisation",
     "case:Greve",
     "case:Aarhus",
     "/account",
@@ -112,10 +112,10 @@ def test_signed_in_pages(
     target: str,
 ) -> None:
     if target.startswith("case:"):
-        municipality = target.removeprefix("case:")
-        _open_case(admin_page, console, municipality)
-        name = f"a11y-case-{municipality.lower()}"
-        if municipality == "Greve":  # in screening: its application and plan are listed
+        organisation = target.removeprefix("case:")
+        _open_case(admin_page, console, organisation)
+        name = f"a11y-case-{organisation.lower()}"
+        if organisation == "Greve":  # in screening: its application and plan are listed
             documents = admin_page.get_by_role("region", name="Dokumenter")
             expect(documents.get_by_role("row").nth(1)).to_be_visible()
             expect(documents.locator("form[enctype='multipart/form-data']").first).to_be_visible()

@@ -128,19 +128,19 @@ def test_a_new_user_signs_in_filters_opens_a_case_and_fires_a_trigger(
         assert cells[cohort] == "Runde 2", cells
         assert "for sent" in cells[deadline], cells
         shown.append(row.get_by_role("link").first.inner_text().strip())
-    expected = {c["municipality"] for c in console.late_round2_syddanmark}
+    expected = {c["organisation"] for c in console.late_round2_syddanmark}
     assert set(shown) == expected, (shown, expected)
     check("04-cases-filtered")
 
     # 7. Opening one shows its page.
-    municipality = shown[0]
-    rows.first.get_by_role("link", name=municipality).first.click()
+    organisation = shown[0]
+    rows.first.get_by_role("link", name=organisation).first.click()
     expect(page).to_have_url(re.compile(r"/cases/[^/?]+$"))
-    expect(page.get_by_role("heading", level=1)).to_contain_text(municipality)
+    expect(page.get_by_role("heading", level=1)).to_contain_text(organisation)
     check("05-case")
 
     # 8. Fire a trigger with its form. The staff member follows up (role follow_up) on a
-    # municipality that is late: the council has decided to withdraw. From "revising" the
+    # organisation that is late: the council has decided to withdraw. From "revising" the
     # workflow lets follow_up fire only `withdraw` (resubmit_plan is the contact person's),
     # and it needs a reason: the form is built from that field.
     action = (
@@ -168,7 +168,7 @@ def test_the_overview_opens_a_case(page: Page, console: Console, watch: PageWatc
     sign_in(page, console, console.staff_email)
     page.goto(console.url("/"))
     first = page.locator("#late-table, #deadlines-table").locator("tbody th a").first
-    municipality = first.inner_text().strip()
+    organisation = first.inner_text().strip()
     first.click()
-    expect(page.get_by_role("heading", level=1)).to_contain_text(municipality)
-    watch.assert_clean(f"the case page of {municipality} ({page.url})")
+    expect(page.get_by_role("heading", level=1)).to_contain_text(organisation)
+    watch.assert_clean(f"the case page of {organisation} ({page.url})")

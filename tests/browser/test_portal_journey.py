@@ -1,4 +1,4 @@
-"""Issue #13's journey in a real browser: a municipality's contact person, the secretariat
+"""Issue #13's journey in a real browser: an organisation's contact person, the secretariat
 and C40 take one case from the application to the adopted plan, each on their own side of
 ``dk2020flow serve`` (the portal and the console).
 
@@ -7,7 +7,7 @@ by the same ``simulate.run_simulation``), stopped at the end of 8 October 2020: 
 councils that have not applied yet were reminded that morning, two weeks before the
 deadline of 21 October, each contact person by a mail to them alone with a signed link to
 their case. By the end of 2023, where the demo stops, every case has left the application
-behind; and Aarhus, a pilot municipality since 2019, never hands one in (its case opens
+behind; and Aarhus, a pilot organisation since 2019, never hands one in (its case opens
 in guidance or drafting). So the journey is Viborg's, a council that joined round 1 in
 August 2020 and has not applied yet:
 
@@ -74,7 +74,7 @@ SIMULATED_TO = dt.date(2020, 10, 8)
 NOW = "2020-10-09T09:00"
 """The console's clock starts the morning after the simulation stopped."""
 ZONE = dt.timezone(dt.timedelta(hours=2))  # Copenhagen in September (CEST)
-MUNICIPALITY = "Viborg"
+ORGANISATION = "Viborg"
 CONTACT = "klima@viborg.example.dk"
 STAFF = "signe@dk2020.example.dk"
 C40 = "reviewer@c40.example.org"
@@ -194,7 +194,7 @@ def programme(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Programme]:
 
 @pytest.fixture(scope="module")
 def case(programme: Programme) -> dict[str, Any]:
-    [found] = [c for c in programme.cases if c["municipality"] == MUNICIPALITY]
+    [found] = [c for c in programme.cases if c["organisation"] == ORGANISATION]
     assert found["state"] == "decided", found
     return dict(found)
 
@@ -356,14 +356,14 @@ def test_from_the_application_to_the_adopted_plan(
             contact, programme, link, CONTACT, lambda: check(contact, "portal-00-case-link")
         )
         assert how == "signed case link", how
-        expect(contact.get_by_role("heading", level=1)).to_have_text(MUNICIPALITY)
+        expect(contact.get_by_role("heading", level=1)).to_have_text(ORGANISATION)
         contact.goto(programme.url("/portal"))
         expect(contact.get_by_role("heading", level=1)).to_have_text("Mine sager")
-        expect(contact.get_by_role("heading", name=MUNICIPALITY)).to_be_visible()
+        expect(contact.get_by_role("heading", name=ORGANISATION)).to_be_visible()
         check(contact, "portal-01-my-cases")
         detail(contact, "doc-01-my-cases")
         contact.goto(case_url)
-        expect(contact.get_by_role("heading", level=1)).to_have_text(MUNICIPALITY)
+        expect(contact.get_by_role("heading", level=1)).to_have_text(ORGANISATION)
         check(contact, "portal-02-case")
 
         #    The application with its required document.

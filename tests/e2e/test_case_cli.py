@@ -93,13 +93,13 @@ def test_a_case_from_invited_to_a_decision(cli: Cli) -> None:
     assert "invited → decided" in table
 
     listed = cli.json("case", "list", "--state", "decided")
-    assert isinstance(listed, list) and [c["municipality"] for c in listed] == ["Aarhus"]
+    assert isinstance(listed, list) and [c["organisation"] for c in listed] == ["Aarhus"]
 
 
 def test_clear_errors_for_unknown_things(cli: Cli) -> None:
     assert "no case" in cli("case", "show", "Atlantis", code=1).stderr
     assert (
-        "no municipality"
+        "no organisation"
         in cli("case", "open", "dk2020", "Atlantis", "--role", "follow_up", code=1).stderr
     )
     assert (

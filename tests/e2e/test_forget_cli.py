@@ -36,7 +36,7 @@ class Cli(InstalledCli):
 def _programme(cli: Cli, db_url: str, tmp_path: Path) -> None:
     contacts = tmp_path / "contacts.csv"
     contacts.write_text(
-        "municipality,role,name,email,language\n"
+        "organisation,role,name,email,language\n"
         f"Aarhus,contact_person,{ANNA_NAME},{ANNA},en\n"
         f"Odense,contact_person,Ole Hansen,{OLE},da\n",
         encoding="utf-8",
@@ -62,7 +62,7 @@ def _programme(cli: Cli, db_url: str, tmp_path: Path) -> None:
                 insert(t.users).returning(t.users.c.id),
                 {
                     "email": ANNA, "name": ANNA_NAME, "kind": "participant", "roles": [],
-                    "municipality_code": None, "language": "en", "active": True,
+                    "organisation_code": None, "language": "en", "active": True,
                     "created_at": AT, "disabled_at": None, "oidc_subject": None,
                 },
             ).scalar_one()  # fmt: skip

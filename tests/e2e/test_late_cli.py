@@ -45,17 +45,17 @@ def _cli(db_url: str, cwd: Path, *args: str) -> Any:
 
 
 def _programme(db_url: str) -> None:
-    """Three municipalities invited in June 2020; Odense decides in time."""
+    """Three organisations invited in June 2020; Odense decides in time."""
     store = SqlStore(db_url)
     try:
         service = Service(store, clock=FixedClock(parse_instant("2020-06-15T10:00+02:00", TZ)))
         with store.transaction() as tx:
-            codes = {city: tx.find_municipality(city).code for city in CITIES}  # type: ignore[union-attr]
+            codes = {city: tx.find_organisation(city).code for city in CITIES}  # type: ignore[union-attr]
             tx.replace_participants(
                 [],
                 [
                     Contact(
-                        municipality_code=codes[city],
+                        organisation_code=codes[city],
                         role=role,
                         name=f"{role} {city}",
                         email=f"{role}@{city.lower()}.example.dk",
@@ -108,6 +108,6 @@ def test_case_list_overdue_and_the_report_agree(sqlite_url: str, tmp_path: Path)
         "--json",
     )
     report = _cli(sqlite_url, tmp_path, "report", "--at", "2020-09-01", "--format", "json")
-    late_in_list = sorted(c["municipality"] for c in listed)
-    late_in_report = sorted(r["municipality"] for r in report["overdue"])
+    late_in_list = sorted(c["organisation"] for c in listed)
+    late_in_report = sorted(r["organisation"] for r in report["overdue"])
     assert late_in_list == late_in_report == ["Aalborg", "Aarhus"]

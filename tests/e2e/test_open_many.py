@@ -1,5 +1,5 @@
 """`case open WORKFLOW --all | --from FILE`: many cases in one call and one transaction (#15.18),
-and a municipality code is never read as a case number (#15.17b)."""
+and an organisation code is never read as a case number (#15.17b)."""
 
 from __future__ import annotations
 
@@ -40,10 +40,10 @@ def test_the_issues_scenario(cli: Cli) -> None:
         cli("case", "open", "dk2020", name, *NOW)
     # København's code 101 is the number of Aalborg's case: still a new case for København.
     kbh = json.loads(cli("case", "open", "dk2020", "København", *NOW, "--json").stdout)
-    assert (kbh["municipality"], kbh["id"]) == ("København", 102)
-    assert json.loads(cli("case", "show", "#101", "--json").stdout)["municipality"] == "Aalborg"
+    assert (kbh["organisation"], kbh["id"]) == ("København", 102)
+    assert json.loads(cli("case", "show", "#101", "--json").stdout)["organisation"] == "Aalborg"
     shown = json.loads(cli("case", "show", "101", "-w", "dk2020", "--json").stdout)
-    assert shown["municipality"] == "København"
+    assert shown["organisation"] == "København"
     again = cli("case", "open", "dk2020", "København", *NOW, code=3)
     assert "København already has case #102" in again.stderr
 
@@ -52,7 +52,7 @@ def test_from_a_file_all_or_nothing(cli: Cli, tmp_path: Path) -> None:
     listing = tmp_path / "invite.txt"
     listing.write_text("# the first round\n101\n\n  Aarhus  \nAtlantis\nodense\n", encoding="utf-8")
     refused = cli("case", "open", "dk2020", "--from", str(listing), *NOW, code=1)
-    assert f"{listing}:5: no municipality 'Atlantis'" in refused.stderr
+    assert f"{listing}:5: no organisation 'Atlantis'" in refused.stderr
     assert "nothing was opened" in refused.stderr
     assert cli.cases("dk2020") == []
 
@@ -66,7 +66,7 @@ def test_from_a_file_all_or_nothing(cli: Cli, tmp_path: Path) -> None:
     done = cli("case", "open", "dk2020", "--from", str(listing), *NOW)
     assert "opened 2 case(s)" in done.stdout
     assert "skipped 1" in done.stdout and "Aarhus (#1)" in done.stdout
-    assert sorted(str(c["municipality"]) for c in cli.cases("dk2020")) == [
+    assert sorted(str(c["organisation"]) for c in cli.cases("dk2020")) == [
         "Aarhus",
         "København",
         "Odense",

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import DK2020_MUNICIPALITIES
+
 from .installed import InstalledCli
 
 WORKFLOW = """\
@@ -52,7 +54,7 @@ transitions:
 
 TEMPLATES = {
     "fr": """\
-{% block subject %}{{ workflow.title }} : invitation de {{ municipality.name }}{% endblock %}
+{% block subject %}{{ workflow.title }} : invitation de {{ organisation.name }}{% endblock %}
 {% block text %}
 Madame, Monsieur le {{ recipient.role_title }},
 
@@ -63,7 +65,7 @@ Madame, Monsieur le {{ recipient.role_title }},
 {% endblock %}
 """,
     "de": """\
-{% block subject %}{{ workflow.title }}: Einladung für {{ municipality.name }}{% endblock %}
+{% block subject %}{{ workflow.title }}: Einladung für {{ organisation.name }}{% endblock %}
 {% block text %}
 Sehr geehrte(r) {{ recipient.role_title }},
 
@@ -76,7 +78,7 @@ Sehr geehrte(r) {{ recipient.role_title }},
 }
 
 CONTACTS = """\
-municipality,role,name,email,language
+organisation,role,name,email,language
 Aarhus,mayor,Jacob Bundsgaard,mayor@aarhus.example.dk,de
 Odense,mayor,Peter Rahbæk Juel,mayor@odense.example.dk,fr
 Aalborg,mayor,Lasse Frimand Jensen,mayor@aalborg.example.dk,en
@@ -129,6 +131,7 @@ def test_each_mayor_gets_the_mail_in_their_language_with_its_dates(
 
     cli("db", "upgrade")
     (tmp_path / "contacts.csv").write_text(CONTACTS, encoding="utf-8")
+    cli("orgs", "import", str(DK2020_MUNICIPALITIES))  # the organisations the contacts name
     cli("participants", "import", "contacts.csv")
     cli("workflow", "load", str(path))
     for city in ("Aarhus", "Odense", "Aalborg"):

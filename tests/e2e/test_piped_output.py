@@ -32,7 +32,7 @@ def test_tables_in_a_pipe_carry_whole_values(tmp_path: Path) -> None:
     run(tmp_path, "db", "upgrade")
     run(tmp_path, "workflow", "load", str(DK2020))
     run(tmp_path, "case", "open", "dk2020", "Ringkøbing-Skjern", "--now", "2020-06-20T10:00+02:00")
-    comment = "The council decided on 19 August 2020 to join DK2020 with the whole municipality"
+    comment = "The council decided on 19 August 2020 to join DK2020 with the whole organisation"
     run(
         tmp_path,
         "case",

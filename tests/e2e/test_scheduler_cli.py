@@ -84,7 +84,7 @@ def cli(sqlite_url: str, tmp_path: Path) -> Cli:
 
 @pytest.fixture
 def dk2020(cli: Cli) -> Cli:
-    """The DK2020 workflow with three invited municipalities that have contacts.
+    """The DK2020 workflow with three invited organisations that have contacts.
 
     Set up in-process (a CLI start costs seconds); the commands under test run as
     subprocesses.
@@ -93,12 +93,12 @@ def dk2020(cli: Cli) -> Cli:
     try:
         service = Service(store, clock=FixedClock(parse_instant(OPENED, "Europe/Copenhagen")))
         with store.transaction() as tx:
-            codes = {city: tx.find_municipality(city).code for city in CITIES}  # type: ignore[union-attr]
+            codes = {city: tx.find_organisation(city).code for city in CITIES}  # type: ignore[union-attr]
             tx.replace_participants(
                 [],
                 [
                     Contact(
-                        municipality_code=codes[city],
+                        organisation_code=codes[city],
                         role=role,
                         name=f"{role} {city}",
                         email=f"{role}@{city.lower()}.example.dk",

@@ -112,7 +112,7 @@ def test_a_revoked_or_expired_token_no_longer_authenticates(cli: Cli, served: st
 
         def status(secret: str | None) -> int:
             headers = {"Authorization": f"Bearer {secret}"} if secret else {}
-            answer = http.get("/api/v1/municipalities", headers=headers)
+            answer = http.get("/api/v1/organisations", headers=headers)
             if answer.status_code == 401:
                 assert answer.headers["WWW-Authenticate"].startswith("Bearer")
             return answer.status_code

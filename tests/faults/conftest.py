@@ -170,16 +170,16 @@ def daemons() -> Iterator[list[Daemon]]:
 
 
 def open_cases(url: str, workflow: Path, count: int | None = None, now: dt.datetime = T0) -> int:
-    """Load ``workflow`` and open a case for ``count`` municipalities (all by default)."""
+    """Load ``workflow`` and open a case for ``count`` organisations (all by default)."""
     store = SqlStore(url)
     try:
         service = Service(store, clock=ManualClock(now), settings=Settings())
         stored, _ = service.load_workflow(workflow)
         with store.read() as tx:
-            municipalities = tx.municipalities()
-        chosen = municipalities if count is None else municipalities[:count]
-        for municipality in chosen:
-            service.open_case(stored.name, municipality.code, actor="test", role="secretariat")
+            organisations = tx.organisations()
+        chosen = organisations if count is None else organisations[:count]
+        for organisation in chosen:
+            service.open_case(stored.name, organisation.code, actor="test", role="secretariat")
         return len(chosen)
     finally:
         store.close()
@@ -195,7 +195,7 @@ def table_counts(store: SqlStore) -> dict[str, int]:
                 ("events", t.events),
                 ("timers", t.timers),
                 ("outbox", t.outbox),
-                ("municipalities", t.municipalities),
+                ("organisations", t.organisations),
                 ("contacts", t.contacts),
             )
         }

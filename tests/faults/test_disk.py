@@ -73,7 +73,7 @@ def _snapshot(database: Path) -> tuple[str, int, int]:
     """(state, events, outbox rows) of Aarhus; the file must pass the integrity check."""
     with sqlite3.connect(database) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-        state = conn.execute("SELECT state FROM cases WHERE municipality_code = '751'").fetchone()
+        state = conn.execute("SELECT state FROM cases WHERE organisation_code = '751'").fetchone()
         events = conn.execute("SELECT count(*) FROM events").fetchone()
         outbox = conn.execute("SELECT count(*) FROM outbox").fetchone()
     conn.close()

@@ -157,7 +157,7 @@ def test_secrets_never_leak(pg_url: str, tmp_path: Path, auth_smtp: tuple[int, _
     secret_url = _with_password(pg_url, DB_SECRET)  # trust auth accepts any password
     contacts = tmp_path / "contacts.csv"
     contacts.write_text(
-        "municipality,role,name,email\n"
+        "organisation,role,name,email\n"
         "101,mayor,Sophie,borgmester@kk.example.dk\n"
         "101,contact_person,Ida,ida@kk.example.dk\n",
         encoding="utf-8",
@@ -279,13 +279,13 @@ def test_cli_and_daemon_run_as_nobody(as_nobody: tuple[list[str], Path]) -> None
     )
     contacts = home / "contacts.csv"
     contacts.write_text(
-        "municipality,role,name,email\n751,mayor,Jacob,borgmester@aarhus.example.dk\n",
+        "organisation,role,name,email\n751,mayor,Jacob,borgmester@aarhus.example.dk\n",
         encoding="utf-8",
     )
     steps: list[tuple[str, ...]] = [
         ("db", "upgrade"),
+        ("workflow", "load", str(DK2020)),  # with its data set: the municipalities
         ("participants", "import", str(contacts)),
-        ("workflow", "load", str(DK2020)),
         ("case", "open", "dk2020", "Aarhus", "--now", "2020-06-20T10:00+02:00"),
         ("scheduler", "run", "--once", "--now", "2020-08-19T12:00+02:00"),
         ("outbox", "list", "--json"),

@@ -92,8 +92,8 @@ def _case(state: str, *, closed: bool = False) -> CaseSnapshot:
         id=1,
         workflow="w",
         definition_id=1,
-        municipality_code="751",
-        municipality_name="Aarhus",
+        organisation_code="751",
+        organisation_name="Aarhus",
         region="",
         state=state,
         epoch=1,
@@ -121,7 +121,7 @@ def test_event_kinds_map_to_notice_types() -> None:
         _event(EventKind.DEADLINE_EXTENDED),
         _event(EventKind.REFUSED),
         _event(EventKind.TRANSITION, "a", "b"),
-        _event(EventKind.CHECKLIST_ANSWER),  # the municipality's answers
+        _event(EventKind.CHECKLIST_ANSWER),  # the organisation's answers
     ]
     assert notice_types(records, _case("b")) == [
         (0, "case.opened"),

@@ -1,5 +1,5 @@
 """The web tests' programme: a SQLite database with the DK2020 workflow and a case for
-every municipality, a few of them moved on, and clients signed in as each role.
+every organisation, a few of them moved on, and clients signed in as each role.
 
 ``client_as("secretariat")`` is a ``TestClient`` whose cookie is a real session of a
 real account (made through the service, as ``dk2020flow users add`` and the sign-in
@@ -32,16 +32,16 @@ ROUND2_SYDDANMARK = ("Odense", "Svendborg", "Vejle")
 ROUND1 = ("Aarhus", "Aalborg", "København")
 
 
-def _decide(service: Service, municipality: str, cohort: str, at: dt.datetime) -> None:
+def _decide(service: Service, organisation: str, cohort: str, at: dt.datetime) -> None:
     service.fire(
-        municipality,
+        organisation,
         "decide_participate",
         actor="kl@example.dk",
         role="follow_up",
         data={
             "cohort": cohort,
             "decision_date": at.date().isoformat(),
-            "contact_person_name": f"Kontakt {municipality}",
+            "contact_person_name": f"Kontakt {organisation}",
             "contact_person_email": "kontakt@example.dk",
         },
         workflow="dk2020",
@@ -56,7 +56,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def programme_url(sqlite_url: str) -> str:
-    """The DK2020 workflow with a case for each of the 98 municipalities (invited), three
+    """The DK2020 workflow with a case for each of the 98 organisations (invited), three
     decided for round 1 and three in Syddanmark for round 2."""
     with open_service(sqlite_url, clock=ManualClock(OPENED_AT), settings=load_settings()) as svc:
         svc.load_workflow(workflow_path("dk2020"), now=OPENED_AT)

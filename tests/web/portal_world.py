@@ -17,14 +17,14 @@ ANNA = "anna@aarhus.example.dk"
 OLE = "ole@odense.example.dk"
 CONTACTS = (
     {
-        "municipality_code": AARHUS,
+        "organisation_code": AARHUS,
         "role": "contact_person",
         "name": "Anna Aarhus",
         "email": ANNA,
         "language": "en",
     },
     {
-        "municipality_code": ODENSE,
+        "organisation_code": ODENSE,
         "role": "contact_person",
         "name": "Ole Odense",
         "email": OLE,
@@ -46,7 +46,7 @@ def case_id(url: str, code: str) -> int:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            query = select(t.cases.c.id).where(t.cases.c.municipality_code == code)
+            query = select(t.cases.c.id).where(t.cases.c.organisation_code == code)
             return int(conn.execute(query).scalar_one())
     finally:
         engine.dispose()

@@ -25,7 +25,7 @@ FOLLOW_UP = "kl@staff.example.dk"
 
 
 def decline(service: Service, names: tuple[str, ...]) -> dict[str, int]:
-    """Move the municipalities' cases to ``declined`` (through the service); their ids."""
+    """Move the organisations' cases to ``declined`` (through the service); their ids."""
     ids: dict[str, int] = {}
     for name in names:
         case = service.fire(
@@ -57,7 +57,7 @@ def bulk_runs(service: Service) -> int:
 
 
 def states(service: Service) -> dict[str, str]:
-    return {c.municipality_name: c.state for c in service.cases(CaseFilter(workflow="dk2020"))}
+    return {c.organisation_name: c.state for c in service.cases(CaseFilter(workflow="dk2020"))}
 
 
 def test_confirmation_shows_the_count_and_changes_nothing(client_as: Signed) -> None:

@@ -226,7 +226,7 @@ def test_copies_to_several_people_carry_the_plain_case_address(
                 insert(t.contacts),
                 [
                     {
-                        "municipality_code": AARHUS,
+                        "organisation_code": AARHUS,
                         "role": "mayor",
                         "name": "Borgmester Aarhus",
                         "email": "borgmester@aarhus.example.dk",

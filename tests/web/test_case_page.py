@@ -44,7 +44,7 @@ def test_the_page_shows_state_fields_deadlines_history_and_mail(client_as: Clien
     assert "Velkommen i DK2020: Odense Kommune deltager i runde 2" in text  # the mail
     assert "Parkeret: no recipient in role mayor for Odense" in text  # with its status
     # The same page by case number (the console's links) and by `#number` as the CLI
-    # writes it; in an address a bare number is the case's id, not a municipality code.
+    # writes it; in an address a bare number is the case's id, not an organisation code.
     number = _case_id(web_service(client), "Odense")
     assert number != 461
     assert "<h1>Odense</h1>" in client.get(f"/cases/{number}").text
@@ -253,12 +253,12 @@ def test_recording_the_checklist(client_as: ClientAs) -> None:
     assert set(service.case("Aarhus").checklists["capf"]) == {"P1.1"}
 
 
-def test_html_in_a_municipality_name_is_shown_escaped(
+def test_html_in_a_organisation_name_is_shown_escaped(
     client_as: ClientAs, programme_url: str
 ) -> None:
     evil = '<script>alert("x")</script>Odense'
     with sqlite3.connect(programme_url.removeprefix("sqlite:///")) as db:
-        db.execute("UPDATE municipalities SET name = ? WHERE code = '461'", (evil,))
+        db.execute("UPDATE organisations SET name = ? WHERE code = '461'", (evil,))
     db.close()
     client = client_as("secretariat")
     page = client.get(f"/cases/{_case_id(web_service(client), '461')}")

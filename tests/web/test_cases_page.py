@@ -19,7 +19,7 @@ Signed = Callable[..., TestClient]
 
 
 def row_names(html: str) -> list[str]:
-    """The municipalities of the table's rows, in order."""
+    """The organisations of the table's rows, in order."""
     return re.findall(r'<th scope="row"><a href="/cases/\d+">([^<]+)</a></th>', html)
 
 
@@ -39,7 +39,7 @@ def test_the_filter_lives_in_the_url(client_as: Signed) -> None:
 def test_late_filter_matches_late_deadlines(client_as: Signed) -> None:
     client = client_as("follow_up")
     service = web_service(client)
-    expected = sorted(d.case.municipality_name for d in service.late_deadlines(NOW, "dk2020"))
+    expected = sorted(d.case.organisation_name for d in service.late_deadlines(NOW, "dk2020"))
     assert expected  # the round 2 cases missed their application deadline
     page = client.get("/cases?late=1&size=100")
     assert sorted(row_names(page.text)) == expected
@@ -83,7 +83,7 @@ def test_sorting_and_pages(client_as: Signed) -> None:
     assert len(row_names(last.text)) == 98 - 75
     beyond = client.get("/cases?page=9")  # past the end: the last page
     assert row_names(beyond.text) == row_names(last.text)
-    reverse = client.get("/cases?sort=-municipality&size=100")
+    reverse = client.get("/cases?sort=-organisation&size=100")
     assert row_names(reverse.text) == sorted(row_names(reverse.text), reverse=True)
     assert 'aria-sort="descending"' in reverse.text
     since = client.get("/cases?sort=-since&size=25")
@@ -132,11 +132,11 @@ def test_csv_of_every_matching_row(client_as: Signed) -> None:
     assert response.headers["content-type"].startswith("text/csv")
     assert response.content.startswith("\ufeff".encode())
     rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
-    assert rows[0][:3] == ["Sag", "Kommune", "Kode"] and rows[0][-1] == "Kontaktperson"
+    assert rows[0][:3] == ["Sag", "Organisation", "Kode"] and rows[0][-1] == "Kontaktperson"
     names = [r[1] for r in rows[1:]]
     service = web_service(client)
     expected = sorted(
-        c.municipality_name
+        c.organisation_name
         for c in service.cases(CaseFilter(workflow="dk2020", region="Syddanmark"))
     )
     assert names == expected  # all of them, not one page

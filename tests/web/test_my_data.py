@@ -52,7 +52,7 @@ def test_the_page_lists_my_contacts_account_sessions_mail_and_who_looked(
     page = portal.get("/portal/my-data")
     assert page.status_code == 200, page.text
     html = page.text
-    assert "Anna Aarhus" in html  # the contact row (name, role, municipality)
+    assert "Anna Aarhus" in html  # the contact row (name, role, organisation)
     assert "contact_person" in html
     assert "Aarhus (751)" in html
     assert "Sign in to dk2020flow" in html  # the sign-in mail to her
@@ -73,7 +73,7 @@ def test_the_download_has_all_of_it_and_is_logged(portal: TestClient, programme_
     assert response.headers["content-type"].startswith("application/json")
     data = json.loads(response.text)
     assert data["email"] == ANNA
-    assert [(c["municipality_code"], c["role"], c["name"]) for c in data["contacts"]] == [
+    assert [(c["organisation_code"], c["role"], c["name"]) for c in data["contacts"]] == [
         (AARHUS, "contact_person", "Anna Aarhus")
     ]
     assert data["account"]["email"] == ANNA

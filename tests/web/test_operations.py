@@ -49,6 +49,7 @@ def _new_version(tmp_path: Path, version: str = "2021.9") -> Path:
     (folder / "notifications" / "dk2020").symlink_to(
         bundled.parents[1] / "notifications" / "dk2020"
     )
+    (folder / "workflows" / "data").symlink_to(bundled.parent / "data")  # its data set
     text = bundled.read_text(encoding="utf-8").replace('version: "2020.1"', f'version: "{version}"')
     path = folder / "workflows" / "dk2020.yaml"
     path.write_text(text, encoding="utf-8")

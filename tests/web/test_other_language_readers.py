@@ -40,7 +40,7 @@ def test_a_german_staff_members_sign_in_mail_is_english(client: TestClient) -> N
 def test_a_contacts_language_is_kept_whatever_it_is() -> None:
     def roles(language: str) -> str:
         contact = Contact(
-            municipality_code="751",
+            organisation_code="751",
             role="contact_person",
             name="A",
             email="a@x.de",

@@ -86,7 +86,7 @@ def test_english_titles_come_from_the_workflow(client_as: Callable[..., TestClie
     assert "Round 2" in html
 
 
-def test_the_late_list_names_the_municipalities_and_how_late(
+def test_the_late_list_names_the_organisations_and_how_late(
     client_as: Callable[..., TestClient],
 ) -> None:
     client = client_as("secretariat")
@@ -117,12 +117,12 @@ def test_the_next_14_days_and_the_mail_waiting(client_as: Callable[..., TestClie
     assert "/operations/outbox" in mail
 
 
-def test_municipality_names_are_escaped(client_as: Callable[..., TestClient]) -> None:
+def test_organisation_names_are_escaped(client_as: Callable[..., TestClient]) -> None:
     client = client_as("secretariat")
     service = web_service(client)
     with service.store.transaction() as tx:
         tx.connection.exec_driver_sql(  # type: ignore[attr-defined]
-            "UPDATE municipalities SET name = '<script>alert(1)</script>' WHERE name = 'Odense'"
+            "UPDATE organisations SET name = '<script>alert(1)</script>' WHERE name = 'Odense'"
         )
     html = client.get("/?region=Syddanmark").text
     assert "<script>alert(1)</script>" not in html

@@ -1,6 +1,6 @@
 """Participants' accounts over a real store (SQLite and PostgreSQL): an address in the
 contacts gets a participant account on its first sign-in request, in the contact's name
-and language; its roles are the contact rows, per municipality; an unknown address gets
+and language; its roles are the contact rows, per organisation; an unknown address gets
 nothing."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def _contacts(url: str) -> None:
         ("751", "council", "Anna Aarhus", "anna@aarhus.example.dk", "en"),
         ("461", "mayor", "Anna Aarhus", "anna@aarhus.example.dk", "en"),
     ]
-    keys = ("municipality_code", "role", "name", "email", "language")
+    keys = ("organisation_code", "role", "name", "email", "language")
     try:
         with engine.begin() as conn:
             conn.execute(insert(t.contacts), [dict(zip(keys, row, strict=True)) for row in rows])
@@ -53,7 +53,7 @@ def test_a_contact_gets_a_participant_account_and_case_scoped_roles(
     assert mail is not None and mail.language == "en"
     roles = accounts.participant_roles("anna@aarhus.example.dk")
     assert roles is not None
-    assert roles.by_municipality == {"461": ("mayor",), "751": ("contact_person", "council")}
+    assert roles.by_organisation == {"461": ("mayor",), "751": ("contact_person", "council")}
     token = accounts.open_session(user.email, method="test", client="c", user_agent="t")
     session = accounts.session_user(token, START)
     assert session is not None and session.kind == PARTICIPANT

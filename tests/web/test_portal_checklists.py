@@ -139,7 +139,7 @@ def test_the_contact_answers_the_comments_and_resubmits(client: TestClient, revi
     sign_in(client, ("secretariat",), email=STAFF)
     console = client.get(f"/cases/{revising}")
     assert console.status_code == 200
-    assert "The municipality&#39;s answer" in console.text or "Kommunens svar" in console.text
+    assert "The participant&#39;s answer" in console.text or "Deltagerens svar" in console.text
     assert "Se tabel 4." in console.text and "Transport er med i bilag B." in console.text
 
     # The revision loop: the revised plan uploaded and resubmitted, back to screening.
@@ -162,7 +162,7 @@ def test_the_contact_answers_the_comments_and_resubmits(client: TestClient, revi
     assert not checked.problems, checked.problems
 
 
-def test_a_contact_of_another_municipality_gets_403_and_nothing_changes(
+def test_a_contact_of_another_organisation_gets_403_and_nothing_changes(
     client: TestClient, revising: int
 ) -> None:
     service = web_service(client)
@@ -195,7 +195,7 @@ def test_a_role_outside_answered_by_is_refused_and_logged(
     with engine.begin() as conn:
         conn.execute(
             insert(t.contacts),
-            [{"municipality_code": AARHUS, "role": "mayor", "name": "Mette", "email": mayor,
+            [{"organisation_code": AARHUS, "role": "mayor", "name": "Mette", "email": mayor,
               "language": "da"}],
         )  # fmt: skip
     engine.dispose()

@@ -39,7 +39,7 @@ def _snapshot(client: TestClient, case: int) -> tuple[Any, ...]:
         )
 
 
-def test_every_portal_url_of_another_municipalitys_case_is_403(
+def test_every_portal_url_of_another_organisations_case_is_403(
     client: TestClient, programme_url: str
 ) -> None:
     add_contacts(programme_url)

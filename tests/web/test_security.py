@@ -30,9 +30,9 @@ INVITED = "Frederiksberg"
 """Invited, late on the council's answer (the web tests' programme)."""
 
 
-def case_path(service: Service, municipality: str) -> str:
+def case_path(service: Service, organisation: str) -> str:
     """The case page's address, as the console's own links write it (``#12``)."""
-    return f"/cases/%23{service.case(municipality, 'dk2020').id}"
+    return f"/cases/%23{service.case(organisation, 'dk2020').id}"
 
 
 def _history(service: Service, ref: str) -> list[Any]:
@@ -283,7 +283,7 @@ def _rename(url: str, name: str, new: str) -> None:
     try:
         with engine.begin() as conn:
             conn.execute(
-                update(t.municipalities).where(t.municipalities.c.name == name).values(name=new)
+                update(t.organisations).where(t.organisations.c.name == name).values(name=new)
             )
     finally:
         engine.dispose()
@@ -291,11 +291,11 @@ def _rename(url: str, name: str, new: str) -> None:
 
 def _assert_escaped(response: Response, what: str) -> None:
     assert response.status_code == 200, f"{what}: {response.status_code}"
-    assert SCRIPT not in response.text, f"{what} shows the municipality's name unescaped"
-    assert ESCAPED in response.text, f"{what} does not show the municipality's name"
+    assert SCRIPT not in response.text, f"{what} shows the organisation's name unescaped"
+    assert ESCAPED in response.text, f"{what} does not show the organisation's name"
 
 
-def test_html_in_a_municipality_name_is_shown_escaped(
+def test_html_in_a_organisation_name_is_shown_escaped(
     client_as: Callable[..., TestClient], sqlite_url: str
 ) -> None:
     browser = client_as("secretariat")

@@ -1,4 +1,4 @@
-"""`dk2020flow db …`, `participants …` and `workflow load|list`."""
+"""`dk2020flow db …`, `orgs …` (also called `participants …`) and `workflow load|list`."""
 
 from __future__ import annotations
 
@@ -21,13 +21,17 @@ from dk2020flow.cli.common import (
 )
 
 db_app = typer.Typer(no_args_is_help=True, help="Create and migrate the database.")
-participants_app = typer.Typer(no_args_is_help=True, help="Municipalities and their contacts.")
+orgs_app = typer.Typer(
+    no_args_is_help=True,
+    help="Organisations (the programme's participants) and their contacts; "
+    "`participants` is the same group.",
+)
 
 
 @db_app.command("upgrade")
 @handle_errors
 def upgrade(db: DbOption = None) -> None:
-    """Bring the database to the newest schema (creates it if needed; seeds the 98 municipalities)."""
+    """Bring the database to the newest schema (creates it if needed; `workflow load` adds a programme's organisations)."""
     from dk2020flow.service.database import upgrade_database
 
     done = upgrade_database(settings_for(db).database_url)
@@ -47,42 +51,42 @@ def status(db: DbOption = None) -> None:
         raise typer.Exit(5)
 
 
-@participants_app.command("import")
+@orgs_app.command("import")
 @handle_errors
 def import_(
-    file: Annotated[Path, typer.Argument(help="CSV of municipalities and/or contacts.")],
+    file: Annotated[Path, typer.Argument(help="CSV of organisations and/or contacts.")],
     db: DbOption = None,
 ) -> None:
-    """Import municipalities and contacts from CSV: every row is checked; a bad file imports nothing."""
+    """Import organisations and contacts from CSV: every row is checked; a bad file imports nothing."""
     done = open_service(db).import_participants(file)
     out.print(
-        f"imported {done.municipalities} municipalities and {done.contacts} contacts from {file}"
+        f"imported {done.organisations} organisations and {done.contacts} contacts from {file}"
     )
 
 
-@participants_app.command("list")
+@orgs_app.command("list")
 @handle_errors
 def list_participants(
     region: Annotated[str | None, typer.Option("--region", help="Only this region.")] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List the municipalities the database knows."""
-    rows = open_reader(db).municipalities(region)
+    """List the organisations the database knows."""
+    rows = open_reader(db).organisations(region)
     if as_json:
         print_json(rows)
         return
     from rich.table import Table
 
-    table = Table(title=f"{len(rows)} municipalities")
-    for column in ("code", "name", "region", "group"):
+    table = Table(title=f"{len(rows)} organisations")
+    for column in ("code", "name", "kind", "country", "region", "group"):
         table.add_column(column)
     for m in rows:
-        table.add_row(m.code, m.name, m.region, m.group)
+        table.add_row(m.code, m.name, m.kind, m.country, m.region, m.group)
     out.print(table)
 
 
-@participants_app.command("forget")
+@orgs_app.command("forget")
 @handle_errors
 def forget(
     email: Annotated[str, typer.Argument(help="The person's e-mail address.")],
@@ -107,12 +111,12 @@ def forget(
             {
                 "email": plan.email,
                 "applied": plan.applied,
-                "municipalities": list(plan.municipalities),
+                "organisations": list(plan.organisations),
                 "removed": dict(counts_summary(plan.counts)),
             }
         )
         return
-    where = f" (contact of {', '.join(plan.municipalities)})" if plan.municipalities else ""
+    where = f" (contact of {', '.join(plan.organisations)})" if plan.organisations else ""
     head = "forgot" if plan.applied else "would forget"
     out.print(f"{head} {plan.email}{where}:", markup=False)
     for line in plan.lines():
@@ -121,7 +125,7 @@ def forget(
         out.print("dry run: nothing changed; add --yes to remove it", markup=False)
 
 
-@participants_app.command("purge-access-log")
+@orgs_app.command("purge-access-log")
 @handle_errors
 def purge_access_log(
     older_than: Annotated[
@@ -158,10 +162,14 @@ def workflow_load(
 
     service = open_service(db, now)
     for given in paths:
+        known = len(service.organisations())
         stored, created = service.load_workflow(workflow_path(given))
         verb = "loaded as a new version" if created else "unchanged (already loaded)"
+        added = len(service.organisations()) - known
+        data = f"; {added} organisation(s) added from its data set" if added else ""
         out.print(
-            f"{stored.name} {stored.version_label} ({stored.content_hash[:12]}) {verb}: id {stored.id}"
+            f"{stored.name} {stored.version_label} ({stored.content_hash[:12]}) {verb}: "
+            f"id {stored.id}{data}"
         )
 
 

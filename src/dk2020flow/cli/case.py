@@ -46,8 +46,8 @@ def _summary(case: CaseSnapshot) -> dict[str, object]:
     return {
         "id": case.id,
         "workflow": case.workflow,
-        "municipality": case.municipality_name,
-        "code": case.municipality_code,
+        "organisation": case.organisation_name,
+        "code": case.organisation_code,
         "region": case.region,
         "cohort": case.cohort,
         "state": case.state,
@@ -58,7 +58,7 @@ def _summary(case: CaseSnapshot) -> dict[str, object]:
 
 def _said(case: CaseSnapshot, verb: str) -> None:
     out.print(
-        f"case {case.id} ({case.municipality_name}, {case.workflow}) {verb}: state {case.state}"
+        f"case {case.id} ({case.organisation_name}, {case.workflow}) {verb}: state {case.state}"
     )
 
 
@@ -66,19 +66,19 @@ def _said(case: CaseSnapshot, verb: str) -> None:
 @handle_errors
 def open_(
     workflow: Annotated[str, typer.Argument(help="The workflow, e.g. dk2020.")],
-    municipality: Annotated[
+    organisation: Annotated[
         str | None,
-        typer.Argument(help="Municipality name or three-digit code (or --all / --from FILE)."),
+        typer.Argument(help="Organisation name or code (or --all / --from FILE)."),
     ] = None,
     every: Annotated[
         bool,
-        typer.Option("--all", help="Open a case for every municipality that has none yet."),
+        typer.Option("--all", help="Open a case for every organisation that has none yet."),
     ] = False,
     from_file: Annotated[
         Path | None,
         typer.Option(
             "--from",
-            help="Open a case for each municipality in FILE (UTF-8, one code or name a line; "
+            help="Open a case for each organisation in FILE (UTF-8, one code or name a line; "
             "blank lines and # comments are ignored).",
         ),
     ] = None,
@@ -99,7 +99,7 @@ def open_(
     now: NowOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Open a case for a municipality in a workflow (timers are computed from --now).
+    """Open a case for an organisation in a workflow (timers are computed from --now).
 
     With --all or --from FILE, many in one transaction: all are opened or none; those that
     already have a case in the workflow are skipped and listed.
@@ -107,7 +107,7 @@ def open_(
     given = [
         n
         for n, on in (
-            ("MUNICIPALITY", municipality is not None),
+            ("ORGANISATION", organisation is not None),
             ("--all", every),
             ("--from", from_file is not None),
         )
@@ -115,12 +115,12 @@ def open_(
     ]
     if len(given) != 1:
         raise InvalidOptionError(
-            "give one of MUNICIPALITY, --all or --from FILE"
+            "give one of ORGANISATION, --all or --from FILE"
             + (f" (not {' and '.join(given)} together)" if given else "")
         )
-    entries = _municipality_lines(from_file) if from_file is not None else None
+    entries = _organisation_lines(from_file) if from_file is not None else None
     service = open_service(db, now)
-    if municipality is None:
+    if organisation is None:
         done = service.open_cases(
             workflow,
             entries,
@@ -141,14 +141,14 @@ def open_(
             return
         out.print(f"opened {len(done.opened)} case(s) in {workflow}", markup=False)
         if done.skipped:
-            names = ", ".join(f"{c.municipality_name} (#{c.id})" for c in done.skipped)
+            names = ", ".join(f"{c.organisation_name} (#{c.id})" for c in done.skipped)
             out.print(
                 f"skipped {len(done.skipped)} that already have a case: {names}", markup=False
             )
         return
     case = service.open_case(
         workflow,
-        municipality,
+        organisation,
         actor=actor_name(actor),
         role=role,
         cohort=cohort,
@@ -162,7 +162,7 @@ def open_(
         _said(case, "opened")
 
 
-def _municipality_lines(path: Path) -> list[tuple[str, str]]:
+def _organisation_lines(path: Path) -> list[tuple[str, str]]:
     """``--from FILE``: (``FILE:LINE``, code or name) for each line that names one."""
     try:
         text = path.read_bytes().decode("utf-8-sig")
@@ -179,7 +179,7 @@ def _municipality_lines(path: Path) -> list[tuple[str, str]]:
         if line.strip() and not line.strip().startswith("#")
     ]
     if not entries:
-        raise InvalidOptionError(f"--from: {path} names no municipality")
+        raise InvalidOptionError(f"--from: {path} names no organisation")
     return entries
 
 
@@ -214,13 +214,13 @@ def list_(
     from rich.table import Table
 
     table = Table(title=f"{len(cases)} case(s)")
-    for column in ("id", "workflow", "municipality", "region", "cohort", "state", "since"):
+    for column in ("id", "workflow", "organisation", "region", "cohort", "state", "since"):
         table.add_column(column)
     for c in cases:
         table.add_row(
             str(c.id),
             c.workflow,
-            c.municipality_name,
+            c.organisation_name,
             c.region,
             c.cohort or "—",
             c.state,
@@ -232,7 +232,7 @@ def list_(
 @case_app.command("show")
 @handle_errors
 def show(
-    case: Annotated[str, typer.Argument(help="Case number (#12), or municipality code or name.")],
+    case: Annotated[str, typer.Argument(help="Case number (#12), or organisation code or name.")],
     workflow: WorkflowOption = None,
     db: DbOption = None,
     now: NowOption = None,
@@ -280,7 +280,7 @@ def show(
             }
         )
         return
-    out.print(f"[bold]case {c.id}[/] {c.municipality_name} ({c.municipality_code}, {c.region})")
+    out.print(f"[bold]case {c.id}[/] {c.organisation_name} ({c.organisation_code}, {c.region})")
     out.print(
         f"workflow {c.workflow} version {details.definition_version}, cohort {c.cohort or '—'}"
     )
@@ -327,7 +327,7 @@ def show(
 @case_app.command("fire")
 @handle_errors
 def fire(
-    case: Annotated[str, typer.Argument(help="Case number (#12), or municipality code or name.")],
+    case: Annotated[str, typer.Argument(help="Case number (#12), or organisation code or name.")],
     trigger: Annotated[str, typer.Argument(help="The trigger, e.g. decide_participate.")],
     role: Annotated[str, typer.Option("--role", "-r", help="The role you act in.")],
     data: DataOption = None,
@@ -358,7 +358,7 @@ def fire(
 @case_app.command("set")
 @handle_errors
 def set_(
-    case: Annotated[str, typer.Argument(help="Case number (#12), or municipality code or name.")],
+    case: Annotated[str, typer.Argument(help="Case number (#12), or organisation code or name.")],
     values: Annotated[list[str], typer.Argument(help="FIELD=VALUE pairs.")],
     role: Annotated[str, typer.Option("--role", "-r", help="The role you act in.")],
     comment: CommentOption = "",
@@ -383,7 +383,7 @@ def set_(
 @case_app.command("check")
 @handle_errors
 def check(
-    case: Annotated[str, typer.Argument(help="Case number (#12), or municipality code or name.")],
+    case: Annotated[str, typer.Argument(help="Case number (#12), or organisation code or name.")],
     checklist: Annotated[str, typer.Argument(help="The checklist, e.g. capf.")],
     items: Annotated[
         list[str],
@@ -413,7 +413,7 @@ def check(
 @case_app.command("answer")
 @handle_errors
 def answer(
-    case: Annotated[str, typer.Argument(help="Case number (#12), or municipality code or name.")],
+    case: Annotated[str, typer.Argument(help="Case number (#12), or organisation code or name.")],
     checklist: Annotated[str, typer.Argument(help="The checklist, e.g. capf.")],
     answers: Annotated[
         list[str],
@@ -426,7 +426,7 @@ def answer(
     now: NowOption = None,
 ) -> None:
     """Answer the reviewer's comments on checklist items that need revision (partly_met or
-    not_met), e.g. as the municipality's contact person."""
+    not_met), e.g. as the organisation's contact person."""
     service = open_service(db, now)
     pairs = parse_pairs(answers, "ITEM=ANSWER")
     changed = service.answer(
@@ -443,7 +443,7 @@ def answer(
 @case_app.command("extend")
 @handle_errors
 def extend(
-    case: Annotated[str, typer.Argument(help="Case number (#12), or municipality code or name.")],
+    case: Annotated[str, typer.Argument(help="Case number (#12), or organisation code or name.")],
     timer: Annotated[str, typer.Argument(help="The deadline (timer name), e.g. plan_due.")],
     role: Annotated[str, typer.Option("--role", "-r", help="The role you act in.")],
     reason: Annotated[str, typer.Option("--reason", help="Why the deadline moves (logged).")],
@@ -480,7 +480,7 @@ def extend(
 @case_app.command("history")
 @handle_errors
 def history(
-    case: Annotated[str, typer.Argument(help="Case number (#12), or municipality code or name.")],
+    case: Annotated[str, typer.Argument(help="Case number (#12), or organisation code or name.")],
     workflow: WorkflowOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -509,7 +509,7 @@ def history(
         return
     from rich.table import Table
 
-    table = Table(title=f"case {snapshot.id} {snapshot.municipality_name}: {len(events)} event(s)")
+    table = Table(title=f"case {snapshot.id} {snapshot.organisation_name}: {len(events)} event(s)")
     for column in ("#", "at", "kind", "who", "trigger", "from → to", "comment"):
         table.add_column(column)
     for e in events:
@@ -525,7 +525,7 @@ def history(
 def verify(
     case: Annotated[
         str | None,
-        typer.Argument(help="Case number (#12), or municipality code or name (or --all)."),
+        typer.Argument(help="Case number (#12), or organisation code or name (or --all)."),
     ] = None,
     all_cases: Annotated[
         bool, typer.Option("--all", help="Every case (of --workflow, if given).")
@@ -551,7 +551,7 @@ def verify(
                 {
                     "case": c.case_id,
                     "workflow": c.workflow,
-                    "municipality": c.municipality,
+                    "organisation": c.organisation,
                     "events": c.events,
                     "ok": c.ok,
                     "problems": list(c.problems),
@@ -563,7 +563,7 @@ def verify(
         for c in failed:
             for problem in c.problems:
                 out.print(
-                    f"case {c.case_id} ({c.municipality}, {c.workflow}): {problem}", markup=False
+                    f"case {c.case_id} ({c.organisation}, {c.workflow}): {problem}", markup=False
                 )
         events = sum(c.events for c in checks)
         if failed:
@@ -612,7 +612,7 @@ def migrate(
         table = Table(
             title=f"{workflow}: {', '.join(plan.from_versions) or '—'} → {plan.to_version}"
         )
-        columns = ("case", "municipality", "state", "timers", "kept", "not re-armed", "problem")
+        columns = ("case", "organisation", "state", "timers", "kept", "not re-armed", "problem")
         for column in columns:
             table.add_column(column)
         for item in plan.items:
@@ -621,7 +621,7 @@ def migrate(
             done = "; ".join(f"{t} {k} (fired {local(at)})" for t, k, at in item.not_rearmed)
             table.add_row(
                 str(item.case_id),
-                item.municipality,
+                item.organisation,
                 f"{item.from_state} → {item.to_state}",
                 timers,
                 kept,

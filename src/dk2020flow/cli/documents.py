@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 documents_app = typer.Typer()
 
 CaseArgument = Annotated[
-    str, typer.Argument(help="Case number (#12), or municipality code or name.")
+    str, typer.Argument(help="Case number (#12), or organisation code or name.")
 ]
 
 
@@ -165,7 +165,7 @@ def documents(
     from rich.table import Table
 
     c = found.case
-    out.print(f"[bold]case {c.id}[/] {c.municipality_name}, state {c.state}")
+    out.print(f"[bold]case {c.id}[/] {c.organisation_name}, state {c.state}")
     declared = Table(title="documents the workflow asks for")
     for column in ("document", "title", "types", "max", "who uploads", "needed now by", "current"):
         declared.add_column(column)

@@ -83,7 +83,7 @@ def list_command(
     case: Annotated[
         str | None,
         typer.Option(
-            "--case", "-c", help="Only one case's messages (#NUMBER, municipality code or name)."
+            "--case", "-c", help="Only one case's messages (#NUMBER, organisation code or name)."
         ),
     ] = None,
     workflow: WorkflowOption = None,
@@ -243,7 +243,7 @@ def _safe(name: str) -> str:
 @mail_app.command("preview")
 @handle_errors
 def preview_command(
-    case: Annotated[str, typer.Argument(help="The case: id, municipality code or name.")],
+    case: Annotated[str, typer.Argument(help="The case: id, organisation code or name.")],
     template: Annotated[str, typer.Argument(help="The template's name, e.g. decision_reminder.")],
     lang: Annotated[
         str | None,

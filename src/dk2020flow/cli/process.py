@@ -46,7 +46,7 @@ DEMO_PUBLIC_URL = "http://127.0.0.1:8020"
 """The staff account `demo` makes, to sign in to `dk2020flow serve` with (docs/web.md)."""
 DEMO_BROWSE_AT = "2024-03-01T10:00"
 """Where `serve --now` puts the console's clock on the demo: two months after the simulated
-programme stopped (its cases are as they were then), when the municipalities that had not
+programme stopped (its cases are as they were then), when the organisations that had not
 finished are late on a deadline (Fanø, round 2, Syddanmark, on its resubmission)."""
 TIMELINE_SHOWN = 12
 FORMATS = ("table", "csv", "json", "html")
@@ -170,7 +170,7 @@ def _timeline_lines(result: SimulationResult) -> list[str]:
 
     zone = ZoneInfo(result.timezone)
     return [
-        f"{e.at.astimezone(zone):%Y-%m-%d %H:%M}  {e.municipality:<18} {e.text}"
+        f"{e.at.astimezone(zone):%Y-%m-%d %H:%M}  {e.organisation:<18} {e.text}"
         for e in result.timeline
     ]
 
@@ -215,7 +215,7 @@ def simulate(
     ] = None,
     participants: Annotated[
         Path | None,
-        typer.Option("--participants", help="CSV of municipalities and/or contacts to simulate."),
+        typer.Option("--participants", help="CSV of organisations and/or contacts to simulate."),
     ] = None,
     behaviour: Annotated[
         Path | None,
@@ -246,10 +246,10 @@ def simulate(
     must fix. Exit 0 (also with problems; --strict: 1), 2 for bad input.
     """
     from dk2020flow.simulate import run_simulation
-    from dk2020flow.simulate.default_profile import DK2020_BEHAVIOUR
+    from dk2020flow.simulate.profile import default_profile_path
 
     if print_behaviour:
-        typer.echo(DK2020_BEHAVIOUR, nl=False)
+        typer.echo(default_profile_path().read_text(encoding="utf-8"), nl=False)
         return
     if workflow is None:
         raise typer.BadParameter("give the workflow file to simulate", param_hint="WORKFLOW")
@@ -371,7 +371,7 @@ def demo(
         int, typer.Option("--seed", help="Random seed of the simulated programme.")
     ] = 0,
 ) -> None:
-    """Set up a DK2020 programme to explore: database, 98 municipalities, 2020-2023 simulated.
+    """Set up a DK2020 programme to explore: database, 98 organisations, 2020-2023 simulated.
 
     Writes ./dk2020flow.db, the mails to ./outbox/ and the report to ./report.html. A second
     run refuses to touch an existing demo; --fresh starts over.

@@ -91,7 +91,7 @@ def create(
         typer.Option(
             "--every-case",
             help="Allow a participant's role (contact_person, council …): the token acts in "
-            "it on every municipality's case.",
+            "it on every organisation's case.",
         ),
     ] = False,
     actor: ActorOption = None,

@@ -179,7 +179,8 @@ def init_command(
     """Start a new programme: a small valid workflow with its templates, to edit.
 
     Writes FOLDER/workflows/NAME.yaml, its templates in FOLDER/notifications/NAME/ (one
-    file per template and language) and the JSON Schema beside the workflow; refuses to
+    file per template and language), its data set FOLDER/workflows/data/NAME_organisations.csv
+    (three organisations to replace) and the JSON Schema beside the workflow; refuses to
     overwrite a file that exists.
     """
     from dk2020flow.definition.model import NAME_PATTERN
@@ -194,9 +195,12 @@ def init_command(
     written = starter_files(name, _languages(languages))
     files = {f"workflows/{name}.yaml": _with_schema_line(written["workflow"])}
     files |= {
-        f"notifications/{name}/{file}": text for file, text in written.items() if file != "workflow"
+        f"notifications/{name}/{file}": text
+        for file, text in written.items()
+        if file not in ("workflow", "organisations")
     }
-    _write_programme(folder, name, files)
+    data_set = {f"workflows/data/{name}_organisations.csv": written["organisations"]}
+    _write_programme(folder, name, files, data_set)
 
 
 def _languages(given: str) -> tuple[str, ...]:
@@ -236,11 +240,12 @@ def export_command(
     """Copy a shipped workflow and its templates into a folder, to adapt as your own.
 
     Writes FOLDER/workflows/NAME.yaml, FOLDER/notifications/NAME/, the JSON Schema
-    beside the workflow and its simulation profile (FOLDER/workflows/behaviour/NAME.yaml)
-    when it ships one; refuses to overwrite a file that exists.
+    beside the workflow, its data set (its `organisations:` file) and its simulation
+    profile (FOLDER/workflows/behaviour/NAME.yaml) when it ships them; refuses to
+    overwrite a file that exists.
     """
     from dk2020flow.bundled import bundled_workflows, own_profile
-    from dk2020flow.definition.loader import default_template_dir
+    from dk2020flow.definition.loader import default_template_dir, load_workflow
 
     shipped = bundled_workflows()
     source = shipped.get(name)
@@ -257,6 +262,10 @@ def export_command(
         extra[f"workflows/{profile.parent.name}/{profile.name}"] = profile.read_text(
             encoding="utf-8"
         )
+    data_set = load_workflow(source, check_templates=False).organisations_file
+    if data_set is not None:  # so `workflow load` adds its organisations from the copy too
+        relative = data_set.relative_to(source.absolute().parent.resolve())
+        extra[f"workflows/{relative.as_posix()}"] = data_set.read_text(encoding="utf-8")
     _write_programme(folder, name, files, extra)
 
 

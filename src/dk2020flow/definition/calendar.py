@@ -17,6 +17,11 @@ categories are not closed (write their days as ``closures``).
 Public holidays follow the law of their year: Great Prayer Day (Store bededag)
 is a holiday in Denmark up to 2023 and a business day from 2024.
 
+An organisation's calendar (:func:`organisation_calendar`, for the timers a workflow
+marks ``calendar: organisation``) is the public holidays of its country and
+subdivision alone, with weekends: none of a workflow's closures, optional days or
+extra days, which are the programme office's.
+
 Everything here is a pure function of the calendar spec and the date. The
 holiday tables are built once per country, subdivision, year and language and
 cached.
@@ -264,6 +269,26 @@ class BusinessCalendar:
             if self.is_business_day(day):
                 return day
         raise ValueError(f"no business day within {_MAX_SCAN_DAYS} days of {day}")
+
+
+@lru_cache(maxsize=256)
+def organisation_calendar(country: str, subdivision: str = "") -> BusinessCalendar | None:
+    """The business calendar of an organisation in ``country`` (and ``subdivision``):
+    weekends and that country's public holidays, nothing else (no optional days, no
+    closures). One instance per (country, subdivision), shared.
+
+    None when ``country`` is '' or the ``holidays`` package knows no such country or
+    subdivision (an import checks both, so only a later ``holidays`` could lose one): the
+    caller then counts on the programme's calendar."""
+    country = country.strip().upper()
+    if not country or country not in supported_countries():
+        return None
+    subdivision = subdivision.strip()
+    if subdivision and subdivision not in supported_countries()[country]:
+        return None
+    return BusinessCalendar(
+        Calendar(country=country, subdivision=subdivision or None, closed_on=())
+    )
 
 
 def _as_date(day: dt.date) -> dt.date:

@@ -78,6 +78,7 @@ CODES: dict[str, str] = {
     "DF061": "template does not render",
     "DF062": "template file unreadable",
     "DF063": "a language Babel has no locale for",
+    "DF064": "the organisations file is missing",
 }
 
 

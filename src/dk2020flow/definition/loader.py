@@ -43,6 +43,13 @@ class LoadedWorkflow:
     warnings: tuple[Diagnostic, ...] = ()
     template_dir: Path | None = None
 
+    @property
+    def organisations_file(self) -> Path | None:
+        """The ``organisations:`` data set's path (checked to exist when loaded from a file)."""
+        if self.workflow.organisations is None:
+            return None
+        return self.path.absolute().parent.resolve() / self.workflow.organisations
+
 
 def default_template_dir(path: Path, workflow_name: str) -> Path:
     """``<folder>/dk2020.yaml`` → ``<folder>/../notifications/dk2020/``, however the path is spelled.
@@ -169,6 +176,7 @@ def _load(
         file,
         templates=template_set if check_templates else None,
         damage=damage,
+        folder=path.absolute().parent.resolve() if default_dir else None,
     )
     if damage is not None or any(problem.is_error for problem in problems):
         raise DefinitionError(problems)

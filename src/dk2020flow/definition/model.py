@@ -835,6 +835,13 @@ class Timer(Frozen):
     calendar_invite: bool = Field(
         default=False, description="Attach an .ics of the deadline to its mails."
     )
+    calendar: Literal["programme", "organisation"] = Field(
+        default="programme",
+        description="Whose business days this timer counts (`business_days`, `roll`, "
+        "business-day offsets): the workflow's calendar (`programme`), or the public "
+        "holidays of the case's organisation's country and subdivision (`organisation`; "
+        "the programme's calendar for an organisation with no country).",
+    )
 
 
 # ----------------------------------------------------------------------------- states, transitions
@@ -928,6 +935,13 @@ class Workflow(Frozen):
     links: Links = Field(default_factory=Links)
     sender: Sender | None = Field(
         default=None, description="The From of the programme's mail (a setting may override it)."
+    )
+    organisations: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=500,
+        description="The programme's data set: a CSV of organisations (path relative to "
+        "this file) that `workflow load` adds to the database where it does not know them.",
     )
     roles: dict[Name, Role] = Field(min_length=1)
     fields: dict[Name, FieldDef] = Field(default_factory=dict)

@@ -213,6 +213,19 @@ def read_yaml(text: str, file: str) -> Document:
             _first_line(str(exc)) or "unreadable character",
             "remove control characters; the file should be plain text",
         )
+    except (IndexError, ValueError):
+        # ruamel.yaml's number resolver takes `+_` (a sign and underscores) for an integer
+        # and fails converting it: say which value, not a traceback.
+        found = _NOT_A_NUMBER.search(text)
+        where = _offset_position(text, found.start(1)) if found else (1, 1)
+        value = found.group(1) if found else "a value"
+        return _failed(
+            file,
+            *where,
+            "DF005",
+            f"`{value}` reads as a number but is not one",
+            f"quote it ('{value}') if it is text, or write the number's digits",
+        )
     except RecursionError:
         return _failed(
             file,
@@ -315,6 +328,11 @@ def _timestamp_as_text(constructor: RoundTripConstructor, node: ScalarNode) -> s
 
 
 _TextTimestamps.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
+
+
+_NOT_A_NUMBER = re.compile(r"(?:^|[\s:\[,{])([-+]_+|[-+]?0[bxo]_+|[-+]?\._+)(?=$|[\s,\]}#])", re.M)
+"""A plain value ruamel.yaml's resolver takes for a number and cannot convert (``+_``,
+``0x_``, ``._``): a sign or prefix with underscores and no digit."""
 
 
 def _yaml() -> YAML:

@@ -1,6 +1,6 @@
 """The starting point ``dk2020flow workflow init NAME DIR`` writes: a small, valid programme.
 
-One case per municipality: it is invited, submits an application (reminded 5
+One case per organisation: it is invited, submits an application (reminded 5
 business days before the deadline, and the secretariat told when it is 3
 business days late), and the secretariat accepts it. Every template the
 workflow names exists in each of its languages (Danish and English unless
@@ -25,6 +25,8 @@ title:
 {title}
 timezone: Europe/Copenhagen
 languages: [{languages}]
+# The participants: `workflow load` adds those of this file the database lacks.
+organisations: data/{name}_organisations.csv
 links:
   programme: "https://example.dk/{name}"
   help_email: "{name}@example.dk"
@@ -100,39 +102,39 @@ _TITLES = {
 _MAILS = {
     "invitation": (
         (
-            "Invitation til {{ title }} – {{ municipality.name }}",
-            "Invitation: {{ title }} – {{ municipality.name }}",
+            "Invitation til {{ title }} – {{ organisation.name }}",
+            "Invitation: {{ title }} – {{ organisation.name }}",
         ),
         (
-            "Kære {{ recipient.name }}\n\n{{ municipality.title }} er inviteret. "
+            "Kære {{ recipient.name }}\n\n{{ organisation.title }} er inviteret. "
             "Send ansøgningen via {{ links.programme }}.",
-            "Dear {{ recipient.name }}\n\n{{ municipality.title }} is invited. "
+            "Dear {{ recipient.name }}\n\n{{ organisation.title }} is invited. "
             "Send the application via {{ links.programme }}.",
         ),
     ),
     "reminder": (
-        ("Påmindelse – {{ municipality.name }}", "Reminder – {{ municipality.name }}"),
+        ("Påmindelse – {{ organisation.name }}", "Reminder – {{ organisation.name }}"),
         (
-            "Kære {{ recipient.name }}\n\nHusk ansøgningen fra {{ municipality.title }}.",
+            "Kære {{ recipient.name }}\n\nHusk ansøgningen fra {{ organisation.title }}.",
             "Dear {{ recipient.name }}\n\nPlease remember the application from "
-            "{{ municipality.title }}.",
+            "{{ organisation.title }}.",
         ),
     ),
     "overdue": (
         (
-            "Ansøgning mangler – {{ municipality.name }}",
-            "Application overdue – {{ municipality.name }}",
+            "Ansøgning mangler – {{ organisation.name }}",
+            "Application overdue – {{ organisation.name }}",
         ),
         (
-            "{{ municipality.title }} har ikke sendt ansøgningen (sag {{ case.reference }}).",
-            "{{ municipality.title }} has not sent its application (case {{ case.reference }}).",
+            "{{ organisation.title }} har ikke sendt ansøgningen (sag {{ case.reference }}).",
+            "{{ organisation.title }} has not sent its application (case {{ case.reference }}).",
         ),
     ),
     "accepted": (
-        ("Optaget – {{ municipality.name }}", "Accepted – {{ municipality.name }}"),
+        ("Optaget – {{ organisation.name }}", "Accepted – {{ organisation.name }}"),
         (
-            "Kære {{ recipient.name }}\n\n{{ municipality.title }} er optaget.",
-            "Dear {{ recipient.name }}\n\n{{ municipality.title }} is accepted.",
+            "Kære {{ recipient.name }}\n\n{{ organisation.title }} er optaget.",
+            "Dear {{ recipient.name }}\n\n{{ organisation.title }} is accepted.",
         ),
     ),
 }
@@ -191,10 +193,21 @@ def starter_workflow(name: str, languages: Sequence[str] = DEFAULT_LANGUAGES) ->
     )
 
 
+ORGANISATIONS = """\
+code,name,kind,country,region,language,title_da,title_en
+751,Aarhus,municipality,DK,Midtjylland,da,Aarhus Kommune,Aarhus Municipality
+461,Odense,municipality,DK,Syddanmark,da,Odense Kommune,Odense Municipality
+851,Aalborg,municipality,DK,Nordjylland,da,Aalborg Kommune,Aalborg Municipality
+"""
+"""The starter's data set (docs/data-model.md, "Organisations"): three to replace with
+the programme's own."""
+
+
 def starter_files(name: str, languages: Sequence[str] = DEFAULT_LANGUAGES) -> dict[str, str]:
-    """``{"workflow": text}`` and each template's text by file name (``invitation.da.jinja``),
-    in each of ``languages`` (language codes, the first the workflow's default)."""
-    files = {"workflow": starter_workflow(name, languages)}
+    """``{"workflow": text, "organisations": CSV text}`` and each template's text by file
+    name (``invitation.da.jinja``), in each of ``languages`` (language codes, the first the
+    workflow's default)."""
+    files = {"workflow": starter_workflow(name, languages), "organisations": ORGANISATIONS}
     for template, (subjects, texts) in _MAILS.items():
         for language in languages:
             subject = _in(language, subjects).replace("{{ title }}", name)

@@ -11,6 +11,7 @@ import datetime as dt
 import difflib
 from collections import deque
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -93,8 +94,12 @@ def validate(
     *,
     templates: TemplateSet | None,
     damage: Damage | None = None,
+    folder: Path | None = None,
 ) -> list[Diagnostic]:
     """Every cross-reference and semantic problem of ``workflow``; templates too when given.
+
+    ``folder`` is the workflow file's folder when it was read from disk: the files the
+    workflow names (its ``organisations:`` data set) must be there.
 
     ``damage`` says what ``partial.salvage`` cut from a file with shape errors: problems
     that only the cut causes are not reported, and the graph checks are skipped when a
@@ -114,9 +119,27 @@ def validate(
     _cohorts(workflow, report)
     if graph:
         _graph(workflow, report)
+    if folder is not None:
+        _data_set(workflow, folder, report)
     if templates is not None:
         report.items += check_templates(workflow, templates, locator, file)
     return report.items
+
+
+def _data_set(workflow: Workflow, folder: Path, report: _Report) -> None:
+    """DF064: the ``organisations:`` file is a readable file beside the workflow.
+
+    Its rows are checked when ``workflow load`` imports it (``service/participants.py``)."""
+    if workflow.organisations is None:
+        return
+    path = folder / workflow.organisations
+    if not path.is_file():
+        report.add(
+            "DF064",
+            ("organisations",),
+            f"the organisations file `{workflow.organisations}` is not there (looked for {path})",
+            "give a CSV file's path relative to the workflow file's folder",
+        )
 
 
 # ----------------------------------------------------------------------------- metadata
@@ -150,7 +173,8 @@ def _timezone(workflow: Workflow, report: _Report) -> None:
             "DF050",
             ("timezone",),
             f"unknown timezone `{workflow.timezone}`",
-            "use a name from the IANA time zone database, such as Europe/Copenhagen",
+            "use a name from the IANA time zone database, "
+            "such as Europe/Brussels or America/Toronto",
         )
 
 

@@ -57,10 +57,15 @@ SYSTEM = Actor(name=SYSTEM_ACTOR, role=None)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class Municipality:
+class Organisation:
+    """The organisation a case is opened for; ``country`` and ``subdivision`` ('' when
+    not known) choose the calendar of its timers marked ``calendar: organisation``."""
+
     code: str
     name: str
     region: str
+    country: str = ""
+    subdivision: str = ""
 
 
 # ----------------------------------------------------------------------------- opening
@@ -69,7 +74,7 @@ class Municipality:
 def open_case(
     wf: CompiledWorkflow,
     *,
-    municipality: Municipality,
+    organisation: Organisation,
     actor: Actor,
     now: dt.datetime,
     cohort: str | None = None,
@@ -114,9 +119,11 @@ def open_case(
         id=None,
         workflow=definition.workflow,
         definition_id=wf.definition_id,
-        municipality_code=municipality.code,
-        municipality_name=municipality.name,
-        region=municipality.region,
+        organisation_code=organisation.code,
+        organisation_name=organisation.name,
+        region=organisation.region,
+        country=organisation.country,
+        subdivision=organisation.subdivision,
         state=target,
         epoch=1,
         cohort=cohort_value if isinstance(cohort_value, str) else None,
@@ -445,7 +452,7 @@ def deadline_of(wf: CompiledWorkflow, case: CaseSnapshot, timer: Timer) -> dt.da
         return timing.compute_due(
             timer.due,
             tz=wf.tz,
-            calendar=wf.calendar,
+            calendar=wf.calendar_for(timer, case),
             entered_at=case.entered_at,
             cohort=cohort,
             fields=fields,
@@ -464,7 +471,8 @@ def _arms_for(
     armed_at: dt.datetime,
 ) -> list[TimerArm]:
     firings = timing.drop_past_reminders(
-        timing.schedule(timer, due_at=due_at, tz=wf.tz, calendar=wf.calendar), armed_at
+        timing.schedule(timer, due_at=due_at, tz=wf.tz, calendar=wf.calendar_for(timer, case)),
+        armed_at,
     )
     return [
         TimerArm(

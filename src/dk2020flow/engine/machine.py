@@ -16,9 +16,10 @@ from zoneinfo import ZoneInfo
 
 from transitions import Machine, MachineError
 
-from dk2020flow.definition.calendar import BusinessCalendar
-from dk2020flow.definition.model import Transition, Workflow
+from dk2020flow.definition.calendar import BusinessCalendar, organisation_calendar
+from dk2020flow.definition.model import Timer, Transition, Workflow
 from dk2020flow.engine.guards import holds
+from dk2020flow.engine.records import CaseSnapshot
 
 MACHINES_BUILT = 0
 """How many machines this process has built (a test checks it does not grow with cases)."""
@@ -47,7 +48,24 @@ class CompiledWorkflow:
 
     @cached_property
     def calendar(self) -> BusinessCalendar:
+        """The programme's calendar: the workflow's ``calendar``."""
         return BusinessCalendar(self.workflow.calendar)
+
+    def calendar_for(self, timer: Timer, case: CaseSnapshot) -> BusinessCalendar:
+        """The calendar ``timer`` counts its business days on for ``case``: the public
+        holidays of the case's organisation's country and subdivision for a timer marked
+        ``calendar: organisation`` (shared per country and subdivision), else — and for an
+        organisation with no country — the programme's."""
+        return self.timer_calendar(timer, case.country, case.subdivision)
+
+    def timer_calendar(self, timer: Timer, country: str, subdivision: str) -> BusinessCalendar:
+        """:meth:`calendar_for` for an organisation in ``country`` and ``subdivision``
+        ('' when not known), without its case (a report over timer rows)."""
+        if timer.calendar == "organisation":
+            own = organisation_calendar(country, subdivision)
+            if own is not None:
+                return own
+        return self.calendar
 
     @cached_property
     def machine(self) -> Machine:

@@ -67,9 +67,14 @@ class CaseSnapshot:
     id: int | None
     workflow: str
     definition_id: int
-    municipality_code: str
-    municipality_name: str
+    organisation_code: str
+    organisation_name: str
     region: str
+    country: str = ""
+    """The organisation's country (ISO 3166-1 alpha-2) or '': the calendar of the timers
+    marked ``calendar: organisation`` (``CompiledWorkflow.calendar_for``)."""
+    subdivision: str = ""
+    """The country's subdivision of that calendar (``holidays``' code, e.g. ``BY``) or ''."""
     state: str
     epoch: int
     """Counts state entries. Timers armed at an older epoch are stale."""

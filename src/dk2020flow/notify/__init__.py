@@ -29,7 +29,7 @@ if TYPE_CHECKING:
         MailKind as MailKind,
     )
     from dk2020flow.notify.context import (
-        MunicipalityView as MunicipalityView,
+        OrganisationView as OrganisationView,
     )
     from dk2020flow.notify.context import (
         RecipientView as RecipientView,
@@ -45,9 +45,6 @@ if TYPE_CHECKING:
     )
     from dk2020flow.notify.context import (
         event_view as event_view,
-    )
-    from dk2020flow.notify.context import (
-        municipality_title as municipality_title,
     )
     from dk2020flow.notify.context import (
         sample_context as sample_context,
@@ -197,7 +194,7 @@ _WHERE = {
     "Mailbox": "message",
     "MessageError": "errors",
     "MimeMessage": "message",
-    "MunicipalityView": "context",
+    "OrganisationView": "context",
     "PermanentDeliveryError": "errors",
     "RecipientView": "context",
     "RecordingTransport": "transports",
@@ -226,7 +223,6 @@ _WHERE = {
     "layout_file": "render",
     "make_message_id": "message",
     "message_filename": "transports",
-    "municipality_title": "context",
     "one_line": "message",
     "sample_context": "context",
     "template_file": "render",
@@ -255,7 +251,7 @@ __all__ = [
     "Mailbox",
     "MessageError",
     "MimeMessage",
-    "MunicipalityView",
+    "OrganisationView",
     "PermanentDeliveryError",
     "RecipientView",
     "RecordingTransport",
@@ -284,7 +280,6 @@ __all__ = [
     "layout_file",
     "make_message_id",
     "message_filename",
-    "municipality_title",
     "one_line",
     "sample_context",
     "template_file",

@@ -47,10 +47,17 @@ class CaseView:
 
 
 @dataclass(frozen=True, kw_only=True)
-class MunicipalityView:
+class OrganisationView:
+    """The case's organisation as templates see it (``organisation.*``; DK2020's say
+    ``municipality.*``, the same object)."""
+
     code: str
     name: str
-    region: str
+    region: str = ""
+    kind: str = ""
+    country: str = ""
+    group: str = ""
+    titles: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,13 +134,15 @@ _STATUS_TITLES: dict[str, dict[str, str]] = {
 }
 
 
-def municipality_title(name: str, language: str) -> str:
-    """The formal name: "Aarhus" -> "Aarhus Kommune" / "Aarhus Municipality"."""
-    if name.lower().endswith(("kommune", "municipality")):
-        return name
-    if name == "Bornholm":
-        return "Bornholms Regionskommune" if language == "da" else "Bornholm Regional Municipality"
-    return f"{name} Kommune" if language == "da" else f"{name} Municipality"
+_SAMPLE_ORGANISATION = OrganisationView(
+    code="751",
+    name="Aarhus",
+    region="Midtjylland",
+    kind="municipality",
+    country="DK",
+    titles={"da": "Aarhus Kommune", "en": "Aarhus Municipality"},
+)
+"""The organisation of a sample context (``mail preview`` without a case, the checks)."""
 
 
 def _aware(value: dt.datetime, what: str) -> dt.datetime:
@@ -284,7 +293,7 @@ def build_context(
     *,
     now: dt.datetime,
     case: CaseView,
-    municipality: MunicipalityView,
+    organisation: OrganisationView,
     recipient: RecipientView,
     deadline: DeadlineView | None = None,
     event: EventView | None = None,
@@ -303,6 +312,15 @@ def build_context(
     now = _aware(now, "now")
     state = workflow.states.get(case.state)
 
+    shown_organisation = {
+        "code": organisation.code,
+        "name": organisation.name,
+        "title": organisation.titles.get(language) or organisation.name,
+        "region": organisation.region,
+        "kind": organisation.kind,
+        "country": organisation.country,
+        "group": organisation.group,
+    }
     cohorts = [dict(cohort) for cohort in fixed.cohorts]
     cohort_ctx = next((dict(c) for c in cohorts if c["name"] == case.cohort), None)
     cohort_title = cohort_ctx["title"] if cohort_ctx else ""
@@ -385,12 +403,9 @@ def build_context(
             "data": _plain(dict(case.data), "case.data"),
             "opened_at": _aware(case.opened_at, "case.opened_at"),
         },
-        "municipality": {
-            "code": municipality.code,
-            "name": municipality.name,
-            "title": municipality_title(municipality.name, language),
-            "region": municipality.region,
-        },
+        "organisation": shown_organisation,
+        # The name templates written before organisations were general use (DK2020's do).
+        "municipality": shown_organisation,
         "recipient": {
             "name": recipient.name,
             "email": recipient.email,
@@ -645,7 +660,7 @@ def sample_context(
             data={} if sparse else dict(_SAMPLE_DATA, cohort=cohort_name),
             opened_at=dt.datetime(2020, 6, 15, 9, 0, tzinfo=zone),
         ),
-        municipality=MunicipalityView(code="751", name="Aarhus", region="Midtjylland"),
+        organisation=_SAMPLE_ORGANISATION,
         recipient=recipient or RecipientView(name=name, email=email, role=role),
         deadline=deadline,
         event=event,

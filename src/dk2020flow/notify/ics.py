@@ -30,7 +30,9 @@ from icalendar.timezone import tzp
 
 from dk2020flow.definition.model import CalendarEvent, text_in
 
-PRODID = "-//dk2020flow//dk2020flow//DA"
+PRODID = "-//dk2020flow//dk2020flow//EN"
+"""The product's identifier (RFC 5545 3.7.3): the last part is the language of the product
+text ("dk2020flow"), not of a programme's calendar — English, as the convention is."""
 _UNSAFE = re.compile(r"[^A-Za-z0-9._\-]")
 
 

@@ -46,6 +46,7 @@ from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.dates import format_date, format_time
+from babel.numbers import format_decimal
 from jinja2 import (
     BaseLoader,
     Environment,
@@ -183,6 +184,28 @@ def _datetime_filter(locale: str, zone: ZoneInfo) -> Callable[..., str]:
         return pattern.replace("{1}", date(local, format)).replace("{0}", time(local))
 
     return datetime
+
+
+@functools.lru_cache(maxsize=4096, typed=True)  # 1 and 1.0 are one key otherwise
+def _formatted_number(value: int | float, locale: str) -> str:
+    return str(format_decimal(value, locale=locale))
+
+
+def _number_filter(locale: str) -> Callable[..., str]:
+    def number(value: Any) -> str:
+        """A number the mail's language's way: ``180.000`` in Danish, ``180,000`` in
+        English (the digits of an ``integer`` field, or of text that holds a number)."""
+        if isinstance(value, str):
+            text = value.strip()
+            try:
+                value = int(text) if text.lstrip("+-").isdigit() else float(text)
+            except ValueError:
+                raise ValueError(f"{value!r} is not a number") from None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"the number filter needs a number, got {type(value).__name__}")
+        return _formatted_number(value, locale)
+
+    return number
 
 
 @functools.lru_cache(maxsize=256)
@@ -460,6 +483,7 @@ class Renderer:
             env.filters["date"] = _date_filter(locale, self._zone)
             env.filters["datetime"] = _datetime_filter(locale, self._zone)
             env.filters["time"] = _time_filter(locale, self._zone)
+            env.filters["number"] = _number_filter(locale)
             self._envs[language] = env
         return env
 

@@ -153,7 +153,7 @@ def signups_per_round(report: Report) -> str:
         for x, total in enumerate(bottom):
             axes.text(x, total, f"{total}", ha="center", va="bottom", color=INK, fontweight="bold")
         axes.set_ylim(0, max([1, *bottom]) * 1.15)
-        axes.set_ylabel("municipalities")
+        axes.set_ylabel("organisations")
         axes.grid(axis="y", color=GRID, linewidth=0.6)
         axes.set_axisbelow(True)
         if regions:

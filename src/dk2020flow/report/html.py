@@ -98,7 +98,7 @@ workflow {escape(report.workflow)} {escape(report.version)}</p></header>
 {charts.states_over_time(report)}</section>
 <div class="row split">
 <section><h2>Sign-ups per round</h2>
-<p class="lead">Municipalities whose council joined each round, by region.</p>
+<p class="lead">Organisations whose council joined each round, by region.</p>
 {charts.signups_per_round(report)}</section>
 <section><h2>Cases per state</h2>{_states(report)}</section>
 </div>
@@ -174,7 +174,7 @@ def _overdue(report: Report) -> str:
     if not report.overdue:
         return '<p class="empty">Nothing is overdue.</p>'
     body = [
-        f"<tr><td>{escape(r.municipality)}</td><td>{escape(r.region)}</td>"
+        f"<tr><td>{escape(r.organisation)}</td><td>{escape(r.region)}</td>"
         f'<td><span class="pill">{escape(report.state_titles.get(r.state, r.state))}</span></td>'
         f"<td>{escape(r.deadline)}<br><small>{escape(r.description)}</small></td>"
         f"<td>{escape(local_time(report, r.due_at))}</td>"
@@ -182,7 +182,7 @@ def _overdue(report: Report) -> str:
         for r in report.overdue
     ]
     return _table(
-        ["municipality", "region", "state", "deadline", "was due", "days late", "owner"],
+        ["organisation", "region", "state", "deadline", "was due", "days late", "owner"],
         body,
         numeric_from=99,
     )

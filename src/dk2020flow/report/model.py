@@ -60,7 +60,7 @@ class StateCount:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class OverdueCase:
     case_id: int
-    municipality: str
+    organisation: str
     region: str
     state: str
     deadline: str
@@ -123,7 +123,7 @@ class Report:
 @dataclass(slots=True)
 class _Replayed:
     case_id: int
-    municipality: str
+    organisation: str
     region: str
     state: str = ""
     cohort: str | None = None
@@ -210,7 +210,7 @@ def _replay(
         if case is None:
             case = cases[line.case_id] = _Replayed(
                 case_id=line.case_id,
-                municipality=line.municipality_name,
+                organisation=line.organisation_name,
                 region=regions.get(line.case_id, ""),
             )
         case.epoch = line.epoch
@@ -323,7 +323,7 @@ def _overdue(
         rows.append(
             OverdueCase(
                 case_id=line.case_id,
-                municipality=case.municipality,
+                organisation=case.organisation,
                 region=case.region,
                 state=case.state,
                 deadline=line.timer,
@@ -336,7 +336,7 @@ def _overdue(
                 ),
             )
         )
-    return sorted(rows, key=lambda r: (-r.days_overdue, r.municipality))
+    return sorted(rows, key=lambda r: (-r.days_overdue, r.organisation))
 
 
 def _under_review(definition: Workflow, checklist: str) -> set[str]:

@@ -91,11 +91,11 @@ def render_table(report: Report) -> RenderableType:
     parts.append(matrix)
 
     overdue = Table(title=f"Overdue ({len(report.overdue)})", title_justify="left")
-    for column in ("municipality", "state", "deadline", "due", "days late", "owner"):
+    for column in ("organisation", "state", "deadline", "due", "days late", "owner"):
         overdue.add_column(column, justify="right" if column == "days late" else "left")
     for late in report.overdue:
         overdue.add_row(
-            late.municipality,
+            late.organisation,
             report.state_titles.get(late.state, late.state),
             late.deadline,
             local_time(report, late.due_at),
@@ -166,7 +166,7 @@ def rows(report: Report) -> Iterator[tuple[str, str, str, Any]]:
     for row in report.overdue:
         yield (
             "overdue",
-            row.municipality,
+            row.organisation,
             f"{row.state}.{row.deadline} due {row.due_at.isoformat()} owner {' & '.join(row.owners)}",
             row.days_overdue,
         )

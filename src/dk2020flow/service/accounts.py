@@ -3,10 +3,10 @@ and the participants' portal go through.
 
 Staff accounts are made by an admin. A participant (a contact person, a mayor …) has no
 account to make: an address the programme knows (a ``contacts`` row, from
-``dk2020flow participants import``) gets a ``participant`` account on its first sign-in
+``dk2020flow orgs import``) gets a ``participant`` account on its first sign-in
 request, in the contact row's name and language. A participant's roles are never stored
 on the account: they are the contact rows for the address, read at each request
-(``participant_roles``), one set per municipality.
+(``participant_roles``), one set per organisation.
 
 Sign-in is by a one-time link sent through the outbox (so the folder transport works
 on a laptop), with a short code in the same mail for signing in on another device.
@@ -94,8 +94,8 @@ class RateLimit:
 class ParticipantRoles:
     """What a participant is, read from the contact rows for their address."""
 
-    by_municipality: dict[str, tuple[str, ...]]
-    """Municipality code -> the person's roles on that municipality's cases."""
+    by_organisation: dict[str, tuple[str, ...]]
+    """Organisation code -> the person's roles on that organisation's cases."""
     name: str
     language: str
 
@@ -104,16 +104,16 @@ def participant_roles(contacts: Sequence[Contact]) -> ParticipantRoles | None:
     """The roles of the contact rows of one address (None: there are none)."""
     if not contacts:
         return None
-    by_municipality: dict[str, tuple[str, ...]] = {}
+    by_organisation: dict[str, tuple[str, ...]] = {}
     for contact in contacts:
-        held = by_municipality.get(contact.municipality_code, ())
+        held = by_organisation.get(contact.organisation_code, ())
         if contact.role not in held:
-            by_municipality[contact.municipality_code] = (*held, contact.role)
+            by_organisation[contact.organisation_code] = (*held, contact.role)
     first = contacts[0]
     # Any language the contacts CSV took (the portal's texts then fall back to English,
     # its dates are in that language: web/i18n.py); none: Danish.
     language = first.language if is_language(first.language) else "da"
-    return ParticipantRoles(by_municipality=by_municipality, name=first.name, language=language)
+    return ParticipantRoles(by_organisation=by_organisation, name=first.name, language=language)
 
 
 class AccountInputError(Dk2020flowError):
@@ -521,7 +521,7 @@ class Accounts:
         return user
 
     def participant_roles(self, email: str) -> ParticipantRoles | None:
-        """A participant's roles per municipality, from the contact rows for ``email``
+        """A participant's roles per organisation, from the contact rows for ``email``
         now (None: the address is in no contact row any more)."""
         with self._store.read() as tx:
             return participant_roles(tx.contacts_with_email(email.lower()))

@@ -34,7 +34,7 @@ from dk2020flow.store.port import (
 @dataclass(frozen=True, kw_only=True, slots=True)
 class CaseFilterChoices:
     """What the cases list may be filtered by: the workflows' states and rounds, the
-    municipalities' regions."""
+    organisations' regions."""
 
     workflows: tuple[str, ...]
     states: tuple[str, ...]

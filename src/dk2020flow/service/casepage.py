@@ -415,7 +415,7 @@ def case_page(
     workflow: str | None = None,
     mail_limit: int = 50,
 ) -> CasePage:
-    """The page of case ``ref`` (``#12``, municipality code or name: ``Service.resolve``) for a
+    """The page of case ``ref`` (``#12``, organisation code or name: ``Service.resolve``) for a
     user with ``roles``, in ``language``, as of ``now`` (the service's clock)."""
     now = now or service.clock.now()
     acting = tuple(acting_roles(list(roles)))
@@ -467,8 +467,8 @@ def case_workflow(
 
 def resolve_ref(service: Service, tx: Tx, ref: str, workflow: str | None = None) -> CaseSnapshot:
     """The case a console address names: ``/cases/12`` is case number 12 (the console's
-    own links), anything else a municipality's name or ``#12`` as ``case show`` reads it
-    (``Service.resolve``). On the command line a bare number is a municipality code, which
+    own links), anything else an organisation's name or ``#12`` as ``case show`` reads it
+    (``Service.resolve``). On the command line a bare number is an organisation code, which
     a person types; in an address it is the case's id, which the console writes."""
     if ref.isascii() and ref.isdigit():
         ref = f"#{ref}"

@@ -78,7 +78,7 @@ class CaseQueryError(Dk2020flowError):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class TableOptions:
-    """What the table's filter and columns offer, from the workflow and the municipalities."""
+    """What the table's filter and columns offer, from the workflow and the organisations."""
 
     workflow: Workflow
     regions: tuple[str, ...]
@@ -123,7 +123,7 @@ class CaseQuery:
     region: str | None = None
     late: bool | None = None
     search: str = ""
-    sort: CaseSort = CaseSort.MUNICIPALITY
+    sort: CaseSort = CaseSort.ORGANISATION
     descending: bool = False
     page: int = 1
     size: int = PAGE_SIZES[0]
@@ -162,7 +162,7 @@ class CaseQuery:
         search = values.get("q", "")
         if len(search) > 100:
             raise CaseQueryError("q", search[:20] + "…", ("at most 100 characters",))
-        sort_text = values.get("sort") or CaseSort.MUNICIPALITY.value
+        sort_text = values.get("sort") or CaseSort.ORGANISATION.value
         descending = sort_text.startswith("-")
         sort = SORTS.get(sort_text.removeprefix("-"))
         if sort is None:
@@ -196,7 +196,7 @@ class CaseQuery:
         ):
             if value is not None:
                 out.append((key, value))
-        if self.sort is not CaseSort.MUNICIPALITY or self.descending:
+        if self.sort is not CaseSort.ORGANISATION or self.descending:
             out.append(("sort", ("-" if self.descending else "") + self.sort.value))
         if self.page != 1:
             out.append(("page", str(self.page)))
@@ -460,7 +460,7 @@ class Console:
         writer.writerow(
             [
                 "Sag" if da else "Case",
-                "Kommune" if da else "Municipality",
+                "Organisation",
                 "Kode" if da else "Code",
                 "Region",
                 "Runde" if da else "Round",
@@ -477,8 +477,8 @@ class Console:
             writer.writerow(
                 [
                     case.id,
-                    case.municipality_name,
-                    case.municipality_code,
+                    case.organisation_name,
+                    case.organisation_code,
                     case.region,
                     options.cohort_title(case.cohort, language),
                     options.state_title(case.state, language),
@@ -666,11 +666,11 @@ class Console:
             self.run_bulk_in_background(run_id)
 
     def case_names(self, case_ids: Sequence[int]) -> list[tuple[int, str]]:
-        """``(case id, municipality name)`` of the cases, in the order given."""
+        """``(case id, organisation name)`` of the cases, in the order given."""
         with self.service.store.read() as tx:
             found = tx.load_cases(list(case_ids))
         return [
-            (case_id, found[case_id].municipality_name if case_id in found else f"#{case_id}")
+            (case_id, found[case_id].organisation_name if case_id in found else f"#{case_id}")
             for case_id in case_ids
         ]
 

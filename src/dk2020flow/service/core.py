@@ -65,7 +65,7 @@ from dk2020flow.store.db import require_current_schema
 from dk2020flow.store.port import (
     CaseFilter,
     LateDeadline,
-    Municipality,
+    Organisation,
     OutboxStatus,
     ProgrammeTimer,
     Store,
@@ -255,7 +255,9 @@ class Service(Reader):
         """Store a workflow file as a definition version; unchanged content is a no-op.
 
         Its programme events are armed as of ``now`` (``workflow load --now``): an event
-        that has started is not armed, reminders already past are dropped.
+        that has started is not armed, reminders already past are dropped. The
+        organisations of its data set (``organisations:``) that the database does not
+        know are added.
         """
         loaded = load_workflow(path)
         now = now or self.clock.now()
@@ -276,6 +278,12 @@ class Service(Reader):
                 if previous is not None:
                     rows = self._carry_over_events(tx, self._compiled(previous), wf, rows, now)
                 tx.arm_programme_timers(stored.id, rows)
+            if loaded.organisations_file is not None:
+                # The programme's data set: the organisations the database lacks, in the
+                # same transaction (a bad row stores neither them nor the definition).
+                from dk2020flow.service.participants import add_new_organisations
+
+                add_new_organisations(tx, loaded.organisations_file)
         return stored, created
 
     def _carry_over_events(
@@ -360,7 +368,7 @@ class Service(Reader):
     def open_case(
         self,
         workflow: str,
-        municipality: str,
+        organisation: str,
         *,
         actor: str,
         role: str | None,
@@ -373,11 +381,11 @@ class Service(Reader):
         now = now or self.clock.now()
         with self.store.transaction() as tx:
             wf = self.latest(tx, workflow)
-            found = tx.find_municipality(municipality)
+            found = tx.find_organisation(organisation)
             if found is None:
                 raise NotFoundError(
-                    f"no municipality {municipality!r}; give its name or three-digit code "
-                    "(`dk2020flow participants list` shows them)"
+                    f"no organisation {organisation!r}; give its name or code "
+                    "(`dk2020flow orgs list` shows them)"
                 )
             existing = tx.find_cases_by_ref(found.code, workflow)
             if existing:
@@ -402,26 +410,26 @@ class Service(Reader):
         data: Mapping[str, Any] | None = None,
         now: dt.datetime | None = None,
     ) -> OpenedCases:
-        """Open a case for many municipalities in one transaction: all of them or none.
+        """Open a case for many organisations in one transaction: all of them or none.
 
         ``entries`` are ``(where, code or name)`` pairs (``where`` names the line of the
-        file they came from, for messages); None means every municipality the database
-        knows. A municipality that already has a case in the workflow is skipped and
+        file they came from, for messages); None means every organisation the database
+        knows. An organisation that already has a case in the workflow is skipped and
         reported; an unknown or repeated entry refuses the whole batch, naming its line.
         """
         now = now or self.clock.now()
         with self.store.transaction() as tx:
             wf = self.latest(tx, workflow)
-            wanted: list[tuple[str, Municipality]] = []
+            wanted: list[tuple[str, Organisation]] = []
             if entries is None:
-                wanted = [(m.code, m) for m in tx.municipalities()]
+                wanted = [(m.code, m) for m in tx.organisations()]
             else:
                 problems: list[str] = []
                 seen: dict[str, str] = {}
                 for where, ref in entries:
-                    found = tx.find_municipality(ref)
+                    found = tx.find_organisation(ref)
                     if found is None:
-                        problems.append(f"{where}: no municipality {quoted(ref)}")
+                        problems.append(f"{where}: no organisation {quoted(ref)}")
                     elif found.code in seen:
                         problems.append(f"{where}: {found.name} is also on {seen[found.code]}")
                     else:
@@ -429,10 +437,9 @@ class Service(Reader):
                         wanted.append((where, found))
                 if problems:
                     raise NotFoundError(
-                        "; ".join(problems)
-                        + " (give a name or three-digit code per line; nothing was opened)"
+                        "; ".join(problems) + " (give a name or code per line; nothing was opened)"
                     )
-            has = {c.municipality_code: c for c in tx.cases(CaseFilter(workflow=workflow))}
+            has = {c.organisation_code: c for c in tx.cases(CaseFilter(workflow=workflow))}
             opening = _Opening(actor=actor, role=role, cohort=cohort, state=state, reason=reason)
             opened: list[CaseSnapshot] = []
             skipped: list[CaseSnapshot] = []
@@ -447,15 +454,21 @@ class Service(Reader):
         self,
         tx: Tx,
         wf: CompiledWorkflow,
-        found: Municipality,
+        found: Organisation,
         opening: _Opening,
         data: Mapping[str, Any] | None,
         now: dt.datetime,
     ) -> CaseSnapshot:
-        """The engine's ``open_case`` for one municipality, written with its mail in ``tx``."""
+        """The engine's ``open_case`` for one organisation, written with its mail in ``tx``."""
         decision = decide.open_case(
             wf,
-            municipality=decide.Municipality(code=found.code, name=found.name, region=found.region),
+            organisation=decide.Organisation(
+                code=found.code,
+                name=found.name,
+                region=found.region,
+                country=found.country,
+                subdivision=found.subdivision,
+            ),
             actor=Actor(name=opening.actor, role=opening.role),
             now=now,
             cohort=opening.cohort,
@@ -778,7 +791,7 @@ class Service(Reader):
         needed = sorted(roles_mailed(wf))
         return [
             f"no contact in role {role!r}: its mail will be parked "
-            "(import contacts with `dk2020flow participants import`)"
+            "(import contacts with `dk2020flow orgs import`)"
             for role in needed
             if not contacts.get(role)
         ]
@@ -868,7 +881,7 @@ class Service(Reader):
             return tx.purge_sent(before)
 
     def import_participants(self, path: Path) -> ParticipantsImported:
-        """Import municipalities or contacts from a CSV file: every row checked, all or
+        """Import organisations or contacts from a CSV file: every row checked, all or
         nothing (``service/participants.py``)."""
         from dk2020flow.service.participants import import_participants
 

@@ -25,7 +25,7 @@ class DatabaseStatus:
 
 
 def upgrade_database(database_url: str) -> DatabaseStatus:
-    """Migrate the database to the newest schema (creating it; seeding the municipalities)."""
+    """Migrate the database to the newest schema (creating it; seeding the organisations)."""
     upgrade(database_url)
     head = head_revision()
     return DatabaseStatus(url=safe_url(database_url), current=head, head=head)

@@ -103,10 +103,10 @@ class _BatchView:
         self._tx = tx
         self._contacts = contacts
 
-    def contacts(self, municipality_code: str) -> list[Contact]:
-        found = self._contacts.get(municipality_code)
+    def contacts(self, organisation_code: str) -> list[Contact]:
+        found = self._contacts.get(organisation_code)
         if found is None:
-            return self._tx.contacts(municipality_code)
+            return self._tx.contacts(organisation_code)
         return list(found)
 
     def __getattr__(self, name: str) -> Any:
@@ -121,7 +121,7 @@ def _fire_batch(
     result: DispatchResult,
 ) -> None:
     cases = tx.load_cases(list(by_case))
-    codes = sorted({case.municipality_code for case in cases.values()})
+    codes = sorted({case.organisation_code for case in cases.values()})
     view = cast(Tx, _BatchView(tx, tx.contacts_for(codes)))
     items: list[BatchItem] = []
     tallies: list[_Tally] = []
@@ -327,8 +327,8 @@ def _send_programme_firing(
         for c in cases
         if c.state in event.states and (not event.regions or c.region in event.regions)
     ]
-    # Every invited municipality's contacts in one query, not one per case.
-    known = tx.contacts_for(sorted({c.municipality_code for c in invited}))
+    # Every invited organisation's contacts in one query, not one per case.
+    known = tx.contacts_for(sorted({c.organisation_code for c in invited}))
     mails: list[NewMail] = []
     for case in invited:
         intent = MailIntent(
@@ -343,7 +343,7 @@ def _send_programme_firing(
             cancelled=event.cancelled or row.kind == "event_cancel",
             sequence=row.index if row.kind == "event_cancel" else None,
         )
-        contacts = service.mail.contacts(tx, wf, case, known=known[case.municipality_code])
+        contacts = service.mail.contacts(tx, wf, case, known=known[case.organisation_code])
         mails.extend(
             service.mail.render(
                 tx,

@@ -173,7 +173,7 @@ def scheduler_health(
         health = max(health, Health.WARNING)
         reasons.append(
             f"{parked} parked message(s) with no recipient: add the contacts "
-            "(`dk2020flow participants import`), then `dk2020flow outbox retry --all-parked`"
+            "(`dk2020flow orgs import`), then `dk2020flow outbox retry --all-parked`"
         )
     hooks = tx.webhook_counts()
     if hooks[WebhookStatus.DEAD]:

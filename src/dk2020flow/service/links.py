@@ -175,7 +175,7 @@ class CaseLinks:
             case = tx.load_case(case_id)
         except NotFoundError:
             raise CaseLinkError("unknown") from None
-        addresses = dict.fromkeys(c.email.lower() for c in tx.contacts(case.municipality_code))
+        addresses = dict.fromkeys(c.email.lower() for c in tx.contacts(case.organisation_code))
         email = next(
             (
                 address

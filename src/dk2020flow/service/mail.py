@@ -1,6 +1,6 @@
 """Turning a decision's mail intents into rendered outbox rows.
 
-Recipients come by role: the municipality's contacts, the case's own
+Recipients come by role: the organisation's contacts, the case's own
 ``<role>_email`` fields, then the role's shared mailbox from the workflow
 file. A mail with no recipient is parked with its reason, never dropped.
 """
@@ -22,7 +22,7 @@ from dk2020flow.notify.context import (
     ChecklistView,
     DeadlineView,
     EventView,
-    MunicipalityView,
+    OrganisationView,
     RecipientView,
     TransitionView,
     build_context,
@@ -44,7 +44,7 @@ _OPENINGS_KEPT = 256
 
 class Recipients(dict[str, list[Contact]]):
     """A case's recipients by role (``MailComposer.contacts``), with ``known``: the
-    addresses (lower-cased) that are rows of the municipality's contacts, the people a
+    addresses (lower-cased) that are rows of the organisation's contacts, the people a
     case link may sign in."""
 
     known: frozenset[str] = frozenset()
@@ -132,22 +132,22 @@ class MailComposer:
         *,
         known: Sequence[Contact] | None = None,
     ) -> Recipients:
-        """Recipients by role: the municipality's contacts, the case's own `<role>_email`
+        """Recipients by role: the organisation's contacts, the case's own `<role>_email`
         fields, then the role's shared mailbox from the workflow file.
 
-        ``known``: the municipality's contacts, read already (``Tx.contacts_for``).
+        ``known``: the organisation's contacts, read already (``Tx.contacts_for``).
         """
         by_role = Recipients()
-        municipal = tx.contacts(case.municipality_code) if known is None else known
-        for contact in municipal:
+        listed = tx.contacts(case.organisation_code) if known is None else known
+        for contact in listed:
             by_role.setdefault(contact.role, []).append(contact)
-        by_role.known = frozenset(contact.email.lower() for contact in municipal)
+        by_role.known = frozenset(contact.email.lower() for contact in listed)
         for role_name, role in wf.workflow.roles.items():
             email = case.data.get(f"{role_name}_email")
             if isinstance(email, str) and email and not tx.is_forgotten(email):  # privacy
                 name = case.data.get(f"{role_name}_name")
                 own = Contact(
-                    municipality_code=case.municipality_code,
+                    organisation_code=case.organisation_code,
                     role=role_name,
                     name=name if isinstance(name, str) else "",
                     email=email,
@@ -158,7 +158,7 @@ class MailComposer:
             if not by_role.get(role_name) and role.email:
                 by_role[role_name] = [
                     Contact(
-                        municipality_code=case.municipality_code,
+                        organisation_code=case.organisation_code,
                         role=role_name,
                         name=role.name or text_in(role.title, wf.workflow.default_language),
                         email=role.email,
@@ -198,6 +198,16 @@ class MailComposer:
         to = [c for role in intent.to for c in contacts.get(role, [])]
         cc = [c for role in intent.cc for c in contacts.get(role, [])]
         not_before = now if intent.urgent else self._not_before(wf, now)
+        found = tx.find_organisation(case.organisation_code)
+        organisation = OrganisationView(
+            code=case.organisation_code,
+            name=case.organisation_name,
+            region=case.region,
+            kind=found.kind if found else "",
+            country=found.country if found else "",
+            group=found.group if found else "",
+            titles=dict(found.titles) if found else {},
+        )
 
         def lang_of(contact: Contact) -> str:
             if language:
@@ -211,14 +221,14 @@ class MailComposer:
         if not to:
             missing = ", ".join(intent.to)
             recipient = Contact(
-                municipality_code=case.municipality_code,
+                organisation_code=case.organisation_code,
                 role=intent.to[0],
                 name="",
                 email="",
                 language=definition.default_language,
             )
             rendered = self._render_one(
-                wf, case, intent, recipient, lang_of(recipient), now, reminder, ""
+                wf, case, organisation, intent, recipient, lang_of(recipient), now, reminder, ""
             )
             return [
                 NewMail(
@@ -235,8 +245,8 @@ class MailComposer:
                     created_at=now,
                     urgent=intent.urgent,
                     status=OutboxStatus.PARKED,
-                    reason=f"no recipient in role {missing} for {case.municipality_name}: "
-                    "add a contact (`dk2020flow participants import`), then `outbox retry`",
+                    reason=f"no recipient in role {missing} for {case.organisation_name}: "
+                    "add a contact (`dk2020flow orgs import`), then `outbox retry`",
                     intent=cause,
                 )
             ]
@@ -262,7 +272,9 @@ class MailComposer:
             link = self._case_link(
                 tx, wf, case, contact, contacts, shared=bool(copy_cc), now=now, sign=sign
             )
-            rendered = self._render_one(wf, case, intent, contact, lang, now, reminder, link)
+            rendered = self._render_one(
+                wf, case, organisation, intent, contact, lang, now, reminder, link
+            )
             attendees = tuple((c.name, c.email) for c in (contact, *copy_cc))
             mails.append(
                 NewMail(
@@ -316,6 +328,7 @@ class MailComposer:
         self,
         wf: CompiledWorkflow,
         case: CaseSnapshot,
+        organisation: OrganisationView,
         intent: MailIntent,
         recipient: Contact,
         language: str,
@@ -364,15 +377,13 @@ class MailComposer:
             now=now,
             case=CaseView(
                 id=case.id or 0,
-                reference=f"{definition.workflow}-{case.municipality_code}",
+                reference=f"{definition.workflow}-{case.organisation_code}",
                 state=case.state,
                 cohort=case.cohort,
                 data=case.data,  # build_context copies it
                 opened_at=case.opened_at,
             ),
-            municipality=MunicipalityView(
-                code=case.municipality_code, name=case.municipality_name, region=case.region
-            ),
+            organisation=organisation,
             recipient=RecipientView(
                 name=recipient.name, email=recipient.email, role=recipient.role
             ),
@@ -441,7 +452,7 @@ class MailComposer:
             return deadline_ics(
                 title=deadline_title(definition, case.state, intent.timer, language),
                 due_at=intent.deadline_at,
-                uid=f"deadline-{definition.workflow}-{case.municipality_code}-{intent.timer}@dk2020flow",
+                uid=f"deadline-{definition.workflow}-{case.organisation_code}-{intent.timer}@dk2020flow",
                 timezone=definition.timezone,
                 sequence=1 if intent.extended else 0,
                 organizer=organizer,

@@ -25,7 +25,7 @@ from dk2020flow.store.port import CaseFilter, StoredTimer, Tx
 @dataclass(frozen=True, kw_only=True, slots=True)
 class MigrationItem:
     case_id: int
-    municipality: str
+    organisation: str
     from_state: str
     to_state: str
     timers: list[tuple[str, str, dt.datetime]]
@@ -94,7 +94,7 @@ def migrate(
                 items.append(
                     MigrationItem(
                         case_id=case.id or 0,
-                        municipality=case.municipality_name,
+                        organisation=case.organisation_name,
                         from_state=case.state,
                         to_state="?",
                         timers=[],
@@ -109,7 +109,7 @@ def migrate(
             items.append(
                 MigrationItem(
                     case_id=case.id or 0,
-                    municipality=case.municipality_name,
+                    organisation=case.organisation_name,
                     from_state=case.state,
                     to_state=decision.case.state,
                     timers=[

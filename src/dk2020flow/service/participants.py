@@ -3,15 +3,17 @@
 Two kinds of file are accepted, told apart by their header line
 (docs/data-model.md has the full format):
 
-- municipalities: ``code,name,region[,dk2020_group]``
-- contacts: ``municipality,role,name,email[,language]`` where ``municipality``
-  is a code or a name and ``language`` a language code Babel knows (``da``, ``en``,
-  ``de`` …; ``da`` without the column).
+- organisations: ``code,name`` and any of ``kind,country,subdivision,region,group,
+  language`` and ``title_<language>`` (the formal name in that language:
+  ``title_da`` "Aarhus Kommune"); ``dk2020_group`` is read as ``group`` (files of
+  dk2020flow 0.x);
+- contacts: ``organisation,role,name,email[,language]`` where ``organisation``
+  is a code or a name (``municipality`` is read as ``organisation``) and
+  ``language`` a language code Babel knows (``da``, ``en``, ``de`` …; without
+  it, the organisation's language).
 
 Every row is checked and every bad row reported by line number in one
-``ParticipantsError``; a file with any bad row imports nothing. The store keeps
-only the shipped municipalities (``store/participants.py``) and
-``replace_participants``.
+``ParticipantsError``; a file with any bad row imports nothing.
 """
 
 from __future__ import annotations
@@ -29,69 +31,123 @@ from email_validator import EmailNotValidError, validate_email
 
 from dk2020flow.definition.model import is_language
 from dk2020flow.store.errors import ParticipantsError, RowProblem
-from dk2020flow.store.participants import default_municipalities
-from dk2020flow.store.port import Contact, Municipality, ParticipantsTx
+from dk2020flow.store.port import Contact, Organisation, ParticipantsTx
 
 if TYPE_CHECKING:
     from _csv import Reader
 
 LANGUAGE_EXAMPLES = "da, en, de or fr"
-MUNICIPALITY_COLUMNS = ("code", "name", "region")
-MUNICIPALITY_OPTIONAL = ("dk2020_group",)
-CONTACT_COLUMNS = ("municipality", "role", "name", "email")
+ORGANISATION_COLUMNS = ("code", "name")
+ORGANISATION_OPTIONAL = ("kind", "country", "subdivision", "region", "group", "language")
+TITLE_COLUMN = re.compile(r"^title_([a-z]{2})$")
+LEGACY_COLUMNS = {"dk2020_group": "group", "municipality": "organisation"}
+"""Column names of dk2020flow 0.x files, read as their new names."""
+CONTACT_COLUMNS = ("organisation", "role", "name", "email")
 CONTACT_OPTIONAL = ("language",)
-CODE = re.compile(r"^\d{3}$")
+CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
+COUNTRY = re.compile(r"^[A-Z]{2}$")
+KIND = re.compile(r"^[a-z][a-z0-9_]*$")
 ROLE = re.compile(r"^[a-z][a-z0-9_]*$")
-MAX_LENGTH = {"name": 100, "region": 64, "dk2020_group": 64, "role": 64, "contact": 200}
+MAX_LENGTH = {
+    "name": 200,
+    "title": 200,
+    "region": 64,
+    "group": 64,
+    "kind": 64,
+    "subdivision": 8,
+    "role": 64,
+    "contact": 200,
+}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ParticipantsImported:
     """What ``import_participants`` stored: how many of each."""
 
-    municipalities: int
+    organisations: int
     contacts: int
 
 
 def import_participants(tx: ParticipantsTx, path: str | Path) -> ParticipantsImported:
-    """Check the whole file, then replace the participants it names (all or nothing)."""
-    municipalities, contacts = parse_participants_csv(path, known=tx.municipalities())
-    tx.replace_participants(municipalities, contacts)
-    return ParticipantsImported(municipalities=len(municipalities), contacts=len(contacts))
+    """Check the whole file, then replace the participants it names (all or nothing).
+
+    A known organisation gets the attributes the file has columns for; the others keep
+    their values (a file of codes and regions leaves the titles as they were)."""
+    parsed = parse_participants_file(path, known=tx.organisations())
+    tx.replace_participants(parsed.organisations, parsed.contacts, attributes=parsed.attributes)
+    return ParticipantsImported(
+        organisations=len(parsed.organisations), contacts=len(parsed.contacts)
+    )
+
+
+def add_new_organisations(tx: ParticipantsTx, path: str | Path) -> int:
+    """A workflow's data set (``organisations:``): check the whole file, then add the
+    organisations the database does not know yet, by code or by name (those it knows are
+    kept as they are, edits included); return how many were added."""
+    organisations, contacts = parse_participants_csv(path, known=tx.organisations())
+    if contacts:
+        raise ParticipantsError(
+            str(path), "a workflow's organisations: file lists organisations, not contacts"
+        )
+    # One known by its code or by its name (another programme's data set may give
+    # the same city another code) is the same organisation: kept as it is.
+    present = tx.organisations()
+    codes = {o.code for o in present}
+    names = {o.name.casefold() for o in present}
+    new = [o for o in organisations if o.code not in codes and o.name.casefold() not in names]
+    if new:
+        tx.replace_participants(new, [])
+    return len(new)
 
 
 def _format_help() -> str:
     return (
-        "expected a municipalities header (code,name,region[,dk2020_group]) "
-        "or a contacts header (municipality,role,name,email[,language])"
+        "expected an organisations header (code,name[,kind,country,subdivision,region,group,"
+        "language,title_<language>]) or a contacts header (organisation,role,name,email"
+        "[,language])"
     )
 
 
 # ------------------------------------------------------------------------ parsing
 
 
-def parse_participants_csv(
-    path: str | Path, *, known: Sequence[Municipality] | None = None
-) -> tuple[list[Municipality], list[Contact]]:
-    """Read and check a participants file; return its municipalities and contacts.
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ParsedParticipants:
+    """A checked participants file: its organisations or its contacts, and which
+    organisation attributes it gives (its columns: ``titles`` for any ``title_*``)."""
 
-    ``known`` are the municipalities a contact row may name (by code or name);
-    by default the shipped ones. Raises ``ParticipantsError`` listing every bad
-    row when anything is wrong.
+    organisations: list[Organisation]
+    contacts: list[Contact]
+    attributes: frozenset[str]
+
+
+def parse_participants_csv(
+    path: str | Path, *, known: Sequence[Organisation]
+) -> tuple[list[Organisation], list[Contact]]:
+    """Read and check a participants file; return its organisations and contacts.
+
+    ``known`` are the organisations a contact row may name (by code or name).
+    Raises ``ParticipantsError`` listing every bad row when anything is wrong.
     """
+    parsed = parse_participants_file(path, known=known)
+    return parsed.organisations, parsed.contacts
+
+
+def parse_participants_file(
+    path: str | Path, *, known: Sequence[Organisation]
+) -> ParsedParticipants:
+    """``parse_participants_csv``, with the attributes the file gives."""
     try:
         data = Path(path).read_bytes()
     except OSError as error:
         raise ParticipantsError(str(path), f"cannot read the file ({error.strerror})") from error
-    return parse_participants_text(
-        data, source=str(path), known=default_municipalities() if known is None else known
-    )
+    return parse_participants_text(data, source=str(path), known=known)
 
 
 def parse_participants_text(
-    data: bytes, *, source: str, known: Sequence[Municipality]
-) -> tuple[list[Municipality], list[Contact]]:
-    """``parse_participants_csv`` on the bytes of a file named ``source``."""
+    data: bytes, *, source: str, known: Sequence[Organisation]
+) -> ParsedParticipants:
+    """``parse_participants_file`` on the bytes of a file named ``source``."""
     text = _decode(data, source)
     delimiter = (
         ";" if text.split("\n", 1)[0].count(";") > text.split("\n", 1)[0].count(",") else ","
@@ -106,14 +162,14 @@ def parse_participants_text(
     if not rows:
         raise ParticipantsError(source, f"the file is empty: {_format_help()}")
     header_line, header = rows[0]
-    columns = [name.strip().lower() for name in header]
+    columns = [LEGACY_COLUMNS.get(c, c) for c in (name.strip().lower() for name in header)]
     body = rows[1:]
     if not body:
         raise ParticipantsError(source, "the file has a header but no rows")
-    parser: _Municipalities | _Contacts
+    parser: _Organisations | _Contacts
     if "code" in columns:
-        parser = _Municipalities(columns)
-    elif "municipality" in columns:
+        parser = _Organisations(columns)
+    elif "organisation" in columns:
         parser = _Contacts(columns, known)
     else:
         raise ParticipantsError(
@@ -126,9 +182,12 @@ def parse_participants_text(
                 parser.row(line, values)
     if parser.problems:
         raise ParticipantsError(source, parser.problems)
-    if isinstance(parser, _Municipalities):
-        return parser.result, []
-    return [], parser.result
+    if isinstance(parser, _Organisations):
+        given = {"titles" if TITLE_COLUMN.match(c) else c for c in columns}
+        return ParsedParticipants(
+            organisations=parser.result, contacts=[], attributes=frozenset(given - {"code"})
+        )
+    return ParsedParticipants(organisations=[], contacts=parser.result, attributes=frozenset())
 
 
 def _decode(data: bytes, source: str) -> str:
@@ -165,7 +224,7 @@ class _Parser:
 
     def check_header(self, line: int) -> bool:
         missing = [c for c in self.required if c not in self.columns]
-        extra = [c for c in self.columns if c not in (*self.required, *self.optional)]
+        extra = [c for c in self.columns if not self.allows(c)]
         repeated = sorted({c for c in self.columns if self.columns.count(c) > 1})
         if missing:
             self.problem(
@@ -181,6 +240,9 @@ class _Parser:
         if repeated:
             self.problem(line, f"repeated column: {', '.join(repeated)}")
         return not (missing or extra or repeated)
+
+    def allows(self, column: str) -> bool:
+        return column in (*self.required, *self.optional)
 
     def problem(self, line: int, message: str) -> None:
         self.problems.append(RowProblem(line, message))
@@ -223,15 +285,18 @@ class _Parser:
         return value
 
 
-class _Municipalities(_Parser):
-    required = MUNICIPALITY_COLUMNS
-    optional = MUNICIPALITY_OPTIONAL
+class _Organisations(_Parser):
+    required = ORGANISATION_COLUMNS
+    optional = (*ORGANISATION_OPTIONAL, "title_<language>")
 
     def __init__(self, columns: list[str]) -> None:
         super().__init__(columns)
-        self.result: list[Municipality] = []
+        self.result: list[Organisation] = []
         self.codes: dict[str, int] = {}
         self.names: dict[str, int] = {}
+
+    def allows(self, column: str) -> bool:
+        return super().allows(column) or bool(TITLE_COLUMN.match(column))
 
     def row(self, line: int, values: dict[str, str]) -> None:
         code = values["code"]
@@ -239,10 +304,14 @@ class _Municipalities(_Parser):
         if not code:
             self.problem(line, "code is empty")
         elif not code_ok:
-            self.problem(line, f"code must be 3 digits (e.g. 101), got {code!r}")
+            self.problem(
+                line,
+                "code must be 1 to 32 letters, digits, '.', '_' or '-' (e.g. 751 or "
+                f"BE-LEU), got {code!r}",
+            )
         elif code in self.codes:
             self.problem(
-                line, f"municipality {code} appears twice (also on line {self.codes[code]})"
+                line, f"organisation {code} appears twice (also on line {self.codes[code]})"
             )
             code_ok = False
         name = self.text(line, values, "name", limit=MAX_LENGTH["name"])
@@ -252,23 +321,93 @@ class _Municipalities(_Parser):
                 f"the name {name!r} appears twice (also on line {self.names[name.casefold()]})",
             )
             name = None
-        region = self.text(line, values, "region", limit=MAX_LENGTH["region"])
-        group = self.text(
-            line, values, "dk2020_group", required=False, limit=MAX_LENGTH["dk2020_group"]
+        optional = {
+            column: self.text(line, values, column, required=False, limit=MAX_LENGTH[column])
+            for column in ("region", "group", "kind", "subdivision")
+        }
+        kind = optional["kind"]
+        if kind and not KIND.match(kind):
+            self.problem(
+                line, f"kind {kind!r} is not a kind name (lower-case letters, digits and _)"
+            )
+            optional["kind"] = None
+        country, subdivision = self._country(
+            line, values.get("country", ""), optional["subdivision"]
         )
+        language = values.get("language", "").lower()
+        if language and not is_language(language):
+            self.problem(
+                line,
+                "language must be a language code (ISO 639-1, two letters, such as "
+                f"{LANGUAGE_EXAMPLES}), got {values['language']!r}",
+            )
+            language = ""
+        titles = {}
+        for column in self.columns:
+            found = TITLE_COLUMN.match(column)
+            title = (
+                self.text(line, values, column, required=False, limit=MAX_LENGTH["title"])
+                if found
+                else None
+            )
+            if found and title is None:
+                code_ok = False
+            elif found and title:
+                titles[found.group(1)] = title
         if code_ok:
             self.codes[code] = line
         if name is not None:
             self.names[name.casefold()] = line
-        if code_ok and name is not None and region is not None and group is not None:
-            self.result.append(Municipality(code=code, name=name, region=region, group=group))
+        texts = [optional[c] for c in ("region", "group", "kind", "subdivision")]
+        if code_ok and name is not None and country is not None and None not in texts:
+            self.result.append(
+                Organisation(
+                    code=code,
+                    name=name,
+                    region=optional["region"] or "",
+                    group=optional["group"] or "",
+                    kind=optional["kind"] or "",
+                    country=country,
+                    subdivision=subdivision,
+                    language=language,
+                    titles=titles,
+                )
+            )
+
+    def _country(self, line: int, value: str, subdivision: str | None) -> tuple[str | None, str]:
+        """The country code ('' when not given) and subdivision, checked against the
+        calendars ``holidays`` knows; a None country after a problem."""
+        from dk2020flow.definition.calendar import supported_countries
+
+        country = value.upper()
+        if not country:
+            if subdivision:
+                self.problem(line, "subdivision is given without a country")
+                return None, ""
+            return "", ""
+        known = supported_countries()
+        if not COUNTRY.match(country) or country not in known:
+            self.problem(
+                line,
+                f"country {value!r} is not an ISO 3166-1 code whose public holidays are "
+                "known (e.g. DK, BE, DE, FR)",
+            )
+            return None, ""
+        if not subdivision:
+            return country, ""
+        spelled = {s.upper(): s for s in known[country]}.get(subdivision.upper())
+        if spelled is None:
+            offered = ", ".join(known[country]) or "none"
+            self.problem(line, f"subdivision {subdivision!r} is not one of {country}'s ({offered})")
+            return None, ""
+        return country, spelled
 
 
 class _Contacts(_Parser):
     required = CONTACT_COLUMNS
     optional = CONTACT_OPTIONAL
 
-    def __init__(self, columns: list[str], known: Sequence[Municipality]) -> None:
+    def __init__(self, columns: list[str], known: Sequence[Organisation]) -> None:
         super().__init__(columns)
         self.result: list[Contact] = []
         self.by_code = {m.code: m for m in known}
@@ -276,15 +415,15 @@ class _Contacts(_Parser):
         self.seen: dict[tuple[str, str, str], int] = {}
 
     def row(self, line: int, values: dict[str, str]) -> None:
-        ref = values["municipality"]
-        municipality = self.by_code.get(ref) or self.by_name.get(ref.casefold())
+        ref = values["organisation"]
+        organisation = self.by_code.get(ref) or self.by_name.get(ref.casefold())
         if not ref:
-            self.problem(line, "municipality is empty")
-        elif municipality is None:
+            self.problem(line, "organisation is empty")
+        elif organisation is None:
             self.problem(
                 line,
-                f"unknown municipality {ref!r} (give its 3-digit code or its name; "
-                "import it in a municipalities file first if it is new)",
+                f"unknown organisation {ref!r} (give its code or its name; a new one comes "
+                "first, in an organisations file or a workflow's data set: `workflow load`)",
             )
         role = values["role"]
         if not role:
@@ -297,30 +436,38 @@ class _Contacts(_Parser):
             )
         name = self.text(line, values, "name", limit=MAX_LENGTH["contact"])
         email = self._email(line, values["email"])
-        language = values.get("language", "da").lower() or None
-        if language is None:
+        given = "language" in values
+        fallback = organisation.language if organisation is not None else ""
+        language = (values["language"] if given else fallback).lower() or None
+        if language is None and given:
             self.problem(line, f"language is empty (a language code: {LANGUAGE_EXAMPLES})")
-        elif not is_language(language):
+        elif language is None and organisation is not None:
+            self.problem(
+                line,
+                f"{organisation.name} has no language: give the contact's in a language "
+                f"column ({LANGUAGE_EXAMPLES})",
+            )
+        elif language is not None and not is_language(language):
             self.problem(
                 line,
                 "language must be a language code (ISO 639-1, two letters, such as "
-                f"{LANGUAGE_EXAMPLES}), got {values['language']!r}",
+                f"{LANGUAGE_EXAMPLES}), got {values.get('language', language)!r}",
             )
             language = None
-        if municipality is None or not ROLE.match(role) or name is None or email is None:
+        if organisation is None or not ROLE.match(role) or name is None or email is None:
             return
         if language is None:
             return
-        key = (municipality.code, role, email.casefold())
+        key = (organisation.code, role, email.casefold())
         if key in self.seen:
             self.problem(
-                line, f"{email} is already a {role} of {municipality.name} (line {self.seen[key]})"
+                line, f"{email} is already a {role} of {organisation.name} (line {self.seen[key]})"
             )
             return
         self.seen[key] = line
         self.result.append(
             Contact(
-                municipality_code=municipality.code,
+                organisation_code=organisation.code,
                 role=role,
                 name=name,
                 email=email,

@@ -1,8 +1,8 @@
 """What the participants' portal shows: a person's cases and one case as they see it.
 
 A participant's roles are case-scoped: the contact rows for their address give roles
-per municipality (``service.accounts.participant_roles``), and a case is theirs when
-its municipality is one of those. ``case_access`` is the one check every portal page
+per organisation (``service.accounts.participant_roles``), and a case is theirs when
+its organisation is one of those. ``case_access`` is the one check every portal page
 and action goes through: a case that is not theirs (or does not exist) is
 ``NotYourCaseError``, and nothing is read or changed for it.
 
@@ -64,7 +64,7 @@ class PortalCase:
     page: CasePage
     roles: tuple[str, ...]
     """The person's roles on this case."""
-    municipality: str
+    organisation: str
     path: tuple[PathStep, ...]
     events: tuple[ProgrammeEvent, ...]
     mail: tuple[OutboxMessage, ...]
@@ -93,13 +93,13 @@ def case_access(
     service: Service, case_id: int, case_roles: Mapping[str, Sequence[str]]
 ) -> tuple[CaseSnapshot, CompiledWorkflow, tuple[str, ...]]:
     """The case, its workflow version and the person's roles on it, or
-    ``NotYourCaseError`` (a case of another municipality, or none at all)."""
+    ``NotYourCaseError`` (a case of another organisation, or none at all)."""
     with service.store.read() as tx:
         found = tx.find_cases_by_ref(f"#{case_id}", None)
         if not found:
             raise NotYourCaseError(case_id)
         case = found[0]
-        roles = tuple(case_roles.get(case.municipality_code, ()))
+        roles = tuple(case_roles.get(case.organisation_code, ()))
         if not roles:
             raise NotYourCaseError(case_id)
         return case, service.compiled(tx, case.definition_id), roles
@@ -116,7 +116,7 @@ def my_cases(
     language: str,
     now: dt.datetime | None = None,
 ) -> list[PortalCase]:
-    """Every case of the person's municipalities, by municipality then case number."""
+    """Every case of the person's organisations, by organisation then case number."""
     ids: list[int] = []
     with service.store.read() as tx:
         for code in case_roles:
@@ -148,7 +148,7 @@ def portal_case(
     return PortalCase(
         page=page,
         roles=roles,
-        municipality=page.case.municipality_name,
+        organisation=page.case.organisation_name,
         path=case_path(definition, page, language),
         events=upcoming_events(definition, page.case, now, language),
         mail=mine,

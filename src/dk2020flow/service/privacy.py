@@ -279,8 +279,8 @@ def displayed_case(case: CaseSnapshot, digests: frozenset[str]) -> CaseSnapshot:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ContactView:
-    municipality_code: str
-    municipality: str
+    organisation_code: str
+    organisation: str
     role: str
     name: str
     email: str
@@ -309,9 +309,9 @@ def my_data(service: Service, email: str) -> MyData:
     now = service.clock.now()
     with service.store.read() as tx:
         contacts: list[Contact] = tx.contacts_with_email(address)
-        names = {m.code: m.name for m in tx.municipalities()}
+        names = {m.code: m.name for m in tx.organisations()}
         case_ids: list[int] = []
-        for code in dict.fromkeys(c.municipality_code for c in contacts):
+        for code in dict.fromkeys(c.organisation_code for c in contacts):
             case_ids += [c.id or 0 for c in tx.find_cases_by_ref(code, None)]
         account = tx.find_user(address)
         sessions = tx.sessions_of(account.id, now) if account is not None else []
@@ -323,8 +323,8 @@ def my_data(service: Service, email: str) -> MyData:
         at=now,
         contacts=tuple(
             ContactView(
-                municipality_code=c.municipality_code,
-                municipality=names.get(c.municipality_code, c.municipality_code),
+                organisation_code=c.organisation_code,
+                organisation=names.get(c.organisation_code, c.organisation_code),
                 role=c.role,
                 name=c.name,
                 email=c.email,
@@ -430,7 +430,7 @@ def export(data: MyData) -> dict[str, Any]:
 class ForgetPlan:
     email: str
     names: tuple[str, ...]
-    municipalities: tuple[str, ...]
+    organisations: tuple[str, ...]
     counts: ForgetCounts
     applied: bool
 
@@ -483,13 +483,13 @@ def forget(service: Service, email: str, *, apply: bool) -> ForgetPlan:
         )
         digests = [digest(address), *(digest(n) for n in names)]
         counts = tx.forget_person(address, names, digests, FORGOTTEN, now, apply=apply)
-        municipalities = {m.code: m.name for m in tx.municipalities()}
+        organisations = {m.code: m.name for m in tx.organisations()}
     return ForgetPlan(
         email=address,
         names=names,
-        municipalities=tuple(
+        organisations=tuple(
             dict.fromkeys(
-                municipalities.get(c.municipality_code, c.municipality_code) for c in contacts
+                organisations.get(c.organisation_code, c.organisation_code) for c in contacts
             )
         ),
         counts=counts,

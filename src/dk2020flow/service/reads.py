@@ -22,7 +22,7 @@ from dk2020flow.store.db import require_current_schema, safe_url
 from dk2020flow.store.port import (
     CaseFilter,
     DaemonInfo,
-    Municipality,
+    Organisation,
     OutboxMessage,
     OutboxStatus,
     Store,
@@ -68,13 +68,13 @@ class Reader:
     # ------------------------------------------------------------------ cases
 
     def resolve(self, tx: Tx, ref: str, workflow: str | None = None) -> CaseSnapshot:
-        """A case by number (``#12``), or by municipality code or name within a workflow."""
+        """A case by number (``#12``), or by organisation code or name within a workflow."""
         found = tx.find_cases_by_ref(ref, workflow)
         if not found:
             where = f" in {workflow}" if workflow else ""
             hint, number = "", ref.strip()
-            if number.isdigit() and tx.find_municipality(number) is None:
-                hint = f" (no municipality has code {number}; case number {number} is #{number})"
+            if number.isdigit() and tx.find_organisation(number) is None:
+                hint = f" (no organisation has code {number}; case number {number} is #{number})"
             raise NotFoundError(
                 f"no case {ref!r}{where}{hint}; `dk2020flow case list` shows the cases"
             )
@@ -110,10 +110,10 @@ class Reader:
         with self.store.read() as tx:
             return tx.definitions()
 
-    def municipalities(self, region: str | None = None) -> list[Municipality]:
-        """The municipalities the database knows (in ``region``)."""
+    def organisations(self, region: str | None = None) -> list[Organisation]:
+        """The organisations the database knows (in ``region``)."""
         with self.store.read() as tx:
-            return [m for m in tx.municipalities() if region is None or m.region == region]
+            return [m for m in tx.organisations() if region is None or m.region == region]
 
     # ------------------------------------------------------------------ outbox
 

@@ -173,9 +173,9 @@ class Tokens:
         ``TokenInputError`` names a bad name, role or expiry (nothing is created).
 
         A token's roles hold on every case: tokens cannot yet be bound to one
-        municipality. A participant's role (``contact_person``, ``council`` …) on every
+        organisation. A participant's role (``contact_person``, ``council`` …) on every
         case is therefore refused unless ``every_case`` says that is meant (a test
-        harness, a system acting for all municipalities)."""
+        harness, a system acting for all organisations)."""
         at = self._now(now)
         wanted_name = _checked_name(name)
         if not roles:
@@ -199,8 +199,8 @@ class Tokens:
                     raise TokenInputError(
                         "role",
                         f"role {quoted(role)} is a participant's role, and a token acts in it "
-                        "on every municipality's case (tokens cannot be bound to one "
-                        "municipality yet): give --every-case if that is meant",
+                        "on every organisation's case (tokens cannot be bound to one "
+                        "organisation yet): give --every-case if that is meant",
                     )
             token = tx.insert_api_token(
                 name=wanted_name,

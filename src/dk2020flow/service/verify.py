@@ -35,7 +35,7 @@ class CaseCheck:
 
     case_id: int
     workflow: str
-    municipality: str
+    organisation: str
     events: int
     problems: tuple[str, ...]
 
@@ -55,7 +55,7 @@ def check_case(
     return CaseCheck(
         case_id=case.id or 0,
         workflow=case.workflow,
-        municipality=case.municipality_name,
+        organisation=case.organisation_name,
         events=len(events),
         problems=tuple(problems),
     )

@@ -2,7 +2,7 @@
 
 Every function takes the ``random.Random`` it draws from; the simulation
 gives each case its own generator, derived from the seed and the
-municipality's code, so a case's draws do not depend on what other cases did
+organisation's code, so a case's draws do not depend on what other cases did
 (the same seed gives the same timeline; adding a case leaves the others
 alone).
 """

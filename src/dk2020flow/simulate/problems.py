@@ -12,6 +12,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
+from dk2020flow.definition.calendar import BusinessCalendar
 from dk2020flow.definition.model import Timer
 from dk2020flow.engine import timers as timing
 from dk2020flow.engine.machine import CompiledWorkflow
@@ -128,20 +129,25 @@ def _stuck(
 def _closed_day_deadlines(wf: CompiledWorkflow, rows: Sequence[TimerLine]) -> list[Problem]:
     specs = _timer_specs(wf)
     found: dict[str, dict[tuple[int, dt.datetime], str]] = defaultdict(dict)
-    days: dict[str, set[dt.date]] = defaultdict(set)
+    days: dict[str, set[tuple[dt.date, BusinessCalendar]]] = defaultdict(set)
     for row in rows:
         if row.kind != "deadline":
             continue
         local = to_local(row.deadline_at, wf.tz).date()
-        if wf.calendar.is_business_day(local):
+        spec = specs.get(row.timer, ("", None))[1]
+        # A timer marked `calendar: organisation` counts the case's organisation's days.
+        calendar = (
+            wf.calendar if spec is None else wf.timer_calendar(spec, row.country, row.subdivision)
+        )
+        if calendar.is_business_day(local):
             continue
-        found[row.timer][(row.case_id, row.deadline_at)] = row.municipality_name
-        days[row.timer].add(local)
+        found[row.timer][(row.case_id, row.deadline_at)] = row.organisation_name
+        days[row.timer].add((local, calendar))
     problems = []
     for timer, cases in sorted(found.items()):
         state = specs.get(timer, ("?", None))[0]
-        dates = sorted(days[timer])
-        shown = ", ".join(_day_name(wf, d) for d in dates[:3]) + (" …" if len(dates) > 3 else "")
+        dates = sorted(days[timer], key=lambda found: found[0])
+        shown = ", ".join(_day_name(d, c) for d, c in dates[:3]) + (" …" if len(dates) > 3 else "")
         problems.append(
             Problem(
                 kind=ProblemKind.CLOSED_DAY_DEADLINE,
@@ -156,8 +162,8 @@ def _closed_day_deadlines(wf: CompiledWorkflow, rows: Sequence[TimerLine]) -> li
     return problems
 
 
-def _day_name(wf: CompiledWorkflow, day: dt.date) -> str:
-    holiday = wf.calendar.holiday_name(day, "en")
+def _day_name(day: dt.date, calendar: BusinessCalendar) -> str:
+    holiday = calendar.holiday_name(day, "en")
     return f"{day:%A} {day.isoformat()}" + (f" ({holiday})" if holiday else "")
 
 
@@ -174,11 +180,11 @@ def _late_reminders(wf: CompiledWorkflow, rows: Sequence[TimerLine]) -> list[Pro
             continue
         spec = specs.get(row.timer, ("", None))[1]
         if row.due_at >= row.deadline_at:
-            after[row.timer][row.case_id] = row.municipality_name
+            after[row.timer][row.case_id] = row.organisation_name
         elif spec is not None and spec.reminders is not None and not spec.reminders.mail.urgent:
             goes_out = timing.next_office_opening(row.due_at, office, wf.calendar, wf.tz)
             if goes_out >= row.deadline_at:
-                held[row.timer][row.case_id] = row.municipality_name
+                held[row.timer][row.case_id] = row.organisation_name
     for (_case_id, timer, _epoch), group in groups.items():
         spec = specs.get(timer, ("", None))[1]
         if spec is None or spec.reminders is None:
@@ -186,7 +192,7 @@ def _late_reminders(wf: CompiledWorkflow, rows: Sequence[TimerLine]) -> list[Pro
         deadlines = {r.deadline_at for r in group if r.kind == "deadline"}
         reminders = [r for r in group if r.kind == "reminder"]
         if deadlines and len(reminders) < len(spec.reminders.before) * len(deadlines):
-            dropped[timer][group[0].case_id] = group[0].municipality_name
+            dropped[timer][group[0].case_id] = group[0].organisation_name
     problems: list[Problem] = []
     for timer, cases in sorted(after.items()):
         problems.append(
@@ -236,15 +242,15 @@ def _mail(lines: Sequence[OutboxLine]) -> list[Problem]:
             why = (
                 f"no recipient in role {role.group(1)}" if role else (line.reason or "no recipient")
             )
-            parked[(line.template, why)].append(line.municipality_name)
+            parked[(line.template, why)].append(line.organisation_name)
         elif line.status == "dead":
             error = _CASE_PREFIX.sub("", line.last_error)[:200]
-            dead[(line.template, error)].append(line.municipality_name)
+            dead[(line.template, error)].append(line.organisation_name)
     problems = [
         Problem(
             kind=ProblemKind.PARKED_MAIL,
             message=f"{len(names)} {template!r} message(s) parked: {why}",
-            hint="add the contacts (`dk2020flow participants import`) or the profile's "
+            hint="add the contacts (`dk2020flow orgs import`) or the profile's "
             "`contacts:`, or mail a role that has a shared mailbox in the workflow file",
             cases=_examples(n for n in names if n),
             count=len(names),
@@ -284,7 +290,7 @@ def _refused_timer_triggers(lines: Sequence[EventLine]) -> list[Problem]:
     grouped: dict[str, list[str]] = defaultdict(list)
     for line in lines:
         if line.kind == "timer" and "refused" in line.comment:
-            grouped[str(line.data.get("timer", line.trigger))].append(line.municipality_name)
+            grouped[str(line.data.get("timer", line.trigger))].append(line.organisation_name)
     return [
         Problem(
             kind=ProblemKind.TIMER_TRIGGER_REFUSED,

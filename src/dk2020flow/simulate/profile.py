@@ -13,7 +13,7 @@ the actions participants take once a case has entered that state:
 Each action names the trigger, the role that fires it, the delay (a
 distribution in days after entering the state or after a cohort date, or an
 absolute window of dates), and the data it carries; text values are
-templates (``{municipality}``, ``{slug}``, ``{date}`` …). The file format is
+templates (``{organisation}``, ``{slug}``, ``{date}`` …). The file format is
 documented in docs/simulation-and-reports.md.
 """
 
@@ -25,7 +25,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from dk2020flow.definition.model import Workflow, is_language
 from dk2020flow.definition.source import read_yaml
@@ -138,21 +146,24 @@ class Screening(_Frozen):
     not_met_share: float = Field(default=0.3, ge=0, le=1)
     """Of the short items, the share that is not met (the rest is partly met)."""
     not_applicable: dict[str, float] = Field(default_factory=dict)
-    """Chance per item that it does not apply to the municipality (decided once per case)."""
+    """Chance per item that it does not apply to the organisation (decided once per case)."""
 
 
 DataValue = str | int | float | bool | None | dict[str, Any]
+
+_ORGANISATIONS = AliasChoices("organisations", "municipalities")
+"""``municipalities:`` is what profiles written before organisations call the key."""
 
 
 class Action(_Frozen):
     trigger: Name
     role: Name
-    actor: str = "{role_title}, {municipality}"
+    actor: str = "{role_title}, {organisation}"
     probability: float = Field(default=1.0, ge=0, le=1)
     groups: tuple[str, ...] = ()
     """Only participants in these dk2020 groups (empty: all)."""
-    municipalities: tuple[str, ...] = ()
-    """Only these municipalities, by name or code (empty: all)."""
+    organisations: tuple[str, ...] = Field(default=(), validation_alias=_ORGANISATIONS)
+    """Only these organisations, by name or code (empty: all)."""
     cohorts: tuple[str, ...] = ()
     """Only cases in these cohorts (empty: all)."""
     visits: Literal["any", "first", "later"] = "any"
@@ -201,7 +212,7 @@ class ContactTemplate(_Frozen):
 
 class OpenRule(_Frozen):
     groups: tuple[str, ...] = ()
-    municipalities: tuple[str, ...] = ()
+    organisations: tuple[str, ...] = Field(default=(), validation_alias=_ORGANISATIONS)
     skip: bool = False
     """Do not open a case for these participants."""
     state: Name | dict[Name, float] | None = None
@@ -279,11 +290,20 @@ def load_behaviour(path: Path) -> Behaviour:
     return parse_behaviour(text, str(path))
 
 
-def default_behaviour() -> Behaviour:
-    """The DK2020 profile shipped with dk2020flow (see ``default_profile.py``)."""
-    from dk2020flow.simulate.default_profile import DK2020_BEHAVIOUR
+DEFAULT_WORKFLOW = "dk2020"
+"""The shipped workflow whose profile a copy of it without its own falls back to."""
 
-    return parse_behaviour(DK2020_BEHAVIOUR, "dk2020flow/simulate/default_profile.py")
+
+def default_profile_path() -> Path:
+    """The profile shipped beside the DK2020 workflow (``workflows/behaviour/dk2020.yaml``)."""
+    from dk2020flow.bundled import own_profile, workflow_path
+
+    return own_profile(workflow_path(DEFAULT_WORKFLOW), DEFAULT_WORKFLOW)
+
+
+def default_behaviour() -> Behaviour:
+    """The DK2020 profile shipped with dk2020flow (``default_profile_path``)."""
+    return load_behaviour(default_profile_path())
 
 
 def check_against(behaviour: Behaviour, workflow: Workflow, *, source: str) -> None:

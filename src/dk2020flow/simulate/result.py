@@ -33,7 +33,7 @@ class Problem:
     message: str
     hint: str
     cases: tuple[str, ...] = ()
-    """Municipalities affected (a few examples when there are many)."""
+    """Organisations affected (a few examples when there are many)."""
     count: int = 1
 
 
@@ -41,7 +41,7 @@ class Problem:
 class TimelineEntry:
     at: dt.datetime
     case_id: int | None
-    municipality: str
+    organisation: str
     kind: str
     text: str
     state: str = ""

@@ -63,7 +63,7 @@ from dk2020flow.simulate.result import (
     Summary,
     TimelineEntry,
 )
-from dk2020flow.store.port import Contact, EventLine, Municipality
+from dk2020flow.store.port import Contact, EventLine, Organisation
 
 Progress = Callable[[float, str], None]
 """Called as the clock moves: (fraction of the period done, what is happening)."""
@@ -75,7 +75,7 @@ SIM_ACTOR = "simulation"
 @dataclass(slots=True)
 class _Case:
     id: int
-    municipality: Municipality
+    organisation: Organisation
     rng: random.Random
     state: str
     cohort: str | None
@@ -278,7 +278,7 @@ def _behaviour(
     given: Path | Behaviour | None, workflow_path: Path, workflow: str
 ) -> tuple[Behaviour, str]:
     """The profile given, else the workflow's own (next to its file, as the shipped
-    programmes have), else the built-in DK2020 one."""
+    programmes have); a copy of the shipped ``DEFAULT_WORKFLOW`` without one uses its."""
     if isinstance(given, Behaviour):
         return given, f"profile {given.profile!r}"
     if given is not None:
@@ -290,43 +290,45 @@ def _behaviour(
     if workflow != built_in.workflow:
         raise BehaviourError(
             f"no behaviour profile for workflow {workflow!r}: write one "
-            f"(`dk2020flow simulate --print-behaviour` prints the DK2020 one to start from) "
+            f"(`dk2020flow simulate --print-behaviour` prints the {built_in.workflow} one to "
+            "start from) "
             f"and pass it with --behaviour, or put it at {own}"
         )
-    return built_in, "the default DK2020 profile"
+    return built_in, f"the shipped {built_in.workflow} profile"
 
 
-def _participants(run: _Run, csv_path: Path | None) -> list[Municipality]:
+def _participants(run: _Run, csv_path: Path | None) -> list[Organisation]:
     from dk2020flow.service.participants import parse_participants_csv
 
     store = run.service.store
     with store.read() as tx:
-        known = tx.municipalities()
+        known = tx.organisations()
     if csv_path is None:
         return sorted(known, key=lambda m: m.code)
-    municipalities, contacts = parse_participants_csv(csv_path, known=known)
+    organisations, contacts = parse_participants_csv(csv_path, known=known)
     with store.transaction() as tx:
-        tx.replace_participants(municipalities, contacts)
-        known = tx.municipalities()
-    if municipalities:
-        codes = {m.code for m in municipalities}
+        tx.replace_participants(organisations, contacts)
+        known = tx.organisations()
+    if organisations:
+        codes = {m.code for m in organisations}
         return sorted((m for m in known if m.code in codes), key=lambda m: m.code)
     return sorted(known, key=lambda m: m.code)
 
 
-def _variables(run: _Run, municipality: Municipality, **extra: str) -> dict[str, str]:
+def _variables(run: _Run, organisation: Organisation, **extra: str) -> dict[str, str]:
     return {
-        "municipality": municipality.name,
-        "code": municipality.code,
-        "slug": draws.slug(municipality.name),
-        "region": municipality.region,
-        "region_slug": draws.slug(municipality.region),
-        "group": municipality.group,
+        "organisation": organisation.name,
+        "municipality": organisation.name,  # the name profiles written before 0006 use
+        "code": organisation.code,
+        "slug": draws.slug(organisation.name),
+        "region": organisation.region,
+        "region_slug": draws.slug(organisation.region),
+        "group": organisation.group,
         **extra,
     }
 
 
-def _add_contacts(run: _Run, participants: list[Municipality]) -> None:
+def _add_contacts(run: _Run, participants: list[Organisation]) -> None:
     """Contacts from the profile's templates, for every role a participant has none in."""
     templates = run.behaviour.contacts
     if not templates:
@@ -334,15 +336,15 @@ def _add_contacts(run: _Run, participants: list[Municipality]) -> None:
     store = run.service.store
     with store.transaction() as tx:
         replacement: list[Contact] = []
-        for municipality in participants:
-            existing = tx.contacts(municipality.code)
+        for organisation in participants:
+            existing = tx.contacts(organisation.code)
             roles = {c.role for c in existing}
             added = [
                 Contact(
-                    municipality_code=municipality.code,
+                    organisation_code=organisation.code,
                     role=role,
-                    name=draws.fill(spec.name, _variables(run, municipality)),
-                    email=draws.fill(spec.email, _variables(run, municipality)),
+                    name=draws.fill(spec.name, _variables(run, organisation)),
+                    email=draws.fill(spec.email, _variables(run, organisation)),
                     language=spec.language_for(run.wf.workflow),
                 )
                 for role, spec in templates.items()
@@ -354,24 +356,24 @@ def _add_contacts(run: _Run, participants: list[Municipality]) -> None:
             tx.replace_participants([], replacement)
 
 
-def _open_rule(run: _Run, municipality: Municipality) -> OpenRule | None:
+def _open_rule(run: _Run, organisation: Organisation) -> OpenRule | None:
     for rule in run.behaviour.open:
-        if _matches(rule.groups, rule.municipalities, municipality):
+        if _matches(rule.groups, rule.organisations, organisation):
             return rule
     return None
 
 
-def _matches(groups: tuple[str, ...], names: tuple[str, ...], municipality: Municipality) -> bool:
-    if groups and municipality.group not in groups:
+def _matches(groups: tuple[str, ...], names: tuple[str, ...], organisation: Organisation) -> bool:
+    if groups and organisation.group not in groups:
         return False
-    return not names or municipality.name in names or municipality.code in names
+    return not names or organisation.name in names or organisation.code in names
 
 
-def _open_cases(run: _Run, participants: list[Municipality], now: dt.datetime) -> None:
+def _open_cases(run: _Run, participants: list[Organisation], now: dt.datetime) -> None:
     service, wf = run.service, run.wf
-    for municipality in participants:
-        rng = draws.case_rng(run.seed, municipality.code)
-        rule = _open_rule(run, municipality)
+    for organisation in participants:
+        rng = draws.case_rng(run.seed, organisation.code)
+        rule = _open_rule(run, organisation)
         if rule is not None and rule.skip:
             continue
         state: str | None = None
@@ -381,12 +383,12 @@ def _open_cases(run: _Run, participants: list[Municipality], now: dt.datetime) -
             weights = rule.state
             names = list(weights)
             state = rng.choices(names, weights=[weights[n] for n in names])[0]
-        variables = _variables(run, municipality, date=_local_date(run, now))
+        variables = _variables(run, organisation, date=_local_date(run, now))
         role = rule.role if rule else None
         try:
             snapshot = service.open_case(
                 wf.workflow.workflow,
-                municipality.code,
+                organisation.code,
                 actor=draws.fill(rule.actor, variables) if rule else SIM_ACTOR,
                 role=role,
                 cohort=rule.cohort if rule else None,
@@ -399,14 +401,14 @@ def _open_cases(run: _Run, participants: list[Municipality], now: dt.datetime) -
             _problem(
                 run,
                 ProblemKind.REFUSED,
-                f"opening {municipality.name}'s case failed: {exc}",
+                f"opening {organisation.name}'s case failed: {exc}",
                 "fix the profile's `open` rules or the workflow",
-                municipality.name,
+                organisation.name,
             )
             continue
         run.cases[snapshot.id or 0] = _Case(
             id=snapshot.id or 0,
-            municipality=municipality,
+            organisation=organisation,
             rng=rng,
             state=snapshot.state,
             cohort=snapshot.cohort,
@@ -522,7 +524,7 @@ def _take(run: _Run, case: _Case, action: Action, now: dt.datetime) -> None:
     )
     variables = _variables(
         run,
-        case.municipality,
+        case.organisation,
         date=_local_date(run, now),
         visit=str(case.visits[case.state]),
         cohort=case.cohort or "",
@@ -563,7 +565,7 @@ def _take(run: _Run, case: _Case, action: Action, now: dt.datetime) -> None:
             f"{trigger} by {action.role} in {case.state!r} was refused: {exc}",
             "the behaviour expected this to work: check the transition's roles, "
             "required fields and guards, or the profile's data",
-            case.municipality.name,
+            case.organisation.name,
         )
     except Dk2020flowError as exc:
         run.refusals += 1
@@ -574,7 +576,7 @@ def _take(run: _Run, case: _Case, action: Action, now: dt.datetime) -> None:
             f"{trigger} in {case.state!r} failed: {exc}",
             "a template does not render for this case: fix it and "
             "`dk2020flow workflow validate` the file",
-            case.municipality.name,
+            case.organisation.name,
         )
 
 
@@ -589,7 +591,7 @@ def _hand_in(run: _Run, case: _Case, trigger: str, actor: str, role: str, now: d
         run.service.documents.attach(
             f"#{case.id}",
             name,
-            io.BytesIO(filetypes.sample(kind, f"{case.municipality.name}: {title}")),
+            io.BytesIO(filetypes.sample(kind, f"{case.organisation.name}: {title}")),
             filename=f"{name}.{filetypes.EXTENSIONS[kind]}",
             actor=actor,
             role=role,
@@ -698,7 +700,7 @@ def _plan(run: _Run, case: _Case) -> None:
                 f"{action.trigger} in {case.state!r} counts from a cohort date, "
                 "but the case has no cohort",
                 "count from `entered` or give the case a cohort",
-                case.municipality.name,
+                case.organisation.name,
             )
             continue
         run.sequence += 1
@@ -707,7 +709,7 @@ def _plan(run: _Run, case: _Case) -> None:
 
 
 def _applies(action: Action, case: _Case) -> bool:
-    if not _matches(action.groups, action.municipalities, case.municipality):
+    if not _matches(action.groups, action.organisations, case.organisation):
         return False
     if action.cohorts and case.cohort not in action.cohorts:
         return False
@@ -753,7 +755,7 @@ def _note(run: _Run, now: dt.datetime, case: _Case, kind: str, text: str) -> Non
         TimelineEntry(
             at=now,
             case_id=case.id,
-            municipality=case.municipality.name,
+            organisation=case.organisation.name,
             kind=kind,
             text=text,
             state=case.state,
@@ -761,8 +763,8 @@ def _note(run: _Run, now: dt.datetime, case: _Case, kind: str, text: str) -> Non
     )
 
 
-def _problem(run: _Run, kind: ProblemKind, message: str, hint: str, municipality: str) -> None:
-    run.problems.append(Problem(kind=kind, message=message, hint=hint, cases=(municipality,)))
+def _problem(run: _Run, kind: ProblemKind, message: str, hint: str, organisation: str) -> None:
+    run.problems.append(Problem(kind=kind, message=message, hint=hint, cases=(organisation,)))
 
 
 def _result(
@@ -796,7 +798,7 @@ def _result(
             run.wf,
             tx,
             open_cases={
-                c.id: (c.municipality.name, c.state) for c in run.cases.values() if not c.closed
+                c.id: (c.organisation.name, c.state) for c in run.cases.values() if not c.closed
             },
             planned=pending_plans,
             dispatch_errors=run.dispatch_errors,
@@ -839,7 +841,7 @@ def _entry(line: EventLine) -> TimelineEntry:
     return TimelineEntry(
         at=line.at,
         case_id=line.case_id,
-        municipality=line.municipality_name,
+        organisation=line.organisation_name,
         kind=line.kind,
         text=describe_event(line),
         state=line.to_state or line.from_state or "",

@@ -29,8 +29,6 @@ from dk2020flow.store.errors import (
     DiskFullError,
     StoreError,
 )
-from dk2020flow.store.participants import seed_default_municipalities
-from dk2020flow.store.sql.participants import SqlParticipantsTx
 
 ENV_DATABASE_URL = "DK2020FLOW_DATABASE_URL"
 DEFAULT_SQLITE_FILE = "dk2020flow.db"
@@ -39,7 +37,7 @@ READ_ONLY_OPTION = "dk2020flow_read_only"
 """Execution option: begin with a plain (deferred) BEGIN on SQLite instead of BEGIN IMMEDIATE."""
 
 MIGRATIONS_PACKAGE = "dk2020flow._migrations"
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 """The newest revision in ``_migrations/versions`` (a test checks it against alembic's scan):
 opening a database compares with it, so no command pays for importing alembic and scanning
 the migration scripts unless the schema is not current (``require_current_schema``)."""
@@ -320,12 +318,11 @@ def require_current_schema(engine: Engine) -> None:
     )
 
 
-def upgrade(url: str, revision: str = "head", *, seed: bool = True) -> str:
-    """Migrate the database at ``url`` to ``revision`` and seed the default participants.
+def upgrade(url: str, revision: str = "head") -> str:
+    """Migrate the database at ``url`` to ``revision``; return the revision it is at after.
 
-    The seeding step adds the 98 Danish municipalities when the municipalities
-    table is empty, so a fresh database knows them without an import.
-    Returns the revision the database is at afterwards.
+    A new database knows no organisations: ``workflow load`` adds a workflow's data set,
+    ``orgs import`` any file (docs/data-model.md#organisations).
     """
     engine = make_engine(url)
     try:
@@ -334,9 +331,6 @@ def upgrade(url: str, revision: str = "head", *, seed: bool = True) -> str:
         with translated_errors(url), engine.connect() as connection:
             command.upgrade(alembic_config(url, connection), revision)
             connection.commit()
-        if seed and revision == "head":
-            with translated_errors(url), engine.connect() as connection, connection.begin():
-                seed_default_municipalities(SqlParticipantsTx(connection))
         return current_revision(engine) or "base"
     finally:
         engine.dispose()

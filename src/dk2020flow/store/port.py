@@ -14,7 +14,7 @@ A function that needs one concern takes that protocol, not the whole ``Tx``.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -51,16 +51,31 @@ class StoredDefinition:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class Municipality:
+class Organisation:
+    """A participant of the programme: a municipality, a city, a company, a region …
+
+    Text attributes are '' when the data set does not give them; ``country`` (ISO
+    3166-1 alpha-2) and ``subdivision`` choose the calendar of the deadlines that are
+    the organisation's (docs/workflow-format.md#calendars)."""
+
     code: str
     name: str
-    region: str
+    region: str = ""
     group: str = ""
+    kind: str = ""
+    country: str = ""
+    subdivision: str = ""
+    language: str = ""
+    titles: Mapping[str, str] = field(default_factory=dict)
+
+    def title(self, language: str) -> str:
+        """The formal name in ``language`` ("Aarhus Kommune"), else the name."""
+        return self.titles.get(language) or self.name
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Contact:
-    municipality_code: str
+    organisation_code: str
     role: str
     name: str
     email: str
@@ -243,7 +258,7 @@ class BatchOutcome:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class EventLine:
-    """One event of a case's log, with the case's municipality (``ReportsTx.report_events``)."""
+    """One event of a case's log, with the case's organisation (``ReportsTx.report_events``)."""
 
     id: int
     case_id: int
@@ -258,8 +273,8 @@ class EventLine:
     comment: str
     data: dict[str, Any]
     epoch: int
-    municipality_code: str
-    municipality_name: str
+    organisation_code: str
+    organisation_name: str
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -278,7 +293,11 @@ class TimerLine:
     note: str
     case_epoch: int
     case_state: str
-    municipality_name: str
+    organisation_name: str
+    country: str = ""
+    """The organisation's country and subdivision ('' when not known): the calendar of a
+    timer marked ``calendar: organisation`` (``CompiledWorkflow.timer_calendar``)."""
+    subdivision: str = ""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -293,7 +312,7 @@ class OutboxLine:
     reason: str
     last_error: str
     created_at: dt.datetime
-    municipality_name: str
+    organisation_name: str
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -337,15 +356,19 @@ class DefinitionsTx(Protocol):
 
 
 class ParticipantsTx(Protocol):
-    """Municipalities and their contacts (``store/sql/participants.py``)."""
+    """Organisations and their contacts (``store/sql/participants.py``)."""
 
-    def municipalities(self) -> list[Municipality]: ...
-    def find_municipality(self, code_or_name: str) -> Municipality | None: ...
-    def contacts(self, municipality_code: str) -> list[Contact]: ...
-    def contacts_for(self, municipality_codes: Sequence[str]) -> dict[str, list[Contact]]: ...
+    def organisations(self) -> list[Organisation]: ...
+    def find_organisation(self, code_or_name: str) -> Organisation | None: ...
+    def contacts(self, organisation_code: str) -> list[Contact]: ...
+    def contacts_for(self, organisation_codes: Sequence[str]) -> dict[str, list[Contact]]: ...
     def all_contacts(self) -> list[Contact]: ...
     def replace_participants(
-        self, municipalities: Sequence[Municipality], contacts: Sequence[Contact]
+        self,
+        organisations: Sequence[Organisation],
+        contacts: Sequence[Contact],
+        *,
+        attributes: Collection[str] | None = None,
     ) -> None: ...
 
 
@@ -476,7 +499,7 @@ class ReportsTx(Protocol):
         ...
 
     def report_outbox_lines(self, workflow: str | None = None) -> list[OutboxLine]:
-        """Every outbox row (without bodies), with its case's municipality when it has one."""
+        """Every outbox row (without bodies), with its case's organisation when it has one."""
         ...
 
     def report_outbox_counts(self, workflow: str | None = None) -> dict[str, int]:
@@ -652,7 +675,7 @@ class AccountsTx(Protocol):
 class CaseSort(StrEnum):
     """The columns the console's cases table sorts by."""
 
-    MUNICIPALITY = "municipality"
+    ORGANISATION = "organisation"
     REGION = "region"
     ROUND = "round"
     STATE = "state"
@@ -681,8 +704,8 @@ class CaseTableQuery:
     late: bool | None = None
     """True: only late cases; False: only cases not late; None: both."""
     search: str = ""
-    """Part of the municipality's name, any case (æøå included)."""
-    sort: CaseSort = CaseSort.MUNICIPALITY
+    """Part of the organisation's name, any case (æøå included)."""
+    sort: CaseSort = CaseSort.ORGANISATION
     descending: bool = False
     limit: int | None = 25
     """None: every matching row (the CSV export, a bulk run over the filter)."""
@@ -742,7 +765,7 @@ class BulkRun:
 class BulkItem:
     run_id: int
     case_id: int
-    municipality_name: str
+    organisation_name: str
     status: BulkItemStatus
     message: str
     at: dt.datetime | None
@@ -767,7 +790,7 @@ class ConsoleTx(Protocol):
         ...
 
     def regions(self) -> list[str]:
-        """The municipalities' regions, sorted (each once)."""
+        """The organisations' regions, sorted (each once)."""
         ...
 
     def save_view(
@@ -842,7 +865,7 @@ class DeadlineLine:
     case_id: int
     workflow: str
     definition_id: int
-    municipality: str
+    organisation: str
     region: str
     cohort: str | None
     state: str
@@ -961,7 +984,7 @@ class CaseKeysetQuery:
     region: str | None = None
     late: bool | None = None
     search: str = ""
-    sort: CaseSort = CaseSort.MUNICIPALITY
+    sort: CaseSort = CaseSort.ORGANISATION
     descending: bool = False
     limit: int = 50
     after: tuple[KeyValue, ...] | None = None
@@ -1264,7 +1287,7 @@ class PortalTx(Protocol):
     """What the participants' portal looks up (``store/sql/accounts.py``)."""
 
     def contacts_with_email(self, email: str) -> list[Contact]:
-        """Every contact row for ``email`` (lower-cased), by municipality and role."""
+        """Every contact row for ``email`` (lower-cased), by organisation and role."""
         ...
 
 

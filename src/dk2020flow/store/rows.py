@@ -21,10 +21,11 @@ from dk2020flow.engine.records import (
     EventRecord,
     TimerStatus,
 )
+from dk2020flow.store import tables as t
 from dk2020flow.store.port import (
     Contact,
-    Municipality,
     NewMail,
+    Organisation,
     OutboxMessage,
     OutboxStatus,
     ProgrammeTimer,
@@ -45,7 +46,7 @@ def message_id_for(row_id: int, created_at: dt.datetime, domain: str | None = No
 
 
 def case_values(case: CaseSnapshot) -> dict[str, Any]:
-    """The columns a change may write (not the identity: workflow, municipality, opened_at)."""
+    """The columns a change may write (not the identity: workflow, organisation, opened_at)."""
     return {
         "definition_id": case.definition_id,
         "state": case.state,
@@ -65,14 +66,24 @@ def case_values(case: CaseSnapshot) -> dict[str, Any]:
     }
 
 
+def snapshot_columns() -> tuple[Any, ...]:
+    """What a case snapshot reads of its organisation (:func:`to_case`), for a select of
+    ``t.cases`` joined with ``t.organisations``."""
+    m = t.organisations.c
+    return (m.name.label("organisation_name"), m.region, m.country, m.subdivision)
+
+
 def to_case(row: Row[Any]) -> CaseSnapshot:
+    """A case row selected with :func:`snapshot_columns` as the engine's snapshot."""
     return CaseSnapshot(
         id=row.id,
         workflow=row.workflow,
         definition_id=row.definition_id,
-        municipality_code=row.municipality_code,
-        municipality_name=row.municipality_name,
+        organisation_code=row.organisation_code,
+        organisation_name=row.organisation_name,
         region=row.region,
+        country=row.country,
+        subdivision=row.subdivision,
         state=row.state,
         epoch=row.epoch,
         cohort=row.cohort,
@@ -108,13 +119,23 @@ def to_definition(row: Row[Any]) -> StoredDefinition:
     )
 
 
-def to_municipality(row: Row[Any]) -> Municipality:
-    return Municipality(code=row.code, name=row.name, region=row.region, group=row.dk2020_group)
+def to_organisation(row: Row[Any]) -> Organisation:
+    return Organisation(
+        code=row.code,
+        name=row.name,
+        region=row.region,
+        group=row.group,
+        kind=row.kind,
+        country=row.country,
+        subdivision=row.subdivision,
+        language=row.language,
+        titles=dict(row.titles or {}),
+    )
 
 
 def to_contact(row: Row[Any]) -> Contact:
     return Contact(
-        municipality_code=row.municipality_code,
+        organisation_code=row.organisation_code,
         role=row.role,
         name=row.name,
         email=row.email,

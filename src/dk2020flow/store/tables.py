@@ -40,6 +40,7 @@ SQLModel.metadata.naming_convention = {
 }
 
 NAME = 64  # identifiers from workflow files (states, timers, roles, triggers …)
+CODE = 32  # an organisation's code (a municipality number, a LAU or company code …)
 
 
 def _col(type_: Any, *args: Any, nullable: bool = False, **kwargs: Any) -> Any:
@@ -63,25 +64,35 @@ class DefinitionRow(SQLModel, table=True):
     loaded_at: Any = _col(UtcDateTime)
 
 
-class MunicipalityRow(SQLModel, table=True):
-    __tablename__ = "municipalities"
+class OrganisationRow(SQLModel, table=True):
+    __tablename__ = "organisations"
     __table_args__ = (
         # The console's cases table sorted by region (migration 0003).
-        Index("ix_municipalities_region_name", "region", "name"),
+        Index("ix_organisations_region_name", "region", "name"),
     )
 
-    code: str = Field(sa_column=Column(String(3), primary_key=True))
-    name: str = _col(String(100), unique=True)
+    code: str = Field(sa_column=Column(String(CODE), primary_key=True))
+    name: str = _col(String(200), unique=True)
+    kind: str = _col(String(NAME))
+    """What the organisation is (``municipality``, ``city``, ``company`` …); '' if not said."""
+    country: str = _col(String(2))
+    """ISO 3166-1 alpha-2 (upper case) or ''; its calendar is the ``holidays`` package's."""
+    subdivision: str = _col(String(8))
+    """The country's subdivision for its calendar (``holidays``' code, e.g. ``BY``) or ''."""
     region: str = _col(String(NAME))
-    dk2020_group: str = _col(String(NAME))
+    group: str = _col(String(NAME))
+    language: str = _col(String(8))
+    """The organisation's language (ISO 639-1) or '': its contacts' default."""
+    titles: dict[str, str] = _col(JsonType)
+    """The formal name by language (``{"da": "Aarhus Kommune"}``); the name where absent."""
 
 
 class ContactRow(SQLModel, table=True):
     __tablename__ = "contacts"
-    __table_args__ = (UniqueConstraint("municipality_code", "role", "email"),)
+    __table_args__ = (UniqueConstraint("organisation_code", "role", "email"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    municipality_code: str = _col(String(3), ForeignKey("municipalities.code"))
+    organisation_code: str = _col(String(CODE), ForeignKey("organisations.code"))
     role: str = _col(String(NAME))
     name: str = _col(String(200))
     email: str = _col(String(320))
@@ -99,7 +110,7 @@ class CaseRow(SQLModel, table=True):
 
     __tablename__ = "cases"
     __table_args__ = (
-        UniqueConstraint("workflow", "municipality_code"),
+        UniqueConstraint("workflow", "organisation_code"),
         Index("ix_cases_workflow_state", "workflow", "state"),
         # The console's cases table: filtered by round, sorted by since (migration 0003).
         Index("ix_cases_workflow_cohort", "workflow", "cohort"),
@@ -123,14 +134,14 @@ class CaseRow(SQLModel, table=True):
             "state",
             "deadline_timer",
         ),
-        Index("ix_cases_workflow_state_cohort", "workflow", "state", "cohort", "municipality_code"),
+        Index("ix_cases_workflow_state_cohort", "workflow", "state", "cohort", "organisation_code"),
         # console-perf (migration 0004): the cases table filtered by round and region, or
         # by region and state, read from the index alone (store/sql/console.py).
         Index(
             "ix_cases_workflow_cohort_region",
             "workflow",
             "cohort",
-            "municipality_region",
+            "organisation_region",
             "state",
             *_CONSOLE_COVERED,
             postgresql_include=["id"],
@@ -138,7 +149,7 @@ class CaseRow(SQLModel, table=True):
         Index(
             "ix_cases_workflow_region_state",
             "workflow",
-            "municipality_region",
+            "organisation_region",
             "state",
             "cohort",
             *_CONSOLE_COVERED,
@@ -153,7 +164,7 @@ class CaseRow(SQLModel, table=True):
             "id",  # the order's tiebreak, before the rest: the index gives the page's order
             "state",
             "cohort",
-            "municipality_region",
+            "organisation_region",
             "closed",
             "deadline_at",
             "deadline_timer",
@@ -167,7 +178,7 @@ class CaseRow(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     workflow: str = _col(String(NAME))
     definition_id: int = _col(Integer, ForeignKey("definitions.id"))
-    municipality_code: str = _col(String(3), ForeignKey("municipalities.code"))
+    organisation_code: str = _col(String(CODE), ForeignKey("organisations.code"))
     state: str = _col(String(NAME))
     epoch: int = _col(Integer)
     cohort: str | None = _col(String(NAME), nullable=True)
@@ -182,9 +193,9 @@ class CaseRow(SQLModel, table=True):
     # ``refresh_deadline_columns``), read by the console (migration 0003).
     deadline_at: Any = _col(UtcDateTime, nullable=True)
     deadline_timer: str | None = _col(String(NAME), nullable=True)
-    # console-perf (migration 0004): the region of the case's municipality, kept by the
+    # console-perf (migration 0004): the region of the case's organisation, kept by the
     # database's triggers (never written by the store; see ``CaseCountRow``).
-    municipality_region: str | None = _col(String(NAME), nullable=True)
+    organisation_region: str | None = _col(String(NAME), nullable=True)
 
 
 class EventRow(SQLModel, table=True):
@@ -328,7 +339,7 @@ class UserRow(SQLModel, table=True):
 
     Staff accounts carry the workflow's roles (plus ``admin`` and ``read_only``);
     ``kind`` leaves room for the participants' portal, whose accounts are tied to a
-    municipality, and ``oidc_subject`` for a sign-in by OpenID Connect."""
+    organisation, and ``oidc_subject`` for a sign-in by OpenID Connect."""
 
     __tablename__ = "users"
 
@@ -338,8 +349,8 @@ class UserRow(SQLModel, table=True):
     name: str = _col(String(200))
     kind: str = _col(String(16))
     roles: list[str] = _col(JsonType)
-    municipality_code: str | None = _col(
-        String(3), ForeignKey("municipalities.code"), nullable=True
+    organisation_code: str | None = _col(
+        String(CODE), ForeignKey("organisations.code"), nullable=True
     )
     language: str = _col(String(8))
     active: bool = _col(Boolean)
@@ -591,7 +602,7 @@ class DocumentContentRow(SQLModel, table=True):
 
 # ----------------------------------------------------------------------------- console counts
 # console-perf (migration 0004): what the console's overview and cases table count, kept
-# by triggers on cases, municipalities and outbox in every writing transaction (the
+# by triggers on cases, organisations and outbox in every writing transaction (the
 # migration's ``create_console_triggers``), whoever writes. A count is the SUM of ``n``
 # over its key's rows (a key may have a few: concurrent writers each add to a row of
 # their own, so none waits for another); a cohort of none is ``''``. Read by
@@ -725,7 +736,7 @@ def _table(model: type[SQLModel]) -> Table:
 
 
 definitions = _table(DefinitionRow)
-municipalities = _table(MunicipalityRow)
+organisations = _table(OrganisationRow)
 contacts = _table(ContactRow)
 cases = _table(CaseRow)
 events = _table(EventRow)

@@ -13,6 +13,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from urllib.parse import quote
 
@@ -40,6 +41,7 @@ STATIC = Path(__file__).parent / "static"
 def create_app(config: WebConfig) -> FastAPI:
     """The web application; it opens the database now and closes it on shutdown."""
     from dk2020flow.service.core import open_service
+    from dk2020flow.service.programme import programme_name
     from dk2020flow.settings import load_settings
     from dk2020flow.web import routes
 
@@ -53,7 +55,7 @@ def create_app(config: WebConfig) -> FastAPI:
         settings=settings,
         pool_size=config.pool_size or config.threads,
     )
-    renderer = Renderer(config.timezone)
+    renderer = Renderer(config.timezone, programme=partial(programme_name, service))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -12,8 +12,8 @@ A request without a session on a page that needs one is sent to the sign-in page
 (``SignInRequired``); a user without the role gets 403 (``Forbidden``). Participants
 get 403 on every staff route and staff on every portal route.
 
-A participant's roles are case-scoped: ``Principal.case_roles`` maps a municipality's
-code to the roles the person holds on that municipality's cases, read from the
+A participant's roles are case-scoped: ``Principal.case_roles`` maps an organisation's
+code to the roles the person holds on that organisation's cases, read from the
 contact rows for their address at each request (through the service), never from the
 request. Their account's own ``roles`` are empty.
 ``tests/web/test_authorization.py`` calls every route as every role and as nobody.
@@ -42,7 +42,7 @@ class Principal:
     language: str
     kind: str = STAFF
     case_roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    """A participant's roles by municipality code (empty for staff)."""
+    """A participant's roles by organisation code (empty for staff)."""
 
     def has(self, *roles: str) -> bool:
         return any(role in self.roles for role in roles)
@@ -51,9 +51,9 @@ class Principal:
     def is_participant(self) -> bool:
         return self.kind == PARTICIPANT
 
-    def roles_on(self, municipality_code: str) -> tuple[str, ...]:
-        """A participant's roles on a case of the municipality (none: not their case)."""
-        return tuple(self.case_roles.get(municipality_code, ()))
+    def roles_on(self, organisation_code: str) -> tuple[str, ...]:
+        """A participant's roles on a case of the organisation (none: not their case)."""
+        return tuple(self.case_roles.get(organisation_code, ()))
 
 
 class SignInRequired(Exception):  # noqa: N818 - a signal, not an error: the user is sent on
@@ -84,7 +84,7 @@ def current_principal(request: Request) -> Principal | None:
                 roles=(),
                 language=known.language if known else user.language,
                 kind=PARTICIPANT,
-                case_roles=known.by_municipality if known else {},
+                case_roles=known.by_organisation if known else {},
             )
         elif user is not None:
             principal = Principal(

@@ -5,12 +5,18 @@
 an htmx request (``HX-Request`` header) that asks for part of a page gets exactly
 the HTML the full page has there, so a page without JavaScript and one with it show
 the same thing. Autoescaping is on for every template: case data is never rendered
-unescaped (``tests/web`` checks a municipality named ``<script>…``).
+unescaped (``tests/web`` checks an organisation named ``<script>…``).
+
+The layout's header and footer name the programme (``programme_name()`` in a
+template): the title of the workflow the database holds, read through the service
+(``service.programme``) only when a page renders them — once per page, never for a
+part of a page — and none when it cannot be read (an error page still renders).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -27,12 +33,18 @@ from dk2020flow.web.security import CSRF_FIELD, csrf_token
 
 TEMPLATES = Path(__file__).parent / "templates"
 
+log = logging.getLogger("dk2020flow.web")
+
+ProgrammeName = Callable[[str], str]
+"""The programme's name in a language (``""`` for none): ``service.programme.programme_name``."""
+
 
 class Renderer:
-    def __init__(self, timezone: str) -> None:
+    def __init__(self, timezone: str, *, programme: ProgrammeName | None = None) -> None:
         from jinja2 import Environment
 
         self.timezone = timezone
+        self.programme = programme
         self.env = Environment(
             loader=FileSystemLoader(TEMPLATES),
             autoescape=select_autoescape(default=True, default_for_string=True),
@@ -46,6 +58,32 @@ class Renderer:
     def translator(self, request: Request) -> Translator:
         return Translator(language(request), self.timezone)
 
+    def programme_name(self, language: str) -> Callable[[], str]:
+        """The programme's name in ``language``, read when first asked for and then kept
+        (a page's header, title and footer ask for it several times)."""
+        found: list[str] = []
+
+        def name() -> str:
+            if not found:
+                found.append(self._read_programme(language))
+            return found[0]
+
+        return name
+
+    def _read_programme(self, language: str) -> str:
+        if self.programme is None:
+            return ""
+        try:
+            return self.programme(language)
+        except Exception as error:  # the page (an error page, too) renders without it
+            log.warning(
+                "the programme's name could not be read: %s: %s",
+                type(error).__name__,
+                error,
+                extra={"action": "web_programme_name"},
+            )
+            return ""
+
     def context(self, request: Request, values: Mapping[str, Any]) -> dict[str, Any]:
         tr = self.translator(request)
         return {
@@ -57,6 +95,7 @@ class Renderer:
             # whose dates and numbers `tr` still writes in theirs): <html lang>, the
             # programme's titles and the language switch follow the texts.
             "lang": tr.text_language,
+            "programme_name": self.programme_name(tr.text_language),
             "csrf_field": CSRF_FIELD,
             "csrf_token": csrf_token(request),
             "is_htmx": is_htmx(request),

@@ -81,7 +81,7 @@ def test_raw_limit_writes_the_rows_and_mail_dk2020flow_writes(
     assert {row[1] for row in mine["timers"]} == {"fired"}
 
 
-def test_the_dropped_triggers_are_migration_0004s(
+def test_the_dropped_triggers_are_the_console_counts(
     tmp_path: Path, bench_modules: dict[str, Any]
 ) -> None:
     workload, dispatch = bench_modules["workload"], bench_modules["dispatch"]
@@ -95,4 +95,4 @@ def test_the_dropped_triggers_are_migration_0004s(
     after = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='trigger'")}
     conn.close()
     assert dropped == len(before - after) > 0
-    assert all(name.startswith(("cases_", "outbox_", "municipalities_")) for name in before - after)
+    assert all(name.startswith(("cases_", "outbox_", "organisations_")) for name in before - after)

@@ -15,7 +15,7 @@ from dk2020flow.store.repository import SqlStore
 
 def _old_log(url: str) -> None:
     """A database at revision 0001 with one case and three events, as 0001 wrote them."""
-    upgrade(url, "0001", seed=False)
+    upgrade(url, "0001")
     engine = make_engine(url)
     try:
         with engine.begin() as conn:

@@ -43,27 +43,27 @@ def _service(store: SqlStore, settings: Settings | None = None) -> Service:
     svc.load_workflow(DK2020)
     svc.load_workflow(STATUS)
     with store.transaction() as tx:
-        aarhus = tx.find_municipality("Aarhus")
+        aarhus = tx.find_organisation("Aarhus")
         assert aarhus is not None
         tx.replace_participants(
             [aarhus],
             [
                 Contact(
-                    municipality_code=aarhus.code,
+                    organisation_code=aarhus.code,
                     role="mayor",
                     name="Jacob Bundsgaard",
                     email="borgmester@aarhus.example.dk",
                     language="da",
                 ),
                 Contact(
-                    municipality_code=aarhus.code,
+                    organisation_code=aarhus.code,
                     role="contact_person",
                     name="Mette Lindholm",
                     email="mette@aarhus.example.dk",
                     language="da",
                 ),
                 Contact(
-                    municipality_code=aarhus.code,
+                    organisation_code=aarhus.code,
                     role="regional_advisor",
                     name="Søren Kjær",
                     email="soren@rm.example.dk",
@@ -358,7 +358,7 @@ def test_an_event_invitation_is_a_request_with_organizer_and_attendees(
             assert attendee.params["CN"]
 
 
-def test_the_reviewer_s_comment_reaches_the_municipality(
+def test_the_reviewer_s_comment_reaches_the_organisation(
     service: Service, sql_store: SqlStore
 ) -> None:
     service.open_case(

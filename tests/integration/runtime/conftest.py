@@ -34,13 +34,13 @@ T0 = dt.datetime(2021, 3, 1, 9, 0, tzinfo=dt.UTC)
 
 
 def open_ping_cases(service: Service, count: int | None = None) -> int:
-    """Load the ping workflow and open a case for ``count`` municipalities (all by default)."""
+    """Load the ping workflow and open a case for ``count`` organisations (all by default)."""
     service.load_workflow(PING)
     with service.store.read() as tx:
-        municipalities = tx.municipalities()
-    chosen = municipalities if count is None else municipalities[:count]
-    for municipality in chosen:
-        service.open_case("ping", municipality.code, actor="test", role="secretariat")
+        organisations = tx.organisations()
+    chosen = organisations if count is None else organisations[:count]
+    for organisation in chosen:
+        service.open_case("ping", organisation.code, actor="test", role="secretariat")
     return len(chosen)
 
 

@@ -121,7 +121,7 @@ def test_once_goes_on_with_work_its_last_batch_made_due(
     # (short) batch leaves as many timers due now as it fired. `--once` fires them too.
     service.load_workflow(CHAIN)
     with sqlite_store.read() as tx:
-        codes = [m.code for m in tx.municipalities()[:CASES]]
+        codes = [m.code for m in tx.organisations()[:CASES]]
     for code in codes:
         service.open_case("chain", code, actor="test", role="secretariat")
     clock.advance(dt.timedelta(hours=1))

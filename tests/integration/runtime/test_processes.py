@@ -109,7 +109,7 @@ def test_kill_9_mid_batch_then_restart_fires_exactly_once(
 ) -> None:
     url = str(request.getfixturevalue("sqlite_url" if backend == "sqlite" else "pg_url"))
     # Many small batches (each its own commit), so the kill lands mid-run even on a fast machine.
-    cases = 98  # every municipality: 2058 due timers
+    cases = 98  # every organisation: 2058 due timers
     store = _setup(url, cases)
     try:
         expected = cases * PING_TIMERS

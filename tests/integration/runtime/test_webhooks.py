@@ -388,7 +388,7 @@ def test_two_daemons_never_send_one_delivery_at_the_same_time(
     try:
         first.webhooks.add(receiver.url, "case.opened", created_by="test")
         with first.store.read() as tx:
-            codes = [m.code for m in tx.municipalities()[:40]]
+            codes = [m.code for m in tx.organisations()[:40]]
         for code in codes:
             first.open_case("mini", code, actor="test", role="secretariat")
         pair = [workers(s, webhook_batch_size=5, webhook_concurrency=1) for s in services]

@@ -1,4 +1,4 @@
-"""A case reference has one meaning: ``#12`` is a case number, anything else a municipality
+"""A case reference has one meaning: ``#12`` is a case number, anything else an organisation
 (#15.17b)."""
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ def service(sqlite_url: str) -> Iterator[Service]:
         store.close()
 
 
-def test_a_municipality_code_never_matches_a_case_number(service: Service) -> None:
+def test_a_organisation_code_never_matches_a_case_number(service: Service) -> None:
     with service.store.read() as tx:
-        municipalities = tx.municipalities()
-    assert len(municipalities) == 98
-    for m in municipalities:
+        organisations = tx.organisations()
+    assert len(organisations) == 98
+    for m in organisations:
         service.open_case("status_reports", m.code, actor="t", role=None)
     opened = [
         service.open_case("dk2020", name, actor="t", role=None)
@@ -43,16 +43,16 @@ def test_a_municipality_code_never_matches_a_case_number(service: Service) -> No
     assert [c.id for c in opened] == [99, 100, 101]
     # København's code is 101, the number of Aalborg's case: still København's own case.
     kbh = service.open_case("dk2020", "København", actor="t", role=None)
-    assert (kbh.municipality_name, kbh.id) == ("København", 102)
-    assert service.show("101", workflow="dk2020").case.municipality_name == "København"
-    assert service.show("#101").case.municipality_name == "Aalborg"
+    assert (kbh.organisation_name, kbh.id) == ("København", 102)
+    assert service.show("101", workflow="dk2020").case.organisation_name == "København"
+    assert service.show("#101").case.organisation_name == "Aalborg"
     assert service.show("København", workflow="dk2020").case.id == 102
 
 
-def test_a_bare_number_that_is_no_municipality_says_how_to_name_a_case(
+def test_a_bare_number_that_is_no_organisation_says_how_to_name_a_case(
     service: Service,
 ) -> None:
     case = service.open_case("dk2020", "Aarhus", actor="t", role=None)
-    assert service.show(f"#{case.id}").case.municipality_name == "Aarhus"
+    assert service.show(f"#{case.id}").case.organisation_name == "Aarhus"
     with pytest.raises(NotFoundError, match=f"#{case.id}"):
         service.show(str(case.id))

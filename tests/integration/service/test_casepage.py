@@ -50,7 +50,7 @@ def service(db_url: str) -> Iterator[Service]:
 def test_the_page_shows_the_case_in_the_page_language(service: Service) -> None:
     da = case_page(service, "Odense", roles=("secretariat",), language="da")
     en = case_page(service, "Odense", roles=("secretariat",), language="en")
-    assert (da.case.municipality_name, da.case.state) == ("Odense", "decided")
+    assert (da.case.organisation_name, da.case.state) == ("Odense", "decided")
     assert en.case.id == da.case.id
     assert (da.state_title, en.state_title) == ("Deltagelse besluttet", "Participation decided")
     assert (da.cohort_title, en.cohort_title) == ("Runde 2", "Round 2")
@@ -78,7 +78,7 @@ def test_deadlines_say_how_late_by_the_one_definition_of_late(service: Service) 
     assert deadline.title == "Ansøgningsfrist"
     assert deadline.deadline_at == dt.datetime(2021, 8, 26, 21, 59, tzinfo=dt.UTC)
     assert deadline.left == deadline.deadline_at - NOW
-    late = {(d.case.municipality_name, d.timer) for d in service.late_deadlines(NOW, "dk2020")}
+    late = {(d.case.organisation_name, d.timer) for d in service.late_deadlines(NOW, "dk2020")}
     assert late == {("Odense", "application_deadline"), ("Vejle", "reply_deadline")}
     assert deadline.late is True
     assert deadline.extend_as == "secretariat"
@@ -155,7 +155,7 @@ def test_the_role_taken_is_one_the_transition_allows_else_the_engine_refuses(
     assert role_to_fire(wf, case, "withdraw", ("read_only", "secretariat")) == "secretariat"
     assert extend_role(wf, case, "application_deadline", ("approver", "follow_up")) == "follow_up"
     assert checklist_role(wf, "capf", ("follow_up", "approver")) == "approver"
-    # Offered or not, the engine decides: secretariat may not withdraw a municipality.
+    # Offered or not, the engine decides: secretariat may not withdraw an organisation.
     role = role_to_fire(wf, case, "withdraw", ("secretariat",))
     with pytest.raises(RefusedError, match="role 'secretariat' may not fire 'withdraw'"):
         service.fire("Odense", "withdraw", actor="s", role=role, data={"withdraw_reason": "x"})

@@ -41,10 +41,9 @@ PER_CASE = 2  # the reminder, then the deadline (which expires the case)
 def open_cases(service: Service, count: int) -> list[CaseSnapshot]:
     service.load_workflow(MINI)
     with service.store.read() as tx:
-        municipalities = tx.municipalities()[:count]
+        organisations = tx.organisations()[:count]
     return [
-        service.open_case("mini", m.code, actor="tester", role="secretariat")
-        for m in municipalities
+        service.open_case("mini", m.code, actor="tester", role="secretariat") for m in organisations
     ]
 
 
@@ -141,7 +140,7 @@ def test_a_firing_that_cannot_render_fails_alone(
     for case in cases:
         assert case.id is not None
         if case.id != broken:
-            assert service.show(str(case.municipality_code)).case.state == "expired"
+            assert service.show(str(case.organisation_code)).case.state == "expired"
             check_case(store, service, case.id)
 
 
@@ -308,7 +307,7 @@ def test_the_bulk_write_stores_what_one_by_one_stores(
     for bulk_case, single_case in ((cases[0], cases[1]), (cases[2], cases[3])):
         assert bulk_case.id is not None and single_case.id is not None
         for table, skip in (
-            ("cases", {"id", "municipality_code"}),
+            ("cases", {"id", "organisation_code"}),
             ("events", {"id", "case_id", "hash"}),  # the hash covers the case id
             ("timers", {"id", "case_id"}),
             ("outbox", mailed),

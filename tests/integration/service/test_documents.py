@@ -298,7 +298,7 @@ def test_over_the_limit_and_failed_uploads_leave_nothing(
         )
     assert leftovers(service, settings) == NOTHING
 
-    # The municipality withdraws while the file is still arriving: the row is refused, and
+    # The organisation withdraws while the file is still arriving: the row is refused, and
     # the bytes already put in place (the file, the object) are taken back.
     def withdraw() -> None:
         service.fire(

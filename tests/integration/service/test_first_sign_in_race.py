@@ -24,7 +24,7 @@ def test_the_second_of_two_first_sign_ins_uses_the_account_the_first_made(
 ) -> None:
     contacts = tmp_path / "contacts.csv"
     contacts.write_text(
-        f"municipality,role,name,email,language\nAarhus,contact_person,Anna Jensen,{ANNA},da\n",
+        f"organisation,role,name,email,language\nAarhus,contact_person,Anna Jensen,{ANNA},da\n",
         encoding="utf-8",
     )
     with open_service(pg_url, clock=ManualClock(NOW), settings=load_settings()) as service:

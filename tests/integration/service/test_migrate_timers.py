@@ -86,13 +86,13 @@ def service(store: SqlStore, tmp_path: Path) -> Service:
     svc = Service(store, clock=ManualClock(OPENED))
     svc.load_workflow(_write(tmp_path, "1", repeats=2, escalate=10))
     with store.transaction() as tx:
-        aarhus = tx.find_municipality("Aarhus")
+        aarhus = tx.find_organisation("Aarhus")
         assert aarhus is not None
         tx.replace_participants(
-            tx.municipalities(),
+            tx.organisations(),
             [
                 Contact(
-                    municipality_code=aarhus.code,
+                    organisation_code=aarhus.code,
                     role="contact_person",
                     name="Anna Jensen",
                     email="anna@aarhus.example.dk",

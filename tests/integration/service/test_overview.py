@@ -99,10 +99,10 @@ def test_late_is_the_one_definition_of_late(service: Service) -> None:
     found = service.overview(AT)
     late = service.late_deadlines(AT)
     assert found.late_total == len(late) == 3
-    assert [(d.municipality, d.timer) for d in found.late] == [
-        (d.case.municipality_name, d.timer) for d in late
+    assert [(d.organisation, d.timer) for d in found.late] == [
+        (d.case.organisation_name, d.timer) for d in late
     ]
-    assert {d.municipality for d in found.late} == {"Aarhus", "Svendborg", "Aalborg"}
+    assert {d.organisation for d in found.late} == {"Aarhus", "Svendborg", "Aalborg"}
     assert all(d.deadline_at < AT for d in found.late)
     # The list is limited; the count is not.
     short = service.overview(AT, limit=1)
@@ -117,7 +117,7 @@ def test_the_next_14_days(service: Service) -> None:
     assert found.until == AT + dt.timedelta(days=14)
     assert found.deadlines_total == 1
     (vejle,) = found.deadlines
-    assert (vejle.municipality, vejle.timer) == ("Vejle", "submit_by")
+    assert (vejle.organisation, vejle.timer) == ("Vejle", "submit_by")
     assert AT <= vejle.deadline_at <= found.until
     dates = [(d.cohort, d.kind, d.name) for d in found.dates]
     assert dates == [  # by time: 24 March 23:59, then 25 March 10:00

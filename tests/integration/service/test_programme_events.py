@@ -35,15 +35,15 @@ def service(sql_store: SqlStore) -> Service:
     with store.transaction() as tx:
         contacts = [
             Contact(
-                municipality_code=m.code,
+                organisation_code=m.code,
                 role="contact_person",
                 name=f"Kontakt {m.name}",
                 email=f"klima@{m.code}.example.dk",
                 language="da",
             )
-            for m in tx.municipalities()
+            for m in tx.organisations()
         ]
-        tx.replace_participants(tx.municipalities(), contacts)
+        tx.replace_participants(tx.organisations(), contacts)
     return svc
 
 
@@ -113,6 +113,7 @@ def test_a_changed_event_sends_an_update_with_the_same_uid(
     changed = tmp_path / "workflows" / "dk2020.yaml"
     changed.parent.mkdir()
     (tmp_path / "notifications").symlink_to(ROOT / "notifications")
+    (tmp_path / "workflows" / "data").symlink_to(ROOT / "workflows" / "data")
     text = DK2020.read_text(encoding="utf-8").replace('version: "2020.1"', 'version: "2020.2"')
     text = text.replace(
         'location: "Online (link følger)"\n        states:',
@@ -142,6 +143,7 @@ def _version_without_round1_start(tmp_path: Path) -> Path:
     changed = tmp_path / "workflows" / "dk2020.yaml"
     changed.parent.mkdir()
     (tmp_path / "notifications").symlink_to(ROOT / "notifications")
+    (tmp_path / "workflows" / "data").symlink_to(ROOT / "workflows" / "data")
     text = DK2020.read_text(encoding="utf-8").replace('version: "2020.1"', 'version: "2020.2"')
     start = text.index('      start_conference:\n        title: {da: "Startkonference for runde 1"')
     end = text.index("      workshop_1_hovedstaden:")

@@ -25,13 +25,13 @@ def service(store: SqlStore) -> Service:
     svc = Service(store, clock=ManualClock(START))
     svc.load_workflow(MINI)
     with store.transaction() as tx:
-        aarhus = tx.find_municipality("Aarhus")
+        aarhus = tx.find_organisation("Aarhus")
         assert aarhus is not None
         tx.replace_participants(
-            tx.municipalities(),
+            tx.organisations(),
             [
                 Contact(
-                    municipality_code=aarhus.code,
+                    organisation_code=aarhus.code,
                     role="contact_person",
                     name="Anna Jensen",
                     email="anna@aarhus.example.dk",
@@ -173,7 +173,7 @@ def test_list_filters(service: Service) -> None:
     service.open_case("mini", "Aarhus", actor="t", role="secretariat")
     service.open_case("mini", "Odense", actor="t", role="secretariat")
     assert len(service.list_cases(CaseFilter(workflow="mini"))) == 2
-    assert [c.municipality_name for c in service.list_cases(CaseFilter(region="Syddanmark"))] == [
+    assert [c.organisation_name for c in service.list_cases(CaseFilter(region="Syddanmark"))] == [
         "Odense"
     ]
     overdue = service.list_cases(CaseFilter(overdue_at=START + dt.timedelta(days=11)))
@@ -198,7 +198,7 @@ def test_parked_mail_is_rendered_again_once_a_contact_exists(
             [],
             [
                 Contact(
-                    municipality_code="461",
+                    organisation_code="461",
                     role="contact_person",
                     name="Ole Hansen",
                     email="ole@odense.example.dk",

@@ -97,8 +97,8 @@ def test_a_token_may_hold_the_roles_of_a_loaded_workflow(tokens: Tokens) -> None
 
 
 def test_a_participant_role_on_every_case_must_be_asked_for(tokens: Tokens) -> None:
-    # Tokens cannot be bound to one municipality yet: a contact person's role on every
-    # municipality's case is refused unless asked for, and nothing is created.
+    # Tokens cannot be bound to one organisation yet: a contact person's role on every
+    # organisation's case is refused unless asked for, and nothing is created.
     with pytest.raises(TokenInputError, match="every-case"):
         tokens.create("portal", ["contact_person"], created_by="t")
     assert tokens.list() == []

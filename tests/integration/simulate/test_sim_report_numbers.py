@@ -58,7 +58,7 @@ def joins(cohort: str, day: str) -> dict[str, object]:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqlStore]:
-    """Six municipalities, moved by hand from June to September 2020."""
+    """Six organisations, moved by hand from June to September 2020."""
     url = f"sqlite:///{tmp_path_factory.mktemp('report') / 'report.db'}"
     upgrade(url)
     store = SqlStore(url)
@@ -180,7 +180,7 @@ def test_cases_per_state(report: Report) -> None:
 
 
 def test_overdue_cases_with_deadline_and_owner(report: Report) -> None:
-    assert [(o.municipality, o.deadline) for o in report.overdue] == [("Aalborg", "reply_deadline")]
+    assert [(o.organisation, o.deadline) for o in report.overdue] == [("Aalborg", "reply_deadline")]
     late = report.overdue[0]
     assert late.due_at == at("2020-08-31", 23).replace(minute=59)
     assert late.days_overdue == 29

@@ -29,7 +29,7 @@ def simulate(workflow: str, seed: int, out: Path | None = None) -> SimulationRes
 
 
 def timeline(result: SimulationResult) -> list[tuple[str, str, str]]:
-    return [(e.at.isoformat(), e.municipality, e.text) for e in result.timeline]
+    return [(e.at.isoformat(), e.organisation, e.text) for e in result.timeline]
 
 
 def test_the_same_seed_gives_the_same_timeline(tmp_path: Path) -> None:

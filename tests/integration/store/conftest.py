@@ -30,13 +30,13 @@ class Build:
 
     definition_id: int
 
-    def case(self, municipality: str = "751", **changes: object) -> CaseSnapshot:
+    def case(self, organisation: str = "751", **changes: object) -> CaseSnapshot:
         base = CaseSnapshot(
             id=None,
             workflow="dk2020",
             definition_id=self.definition_id,
-            municipality_code=municipality,
-            municipality_name="",
+            organisation_code=organisation,
+            organisation_name="",
             region="",
             state="invited",
             epoch=1,
@@ -91,14 +91,14 @@ class Build:
     def open(
         self,
         store: SqlStore,
-        municipality: str = "751",
+        organisation: str = "751",
         *,
         arm: Sequence[TimerArm] = (),
         mails: Sequence[NewMail] = (),
         **changes: object,
     ) -> int:
         """Open a case in its own transaction; return its id."""
-        decision = self.decision(self.case(municipality, **changes), arm=tuple(arm))
+        decision = self.decision(self.case(organisation, **changes), arm=tuple(arm))
         with store.transaction() as tx:
             return tx.insert_case(decision, list(mails))
 

@@ -1,7 +1,7 @@
 """The counts the database keeps for the console (migration 0004's triggers): after any
-mix of writes — inserts, updates of every counted column, deletes, a municipality moving
+mix of writes — inserts, updates of every counted column, deletes, an organisation moving
 to another region, mail changing status, a rolled-back transaction — ``case_counts``,
-``deadline_counts``, ``outbox_counts`` and ``cases.municipality_region`` equal a recount
+``deadline_counts``, ``outbox_counts`` and ``cases.organisation_region`` equal a recount
 of the tables, on SQLite and PostgreSQL; and on PostgreSQL two writers changing the same
 counts never wait for each other."""
 
@@ -38,10 +38,10 @@ class AbortError(Exception):
 
 
 def _recount(conn: Connection) -> dict[str, Counter[tuple[Any, ...]]]:
-    c, m = t.cases.c, t.municipalities.c
+    c, m = t.cases.c, t.organisations.c
     cases = conn.execute(
-        select(c.workflow, c.state, c.cohort, m.region, c.municipality_region).join(
-            t.municipalities, m.code == c.municipality_code
+        select(c.workflow, c.state, c.cohort, m.region, c.organisation_region).join(
+            t.organisations, m.code == c.organisation_code
         )
     ).all()
     deadlines = conn.execute(
@@ -54,7 +54,7 @@ def _recount(conn: Connection) -> dict[str, Counter[tuple[Any, ...]]]:
             c.deadline_timer,
             c.deadline_at,
         )
-        .join(t.municipalities, m.code == c.municipality_code)
+        .join(t.organisations, m.code == c.organisation_code)
         .where(c.closed.is_(False), c.deadline_at.is_not(None), c.deadline_timer.is_not(None))
     ).all()
     return {
@@ -103,7 +103,7 @@ def assert_counts_kept(store: SqlStore) -> None:
         assert kept["cases"] == recount["cases"]
         assert kept["deadlines"] == recount["deadlines"]
         assert kept["outbox"] == recount["outbox"]
-        assert recount["own regions"] == recount["regions"]  # cases.municipality_region
+        assert recount["own regions"] == recount["regions"]  # cases.organisation_region
         assert tx.outbox_status_counts() == tx.outbox_counts()
         # PostgreSQL: each transaction's change rows were folded in as it committed.
         for table in (t.case_counts, t.deadline_counts, t.outbox_counts):
@@ -150,21 +150,21 @@ def _apply(conn: Connection, definition_id: int, op: tuple[Any, ...]) -> None:
     if kind == "open":
         _, workflow, code, values = op
         taken = conn.execute(
-            select(c.id).where(c.workflow == workflow, c.municipality_code == code)
+            select(c.id).where(c.workflow == workflow, c.organisation_code == code)
         ).first()
         if taken is None:
             conn.execute(
                 insert(t.cases).values(
                     workflow=workflow,
                     definition_id=definition_id,
-                    municipality_code=code,
+                    organisation_code=code,
                     epoch=1,
                     data={},
                     checklists={},
                     entered_at=T0,
                     opened_at=T0,
                     version=1,
-                    municipality_region="wrong",  # the database sets its own
+                    organisation_region="wrong",  # the database sets its own
                     **values,
                 )
             )
@@ -179,16 +179,16 @@ def _apply(conn: Connection, definition_id: int, op: tuple[Any, ...]) -> None:
         elif kind == "move":
             workflow = conn.execute(select(c.workflow).where(c.id == case_id)).scalar_one()
             taken = conn.execute(
-                select(c.id).where(c.workflow == workflow, c.municipality_code == op[2])
+                select(c.id).where(c.workflow == workflow, c.organisation_code == op[2])
             ).first()
             if taken is None:
-                conn.execute(update(t.cases).where(c.id == case_id).values(municipality_code=op[2]))
+                conn.execute(update(t.cases).where(c.id == case_id).values(organisation_code=op[2]))
         else:
             conn.execute(delete(t.outbox).where(t.outbox.c.case_id == case_id))
             conn.execute(delete(t.cases).where(c.id == case_id))
     elif kind == "region":
         conn.execute(
-            update(t.municipalities).where(t.municipalities.c.code == op[1]).values(region=op[2])
+            update(t.organisations).where(t.organisations.c.code == op[1]).values(region=op[2])
         )
     elif kind == "mail":
         conn.execute(
@@ -308,7 +308,7 @@ def test_a_transaction_changing_many_cases_updates_each_count_once(
     """Many cases moved in one transaction, one statement each (as a migration or a
     dispatch batch writes them): the counts end as one row per key, not a row (or, on
     PostgreSQL, a row version) per case."""
-    codes = [m.code for m in _municipalities(store)][:40]
+    codes = [m.code for m in _organisations(store)][:40]
     for code in codes:
         build.open(store, code, state="invited")
     with store.transaction() as tx:
@@ -324,6 +324,6 @@ def test_a_transaction_changing_many_cases_updates_each_count_once(
     assert all(count == 1 for _, count in rows)  # one row per key (all in one state)
 
 
-def _municipalities(store: SqlStore) -> list[Any]:
+def _organisations(store: SqlStore) -> list[Any]:
     with store.read() as tx:
-        return list(tx.municipalities())
+        return list(tx.organisations())

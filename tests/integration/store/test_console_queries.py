@@ -23,7 +23,7 @@ NOW = T0 + dt.timedelta(days=30)
 PAST = NOW - dt.timedelta(days=2)
 FUTURE = NOW + dt.timedelta(days=5)
 
-# code: (name, region) of the seeded municipalities the cases below use
+# code: (name, region) of the seeded organisations the cases below use
 ODENSE, AERO, TONDER, AARHUS, SORO, HORSHOLM = "461", "492", "550", "751", "340", "223"
 
 
@@ -117,7 +117,7 @@ def query(build: Build, **changes: object) -> CaseTableQuery:
 
 def names(store: SqlStore, q: CaseTableQuery) -> list[str]:
     with store.read() as tx:
-        return [row.case.municipality_name for row in tx.case_table(q).rows]
+        return [row.case.organisation_name for row in tx.case_table(q).rows]
 
 
 def test_filters_by_state_round_and_region(
@@ -134,7 +134,7 @@ def test_late_and_not_late(store: SqlStore, build: Build, cases: dict[str, int])
     assert names(store, query(build, late=True)) == ["Odense", "Tønder"]
     assert names(store, query(build, late=False)) == ["Aarhus", "Hørsholm", "Sorø", "Ærø"]
     with store.read() as tx:
-        rows = {r.case.municipality_name: r for r in tx.case_table(query(build)).rows}
+        rows = {r.case.organisation_name: r for r in tx.case_table(query(build)).rows}
     assert rows["Odense"].late and rows["Tønder"].late
     assert not rows["Ærø"].late
     assert rows["Ærø"].deadline_at == FUTURE
@@ -158,7 +158,7 @@ def test_a_moved_deadline_wins_over_the_fired_one(store: SqlStore, build: Build)
     )
     assert names(store, query(build, late=True)) == []
     with store.read() as tx:
-        rows = {r.case.municipality_name: r for r in tx.case_table(query(build)).rows}
+        rows = {r.case.organisation_name: r for r in tx.case_table(query(build)).rows}
     assert rows["Odense"].deadline_at == FUTURE
     assert rows["Ærø"].deadline_at is None
 
@@ -192,7 +192,7 @@ def test_search_on_the_name_ignores_case_with_danish_letters(
 @pytest.mark.parametrize(
     ("sort", "expected"),
     [
-        (CaseSort.MUNICIPALITY, ["Aarhus", "Hørsholm", "Odense", "Sorø", "Tønder", "Ærø"]),
+        (CaseSort.ORGANISATION, ["Aarhus", "Hørsholm", "Odense", "Sorø", "Tønder", "Ærø"]),
         # Hovedstaden, Midtjylland, Sjælland, Syddanmark; by name within a region
         (CaseSort.REGION, ["Hørsholm", "Aarhus", "Sorø", "Odense", "Tønder", "Ærø"]),
         # round1, round2, then no round; by name within
@@ -235,13 +235,13 @@ def test_pages_and_the_count(store: SqlStore, build: Build, cases: dict[str, int
         past = tx.case_table(query(build, limit=4, offset=8))
         late = tx.case_table(query(build, late=True, limit=1))
         ids = tx.case_table_ids(query(build, region="Syddanmark"))
-    assert [r.case.municipality_name for r in first.rows] == [
+    assert [r.case.organisation_name for r in first.rows] == [
         "Aarhus",
         "Hørsholm",
         "Odense",
         "Sorø",
     ]
-    assert [r.case.municipality_name for r in second.rows] == ["Tønder", "Ærø"]
+    assert [r.case.organisation_name for r in second.rows] == ["Tønder", "Ærø"]
     assert first.total == second.total == past.total == 6
     assert past.rows == []
     assert late.total == 2 and len(late.rows) == 1
@@ -273,7 +273,7 @@ def _user(store: SqlStore, email: str) -> int:
                 name=email.split("@", maxsplit=1)[0],
                 kind="staff",
                 roles=["secretariat"],
-                municipality_code=None,
+                organisation_code=None,
                 language="da",
                 active=True,
                 created_at=T0,
@@ -333,7 +333,7 @@ def test_bulk_run_items_and_counts(store: SqlStore, build: Build, cases: dict[st
         BulkItemStatus.REFUSED: 1,
         BulkItemStatus.FAILED: 0,
     }
-    assert [(i.municipality_name, i.status, i.message) for i in items] == [
+    assert [(i.organisation_name, i.status, i.message) for i in items] == [
         ("Odense", BulkItemStatus.DONE, ""),
         ("Ærø", BulkItemStatus.REFUSED, "nej"),
         ("Tønder", BulkItemStatus.PENDING, ""),

@@ -38,7 +38,12 @@ def test_a_new_case_round_trips(store: SqlStore, build: Build) -> None:
         history = tx.history(case_id)
 
     assert loaded == replace(
-        case, id=case_id, municipality_name="Aarhus", region="Midtjylland", version=1
+        case,
+        id=case_id,
+        organisation_name="Aarhus",
+        region="Midtjylland",
+        country="DK",
+        version=1,
     )
     assert loaded.entered_at.tzinfo is UTC
     assert [e.seq for e in history] == [1]
@@ -227,7 +232,7 @@ def test_a_failing_savepoint_does_not_undo_its_neighbours(store: SqlStore, build
     assert [(e.seq, e.record.comment) for e in failed_history] == [(1, ""), (2, "failed")]
 
 
-def test_a_second_case_for_the_same_municipality_and_workflow_is_refused(
+def test_a_second_case_for_the_same_organisation_and_workflow_is_refused(
     store: SqlStore, build: Build
 ) -> None:
     first = build.open(store, "751")
@@ -236,12 +241,12 @@ def test_a_second_case_for_the_same_municipality_and_workflow_is_refused(
     build.open(store, "751", workflow="other")  # another workflow is fine
 
 
-def test_unknown_case_and_municipality(store: SqlStore, build: Build) -> None:
+def test_unknown_case_and_organisation(store: SqlStore, build: Build) -> None:
     with store.read() as tx, pytest.raises(NotFoundError, match="no case 999"):
         tx.load_case(999)
     with store.read() as tx, pytest.raises(NotFoundError, match="no case 999"):
         tx.history(999)
-    with pytest.raises(NotFoundError, match="no municipality with code 999"):
+    with pytest.raises(NotFoundError, match="no organisation with code 999"):
         build.open(store, "999")
 
 
@@ -279,7 +284,7 @@ def test_find_cases_by_ref(store: SqlStore, build: Build) -> None:
 
     assert refs(f"#{kbh}") == [kbh]
     assert refs(f"#{aarhus}") == [aarhus]
-    assert refs(str(aarhus)) == []  # a bare number is a municipality code, never a case number
+    assert refs(str(aarhus)) == []  # a bare number is an organisation code, never a case number
     assert refs("101") == [kbh]
     assert refs("KØBENHAVN") == [kbh]
     assert refs(" aarhus ") == [aarhus, aarhus_other]

@@ -43,7 +43,7 @@ class rq:  # noqa: N801 - read as the module the reads once were
             return tx.next_work()
 
 
-def test_events_after_an_id_in_id_order_with_the_municipality(
+def test_events_after_an_id_in_id_order_with_the_organisation(
     store: SqlStore, build: Build
 ) -> None:
     assert rq.events(store) == []
@@ -72,8 +72,8 @@ def test_events_after_an_id_in_id_order_with_the_municipality(
         (aarhus, 3, "data_set"),
     ]
     assert [e.id for e in lines] == sorted(e.id for e in lines)
-    assert (lines[0].municipality_code, lines[0].municipality_name) == ("751", "Aarhus")
-    assert (lines[1].municipality_code, lines[1].municipality_name) == ("101", "København")
+    assert (lines[0].organisation_code, lines[0].organisation_name) == ("751", "Aarhus")
+    assert (lines[1].organisation_code, lines[1].organisation_name) == ("101", "København")
     assert lines[3].data == {"n": 4} and lines[3].at == lines[0].at and lines[3].at.tzinfo is UTC
     assert rq.last_event_id(store) == lines[-1].id
     assert rq.events(store, after_id=first) == lines[1:]

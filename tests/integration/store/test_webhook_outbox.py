@@ -137,7 +137,7 @@ def test_a_change_queues_one_notice_per_subscriber_with_the_payload(
         "case": {
             "id": case_id,
             "workflow": "dk2020",
-            "municipality": {"code": "751", "name": "Aarhus"},
+            "organisation": {"code": "751", "name": "Aarhus"},
             "state": "deciding",
             "version": 2,
         },

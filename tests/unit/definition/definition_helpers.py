@@ -9,7 +9,7 @@ from dk2020flow.definition import DefinitionError, Diagnostic, load_workflow
 CASES = Path(__file__).parent / "cases"
 REPO = Path(__file__).resolve().parents[3]
 
-HELLO = """{% block subject %}Hello {{ municipality.name }}{% endblock %}
+HELLO = """{% block subject %}Hello {{ organisation.name }}{% endblock %}
 {% block text %}Dear {{ recipient.name }}, see {{ links.programme }}.{% endblock %}
 {% block html %}<p>Dear {{ recipient.name }}</p>{% endblock %}
 """

@@ -100,6 +100,21 @@ def test_syntax_errors_are_df005_where_the_parser_stopped(
     assert problems(text, tmp_path) == [("DF005", *where)]
 
 
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("+_", (1, 1)),  # found by test_random_bytes: ruamel.yaml raised IndexError
+        ("workflow: w\nversion: 1_000\ntitle: {da: x, en: -__}\n", (3, 20)),
+        ("workflow: w\ntitle: 0x_\n", (2, 8)),
+        ("workflow: w\ntitle: ._\n", (2, 8)),  # a ValueError there
+    ],
+)
+def test_a_value_read_as_a_number_that_is_not_one_is_df005_at_it(
+    text: str, where: tuple[int, int], tmp_path: Path
+) -> None:
+    assert problems(text, tmp_path) == [("DF005", *where)]
+
+
 def test_duplicate_key_is_df006_at_the_second(tmp_path: Path) -> None:
     text = MINI.replace("  done: {terminal: true}", "  done: {terminal: true}\n  open: {}")
     assert problems(text, tmp_path) == [("DF006", 12, 3)]
@@ -166,7 +181,7 @@ def test_a_template_that_does_not_render_is_df061_in_the_template_file(tmp_path:
     (folder / "hello.da.jinja").write_text(TEMPLATES["hello.da.jinja"])
     (folder / "hello.en.jinja").write_text(
         "{% block subject %}Hi{% endblock %}\n"
-        "{% block text %}\n{{ municipality.nickname }}\n{% endblock %}\n"
+        "{% block text %}\n{{ organisation.nickname }}\n{% endblock %}\n"
         "{% block html %}<p>Hi</p>{% endblock %}\n"
     )
     found = problems(MINI, tmp_path, templates=folder)
@@ -219,6 +234,16 @@ def test_a_template_using_an_unreadable_file_adds_no_render_error(tmp_path: Path
 def test_an_unknown_timezone_is_one_df050_and_no_template_errors(tmp_path: Path) -> None:
     text = MINI.replace('version: "1"', 'version: "1"\ntimezone: Europe/Copenhagn')
     assert problems(text, tmp_path, templates=TEMPLATES) == [("DF050", 3, 11)]
+
+
+def test_the_unknown_timezone_hint_gives_examples_of_no_one_country(tmp_path: Path) -> None:
+    text = MINI.replace('version: "1"', 'version: "1"\ntimezone: Europe/Copenhagn')
+    with pytest.raises(DefinitionError) as caught:
+        load_workflow(_write(tmp_path, text), templates=TEMPLATES)
+    [diagnostic] = caught.value.diagnostics
+    assert diagnostic.hint == (
+        "use a name from the IANA time zone database, such as Europe/Brussels or America/Toronto"
+    )
 
 
 def test_default_template_folder_is_beside_the_workflows_folder(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import pytest
 from babel import Locale, UnknownLocaleError
 from definition_helpers import HELLO
 
+from conftest import dk2020_municipalities
 from dk2020flow.definition import DefinitionError, load_workflow_text
 from dk2020flow.definition.model import (
     Workflow,
@@ -240,6 +241,7 @@ def test_init_writes_a_valid_programme_in_any_languages() -> None:
     for languages in (("en", "fr"), ("de",), ("da", "en"), ("fr", "da")):
         files = starter_files("covenant", languages)
         workflow = files.pop("workflow")
+        assert files.pop("organisations").startswith("code,name,kind,country,")
         assert sorted(files) == sorted(
             f"{t}.{lang}.jinja"
             for t in ("invitation", "reminder", "overdue", "accepted")
@@ -251,7 +253,7 @@ def test_init_writes_a_valid_programme_in_any_languages() -> None:
     assert "# The fr texts (titles and templates) are the English ones" in french["workflow"]
     assert french["invitation.fr.jinja"].startswith("{# The English text, to translate into `fr`.")
     assert (
-        "Dear {{ recipient.name }}\n\n{{ municipality.title }} is invited."
+        "Dear {{ recipient.name }}\n\n{{ organisation.title }} is invited."
         in (french["invitation.en.jinja"])
     )
 
@@ -259,22 +261,22 @@ def test_init_writes_a_valid_programme_in_any_languages() -> None:
 def test_a_contact_of_any_language_is_imported(tmp_path: Path) -> None:
     path = tmp_path / "contacts.csv"
     path.write_text(
-        "municipality,role,name,email,language\n"
+        "organisation,role,name,email,language\n"
         "751,mayor,Anne,anne@aarhus.example.dk,de\n"
         "461,mayor,Bo,bo@odense.example.dk,FR\n"
         "101,mayor,Cai,cai@kk.example.dk,da\n",
         encoding="utf-8",
     )
-    _, contacts = parse_participants_csv(path)
+    _, contacts = parse_participants_csv(path, known=dk2020_municipalities())
     assert [c.language for c in contacts] == ["de", "fr", "da"]
     path.write_text(
-        "municipality,role,name,email,language\n"
+        "organisation,role,name,email,language\n"
         "751,mayor,Anne,anne@aarhus.example.dk,dk\n"
         "461,mayor,Bo,bo@odense.example.dk,\n",
         encoding="utf-8",
     )
     with pytest.raises(ParticipantsError) as caught:
-        parse_participants_csv(path)
+        parse_participants_csv(path, known=dk2020_municipalities())
     assert [(p.line, p.message) for p in caught.value.problems] == [
         (
             2,
@@ -289,7 +291,7 @@ PROFILE = """\
 profile: test
 workflow: mini
 contacts:
-  clerk: {name: "Clerk of {municipality}", email: "clerk@{slug}.example.eu"LANGUAGE}
+  clerk: {name: "Clerk of {organisation}", email: "clerk@{slug}.example.eu"LANGUAGE}
 """
 
 

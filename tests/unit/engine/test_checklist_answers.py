@@ -1,4 +1,4 @@
-"""The municipality's answers to the CAPF screening's comments (``decide.answer_checklist``)."""
+"""The organisation's answers to the CAPF screening's comments (``decide.answer_checklist``)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from dk2020flow.errors import RefusalReason, RefusedError
 
 ROOT = Path(__file__).resolve().parents[3]
 JUNE = dt.datetime(2022, 6, 20, 8, 0, tzinfo=dt.UTC)
-AARHUS = decide.Municipality(code="751", name="Aarhus", region="Midtjylland")
+AARHUS = decide.Organisation(code="751", name="Aarhus", region="Midtjylland")
 SECRETARIAT = Actor(name="signe@concito.example.dk", role="secretariat")
 CONTACT = Actor(name="anna@aarhus.example.dk", role="contact_person")
 
@@ -31,7 +31,7 @@ def wf() -> CompiledWorkflow:
 
 def reviewed(wf: CompiledWorkflow) -> tuple[CaseSnapshot, list[object]]:
     """A case in revising whose reviewer marked P2.3 not met and P3.5 partly met."""
-    opened = decide.open_case(wf, municipality=AARHUS, actor=SECRETARIAT, now=JUNE)
+    opened = decide.open_case(wf, organisation=AARHUS, actor=SECRETARIAT, now=JUNE)
     case = replace(opened.case, id=1, state="screening", epoch=3)
     items = dict.fromkeys(wf.workflow.checklists["capf"].items, ("met", ""))
     items["P2.3"] = ("not_met", "The base year's inventory lacks transport.")
@@ -176,7 +176,7 @@ def test_refusals_name_what_is_wrong_and_change_nothing(
 
 
 def test_an_item_never_recorded_cannot_be_answered(wf: CompiledWorkflow) -> None:
-    opened = decide.open_case(wf, municipality=AARHUS, actor=SECRETARIAT, now=JUNE)
+    opened = decide.open_case(wf, organisation=AARHUS, actor=SECRETARIAT, now=JUNE)
     with pytest.raises(RefusedError, match="status not recorded"):
         decide.answer_checklist(
             wf, opened.case, checklist="capf", answers={"P1.1": "x"}, actor=CONTACT, now=JUNE

@@ -18,7 +18,7 @@ from dk2020flow.errors import RefusalReason, RefusedError
 ROOT = Path(__file__).resolve().parents[3]
 UTC = dt.UTC
 JUNE = dt.datetime(2020, 6, 20, 8, 0, tzinfo=UTC)
-AARHUS = decide.Municipality(code="751", name="Aarhus", region="Midtjylland")
+AARHUS = decide.Organisation(code="751", name="Aarhus", region="Midtjylland")
 COUNCIL = Actor(name="Aarhus byråd", role="council")
 
 
@@ -29,7 +29,7 @@ def wf() -> CompiledWorkflow:
 
 
 def opened(wf: CompiledWorkflow, **kwargs: object) -> CaseSnapshot:
-    decision = decide.open_case(wf, municipality=AARHUS, actor=COUNCIL, now=JUNE, **kwargs)  # type: ignore[arg-type]
+    decision = decide.open_case(wf, organisation=AARHUS, actor=COUNCIL, now=JUNE, **kwargs)  # type: ignore[arg-type]
     return replace(decision.case, id=1)
 
 
@@ -50,7 +50,7 @@ def participate(wf: CompiledWorkflow, case: CaseSnapshot, cohort: str = "round1"
 
 
 def test_open_arms_reply_deadline_and_reminders(wf: CompiledWorkflow) -> None:
-    decision = decide.open_case(wf, municipality=AARHUS, actor=COUNCIL, now=JUNE)
+    decision = decide.open_case(wf, organisation=AARHUS, actor=COUNCIL, now=JUNE)
     assert decision.case.state == "invited"
     assert decision.events[0].kind is EventKind.OPENED
     deadline = [a for a in decision.arm if a.kind is TimerKind.DEADLINE]
@@ -227,15 +227,15 @@ def test_checklist_guard(wf: CompiledWorkflow) -> None:
 def test_open_later_state_needs_reason(wf: CompiledWorkflow) -> None:
     with pytest.raises(RefusedError, match="reason"):
         decide.open_case(
-            wf, municipality=AARHUS, actor=COUNCIL, now=JUNE, state="guidance", cohort="pilot"
+            wf, organisation=AARHUS, actor=COUNCIL, now=JUNE, state="guidance", cohort="pilot"
         )
     with pytest.raises(RefusedError, match="cannot be opened"):
         decide.open_case(
-            wf, municipality=AARHUS, actor=COUNCIL, now=JUNE, state="approval", reason="x"
+            wf, organisation=AARHUS, actor=COUNCIL, now=JUNE, state="approval", reason="x"
         )
     joined = decide.open_case(
         wf,
-        municipality=AARHUS,
+        organisation=AARHUS,
         actor=COUNCIL,
         now=JUNE,
         state="guidance",
@@ -287,7 +287,7 @@ def test_one_machine_per_definition_not_per_case(wf: CompiledWorkflow) -> None:
     for code in range(100, 200):
         case = decide.open_case(
             wf,
-            municipality=decide.Municipality(code=str(code), name=f"M{code}", region="R"),
+            organisation=decide.Organisation(code=str(code), name=f"M{code}", region="R"),
             actor=COUNCIL,
             now=JUNE,
         ).case

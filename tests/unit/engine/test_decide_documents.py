@@ -28,9 +28,9 @@ def wf() -> CompiledWorkflow:
 
 
 def in_state(wf: CompiledWorkflow, state: str) -> CaseSnapshot:
-    municipality = decide.Municipality(code="751", name="Aarhus", region="Midtjylland")
+    organisation = decide.Organisation(code="751", name="Aarhus", region="Midtjylland")
     decision = decide.open_case(
-        wf, municipality=municipality, actor=SYSTEM, now=NOW, cohort="round1"
+        wf, organisation=organisation, actor=SYSTEM, now=NOW, cohort="round1"
     )
     return replace(decision.case, id=1, state=state)
 

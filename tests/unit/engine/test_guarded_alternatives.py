@@ -27,7 +27,7 @@ from dk2020flow.errors import RefusalReason, RefusedError
 ROOT = Path(__file__).resolve().parents[3]
 MINI = (ROOT / "tests" / "data" / "mini" / "workflows" / "mini.yaml").read_text("utf-8")
 T0 = dt.datetime(2021, 3, 1, 9, 0, tzinfo=dt.UTC)
-HERE = decide.Municipality(code="101", name="København", region="Hovedstaden")
+HERE = decide.Organisation(code="101", name="København", region="Hovedstaden")
 CONTACT = Actor(name="Anna", role="contact_person")
 SECRETARIAT = Actor(name="Sekretariatet", role="secretariat")
 
@@ -114,7 +114,7 @@ def wf() -> CompiledWorkflow:
 
 
 def _opened(wf: CompiledWorkflow) -> CaseSnapshot:
-    decision = decide.open_case(wf, municipality=HERE, actor=SECRETARIAT, now=T0)
+    decision = decide.open_case(wf, organisation=HERE, actor=SECRETARIAT, now=T0)
     return replace(decision.case, id=1)
 
 
@@ -221,7 +221,7 @@ def test_the_event_records_the_transition_taken(wf: CompiledWorkflow) -> None:
 
 
 def test_replay_takes_the_recorded_transition(wf: CompiledWorkflow) -> None:
-    opened = decide.open_case(wf, municipality=HERE, actor=SECRETARIAT, now=T0)
+    opened = decide.open_case(wf, organisation=HERE, actor=SECRETARIAT, now=T0)
     fired = decide.fire_trigger(
         wf,
         replace(opened.case, id=1),
@@ -238,7 +238,7 @@ def test_replay_takes_the_recorded_transition(wf: CompiledWorkflow) -> None:
 
 def test_replay_of_an_event_without_the_transition_falls_back(wf: CompiledWorkflow) -> None:
     """Events written before the transition was recorded: matched by trigger, source, target."""
-    opened = decide.open_case(wf, municipality=HERE, actor=SECRETARIAT, now=T0)
+    opened = decide.open_case(wf, organisation=HERE, actor=SECRETARIAT, now=T0)
     fired = decide.fire_trigger(
         wf,
         replace(opened.case, id=1),
@@ -273,7 +273,7 @@ def test_replay_reproduces_every_run_over_guarded_alternatives(
     steps: list[tuple[str, str | None, str | None, bool, str]],
 ) -> None:
     wf = _compiled()
-    opened = decide.open_case(wf, municipality=HERE, actor=SECRETARIAT, now=T0)
+    opened = decide.open_case(wf, organisation=HERE, actor=SECRETARIAT, now=T0)
     case = replace(opened.case, id=1)
     events = list(opened.events)
     now = T0

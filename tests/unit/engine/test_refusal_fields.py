@@ -20,7 +20,7 @@ from dk2020flow.web.api.problems import refused_fields
 ROOT = Path(__file__).resolve().parents[3]
 NOW = dt.datetime(2020, 9, 1, 10, 0, tzinfo=dt.UTC)
 CONTACT = Actor(name="Anna Jensen", role="contact_person")
-AARHUS = decide.Municipality(code="751", name="Aarhus", region="Midtjylland")
+AARHUS = decide.Organisation(code="751", name="Aarhus", region="Midtjylland")
 APPLICATION = {"commitment_signed": True, "staff_hours_per_week": 30}
 
 
@@ -31,7 +31,7 @@ def wf() -> CompiledWorkflow:
 
 
 def decided(wf: CompiledWorkflow) -> CaseSnapshot:
-    opened = decide.open_case(wf, municipality=AARHUS, actor=SYSTEM, now=NOW, cohort="round1")
+    opened = decide.open_case(wf, organisation=AARHUS, actor=SYSTEM, now=NOW, cohort="round1")
     return replace(opened.case, id=1, state="decided")
 
 
@@ -80,7 +80,7 @@ def test_a_refusal_about_no_field_names_none(wf: CompiledWorkflow) -> None:
     assert "needs the document application" in str(documents)
     assert documents.fields == () and api_fields(documents) == []
     with pytest.raises(RefusedError) as no_reason:
-        decide.open_case(wf, municipality=AARHUS, actor=SYSTEM, now=NOW, state="guidance")
+        decide.open_case(wf, organisation=AARHUS, actor=SYSTEM, now=NOW, state="guidance")
     assert "needs a reason" in str(no_reason.value)
     assert api_fields(no_reason.value) == []
 

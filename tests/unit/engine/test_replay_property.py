@@ -68,7 +68,7 @@ def test_replay_gives_the_current_state(steps: list[tuple[str, str, str, int]], 
     now = START
     decision = decide.open_case(
         WF,
-        municipality=decide.Municipality(code="751", name="Aarhus", region="Midtjylland"),
+        organisation=decide.Organisation(code="751", name="Aarhus", region="Midtjylland"),
         actor=Actor(name="KL", role="follow_up"),
         now=now,
     )

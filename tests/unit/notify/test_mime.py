@@ -217,7 +217,7 @@ ADDRESSES = [
     "dk2020-hovedstaden@kkr.example.dk",
     "søren@rm.example.dk",
     "a@b.dk",
-    "x" * 60 + "@" + "very-long-municipality-name.example.dk",
+    "x" * 60 + "@" + "very-long-organisation-name.example.dk",
 ]
 mailboxes = st.tuples(texts, st.sampled_from(ADDRESSES))
 message_ids = st.one_of(

@@ -14,12 +14,11 @@ from dk2020flow.notify import (
     ChecklistView,
     DeadlineView,
     MailKind,
-    MunicipalityView,
+    OrganisationView,
     RecipientView,
     TransitionView,
     build_context,
     event_view,
-    municipality_title,
     sample_context,
     template_kinds,
 )
@@ -47,7 +46,15 @@ def _build(workflow: Workflow, language: str = "da", **kwargs: object) -> dict[s
         language,
         now=NOW,
         case=kwargs.pop("case", _case()),  # type: ignore[arg-type]
-        municipality=MunicipalityView(code="751", name="Aarhus", region="Midtjylland"),
+        organisation=kwargs.pop(  # type: ignore[arg-type]
+            "organisation",
+            OrganisationView(
+                code="751",
+                name="Aarhus",
+                region="Midtjylland",
+                titles={"da": "Aarhus Kommune", "en": "Aarhus Municipality"},
+            ),
+        ),
         recipient=RecipientView(
             name="Mette", email="mette@aarhus.example.dk", role="contact_person"
         ),
@@ -67,11 +74,14 @@ def test_context_is_plain_data_with_titles_in_the_language(workflow: Workflow) -
         "data": {"decision_date": dt.date(2020, 8, 27), "staff_hours_per_week": 60},
         "opened_at": dt.datetime(2020, 6, 15, 7, 0, tzinfo=dt.UTC),
     }
-    assert context["municipality"] == {
+    assert context["organisation"] == {
         "code": "751",
         "name": "Aarhus",
         "title": "Aarhus Kommune",
         "region": "Midtjylland",
+        "kind": "",
+        "country": "",
+        "group": "",
     }
     assert context["recipient"]["role_title"] == "Kontaktperson"  # type: ignore[index]
     assert context["cohort"]["application_deadline"] == dt.datetime(  # type: ignore[index]
@@ -83,7 +93,7 @@ def test_context_is_plain_data_with_titles_in_the_language(workflow: Workflow) -
     assert [c["name"] for c in context["cohorts"]] == ["pilot", "round1", "round2"]  # type: ignore[attr-defined]
     english = _build(workflow, "en")
     assert english["case"]["state_title"] == "Participation decided"  # type: ignore[index]
-    assert english["municipality"]["title"] == "Aarhus Municipality"  # type: ignore[index]
+    assert english["organisation"]["title"] == "Aarhus Municipality"  # type: ignore[index]
 
 
 def _walk(value: object) -> None:
@@ -138,7 +148,7 @@ def test_deadline_takes_the_timer_description_and_knows_if_it_is_overdue(
         "da",
         now=due,
         case=_case(),
-        municipality=MunicipalityView(code="751", name="Aarhus", region="Midtjylland"),
+        organisation=OrganisationView(code="751", name="Aarhus", region="Midtjylland"),
         recipient=RecipientView(name="M", email="m@aarhus.example.dk", role="contact_person"),
         deadline=DeadlineView(name="application_deadline", due_at=due),
     )
@@ -189,18 +199,14 @@ def test_event_view_from_the_workflow(workflow: Workflow) -> None:
     assert not event.cancelled
 
 
-@pytest.mark.parametrize(
-    ("name", "language", "title"),
-    [
-        ("Aarhus", "da", "Aarhus Kommune"),
-        ("Bornholm", "da", "Bornholms Regionskommune"),
-        ("Bornholm", "en", "Bornholm Regional Municipality"),
-        ("Ærø", "en", "Ærø Municipality"),
-        ("Glostrup Kommune", "da", "Glostrup Kommune"),
-    ],
-)
-def test_municipality_title(name: str, language: str, title: str) -> None:
-    assert municipality_title(name, language) == title
+def test_the_title_is_the_data_sets_in_the_language_else_the_name(workflow: Workflow) -> None:
+    titled = OrganisationView(
+        code="400", name="Bornholm", titles={"da": "Bornholms Regionskommune"}
+    )
+    for language, title in (("da", "Bornholms Regionskommune"), ("en", "Bornholm")):
+        context = _build(workflow, language, organisation=titled)
+        assert context["organisation"]["title"] == title  # type: ignore[index]
+        assert context["municipality"] is context["organisation"]  # templates of 0.x
 
 
 def test_template_kinds_of_the_dk2020_workflow(workflow: Workflow) -> None:

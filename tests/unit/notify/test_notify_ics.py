@@ -65,6 +65,15 @@ def test_event_invitation_in_copenhagen_time_with_vtimezone() -> None:
     assert event.walk("VALARM")
 
 
+def test_the_product_identifier_names_the_product_in_english_not_a_programme() -> None:
+    due = dt.datetime(2020, 10, 21, 21, 59, tzinfo=dt.UTC)
+    deadline = icalendar.Calendar.from_ical(
+        deadline_ics(title="Frist", due_at=due, uid="deadline-1-a@x.dk", timezone="UTC")
+    )
+    for calendar in (_event(), deadline):
+        assert str(calendar["PRODID"]) == "-//dk2020flow//dk2020flow//EN"
+
+
 def test_updated_event_keeps_the_uid_and_raises_the_sequence() -> None:
     first = _event().walk("VEVENT")[0]
     update = _event(sequence=2, location="Fredericia").walk("VEVENT")[0]

@@ -44,10 +44,10 @@ def _context(workflow: Workflow, **changes: Any) -> dict[str, Any]:
 
 def test_html_part_escapes_case_data_and_text_part_does_not(workflow: Workflow) -> None:
     renderer = _renderer(
-        t=_mail(text="{{ municipality.name }}", html="<p>{{ municipality.name }}</p>")
+        t=_mail(text="{{ organisation.name }}", html="<p>{{ organisation.name }}</p>")
     )
     evil = '<script>alert("x")</script> & Co'
-    mail = renderer.render("t", "da", _context(workflow, municipality__name=evil))
+    mail = renderer.render("t", "da", _context(workflow, organisation__name=evil))
     assert "<script>" not in mail.html
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; Co" in mail.html
     assert mail.text.strip() == evil
@@ -55,7 +55,8 @@ def test_html_part_escapes_case_data_and_text_part_does_not(workflow: Workflow) 
 
 def test_shipped_layout_escapes_case_data(renderer: Renderer, workflow: Workflow) -> None:
     context = sample_context(workflow, "da", MailKind.STATE_ENTRY, template="invitation")
-    context["municipality"] = {**context["municipality"], "title": "<b onmouseover=x>Aarhus</b>"}
+    evil = {**context["organisation"], "title": "<b onmouseover=x>Aarhus</b>"}
+    context["organisation"] = context["municipality"] = evil  # DK2020's templates' name
     context["case"] = {**context["case"], "reference": "<img src=x>"}
     mail = renderer.render("invitation", "da", context)
     assert "<b onmouseover" not in mail.html
@@ -80,8 +81,8 @@ def test_partials_escape_in_html_mode(workflow: Workflow) -> None:
 
 
 def test_subject_is_one_line_even_with_line_breaks_in_case_data(workflow: Workflow) -> None:
-    renderer = _renderer(t=_mail(subject="Til {{ municipality.name }}\n  om   DK2020"))
-    context = _context(workflow, municipality__name="Aarhus\r\nBcc: evil@example.com")
+    renderer = _renderer(t=_mail(subject="Til {{ organisation.name }}\n  om   DK2020"))
+    context = _context(workflow, organisation__name="Aarhus\r\nBcc: evil@example.com")
     mail = renderer.render("t", "da", context)
     assert mail.subject == "Til Aarhus Bcc: evil@example.com om DK2020"
 
@@ -213,12 +214,12 @@ def test_layout_wraps_the_html_block_unless_it_is_a_whole_document(workflow: Wor
     renderer = Renderer(
         {
             "_layout.da.jinja": layout,
-            "part.da.jinja": _mail(subject="S & T", html="<p>{{ municipality.name }}</p>"),
+            "part.da.jinja": _mail(subject="S & T", html="<p>{{ organisation.name }}</p>"),
             "whole.da.jinja": _mail(html="<!DOCTYPE html><html><p>own</p></html>"),
         },
         timezone="Europe/Copenhagen",
     )
-    context = _context(workflow, municipality__name="A<b")
+    context = _context(workflow, organisation__name="A<b")
     part = renderer.render("part", "da", context)
     assert part.html.strip() == "<html><title>S &amp; T</title><body><p>A&lt;b</p></body></html>"
     assert renderer.render("whole", "da", context).html.strip() == (
@@ -294,14 +295,14 @@ def test_shipped_templates_take_the_quick_path_and_give_the_same_mail(
     "source",
     [
         # text outside the blocks is in every part (then tidied away, or not)
-        "Før\n" + _mail(subject="S", text="T", html="H") + "Efter {{ municipality.name }}",
+        "Før\n" + _mail(subject="S", text="T", html="H") + "Efter {{ organisation.name }}",
         # blocks in any order; a set between blocks is seen only by later blocks
         "{% block html %}<p>{{ x is defined }}</p>{% endblock %}{% set x = 1 %}"
         "{% block text %}{{ x }}{% endblock %}{% block subject %}{{ x }}{% endblock %}",
         "{% block text %}{{ x is defined }}{% endblock %}{% set x = 1 %}"
         "{% block subject %}{{ x }}{% endblock %}{% block html %}{{ x }}{% endblock %}",
         # top-level macros and assignments, run once for subject and text
-        "{% macro m(s) %}<{{ s }}>{% endmacro %}{% set who = municipality.name ~ '&' %}"
+        "{% macro m(s) %}<{{ s }}>{% endmacro %}{% set who = organisation.name ~ '&' %}"
         + _mail(subject="{{ m(who) }}", text="{{ m(who) }}", html="{{ m(who) }}"),
         # a constant folded differently in each mode
         '{% set c = "a<b"|replace("<", "&") %}'
@@ -311,9 +312,9 @@ def test_shipped_templates_take_the_quick_path_and_give_the_same_mail(
 )
 def test_quick_path_gives_what_the_long_way_gives(workflow: Workflow, source: str) -> None:
     renderer = _renderer(t=source)
-    quick, long = _both_ways(renderer, "t", _context(workflow, municipality__name="<A&B>"))
+    quick, long = _both_ways(renderer, "t", _context(workflow, organisation__name="<A&B>"))
     assert quick == long
-    assert renderer.render("t", "da", _context(workflow, municipality__name="<A&B>")) == long
+    assert renderer.render("t", "da", _context(workflow, organisation__name="<A&B>")) == long
 
 
 @pytest.mark.parametrize(

@@ -62,9 +62,9 @@ def test_template_renders_a_real_mail(
     assert "\n" not in mail.subject
     assert "\r" not in mail.subject
     assert len(mail.subject) < 160
-    municipality = "Aarhus Kommune" if language == "da" else "Aarhus Municipality"
-    assert municipality in mail.text
-    assert municipality in mail.html
+    organisation = "Aarhus Kommune" if language == "da" else "Aarhus Municipality"
+    assert organisation in mail.text
+    assert organisation in mail.html
     assert mail.html.startswith("<!DOCTYPE html>")
     assert f'lang="{language}"' in mail.html
     assert "DK2020-751" in mail.text or "DK2020-751" in mail.html

@@ -134,3 +134,19 @@ def test_data_templates_and_choices() -> None:
         rng,
     )
     assert values == {"mail": "klima@aarhus.dk", "hours": 20, "signed": True, "odd": "{nope}"}
+
+
+def test_a_profile_of_0x_names_municipalities_and_is_read_as_organisations() -> None:
+    from dk2020flow.simulate.profile import OpenRule
+
+    legacy = OpenRule.model_validate({"municipalities": ["Glostrup"], "skip": True})
+    assert legacy.organisations == ("Glostrup",)
+    assert OpenRule.model_validate({"organisations": ["BE-LEU"]}).organisations == ("BE-LEU",)
+
+
+def test_the_shipped_profile_is_a_file_beside_the_workflow() -> None:
+    from dk2020flow.simulate.profile import default_profile_path
+
+    path = default_profile_path()
+    assert path.parent.name == "behaviour" and path.name == "dk2020.yaml"
+    assert default_behaviour().workflow == "dk2020"

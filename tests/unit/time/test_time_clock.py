@@ -100,5 +100,8 @@ def test_parse_instant_refuses_with_the_expected_format(text: str) -> None:
 
 
 def test_parse_instant_refuses_unknown_timezone() -> None:
-    with pytest.raises(ValueError, match="unknown timezone 'Europe/Kobenhavn'"):
+    with pytest.raises(ValueError, match="unknown timezone 'Europe/Kobenhavn'") as caught:
         parse_instant("2020-08-19T12:00", "Europe/Kobenhavn")
+    assert str(caught.value).endswith(
+        "; use an IANA name such as Europe/Brussels or America/Toronto"
+    )

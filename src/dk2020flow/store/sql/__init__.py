@@ -4,7 +4,7 @@ Each module holds a mixin ``Sql<Concern>Tx`` (on ``base.SqlBase``, the transacti
 connection) implementing its protocol, beside the statements it runs:
 
 - ``definitions.py``  ``DefinitionsTx``  workflow definitions
-- ``participants.py`` ``ParticipantsTx`` municipalities and contacts
+- ``participants.py`` ``ParticipantsTx`` organisations and contacts
 - ``cases.py``        ``CasesTx``        cases, their event logs (numbered, hash-chained)
 - ``timers.py``       ``TimersTx``       case timers and programme timers, the claims
 - ``outbox.py``       ``OutboxTx``       the outbox: queue, claim (lease), mark

@@ -124,7 +124,7 @@ class SqlAccountsTx(SqlBase):
                 name=name,
                 kind=kind,
                 roles=list(roles),
-                municipality_code=None,
+                organisation_code=None,
                 language=language,
                 active=True,
                 created_at=now,
@@ -350,11 +350,11 @@ class SqlAccountsTx(SqlBase):
         rows = self._conn.execute(
             select(t.contacts)
             .where(func.lower(_c.email) == email.lower())
-            .order_by(_c.municipality_code, _c.role, _c.id)
+            .order_by(_c.organisation_code, _c.role, _c.id)
         )
         return [
             Contact(
-                municipality_code=row.municipality_code,
+                organisation_code=row.organisation_code,
                 role=row.role,
                 name=row.name,
                 email=row.email,

@@ -33,12 +33,12 @@ from dk2020flow.store.port import (
     OutboxMessage,
     OutboxStatus,
 )
-from dk2020flow.store.rows import to_case, to_message
+from dk2020flow.store.rows import snapshot_columns, to_case, to_message
 from dk2020flow.store.sql.base import SqlBase
 from dk2020flow.store.sql.console import deadline_expression, fold_text, folded, late_expression
 
 _c = t.cases.c
-_m = t.municipalities.c
+_m = t.organisations.c
 _o = t.outbox.c
 
 
@@ -64,7 +64,7 @@ def _table_query(query: CaseKeysetQuery) -> CaseTableQuery:
 
 def _keys(query: CaseKeysetQuery) -> list[_Key]:
     name, case_id = _Key(_m.name, str), _Key(_c.id, int)
-    if query.sort is CaseSort.MUNICIPALITY:
+    if query.sort is CaseSort.ORGANISATION:
         return [name, case_id]
     if query.sort is CaseSort.REGION:
         return [_Key(_m.region, str), name, case_id]
@@ -159,12 +159,11 @@ class SqlApiReadsTx(SqlBase):
             query,
             select(
                 t.cases,
-                _m.name.label("municipality_name"),
-                _m.region,
+                *snapshot_columns(),
                 deadline_expression(table).label("current_deadline"),
                 late_expression(table).label("is_late"),
                 *(key.expr.label(f"key_{i}") for i, key in enumerate(keys)),
-            ).select_from(t.cases.join(t.municipalities, _m.code == _c.municipality_code)),
+            ).select_from(t.cases.join(t.organisations, _m.code == _c.organisation_code)),
         )
         if query.after is not None:
             page = page.where(_after(keys, query.after, query.descending))

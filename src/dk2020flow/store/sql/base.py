@@ -8,7 +8,7 @@ from sqlalchemy.engine import Connection
 class SqlBase:
     """Holds the transaction's connection; the concerns' mixins run their statements on it.
 
-    Each mixin can stand alone on a connection (``db.upgrade`` seeds the municipalities
+    Each mixin can stand alone on a connection (``db.upgrade`` seeds the organisations
     through ``SqlParticipantsTx`` alone); ``repository.SqlTx`` composes all of them.
     """
 

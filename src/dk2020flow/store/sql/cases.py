@@ -20,10 +20,17 @@ from dk2020flow.store import tables as t
 from dk2020flow.store.chain import GENESIS, chain
 from dk2020flow.store.driver import BulkStatement
 from dk2020flow.store.port import CaseFilter, NewMail, StoredEvent
-from dk2020flow.store.rows import case_values, event_values, to_case, to_event, with_case
+from dk2020flow.store.rows import (
+    case_values,
+    event_values,
+    snapshot_columns,
+    to_case,
+    to_event,
+    with_case,
+)
 from dk2020flow.store.sql.base import SqlBase
 from dk2020flow.store.sql.outbox import insert_outbox
-from dk2020flow.store.sql.participants import MUNICIPALITY_BY_CODE, find_municipality
+from dk2020flow.store.sql.participants import ORGANISATION_BY_CODE, find_organisation
 from dk2020flow.store.sql.timers import (
     DISCARD_LEFT_STATE,
     DISCARD_REPLACED,
@@ -40,10 +47,11 @@ _c = t.cases.c
 
 
 def case_rows() -> Select[Any]:
-    """Cases joined with their municipality's name and region."""
-    return select(
-        t.cases, t.municipalities.c.name.label("municipality_name"), t.municipalities.c.region
-    ).join(t.municipalities, t.municipalities.c.code == t.cases.c.municipality_code)
+    """Cases joined with their organisation's name, region, country and subdivision
+    (``rows.to_case``)."""
+    return select(t.cases, *snapshot_columns()).join(
+        t.organisations, t.organisations.c.code == t.cases.c.organisation_code
+    )
 
 
 def filter_cases(query: Select[Any], flt: CaseFilter) -> Select[Any]:
@@ -55,7 +63,7 @@ def filter_cases(query: Select[Any], flt: CaseFilter) -> Select[Any]:
     if flt.cohort is not None:
         query = query.where(c.cohort == flt.cohort)
     if flt.region is not None:
-        query = query.where(t.municipalities.c.region == flt.region)
+        query = query.where(t.organisations.c.region == flt.region)
     if flt.open_only:
         query = query.where(c.closed.is_(False))
     if flt.overdue_at is not None:
@@ -84,10 +92,10 @@ CASE_BY_ID = case_rows().where(_c.id == bindparam("id"))
 CASE_BY_ID_IN = case_rows().where(_c.id == bindparam("id"), _c.workflow == bindparam("workflow"))
 """A case by id within a workflow (as ``case_rows``)."""
 
-CASE_OF_MUNICIPALITY = select(_c.id).where(
-    _c.workflow == bindparam("workflow"), _c.municipality_code == bindparam("code")
+CASE_OF_ORGANISATION = select(_c.id).where(
+    _c.workflow == bindparam("workflow"), _c.organisation_code == bindparam("code")
 )
-"""The id of a municipality's case in a workflow (none or one: they are unique together)."""
+"""The id of an organisation's case in a workflow (none or one: they are unique together)."""
 
 CASE_EXISTS = select(_c.id).where(_c.id == bindparam("id"))
 
@@ -174,22 +182,22 @@ class SqlCasesTx(SqlBase):
         case = decision.case
         c = t.cases.c
         clash = self._conn.execute(
-            CASE_OF_MUNICIPALITY,
-            {"workflow": case.workflow, "code": case.municipality_code},
+            CASE_OF_ORGANISATION,
+            {"workflow": case.workflow, "code": case.organisation_code},
         ).scalar()
         if clash is not None:
             raise ConflictError(
-                f"municipality {case.municipality_code} ({case.municipality_name}) already has a "
+                f"organisation {case.organisation_code} ({case.organisation_name}) already has a "
                 f"case in workflow {case.workflow}: case {clash}"
             )
-        known = self._conn.execute(MUNICIPALITY_BY_CODE, {"code": case.municipality_code}).first()
+        known = self._conn.execute(ORGANISATION_BY_CODE, {"code": case.organisation_code}).first()
         if known is None:
-            raise NotFoundError(f"there is no municipality with code {case.municipality_code}")
+            raise NotFoundError(f"there is no organisation with code {case.organisation_code}")
         case_id = self._conn.execute(
             insert(t.cases)
             .values(
                 workflow=case.workflow,
-                municipality_code=case.municipality_code,
+                organisation_code=case.organisation_code,
                 opened_at=case.opened_at,
                 version=1,
                 **case_values(case),
@@ -281,7 +289,7 @@ class SqlCasesTx(SqlBase):
     def case_ids(self, flt: CaseFilter) -> list[int]:
         query = filter_cases(
             select(t.cases.c.id).join(
-                t.municipalities, t.municipalities.c.code == t.cases.c.municipality_code
+                t.organisations, t.organisations.c.code == t.cases.c.organisation_code
             ),
             flt,
         )
@@ -292,8 +300,8 @@ class SqlCasesTx(SqlBase):
         return [to_case(row) for row in rows]
 
     def find_cases_by_ref(self, ref: str, workflow: str | None) -> list[CaseSnapshot]:
-        """Cases that ``ref`` names: ``#12`` (the case number 12), else a municipality's
-        three-digit code or name (case-insensitive), never a case number (a code such as
+        """Cases that ``ref`` names: ``#12`` (the case number 12), else an organisation's
+        code or name (case-insensitive), never a case number (a code such as
         København's 101 must not find case 101); within ``workflow`` if given."""
         ref = ref.strip()
         c = t.cases.c
@@ -304,10 +312,10 @@ class SqlCasesTx(SqlBase):
             else:
                 rows = self._conn.execute(CASE_BY_ID_IN, {"id": int(ref[1:]), "workflow": workflow})
             return [to_case(row) for row in rows]
-        municipality = find_municipality(self._conn, ref)
-        if municipality is None:
+        organisation = find_organisation(self._conn, ref)
+        if organisation is None:
             return []
-        query = case_rows().where(c.municipality_code == municipality.code)
+        query = case_rows().where(c.organisation_code == organisation.code)
         if workflow is not None:
             query = query.where(c.workflow == workflow)
         return [to_case(row) for row in self._conn.execute(query.order_by(c.id))]

@@ -58,11 +58,11 @@ from dk2020flow.store.port import (
     CaseTableRow,
     SavedView,
 )
-from dk2020flow.store.rows import to_case
+from dk2020flow.store.rows import snapshot_columns, to_case
 from dk2020flow.store.sql.base import SqlBase
 
 _c = t.cases.c
-_m = t.municipalities.c
+_m = t.organisations.c
 _cc = t.case_counts.c
 _dc = t.deadline_counts.c
 _v = t.saved_views.c
@@ -153,7 +153,7 @@ def deadline_expression(query: CaseTableQuery) -> ColumnElement[Any]:
 
 class _DrivingJoin(Join):
     """A join whose left table SQLite must read first (``CROSS JOIN``, SQLite's way to fix
-    the join order): the cases table sorted by municipality walks the municipalities'
+    the join order): the cases table sorted by organisation walks the organisations'
     ``name`` (or ``region, name``) index and stops after one page, instead of joining
     and sorting every case. Other backends get a plain join (their planner has stats)."""
 
@@ -178,15 +178,15 @@ def _filtered(
     query: CaseTableQuery, base: Select[Any], *, join: bool, drive: bool = False
 ) -> Select[Any]:
     """``base`` over the cases that match ``query``'s filter; joined with the
-    municipalities when the search needs them or ``join`` (the sort does), and read in
-    the municipalities' order first when ``drive`` (a sort by name of a filter that
+    organisations when the search needs them or ``join`` (the sort does), and read in
+    the organisations' order first when ``drive`` (a sort by name of a filter that
     many cases match: the name index gives the page after a few rows)."""
     if join or query.search.strip():
-        on = _m.code == _c.municipality_code
-        if drive and query.sort in (CaseSort.MUNICIPALITY, CaseSort.REGION):
-            base = base.select_from(_DrivingJoin(t.municipalities, t.cases, on))
+        on = _m.code == _c.organisation_code
+        if drive and query.sort in (CaseSort.ORGANISATION, CaseSort.REGION):
+            base = base.select_from(_DrivingJoin(t.organisations, t.cases, on))
         else:
-            base = base.select_from(t.cases.join(t.municipalities, on))
+            base = base.select_from(t.cases.join(t.organisations, on))
     else:
         base = base.select_from(t.cases)
     base = base.where(_c.workflow == query.workflow)
@@ -195,9 +195,9 @@ def _filtered(
     if query.cohort is not None:
         base = base.where(_c.cohort == query.cohort)
     if query.region is not None:
-        # The case's own copy of its municipality's region (kept by the database):
+        # The case's own copy of its organisation's region (kept by the database):
         # the filter reads the cases' indexes alone.
-        base = base.where(_c.municipality_region == query.region)
+        base = base.where(_c.organisation_region == query.region)
     if query.search.strip():
         base = base.where(folded(_m.name).like(_like_pattern(query.search.strip()), escape="\\"))
     # A round or region is read from its own index; a page by since walks the index in
@@ -213,7 +213,7 @@ def _filtered(
 
 
 def _many_match(query: CaseTableQuery, counted: tuple[int, int] | None) -> bool:
-    """Whether walking the municipalities' names finds a page sorted by name sooner than
+    """Whether walking the organisations' names finds a page sorted by name sooner than
     the filter's index does. Walking reads about ``wanted × cases / total`` rows (each
     looked up: the name order says nothing of the filter); the filter's index reads the
     ``total`` matches (each joined to its name) and sorts them. So: walk when
@@ -258,12 +258,12 @@ def _passed_filter(query: CaseTableQuery, late: bool | None) -> list[ColumnEleme
 
 def _ordered(query: CaseTableQuery, base: Select[Any], *, walk: bool = True) -> Select[Any]:
     """Sorted by ``query.sort``; each order is one an index can give where one exists
-    (``ix_municipalities_region_name``, ``ix_cases_workflow_entered_at``); ties go by
+    (``ix_organisations_region_name``, ``ix_cases_workflow_entered_at``); ties go by
     name (round, state, deadline) or case id. Not ``walk``: few cases match, so SQLite
     is kept from walking ``ix_cases_workflow_entered_at`` for them (it would read every
     case in that order to find the few): it reads the filter's index and sorts those."""
     order: list[Any]
-    if query.sort is CaseSort.MUNICIPALITY:
+    if query.sort is CaseSort.ORGANISATION:
         order = [_m.name]
     elif query.sort is CaseSort.REGION:
         order = [_m.region, _m.name]
@@ -344,7 +344,7 @@ class SqlConsoleTx(SqlBase):
                 continue
             take = min(query.limit - len(ids), count - skip)
             part = replace(
-                query, sort=CaseSort.MUNICIPALITY, descending=False, offset=skip, limit=take
+                query, sort=CaseSort.ORGANISATION, descending=False, offset=skip, limit=take
             )
             drive = _many_match(part, (count, cases))
             page = _ordered(part, _filtered(part, select(_c.id), join=True, drive=drive))
@@ -473,9 +473,9 @@ class SqlConsoleTx(SqlBase):
         return [(int(definition_id), str(name)) for definition_id, name in rows]
 
     def regions(self) -> list[str]:
-        # One step of ``ix_municipalities_region_name`` per region (a loose index scan in
-        # a recursive query), not every municipality: a handful of regions, however
-        # many municipalities.
+        # One step of ``ix_organisations_region_name`` per region (a loose index scan in
+        # a recursive query), not every organisation: a handful of regions, however
+        # many organisations.
         first = select(func.min(_m.region).label("region")).cte("regions", recursive=True)
         after = select(func.min(_m.region)).where(_m.region > first.c.region).scalar_subquery()
         steps = first.union_all(select(after).where(first.c.region.is_not(None)))
@@ -490,12 +490,11 @@ class SqlConsoleTx(SqlBase):
             rows = self._conn.execute(
                 select(
                     t.cases,
-                    _m.name.label("municipality_name"),
-                    _m.region,
+                    *snapshot_columns(),
                     deadline_expression(query).label("current_deadline"),
                     late_expression(query).label("is_late"),
                 )
-                .select_from(t.cases.join(t.municipalities, _m.code == _c.municipality_code))
+                .select_from(t.cases.join(t.organisations, _m.code == _c.organisation_code))
                 .where(_c.id.in_(chunk))
             )
             for row in rows:
@@ -609,9 +608,9 @@ class SqlConsoleTx(SqlBase):
 
     def bulk_items(self, run_id: int) -> list[BulkItem]:
         rows = self._conn.execute(
-            select(t.bulk_items, _m.name.label("municipality_name"))
+            select(t.bulk_items, _m.name.label("organisation_name"))
             .join(t.cases, _c.id == _i.case_id)
-            .join(t.municipalities, _m.code == _c.municipality_code)
+            .join(t.organisations, _m.code == _c.organisation_code)
             .where(_i.run_id == run_id)
             .order_by(_i.id)
         )
@@ -619,7 +618,7 @@ class SqlConsoleTx(SqlBase):
             BulkItem(
                 run_id=row.run_id,
                 case_id=row.case_id,
-                municipality_name=row.municipality_name,
+                organisation_name=row.organisation_name,
                 status=BulkItemStatus(row.status),
                 message=row.message,
                 at=row.at,

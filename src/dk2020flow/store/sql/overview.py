@@ -39,7 +39,7 @@ from dk2020flow.store.sql.base import SqlBase
 from dk2020flow.store.sql.outbox import outbox_counts
 
 _c = t.cases.c
-_m = t.municipalities.c
+_m = t.organisations.c
 _tm = t.timers.c
 _cc = t.case_counts.c
 _dc = t.deadline_counts.c
@@ -82,10 +82,10 @@ def _current_deadline_rows() -> Select[Any]:
             _c.workflow,
             _c.state,
             _c.cohort,
-            _m.name.label("municipality"),
+            _m.name.label("organisation"),
             _m.region,
         )
-        .join(t.municipalities, _m.code == _c.municipality_code)
+        .join(t.organisations, _m.code == _c.organisation_code)
         .where(_c.closed == false(), _c.deadline_at.is_not(None))
     )
 
@@ -110,11 +110,11 @@ def _pending_deadline_rows() -> Select[Any]:
             _c.workflow,
             _c.state,
             _c.cohort,
-            _m.name.label("municipality"),
+            _m.name.label("organisation"),
             _m.region,
         )
         .join(t.cases, and_(_c.id == _tm.case_id, _c.epoch == _tm.epoch))
-        .join(t.municipalities, _m.code == _c.municipality_code)
+        .join(t.organisations, _m.code == _c.organisation_code)
         .where(
             _tm.status == TimerStatus.PENDING.value,
             _tm.due_at >= start,
@@ -164,7 +164,7 @@ def _line(row: Any) -> DeadlineLine:
         case_id=row.case_id,
         workflow=row.workflow,
         definition_id=row.definition_id,
-        municipality=row.municipality,
+        organisation=row.organisation,
         region=row.region,
         cohort=row.cohort,
         state=row.state,

@@ -1,106 +1,123 @@
-"""``ParticipantsTx``: municipalities and their contacts."""
+"""``ParticipantsTx``: organisations and their contacts."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from dk2020flow.engine.records import TimerStatus
 from dk2020flow.store import tables as t
-from dk2020flow.store.port import Contact, Municipality
-from dk2020flow.store.rows import to_contact, to_municipality
+from dk2020flow.store.port import Contact, Organisation
+from dk2020flow.store.rows import to_contact, to_organisation
 from dk2020flow.store.sql.base import SqlBase
 
 PENDING = TimerStatus.PENDING.value
 
-MUNICIPALITY_BY_CODE = select(t.municipalities).where(t.municipalities.c.code == bindparam("code"))
+ORGANISATION_BY_CODE = select(t.organisations).where(t.organisations.c.code == bindparam("code"))
 
 CONTACTS_OF_ONE = (
     select(t.contacts)
-    .where(t.contacts.c.municipality_code == bindparam("code"))
+    .where(t.contacts.c.organisation_code == bindparam("code"))
     .order_by(t.contacts.c.role, t.contacts.c.id)
 )
-"""One municipality's contacts, by role."""
+"""One organisation's contacts, by role."""
 
 CONTACTS_OF = (
     select(t.contacts)
-    .where(t.contacts.c.municipality_code.in_(bindparam("codes", expanding=True)))
-    .order_by(t.contacts.c.municipality_code, t.contacts.c.role, t.contacts.c.id)
+    .where(t.contacts.c.organisation_code.in_(bindparam("codes", expanding=True)))
+    .order_by(t.contacts.c.organisation_code, t.contacts.c.role, t.contacts.c.id)
 )
-"""The contacts of a list of municipalities, in the order of ``SqlTx.contacts``."""
+"""The contacts of a list of organisations, in the order of ``SqlTx.contacts``."""
 
 
-def municipalities(conn: Connection) -> list[Municipality]:
-    rows = conn.execute(select(t.municipalities).order_by(t.municipalities.c.code))
-    return [to_municipality(row) for row in rows]
+def organisations(conn: Connection) -> list[Organisation]:
+    rows = conn.execute(select(t.organisations).order_by(t.organisations.c.code))
+    return [to_organisation(row) for row in rows]
 
 
-def find_municipality(conn: Connection, code_or_name: str) -> Municipality | None:
+def find_organisation(conn: Connection, code_or_name: str) -> Organisation | None:
     """By code (``751``, ``"0751"`` is not a code) or name, case-insensitively."""
     ref = code_or_name.strip()
-    row = conn.execute(MUNICIPALITY_BY_CODE, {"code": ref}).first()
+    row = conn.execute(ORGANISATION_BY_CODE, {"code": ref}).first()
     if row is not None:
-        return to_municipality(row)
+        return to_organisation(row)
     # 98 rows: fold case in Python (SQLite's lower() knows no Æ, Ø, Å).
     wanted = ref.casefold()
-    for municipality in municipalities(conn):
-        if municipality.name.casefold() == wanted:
-            return municipality
+    for organisation in organisations(conn):
+        if organisation.name.casefold() == wanted:
+            return organisation
     return None
 
 
 class SqlParticipantsTx(SqlBase):
     """``port.ParticipantsTx`` over the transaction's connection."""
 
-    def municipalities(self) -> list[Municipality]:
-        return municipalities(self._conn)
+    def organisations(self) -> list[Organisation]:
+        return organisations(self._conn)
 
-    def find_municipality(self, code_or_name: str) -> Municipality | None:
+    def find_organisation(self, code_or_name: str) -> Organisation | None:
         """By code (``751``, ``"0751"`` is not a code) or name, case-insensitively."""
-        return find_municipality(self._conn, code_or_name)
+        return find_organisation(self._conn, code_or_name)
 
-    def contacts(self, municipality_code: str) -> list[Contact]:
-        rows = self._conn.execute(CONTACTS_OF_ONE, {"code": municipality_code})
+    def contacts(self, organisation_code: str) -> list[Contact]:
+        rows = self._conn.execute(CONTACTS_OF_ONE, {"code": organisation_code})
         return [to_contact(row) for row in rows]
 
-    def contacts_for(self, municipality_codes: Sequence[str]) -> dict[str, list[Contact]]:
-        """The contacts of these municipalities in one query, by code (as ``contacts``)."""
-        found: dict[str, list[Contact]] = {code: [] for code in municipality_codes}
+    def contacts_for(self, organisation_codes: Sequence[str]) -> dict[str, list[Contact]]:
+        """The contacts of these organisations in one query, by code (as ``contacts``)."""
+        found: dict[str, list[Contact]] = {code: [] for code in organisation_codes}
         if found:
             for row in self._conn.execute(CONTACTS_OF, {"codes": list(found)}):
-                found[row.municipality_code].append(to_contact(row))
+                found[row.organisation_code].append(to_contact(row))
         return found
 
     def all_contacts(self) -> list[Contact]:
         c = t.contacts.c
-        rows = self._conn.execute(select(t.contacts).order_by(c.municipality_code, c.role, c.id))
+        rows = self._conn.execute(select(t.contacts).order_by(c.organisation_code, c.role, c.id))
         return [to_contact(row) for row in rows]
 
     def replace_participants(
-        self, municipalities: Sequence[Municipality], contacts: Sequence[Contact]
+        self,
+        organisations: Sequence[Organisation],
+        contacts: Sequence[Contact],
+        *,
+        attributes: Collection[str] | None = None,
     ) -> None:
-        """Upsert ``municipalities`` by code; replace the contacts of every municipality
-        that ``contacts`` names. Municipalities are never deleted (cases refer to them)."""
-        m = t.municipalities.c
+        """Upsert ``organisations`` by code; replace the contacts of every organisation
+        that ``contacts`` names. Organisations are never deleted (cases refer to them).
+
+        ``attributes``: what an update of a known organisation writes (a file without a
+        ``titles_*`` column keeps the titles it has); None: all."""
+        m = t.organisations.c
         existing = {row.code for row in self._conn.execute(select(m.code))}
-        for mun in municipalities:
-            values = {"name": mun.name, "region": mun.region, "dk2020_group": mun.group}
-            if mun.code in existing:
+        for org in organisations:
+            values = {
+                "name": org.name,
+                "kind": org.kind,
+                "country": org.country,
+                "subdivision": org.subdivision,
+                "region": org.region,
+                "group": org.group,
+                "language": org.language,
+                "titles": dict(org.titles),
+            }
+            if org.code in existing:
+                changed = {k: v for k, v in values.items() if attributes is None or k in attributes}
                 self._conn.execute(
-                    update(t.municipalities).where(m.code == mun.code).values(**values)
+                    update(t.organisations).where(m.code == org.code).values(**changed)
                 )
             else:
-                self._conn.execute(insert(t.municipalities).values(code=mun.code, **values))
-        codes = sorted({contact.municipality_code for contact in contacts})
+                self._conn.execute(insert(t.organisations).values(code=org.code, **values))
+        codes = sorted({contact.organisation_code for contact in contacts})
         if codes:
-            self._conn.execute(delete(t.contacts).where(t.contacts.c.municipality_code.in_(codes)))
+            self._conn.execute(delete(t.contacts).where(t.contacts.c.organisation_code.in_(codes)))
             self._conn.execute(
                 insert(t.contacts),
                 [
                     {
-                        "municipality_code": c.municipality_code,
+                        "organisation_code": c.organisation_code,
                         "role": c.role,
                         "name": c.name,
                         "email": c.email,

@@ -31,7 +31,7 @@ from dk2020flow.store.sql.timers import latest_deadline_arms
 
 PENDING = TimerStatus.PENDING.value
 
-_e, _c, _m = t.events.c, t.cases.c, t.municipalities.c
+_e, _c, _m = t.events.c, t.cases.c, t.organisations.c
 EVENTS = (
     select(
         _e.id,
@@ -51,7 +51,7 @@ EVENTS = (
         _m.name,
     )
     .join(t.cases, _c.id == _e.case_id)
-    .join(t.municipalities, _m.code == _c.municipality_code)
+    .join(t.organisations, _m.code == _c.organisation_code)
     .where(_e.id > bindparam("after_id", type_=Integer))
     .order_by(_e.id)
 )
@@ -105,8 +105,8 @@ def events(conn: Connection, workflow: str | None = None, after_id: int = 0) -> 
             comment=comment,
             data=dict(data or {}),
             epoch=epoch,
-            municipality_code=code,
-            municipality_name=name,
+            organisation_code=code,
+            organisation_name=name,
         )
         for (
             id_,
@@ -149,16 +149,18 @@ def deadline_arms(conn: Connection, workflow: str | None = None) -> list[Deadlin
 def timers(
     conn: Connection, workflow: str | None = None, statuses: Sequence[str] = ()
 ) -> list[TimerLine]:
-    tm, c, m = t.timers.c, t.cases.c, t.municipalities.c
+    tm, c, m = t.timers.c, t.cases.c, t.organisations.c
     query = (
         select(
             t.timers,
             c.epoch.label("case_epoch"),
             c.state.label("case_state"),
             m.name.label("mname"),
+            m.country,
+            m.subdivision,
         )
         .join(t.cases, c.id == tm.case_id)
-        .join(t.municipalities, m.code == c.municipality_code)
+        .join(t.organisations, m.code == c.organisation_code)
         .order_by(tm.due_at, tm.id)
     )
     if workflow is not None:
@@ -179,14 +181,16 @@ def timers(
             note=r.note,
             case_epoch=r.case_epoch,
             case_state=r.case_state,
-            municipality_name=r.mname,
+            organisation_name=r.mname,
+            country=r.country,
+            subdivision=r.subdivision,
         )
         for r in conn.execute(query)
     ]
 
 
 def outbox_lines(conn: Connection, workflow: str | None = None) -> list[OutboxLine]:
-    o, c, m = t.outbox.c, t.cases.c, t.municipalities.c
+    o, c, m = t.outbox.c, t.cases.c, t.organisations.c
     query = (
         select(
             o.id,
@@ -201,7 +205,7 @@ def outbox_lines(conn: Connection, workflow: str | None = None) -> list[OutboxLi
         )
         .select_from(t.outbox)
         .outerjoin(t.cases, c.id == o.case_id)
-        .outerjoin(t.municipalities, m.code == c.municipality_code)
+        .outerjoin(t.organisations, m.code == c.organisation_code)
         .order_by(o.id)
     )
     if workflow is not None:
@@ -216,7 +220,7 @@ def outbox_lines(conn: Connection, workflow: str | None = None) -> list[OutboxLi
             reason=r.reason,
             last_error=r.last_error,
             created_at=r.created_at,
-            municipality_name=r.mname or "",
+            organisation_name=r.mname or "",
         )
         for r in conn.execute(query)
     ]

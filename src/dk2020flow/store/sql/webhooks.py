@@ -281,7 +281,7 @@ def notice_body(
         "case": {
             "id": case_id,
             "workflow": case.workflow,
-            "municipality": {"code": case.municipality_code, "name": case.municipality_name},
+            "organisation": {"code": case.organisation_code, "name": case.organisation_name},
             "state": case.state,
             # A new case is stored at version 1 whatever its decision says (insert_case).
             "version": case.version if case.id is not None else 1,

@@ -47,7 +47,7 @@ ROUTERS = (
     routes_operations.router,
 )
 DESCRIPTION = """\
-dk2020flow's REST API: the programme's workflows, municipalities, cases (their fields,
+dk2020flow's REST API: the programme's workflows, organisations, cases (their fields,
 deadlines, checklists, documents and history), the changes people make to them (firing a
 trigger, moving a deadline, recording a checklist, handing in a document), the outbox,
 the programme report and the scheduler's health. docs/api.md is the guide.

@@ -18,7 +18,7 @@ from dk2020flow.service.health import SchedulerHealth
 from dk2020flow.store.port import (
     CaseTableRow,
     DaemonInfo,
-    Municipality,
+    Organisation,
     OutboxMessage,
     StoredDefinition,
     StoredDocument,
@@ -45,8 +45,8 @@ def _summary_fields(case: CaseSnapshot) -> dict[str, Any]:
         "id": case.id or 0,
         "workflow": case.workflow,
         "definition_id": case.definition_id,
-        "municipality": s.MunicipalityRef(
-            code=case.municipality_code, name=case.municipality_name, region=case.region
+        "organisation": s.OrganisationRef(
+            code=case.organisation_code, name=case.organisation_name, region=case.region
         ),
         "cohort": case.cohort,
         "state": case.state,
@@ -156,8 +156,8 @@ def event(found: StoredEvent) -> s.EventOut:
     )
 
 
-def municipality(found: Municipality) -> s.MunicipalityOut:
-    return s.MunicipalityOut(
+def organisation(found: Organisation) -> s.OrganisationOut:
+    return s.OrganisationOut(
         code=found.code, name=found.name, region=found.region, group=found.group
     )
 

@@ -1,7 +1,7 @@
 """Opaque cursors for keyset pagination.
 
 A cursor is the sort key of the last item of a page (``CaseKeysetPage.last_key``: the
-municipality's name and the case's id, or the case's deadline …) together with a
+organisation's name and the case's id, or the case's deadline …) together with a
 fingerprint of the filter and sort it was made for, as URL-safe base64 of a little
 JSON. It is not an offset: the next page starts strictly after that key, so a page
 costs the same wherever it is and a walk over the pages meets each item once.

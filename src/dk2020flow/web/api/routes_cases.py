@@ -29,8 +29,8 @@ CaseId = Annotated[
 Text = Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")]
 Name = Annotated[str | None, Query(max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
 SortName = Literal[
-    "municipality",
-    "-municipality",
+    "organisation",
+    "-organisation",
     "region",
     "-region",
     "round",
@@ -72,7 +72,7 @@ def cases(
     q: Annotated[
         str, Query(max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$", description="Part of the name.")
     ] = "",
-    sort: SortName = "municipality",
+    sort: SortName = "organisation",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=pagination.MAX_CURSOR)] = None,
 ) -> s.CaseList:

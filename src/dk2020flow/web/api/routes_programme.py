@@ -1,5 +1,5 @@
 """The programme: workflows and their versions (with the diagram and the JSON Schema of
-the workflow format), the municipalities, and the programme report."""
+the workflow format), the organisations, and the programme report."""
 
 from __future__ import annotations
 
@@ -133,14 +133,14 @@ def workflow_schema(_token: Reader) -> Response:
     return Response(SHIPPED.read_text(encoding="utf-8"), media_type="application/schema+json")
 
 
-@router.get("/municipalities", summary="The municipalities the database knows")
-def municipalities(
+@router.get("/organisations", summary="The organisations the database knows")
+def organisations(
     request: Request,
     _token: Reader,
     region: Annotated[str | None, Query(max_length=MAX_REGION, pattern=r"^[^\x00-\x1f]*$")] = None,
-) -> s.MunicipalityList:
-    found = api_context(request).service.municipalities(region=region)
-    return s.MunicipalityList(items=[bodies.municipality(m) for m in found])
+) -> s.OrganisationList:
+    found = api_context(request).service.organisations(region=region)
+    return s.OrganisationList(items=[bodies.organisation(m) for m in found])
 
 
 @router.get(

@@ -60,21 +60,21 @@ class Problem(_Out):
     )
 
 
-# ----------------------------------------------------------------------------- municipalities
+# ----------------------------------------------------------------------------- organisations
 
 
-class MunicipalityOut(_Out):
+class OrganisationOut(_Out):
     code: str
     name: str
     region: str
     group: str = ""
 
 
-class MunicipalityList(_Out):
-    items: list[MunicipalityOut]
+class OrganisationList(_Out):
+    items: list[OrganisationOut]
 
 
-class MunicipalityRef(_Out):
+class OrganisationRef(_Out):
     code: str
     name: str
     region: str
@@ -168,7 +168,7 @@ class CaseSummary(_Out):
     id: int
     workflow: str
     definition_id: int
-    municipality: MunicipalityRef
+    organisation: OrganisationRef
     cohort: str | None
     state: str
     entered_at: dt.datetime
@@ -415,7 +415,7 @@ class StateCountOut(_Out):
 
 class OverdueCaseOut(_Out):
     case_id: int
-    municipality: str
+    organisation: str
     region: str
     state: str
     deadline: str

@@ -1,14 +1,14 @@
 """Texts of the page for one case and of the workflow diagram."""
 
 MESSAGES: dict[str, tuple[str, str]] = {
-    "case.title": ("{municipality}: sag {id}", "{municipality}: case {id}"),
+    "case.title": ("{organisation}: sag {id}", "{organisation}: case {id}"),
     "case.breadcrumb": ("Sager", "Cases"),
     "case.summary": ("Overblik", "Summary"),
     "case.state": ("Tilstand", "State"),
     "case.since": ("Siden", "Since"),
     "case.opened": ("Oprettet", "Opened"),
     "case.region": ("Region", "Region"),
-    "case.code": ("Kommunekode", "Municipality code"),
+    "case.code": ("Kode", "Code"),
     "case.cohort": ("Runde", "Round"),
     "case.workflow": ("Forløb", "Workflow"),
     "case.version": ("version {version}", "version {version}"),
@@ -47,7 +47,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "case.item": ("Krav", "Requirement"),
     "case.item_status": ("Status", "Status"),
     "case.item_comment": ("Kommentar", "Comment"),
-    "case.item_answer": ("Kommunens svar", "The municipality's answer"),
+    "case.item_answer": ("Deltagerens svar", "The participant's answer"),
     "case.status_label": ("Status for {item}", "Status of {item}"),
     "case.comment_label": ("Kommentar til {item}", "Comment on {item}"),
     "case.checklist_roles": ("Kan udfyldes af: {roles}", "Recorded by: {roles}"),

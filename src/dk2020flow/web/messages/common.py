@@ -2,7 +2,13 @@
 
 MESSAGES: dict[str, tuple[str, str]] = {
     "app.name": ("dk2020flow", "dk2020flow"),
-    "app.tagline": ("DK2020-sekretariatets konsol", "The DK2020 secretariat's console"),
+    # The programme's name is its workflow's title (service/programme.py): "…_of" when
+    # the database holds one workflow, the plain text when it holds several or none.
+    "app.tagline": ("Sekretariatets konsol", "The secretariat's console"),
+    "app.tagline_of": (
+        "Sekretariatets konsol for {programme}",
+        "The secretariat's console for {programme}",
+    ),
     "nav.main": ("Hovedmenu", "Main menu"),
     "nav.overview": ("Overblik", "Overview"),
     "nav.cases": ("Sager", "Cases"),
@@ -16,8 +22,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "lang.switch_label": ("Read this page in English", "Læs siden på dansk"),
     "footer.accessibility": ("Tilgængelighedserklæring", "Accessibility statement"),
     "footer.about": (
-        "dk2020flow styrer DK2020-forløbet for hver kommune.",
-        "dk2020flow runs the DK2020 programme for every municipality.",
+        "dk2020flow fører hver organisation gennem forløbet.",
+        "dk2020flow follows every organisation through the programme.",
+    ),
+    "footer.about_of": (
+        "dk2020flow fører hver organisation gennem {programme}.",
+        "dk2020flow follows every organisation through {programme}.",
     ),
     "signed_in_as": ("Logget ind som {name}", "Signed in as {name}"),
     "error.title": ("Der skete en fejl", "Something went wrong"),

@@ -1,7 +1,9 @@
 """Texts of the participants' portal (``web/routes/portal.py``)."""
 
 MESSAGES: dict[str, tuple[str, str]] = {
-    "portal.name": ("Min DK2020-sag", "My DK2020 case"),
+    # "…_in" names the programme (its workflow's title, service/programme.py).
+    "portal.name": ("Min sag", "My case"),
+    "portal.name_in": ("Min sag i {programme}", "My case in {programme}"),
     "portal.my_cases": ("Mine sager", "My cases"),
     "portal.intro": (
         "Her ser du de sager, du er kontakt for, hvor de står, og hvad der ventes af dig.",

@@ -42,7 +42,7 @@ Actor = Annotated[Principal, Depends(require_roles(*WORKFLOW_STAFF_ROLES))]
 """Bulk runs need a role that acts on cases (not ``read_only``, not ``admin`` alone)."""
 
 SORT_LABELS = {
-    CaseSort.MUNICIPALITY: "cases.municipality",
+    CaseSort.ORGANISATION: "cases.organisation",
     CaseSort.REGION: "cases.region",
     CaseSort.ROUND: "cases.round",
     CaseSort.STATE: "cases.state",

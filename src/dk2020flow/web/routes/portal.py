@@ -1,7 +1,7 @@
 """The participants' portal: "my cases", one case, its actions, events and documents.
 
 Every route depends on ``web.auth.participant`` (staff get 403) and, for a case, on
-``service.portal.case_access``: a case of a municipality the person is no contact of
+``service.portal.case_access``: a case of an organisation the person is no contact of
 answers 403 and nothing is read or changed (``tests/web/test_portal_privacy.py``
 walks every route). The person acts in their roles *on that case*; an action goes
 through ``Service.fire`` and an upload through ``Service.documents.attach``, so the
