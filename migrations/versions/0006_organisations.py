@@ -257,8 +257,7 @@ def downgrade() -> None:
     assert municipalities is not None
     rows = bind.execute(sa.text('SELECT code, name, region, "group" FROM organisations'))
     carried = [
-        {"code": r.code, "name": r.name, "region": r.region, "dk2020_group": r.group}
-        for r in rows
+        {"code": r.code, "name": r.name, "region": r.region, "dk2020_group": r.group} for r in rows
     ]
     if carried:
         op.bulk_insert(municipalities, carried)
