@@ -29,6 +29,7 @@ from dk2020flow.store.port import (
     Contact,
     DecisionStep,
     NewMail,
+    Organisation,
     ProgrammeTimer,
     TimerFinish,
     Tx,
@@ -97,11 +98,22 @@ class _Tally:
 
 
 class _BatchView:
-    """The transaction, with ``contacts`` answered from one query for the whole batch."""
+    """The transaction, with ``contacts`` and the organisations the mail shows
+    (``find_organisation`` by code) answered from one query each for the whole batch."""
 
-    def __init__(self, tx: Tx, contacts: dict[str, list[Contact]]) -> None:
+    def __init__(
+        self,
+        tx: Tx,
+        contacts: dict[str, list[Contact]],
+        organisations: dict[str, Organisation],
+    ) -> None:
         self._tx = tx
         self._contacts = contacts
+        self._organisations = organisations
+
+    def find_organisation(self, code_or_name: str) -> Organisation | None:
+        found = self._organisations.get(code_or_name)
+        return found if found is not None else self._tx.find_organisation(code_or_name)
 
     def contacts(self, organisation_code: str) -> list[Contact]:
         found = self._contacts.get(organisation_code)
@@ -122,7 +134,7 @@ def _fire_batch(
 ) -> None:
     cases = tx.load_cases(list(by_case))
     codes = sorted({case.organisation_code for case in cases.values()})
-    view = cast(Tx, _BatchView(tx, tx.contacts_for(codes)))
+    view = cast(Tx, _BatchView(tx, tx.contacts_for(codes), tx.organisations_for(codes)))
     items: list[BatchItem] = []
     tallies: list[_Tally] = []
     failures: list[tuple[int, str]] = []

@@ -96,3 +96,35 @@ def test_the_dropped_triggers_are_the_console_counts(
     conn.close()
     assert dropped == len(before - after) > 0
     assert all(name.startswith(("cases_", "outbox_", "organisations_")) for name in before - after)
+
+
+def test_a_batch_reads_its_organisations_once_not_once_a_mail(
+    tmp_path: Path, bench_modules: dict[str, Any]
+) -> None:
+    """The mail shows the organisation (its titles, kind …): the dispatch reads the
+    batch's organisations in one query, as it reads their contacts."""
+    from sqlalchemy import event
+
+    from dk2020flow.clock import ManualClock
+    from dk2020flow.service import Service
+    from dk2020flow.settings import Settings
+    from dk2020flow.store.repository import SqlStore
+
+    workload = bench_modules["workload"]
+    path = tmp_path / "dk2020flow.db"
+    workload.prepare(f"sqlite:///{path}", 20)
+    store = SqlStore(f"sqlite:///{path}")
+    reads: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM organisations" in statement:
+            reads.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        service = Service(store, clock=ManualClock(workload.FIRE_AT), settings=Settings())
+        assert service.fire_due(workload.FIRE_AT).fired == 20
+    finally:
+        event.remove(store.engine, "before_cursor_execute", record)
+        store.close()
+    assert len(reads) == 1, reads

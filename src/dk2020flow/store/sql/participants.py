@@ -17,6 +17,10 @@ PENDING = TimerStatus.PENDING.value
 
 ORGANISATION_BY_CODE = select(t.organisations).where(t.organisations.c.code == bindparam("code"))
 
+ORGANISATIONS_OF = select(t.organisations).where(
+    t.organisations.c.code.in_(bindparam("codes", expanding=True))
+)
+
 CONTACTS_OF_ONE = (
     select(t.contacts)
     .where(t.contacts.c.organisation_code == bindparam("code"))
@@ -60,6 +64,13 @@ class SqlParticipantsTx(SqlBase):
     def find_organisation(self, code_or_name: str) -> Organisation | None:
         """By code (``751``, ``"0751"`` is not a code) or name, case-insensitively."""
         return find_organisation(self._conn, code_or_name)
+
+    def organisations_for(self, codes: Sequence[str]) -> dict[str, Organisation]:
+        """The organisations of these codes in one query, by code (unknown codes absent)."""
+        if not codes:
+            return {}
+        rows = self._conn.execute(ORGANISATIONS_OF, {"codes": list(codes)})
+        return {row.code: to_organisation(row) for row in rows}
 
     def contacts(self, organisation_code: str) -> list[Contact]:
         rows = self._conn.execute(CONTACTS_OF_ONE, {"code": organisation_code})
