@@ -13,23 +13,31 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dk2020flow.definition.model import Text, text_in
+from dk2020flow.definition.model import Text, Workflow, text_in
 
 if TYPE_CHECKING:
     from dk2020flow.service.core import Service
 
-__all__ = ["programme_name", "programme_title"]
+__all__ = ["programme", "programme_name", "programme_title"]
 
 
-def programme_title(service: Service) -> Text | None:
-    """The title of the one workflow the database holds (its newest version's), or
-    ``None`` when it holds several or none."""
+def programme(service: Service) -> Workflow | None:
+    """The one workflow the database holds (its newest version), or ``None`` when it
+    holds several or none: what the pages and commands take the programme's identity
+    from (title, languages, timezone)."""
     with service.store.read() as tx:
         versions = tx.definition_names()  # oldest first
         if len({name for _, name in versions}) != 1:
             return None
         newest = max(definition_id for definition_id, _ in versions)
-        return service.compiled(tx, newest).workflow.title
+        return service.compiled(tx, newest).workflow
+
+
+def programme_title(service: Service) -> Text | None:
+    """The title of the one workflow the database holds (its newest version's), or
+    ``None`` when it holds several or none."""
+    workflow = programme(service)
+    return None if workflow is None else workflow.title
 
 
 def programme_name(service: Service, language: str) -> str:
