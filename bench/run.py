@@ -7,6 +7,8 @@
     python bench/run.py --only web         # the web console on 100k cases (bench/web.py)
     python bench/run.py --only documents   # a 20 MB upload beside a file copy (bench/documents.py)
     python bench/run.py --only portal      # 20 participants' case pages (bench/portal.py)
+    python bench/run.py --scale 1000000    # every section and a million cases (bench/scale.py)
+    python bench/run.py --only scale       # the million cases alone (--scale N for another N)
     python bench/run.py --quick --results /tmp/smoke   # a smoke run, kept out of bench/results
 
 These machines are shared and noisy: every comparison runs in the same
@@ -39,11 +41,14 @@ from common import Result, Workdir, failed, fmt, pg_available
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 SECTIONS = ("dispatch", "peers", "idle", "lateness", "mail", "memory", "startup")
-OPT_IN = ("revisions", "web", "documents", "portal", "api", "webhooks")
+OPT_IN = ("revisions", "web", "documents", "portal", "api", "webhooks", "scale")
 """Sections run only when --only names them (revisions: two revisions, several minutes;
 web: the console on 100k cases, about 25 minutes; documents: 20 MB uploads through the
 service and the portal's HTTP route, a few minutes; portal: 20 participants' case pages
-on 100k cases, SQLite and PostgreSQL, about 15 minutes)."""
+on 100k cases, SQLite and PostgreSQL, about 15 minutes; scale: a million cases on
+PostgreSQL, about 30 minutes, also run by ``--scale N``)."""
+SCALE_CASES = 1_000_000
+"""Open cases of the scale section (issue 17 point 3) unless ``--scale N`` says otherwise."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,8 @@ class Sizes:
     """Seconds of load per page, server and pass (bench/web.py, bench/portal.py; 20 clients)."""
     portal_cases: int = 100_000
     documents_repeat: int = 5
+    migrate_cases: int = 10_000
+    """Open cases ``case migrate`` moves in the scale section (bench/scale.py)."""
 
 
 QUICK = Sizes(
@@ -81,6 +88,7 @@ QUICK = Sizes(
     web_seconds=3.0,
     portal_cases=2_000,
     documents_repeat=3,
+    migrate_cases=2_000,
 )
 FULL = Sizes(
     dispatch=2000,
@@ -198,6 +206,28 @@ RATIOS = (
         "python -c pass",
     ),
     Ratio(
+        "scale: 4 daemons / 1 daemon, PostgreSQL (2 CPUs)",
+        "scale: fire_due, 4 daemon",
+        "scale: fire_due, 1 daemon",
+    ),
+    Ratio(
+        "scale: 4 daemons / 2 daemons, PostgreSQL (2 CPUs)",
+        "scale: fire_due, 4 daemon",
+        "scale: fire_due, 2 daemon",
+    ),
+    Ratio(
+        "scale: 2 daemons / 1 daemon, PostgreSQL (2 CPUs)",
+        "scale: fire_due, 2 daemon",
+        "scale: fire_due, 1 daemon",
+    ),
+    Ratio(
+        "SMTP dk2020flow (reused connection) / bare aiosmtplib client, the same bytes",
+        "SMTP, reused connection per batch (deliver_batch + SmtpTransport)",
+        "SMTP, bare aiosmtplib client",
+        0.8,
+        fsync=True,  # dk2020flow marks sent mail in a commit every 10; the bare client, never
+    ),
+    Ratio(
         "SMTP reused connection / connection per message",
         "SMTP, reused connection per batch (deliver_batch + SmtpTransport)",
         "SMTP, one connection per message",
@@ -222,6 +252,37 @@ TARGETS = (
     Target("mail to local SMTP", "SMTP, reused connection per batch", 1000.0, below=False),
     Target("DK2020 simulation wall time", "DK2020 simulation (98 organisations", 5.0, below=True),
     Target("daemon RSS at 100k cases", "daemon peak RSS, 100,000 cases", 150.0, below=True),
+    Target(
+        "scale: tick cost, 1M / 1k cases (fire_due), PostgreSQL",
+        "scale: fire_due(now) nothing due, cost at",
+        2.0,
+        below=True,
+    ),
+    Target(
+        "scale: tick cost, 1M / 1k cases (next_due_at), PostgreSQL",
+        "scale: next_due_at(), cost at",
+        2.0,
+        below=True,
+    ),
+    Target("scale: daemon RSS at 1M cases", "scale: daemon peak RSS", 200.0, below=True),
+    Target(
+        "scale: `case list --region` at 1M cases (wall, as installed)",
+        "scale: dk2020flow case list",
+        1.0,
+        below=True,
+    ),
+    Target(
+        "scale: `report` at 1M cases (wall, as installed)",
+        "scale: dk2020flow report",
+        1.0,
+        below=True,
+    ),
+    Target(
+        "scale: `case migrate --apply` commits in chunks (transactions)",
+        "scale: case migrate --apply",
+        2.0,
+        below=False,
+    ),
     *(
         Target(f"console p95, {what}, {db}", f"console {what}, {db}, p95", 100.0, below=True)
         for db in ("SQLite", "PostgreSQL")
@@ -256,7 +317,7 @@ def _guard(section: str, name: str, unit: str, fn: Callable[[], list[Result]]) -
         return [failed(section, name, unit, exc)]
 
 
-def run(sizes: Sizes, only: set[str]) -> list[Result]:
+def run(sizes: Sizes, only: set[str], scale_cases: int = SCALE_CASES) -> list[Result]:
     # Each section's module is imported when it runs: a missing optional library
     # (psutil, aiosmtpd) costs its section, not the run.
 
@@ -384,6 +445,23 @@ def run(sizes: Sizes, only: set[str]) -> list[Result]:
             print("10. webhook deliveries to a local receiver", flush=True)
             results += _guard(
                 "10. webhooks", "webhooks", "/s", lambda: webhooks.run(work, sizes.mail)
+            )
+        if "scale" in only:  # a million cases on PostgreSQL (bench/scale.py)
+            import scale
+
+            print(f"12. scale: {scale_cases:,} open cases on PostgreSQL", flush=True)
+            results += _guard(
+                "12. scale",
+                "scale",
+                "",
+                lambda: scale.run(
+                    work,
+                    scale_cases,
+                    repeat=sizes.tick_repeat,
+                    rate_due=sizes.dispatch,
+                    rate_rounds=sizes.samples,
+                    migrate_cases=sizes.migrate_cases,
+                ),
             )
     finally:
         work.cleanup()
@@ -553,6 +631,14 @@ def main() -> int:
         default=RESULTS_DIR,
         help=f"folder for latest.md and latest.json (default: {RESULTS_DIR})",
     )
+    parser.add_argument(
+        "--scale",
+        type=int,
+        default=None,
+        metavar="N",
+        help="also run the scale section (bench/scale.py) with N open cases on PostgreSQL; "
+        f"--only scale alone takes {SCALE_CASES:,}",
+    )
     args = parser.parse_args()
     # The engine's own log lines (per message, per firing) would drown the report.
     logging.getLogger("dk2020flow").setLevel(logging.ERROR)
@@ -564,14 +650,19 @@ def main() -> int:
         parser.error(
             f"unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}"
         )
+    if args.scale is not None:
+        if args.scale < 1:
+            parser.error("--scale N needs N >= 1 (open cases)")
+        only.add("scale")
     command = (
         "python bench/run.py"
         + (" --quick" if args.quick else "")
         + (f" --only {args.only}" if args.only != ",".join(SECTIONS) else "")
+        + (f" --scale {args.scale}" if args.scale is not None else "")
     )
     start_load = os.getloadavg()[0]
     start = time.perf_counter()
-    results = run(QUICK if args.quick else FULL, only)
+    results = run(QUICK if args.quick else FULL, only, args.scale or SCALE_CASES)
     text, data = report(results, command, time.perf_counter() - start, start_load)
     print()
     print(text)
