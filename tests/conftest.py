@@ -35,33 +35,14 @@ from hypothesis import settings as hypothesis_settings
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
-from dk2020flow.service.participants import import_participants
-from dk2020flow.store.db import upgrade
-from dk2020flow.store.port import Organisation
+from dk2020_data import (  # noqa: F401 - re-exported for the fixtures' users
+    DK2020_MUNICIPALITIES,
+    dk2020_municipalities,
+    with_dk2020_municipalities,
+)
 from dk2020flow.store.repository import SqlStore
 
 REPO = Path(__file__).resolve().parent.parent
-DK2020_MUNICIPALITIES = REPO / "workflows" / "data" / "dk2020_municipalities.csv"
-"""DK2020's data set (``organisations:`` in workflows/dk2020.yaml)."""
-
-
-def dk2020_municipalities() -> list[Organisation]:
-    """DK2020's data set, parsed (what a contacts file of DK2020 may name)."""
-    from dk2020flow.service.participants import parse_participants_csv
-
-    return parse_participants_csv(DK2020_MUNICIPALITIES, known=())[0]
-
-
-def with_dk2020_municipalities(url: str) -> str:
-    """Migrate the database at ``url`` and import DK2020's 98 municipalities into it."""
-    upgrade(url)
-    store = SqlStore(url)
-    try:
-        with store.transaction() as tx:
-            import_participants(tx, DK2020_MUNICIPALITIES)
-    finally:
-        store.close()
-    return url
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def bundled_workflows() -> dict[str, Path]:
-    """Shipped workflow files by name (``dk2020``, ``status_reports``)."""
+    """Shipped workflow files by name (``dk2020``, ``eu_mission``, ``status_reports``)."""
     folder = Path(str(resources.files("dk2020flow").joinpath("_bundled/workflows")))
     if not folder.is_dir():
         return {}

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -131,6 +131,13 @@ class Settings(FileAndEnvSettings):
     daemon_stale_seconds: float = Field(
         default=120.0, gt=0, description="A daemon silent this long is shown as dead."
     )
+    timezone: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="The IANA zone commands and pages show times in and read a local "
+        "--now in; none: the one programme's `timezone:`, else UTC (docs/time.md).",
+    )
     mail_sender: str | None = Field(
         default=None,
         min_length=3,
@@ -176,6 +183,22 @@ class Settings(FileAndEnvSettings):
     oidc_name: str = Field(
         default="single sign-on", min_length=1, max_length=80, description="The button's name."
     )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                "not a timezone of the IANA database; write a name such as UTC, "
+                "Europe/Brussels or America/New_York"
+            ) from None
+        return value
 
     def sender_override(self) -> tuple[str | None, str | None]:
         """(name, address) set to replace the workflow's ``sender:``; None where not set."""

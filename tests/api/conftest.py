@@ -18,10 +18,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.routing import Mount
 
+from dk2020_data import DK2020_PROGRAMME_ROLES
 from dk2020flow.bundled import workflow_path
 from dk2020flow.clock import ManualClock
 from dk2020flow.service.core import Service, open_service
-from dk2020flow.service.roles import STAFF_ROLES
 from dk2020flow.settings import load_settings
 from dk2020flow.web.api.context import ApiContext
 from dk2020flow.web.api.ratelimit import SlidingWindowLimiter
@@ -114,7 +114,7 @@ def service(app: FastAPI) -> Service:
 def new_token(service: Service, *roles: str, name: str | None = None, **kw: Any) -> str:
     """A real token with ``roles``, made as ``dk2020flow tokens create`` makes it (with
     ``--every-case`` for a participant's role)."""
-    kw.setdefault("every_case", not set(roles) <= set(STAFF_ROLES))
+    kw.setdefault("every_case", not set(roles) <= set(DK2020_PROGRAMME_ROLES))
     created = service.tokens.create(
         name or f"test-{'-'.join(roles).replace('_', '-')}", list(roles), created_by="test", **kw
     )

@@ -24,8 +24,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 
+from dk2020_data import DK2020_STAFF_ROLES as STAFF_ROLES
 from dk2020flow.service.core import Service
-from dk2020flow.service.roles import ADMIN, OPERATIONS_ROLES, READ_ONLY, STAFF_ROLES
+from dk2020flow.service.roles import ADMIN, OPERATIONS_ROLES, READ_ONLY
 from dk2020flow.store.port import CaseFilter
 from dk2020flow.web.api import auth
 

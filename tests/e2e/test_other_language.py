@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DK2020_MUNICIPALITIES
+from dk2020_data import DK2020_MUNICIPALITIES
 
 from .installed import InstalledCli
 

@@ -79,7 +79,10 @@ def test_create_shows_the_secret_once_and_list_never(cli: Cli) -> None:
 
 
 BAD = [
-    (["x", "--role", "mayor_of_rome"], "role 'mayor_of_rome' is not one of: secretariat"),
+    (
+        ["x", "--role", "mayor_of_rome"],
+        "role 'mayor_of_rome' is not one of: admin, read_only, mayor, council",
+    ),
     (["x", "--role", "admin", "--expires", "soon"], "--expires: 'soon' is neither"),
     (["x", "--role", "admin", "--expires", "2020-01-01"], "is not in the future"),
     (["a b", "--role", "admin"], "may have letters, digits"),

@@ -38,7 +38,7 @@ def test_add_list_disable(cli: Cli) -> None:
     rows = json.loads(cli("users", "list", "--json").stdout)
     assert [(r["email"], r["roles"], r["language"], r["active"]) for r in rows] == [
         ("mette@kl.example.dk", ["secretariat", "admin"], "en", True),
-        ("ro@kl.example.dk", ["read_only"], "da", True),
+        ("ro@kl.example.dk", ["read_only"], "en", True),  # no workflow yet: English
     ]
 
     gone = cli("users", "disable", "RO@kl.example.dk")
@@ -49,8 +49,8 @@ def test_add_list_disable(cli: Cli) -> None:
 
 
 def test_bad_input_is_one_line_and_exit_2(cli: Cli) -> None:
-    bad_role = cli("users", "add", "a@example.dk", "--name", "A", "--role", "mayor", code=2)
-    assert bad_role.stderr.strip().startswith("error: role 'mayor' is not one of: secretariat")
+    bad_role = cli("users", "add", "a@example.dk", "--name", "A", "--role", "Mayor", code=2)
+    assert bad_role.stderr.strip().startswith("error: role 'Mayor' is not a role name")
     assert len(bad_role.stderr.strip().splitlines()) == 1
     bad_mail = cli("users", "add", "not-mail", "--name", "A", "--role", "admin", code=2)
     assert "error: e-mail 'not-mail' is not valid" in bad_mail.stderr
@@ -68,6 +68,43 @@ def test_bad_input_is_one_line_and_exit_2(cli: Cli) -> None:
     assert "already an account for a@example.dk" in twice.stderr
     unknown = cli("users", "disable", "nobody@example.dk", code=1)
     assert "error: there is no account for nobody@example.dk" in unknown.stderr
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_role_no_loaded_workflow_names_is_refused(cli: Cli) -> None:
+    """On an EU Mission database `--role secretariat` (DK2020's) is refused with the roles
+    there are, as `case open --role` refuses it; nothing is written (#18)."""
+    cli("workflow", "load", str(ROOT / "workflows" / "eu_mission.yaml"))
+    refused = cli(
+        "users", "add", "a@example.eu", "--name", "A", "--role", "secretariat", code=2
+    )  # fmt: skip
+    message = refused.stderr.strip()
+    assert len(message.splitlines()) == 1, message
+    assert message.startswith("error: role 'secretariat' is not one of: mayor, city_coordinator")
+    assert "mission_platform" in message and message.endswith(
+        "admin, read_only (the roles of the loaded workflows, admin and read_only)"
+    )
+    assert json.loads(cli("users", "list", "--json").stdout) == []
+
+    added = cli(
+        "users", "add", "b@example.eu", "--name", "B", "-r", "mission_platform", "-r", "admin"
+    )  # fmt: skip
+    assert "added with roles mission_platform, admin" in added.stdout
+    assert "note:" not in added.stderr
+    assert json.loads(cli("users", "list", "--json").stdout)[0]["language"] == "en"
+    assert [r["email"] for r in json.loads(cli("users", "list", "--json").stdout)] == [
+        "b@example.eu"
+    ]
+
+
+def test_before_a_workflow_is_loaded_a_role_name_is_accepted_with_a_note(cli: Cli) -> None:
+    """A database with no workflow yet cannot tell its roles: `users add` may still come
+    first (the admin's account), a role is checked to be a role name, and it says so."""
+    added = cli("users", "add", "c@example.eu", "--name", "C", "--role", "secretariat")
+    assert "added with roles secretariat" in added.stdout
+    assert "note: no workflow is loaded yet" in added.stderr
 
 
 def test_renew_link_key_is_a_dry_run_without_yes(cli: Cli) -> None:

@@ -177,6 +177,45 @@ def test_init_writes_a_valid_programme_and_never_overwrites(tmp_path: Path) -> N
     assert workflow.read_text(encoding="utf-8").endswith("# mine\n")
 
 
+def test_init_assumes_no_country_unless_told(tmp_path: Path) -> None:
+    assert run("init", "covenant", "plain", cwd=tmp_path).returncode == 0
+    text = (tmp_path / "plain" / "workflows" / "covenant.yaml").read_text(encoding="utf-8")
+    assert "\ntimezone: UTC\n" in text
+    assert "\ncalendar:" not in text and "#   country: DE" in text  # said, not set
+    assert "example.org" in text and "example.dk" not in text
+    data = tmp_path / "plain" / "workflows" / "data" / "covenant_organisations.csv"
+    rows = data.read_text(encoding="utf-8").splitlines()
+    assert rows[0] == "code,name,kind,country,region,language,title_da,title_en"
+    assert [row.split(",")[1] for row in rows[1:]] == ["Northtown", "Riverside", "Hillcrest"]
+    assert all(row.split(",")[3] == "" for row in rows[1:])
+
+    told = run(
+        "init", "covenant", "told", "--timezone", "America/Toronto", "--country", "ca", cwd=tmp_path
+    )
+    assert told.returncode == 0, told.stderr
+    text = (tmp_path / "told" / "workflows" / "covenant.yaml").read_text(encoding="utf-8")
+    assert "\ntimezone: America/Toronto\ncalendar:\n  country: CA\n" in text
+    valid = run("validate", str(tmp_path / "told" / "workflows" / "covenant.yaml"), cwd=tmp_path)
+    assert valid.returncode == 0 and "0 errors, 0 warnings" in valid.stderr, valid.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--timezone", "Europe/Kopenhagen", "--timezone: unknown timezone 'Europe/Kopenhagen'"),
+        ("--country", "XX", "--country: the holidays package knows no country 'XX'"),
+    ],
+)
+def test_init_refuses_a_bad_place_and_writes_nothing(
+    option: str, value: str, message: str, tmp_path: Path
+) -> None:
+    result = run("init", "covenant", "new", option, value, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {message}")
+    assert not (tmp_path / "new").exists()
+
+
 @pytest.mark.parametrize("name", ["Covenant", "2020", "a-b", ""])
 def test_init_refuses_a_bad_name(name: str, tmp_path: Path) -> None:
     result = run("init", name, "new", cwd=tmp_path)
@@ -287,8 +326,18 @@ def test_business_day_offsets_arm_through_the_engine(tmp_path: Path) -> None:
     # the invitation at 12:00, its reminder 5 business days before, its escalation 3 after.
     # Invited Wed 10 March 2021: 20 business days, skipping Easter (1, 2 and 5 April), is
     # Mon 12 April 12:00 CEST; five business days before it is Wed 31 March (Fri 9, Thu 8,
-    # Wed 7, Tue 6, Wed 31); three after it is Thu 15 April.
-    assert run("init", "covenant", str(tmp_path / "p")).returncode == 0
+    # Wed 7, Tue 6, Wed 31); three after it is Thu 15 April (a programme in Copenhagen on
+    # the Danish calendar: `init --timezone --country`).
+    started = run(
+        "init",
+        "covenant",
+        str(tmp_path / "p"),
+        "--timezone",
+        "Europe/Copenhagen",
+        "--country",
+        "DK",
+    )
+    assert started.returncode == 0
     command = shutil.which("dk2020flow")
     assert command
     database = f"sqlite:///{tmp_path / 'flow.db'}"
@@ -303,8 +352,8 @@ def test_business_day_offsets_arm_through_the_engine(tmp_path: Path) -> None:
     cli("db", "upgrade")
     cli("workflow", "load", str(tmp_path / "p" / "workflows" / "covenant.yaml"))
     now = "2021-03-10T10:00+01:00"
-    cli("case", "open", "covenant", "Aarhus", "--role", "secretariat", "--now", now)
-    shown = json.loads(cli("case", "show", "Aarhus", "--json", "--now", now).stdout)
+    cli("case", "open", "covenant", "Northtown", "--role", "secretariat", "--now", now)
+    shown = json.loads(cli("case", "show", "Northtown", "--json", "--now", now).stdout)
     assert [(t["kind"], t["index"], t["due_at"]) for t in shown["pending_timers"]] == [
         ("reminder", 1, "2021-03-31T10:00:00+00:00"),
         ("deadline", 0, "2021-04-12T10:00:00+00:00"),

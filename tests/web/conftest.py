@@ -16,10 +16,10 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx2 import Response
 
+from dk2020_data import DK2020_STAFF_ROLES as STAFF_ROLES
 from dk2020flow.bundled import workflow_path
 from dk2020flow.clock import ManualClock
 from dk2020flow.service.core import Service, open_service
-from dk2020flow.service.roles import STAFF_ROLES
 from dk2020flow.settings import load_settings
 from dk2020flow.web.app import create_app
 from dk2020flow.web.config import CSRF_COOKIE, SESSION_COOKIE, WebConfig

@@ -30,10 +30,11 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, insert, select
 
+from dk2020_data import DK2020_ACTING_ROLES as ACTING
+from dk2020_data import DK2020_STAFF_ROLES as STAFF_ROLES
 from dk2020flow.service.core import Service
 from dk2020flow.service.filetypes import sample
-from dk2020flow.service.roles import ADMIN, OPERATIONS_ROLES, READ_ONLY, STAFF_ROLES
-from dk2020flow.service.roles import WORKFLOW_STAFF_ROLES as ACTING
+from dk2020flow.service.roles import ADMIN, OPERATIONS_ROLES, READ_ONLY
 from dk2020flow.web import auth
 from dk2020flow.web.config import CSRF_COOKIE, SESSION_COOKIE
 

@@ -31,24 +31,25 @@ COPENHAGEN = ZoneInfo("Europe/Copenhagen")
         ("de", "de"),
         ("fr", "fr"),
         ("nb", "nb"),
-        ("xx", "da"),  # two letters, but no locale
-        ("DE", "da"),  # a language code is lower case
-        ("de_DE", "da"),
-        ("english", "da"),
-        ("", "da"),
-        (None, "da"),
-        ("<script>", "da"),
+        ("xx", "en"),  # two letters, but no locale
+        ("DE", "en"),  # a language code is lower case
+        ("de_DE", "en"),
+        ("english", "en"),
+        ("", "en"),
+        (None, "en"),
+        ("<script>", "en"),
     ],
 )
 def test_a_readers_language_is_any_language_babel_knows(given: str | None, language: str) -> None:
     assert language_of(given) == language
+    assert language_of(given, "da") == (language if given == language else "da")
 
 
 @pytest.mark.parametrize("language", ["de", "fr", "nl"])
 def test_texts_in_english_and_dates_numbers_and_durations_in_the_readers_language(
     language: str,
 ) -> None:
-    tr, english = Translator(language), Translator("en")
+    tr, english = Translator(language, "Europe/Copenhagen"), Translator("en")
     assert tr.text_language == "en" and tr.locale_name == language
     assert str(tr.locale) == language
     assert tr.t("diagram.desc_current", state="x") == english.t("diagram.desc_current", state="x")
@@ -62,7 +63,7 @@ def test_texts_in_english_and_dates_numbers_and_durations_in_the_readers_languag
 
 
 def test_german_and_french_as_babel_writes_them() -> None:
-    german, french = Translator("de"), Translator("fr")
+    german, french = Translator("de", "Europe/Berlin"), Translator("fr", "Europe/Paris")
     assert german.date(AT, "long") == "1. Dezember 2021"
     assert french.date(AT, "long") == "1 décembre 2021"
     assert german.number(12345.5) == "12.345,5"
@@ -78,10 +79,21 @@ def test_danish_and_english_are_as_before() -> None:
     assert english.t("diagram.desc_current", state="x") == "The case is in the state x."
 
 
-def test_a_language_babel_does_not_know_reads_as_danish() -> None:
-    unknown = Translator("xx")
-    assert (unknown.text_language, unknown.locale_name) == ("da", "da_DK")
-    assert unknown.date(AT, "long") == Translator("da").date(AT, "long")
+def test_a_language_babel_does_not_know_reads_as_english() -> None:
+    unknown = Translator("xx", "Europe/Copenhagen")
+    assert (unknown.text_language, unknown.locale_name) == ("en", "en_GB")
+    english = Translator("en", "Europe/Copenhagen")
+    assert unknown.date(AT, "long") == english.date(AT, "long")
+
+
+def test_a_translator_without_a_time_zone_refuses_an_instant() -> None:
+    """The diagram's labels need no zone; an instant must never be shown in a guessed one."""
+    texts = Translator("da")
+    assert texts.date(dt.date(2021, 12, 1), "long") == "1. december 2021"
+    with pytest.raises(ValueError, match="no time zone"):
+        texts.datetime(AT)
+    with pytest.raises(ValueError, match="no time zone"):
+        texts.date(AT)
 
 
 def test_each_locale_is_formatted_once_and_kept_apart() -> None:
@@ -115,7 +127,7 @@ def test_the_console_in_english_with_german_dates(
     assert "<dt>Opened</dt><dd>3 Aug 2020, 11:00:00</dd>" in english
 
 
-def test_a_language_without_a_locale_switches_to_danish(
+def test_a_language_without_a_locale_keeps_the_pages_language(
     client_as: Callable[..., TestClient],
 ) -> None:
     client = client_as("secretariat")

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from dk2020_data import DK2020_STAFF_ROLES as STAFF_ROLES
 from dk2020flow.bundled import workflow_path
 from dk2020flow.service.core import Service
-from dk2020flow.service.roles import STAFF_ROLES
 from dk2020flow.store.port import CaseFilter, OutboxStatus
 
 from .conftest import NOW, post_form, web_service

@@ -52,4 +52,4 @@ def test_a_contacts_language_is_kept_whatever_it_is() -> None:
 
     assert roles("de") == "de"
     assert roles("en") == "en"
-    assert roles("xx") == "da"  # not a language: the installation's default
+    assert roles("xx") == "en"  # not a language: the programme's (English when not given)

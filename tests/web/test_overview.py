@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from fastapi.testclient import TestClient
 
-from dk2020flow.service.roles import STAFF_ROLES
+from dk2020_data import DK2020_STAFF_ROLES as STAFF_ROLES
 
 from .conftest import NOW, web_service
 

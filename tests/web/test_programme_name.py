@@ -3,9 +3,9 @@ title of the workflow the database holds (issue 18: no page names DK2020 of itse
 
 A database with the EU Mission's workflow shows the EU Mission's name and nothing says
 DK2020; one with the DK2020 workflow shows its title in the page's language; one with
-several workflows, or none, names no programme. The name costs one light query a page
-(the definitions' ids and names; a version's text is parsed once per process), none for
-the part of a page htmx asks for, and a page renders without it when it cannot be read.
+several workflows, or none, names no programme. The name costs no query a page: the
+service keeps what it read for ``PROGRAMME_LIFETIME`` (a newly loaded version shows
+within it), and a page renders without it when it cannot be read.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from sqlalchemy import event
 from dk2020flow.bundled import workflow_path
 from dk2020flow.clock import ManualClock
 from dk2020flow.service.core import open_service
+from dk2020flow.service.programme import PROGRAMME_LIFETIME
 from dk2020flow.settings import load_settings
 from dk2020flow.web.app import create_app
 from dk2020flow.web.config import LANGUAGE_COOKIE, WebConfig
@@ -36,6 +37,8 @@ DK2020_EN = "DK2020 – climate action plans across Denmark"
 OPENED = dt.datetime(2021, 11, 15, 9, 0, tzinfo=dt.UTC)
 CITY = "MIS-LUND"
 COORDINATOR = "coordinator@lund.example.eu"
+TAGLINE_EN = '<span class="app-tagline">The secretariat\'s console</span>'
+"""The header's tagline when no one programme is named, in English."""
 
 
 def _write(path: Path, text: str) -> Path:
@@ -43,7 +46,7 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def _eu_mission(url: str, tmp_path: Path) -> str:
+def eu_mission_database(url: str, tmp_path: Path) -> str:
     """The EU Mission's workflow, a city with a case and its Mission coordinator."""
     with open_service(url, clock=ManualClock(OPENED), settings=load_settings()) as svc:
         svc.load_workflow(workflow_path("eu_mission"), now=OPENED)
@@ -63,7 +66,7 @@ def _eu_mission(url: str, tmp_path: Path) -> str:
     return url
 
 
-def _client(url: str) -> TestClient:
+def web_client(url: str) -> TestClient:
     config = WebConfig(
         database_url=url, clock=ManualClock(OPENED), threads=2, deliver_sign_in_mail=False
     )
@@ -72,7 +75,7 @@ def _client(url: str) -> TestClient:
 
 @pytest.fixture
 def eu_mission(sqlite_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    with _client(_eu_mission(sqlite_url, tmp_path)) as client:
+    with web_client(eu_mission_database(sqlite_url, tmp_path)) as client:
         yield client
 
 
@@ -106,7 +109,7 @@ def test_the_eu_missions_console_names_the_eu_mission_and_never_dk2020(
 ) -> None:
     eu_mission.cookies.set(LANGUAGE_COOKIE, language)
     signed_out = eu_mission.get("/sign-in")
-    sign_in(eu_mission, ("secretariat",))
+    sign_in(eu_mission, ("read_only",))
     pages = [signed_out, eu_mission.get("/"), eu_mission.get("/cases")]
     for page in pages:
         assert page.status_code == 200, page.text
@@ -144,11 +147,12 @@ def test_the_dk2020_programme_is_named_by_its_title_in_the_pages_language(
 
 
 def test_with_several_workflows_no_programme_is_named(programme_url: str, tmp_path: Path) -> None:
-    url = _eu_mission(programme_url, tmp_path)  # the DK2020 programme and the EU Mission
-    with _client(url) as client:
+    """DK2020 (Danish first) and the EU Mission (English): the pages open in English."""
+    url = eu_mission_database(programme_url, tmp_path)
+    with web_client(url) as client:
         page = client.get("/sign-in").text
-        assert '<span class="app-tagline">Sekretariatets konsol</span>' in _brand(page)
-        assert "dk2020flow fører hver organisation gennem forløbet." in _footer(page)
+        assert TAGLINE_EN in _brand(page)
+        assert "dk2020flow follows every organisation through the programme." in _footer(page)
         assert EU_MISSION not in page and "DK2020" not in page
         sign_in_as_participant(client, web_service(client), COORDINATOR)
         portal = client.get("/portal").text
@@ -157,42 +161,65 @@ def test_with_several_workflows_no_programme_is_named(programme_url: str, tmp_pa
 
 
 def test_with_no_workflow_no_programme_is_named(sqlite_url: str) -> None:
-    with _client(sqlite_url) as client:
+    with web_client(sqlite_url) as client:
         page = client.get("/sign-in").text
-        assert '<span class="app-tagline">Sekretariatets konsol</span>' in _brand(page)
+        assert TAGLINE_EN in _brand(page)
         assert "DK2020" not in page
 
 
-def test_a_newly_loaded_version_is_named_on_the_next_page(
-    eu_mission: TestClient, tmp_path: Path
-) -> None:
-    assert EU_MISSION in _brand(eu_mission.get("/sign-in").text)
+def _renamed_version(tmp_path: Path) -> Path:
+    """The EU Mission's workflow renamed "Net Zero Cities", as a version 2022.2 in a
+    programme folder of the test's own (the shipped templates and data beside it)."""
     shipped = workflow_path("eu_mission")
     source = shipped.read_text(encoding="utf-8")
     renamed = source.replace(f'title: "{EU_MISSION}"', 'title: "Net Zero Cities"').replace(
         'version: "2022.1"', 'version: "2022.2"'
     )
     assert renamed.count("Net Zero Cities") == 1 and "2022.2" in renamed
-    # A programme folder of the test's own, with the shipped templates (and data) beside it.
     programme = tmp_path / "programme"
     (programme / "workflows").mkdir(parents=True)
     (programme / "notifications").symlink_to(shipped.parent.parent / "notifications")
     if (shipped.parent / "data").is_dir():
         (programme / "workflows" / "data").symlink_to(shipped.parent / "data")
-    web_service(eu_mission).load_workflow(
-        _write(programme / "workflows" / "eu_mission.yaml", renamed), now=OPENED
+    return _write(programme / "workflows" / "eu_mission.yaml", renamed)
+
+
+def test_a_version_loaded_by_another_process_is_named_within_the_lifetime(
+    eu_mission: TestClient, sqlite_url: str, tmp_path: Path
+) -> None:
+    """``dk2020flow workflow load`` runs in another process: its own service."""
+    clock = web_service(eu_mission).clock
+    assert isinstance(clock, ManualClock)
+    assert EU_MISSION in _brand(eu_mission.get("/sign-in").text)
+    with open_service(sqlite_url, clock=ManualClock(OPENED), settings=load_settings()) as other:
+        other.load_workflow(_renamed_version(tmp_path), now=OPENED)
+    clock.advance(PROGRAMME_LIFETIME - dt.timedelta(seconds=1))
+    assert EU_MISSION in _brand(eu_mission.get("/sign-in").text)  # still the one kept
+    clock.advance(dt.timedelta(seconds=1))
+    assert "The secretariat's console for Net Zero Cities" in _brand(
+        eu_mission.get("/sign-in").text
     )
-    assert "Sekretariatets konsol for Net Zero Cities" in _brand(eu_mission.get("/sign-in").text)
+
+
+def test_a_clock_that_goes_back_reads_the_programme_again(
+    eu_mission: TestClient, tmp_path: Path
+) -> None:
+    """A simulation replaying a period sets its clock back: what was kept is not trusted."""
+    clock = web_service(eu_mission).clock
+    assert isinstance(clock, ManualClock)
+    eu_mission.get("/sign-in")
+    web_service(eu_mission).load_workflow(_renamed_version(tmp_path), now=OPENED)
+    clock.set(OPENED - dt.timedelta(days=1))
+    assert "Net Zero Cities" in _brand(eu_mission.get("/sign-in").text)
 
 
 @pytest.fixture
-def definition_reads(eu_mission: TestClient) -> Iterator[list[str]]:
-    """The statements on the definitions table the app runs while the test runs."""
+def statements(eu_mission: TestClient) -> Iterator[list[str]]:
+    """The statements the app runs while the test runs."""
     seen: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if "definitions" in statement:
-            seen.append(statement)
+        seen.append(statement)
 
     engine = web_service(eu_mission).store.engine  # type: ignore[attr-defined]
     event.listen(engine, "before_cursor_execute", record)
@@ -202,51 +229,66 @@ def definition_reads(eu_mission: TestClient) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", record)
 
 
-def test_the_name_costs_one_light_query_a_page_and_none_for_a_part(
-    eu_mission: TestClient, definition_reads: list[str]
+@pytest.fixture
+def read_transactions(eu_mission: TestClient) -> Iterator[list[str]]:
+    """One entry for each read transaction the app opens while the test runs."""
+    store = web_service(eu_mission).store
+    opened: list[str] = []
+    read = store.read
+
+    def counted() -> Any:
+        opened.append("read")
+        return read()
+
+    store.read = counted  # type: ignore[method-assign]
+    try:
+        yield opened
+    finally:
+        store.read = read  # type: ignore[method-assign]
+
+
+def test_the_programme_costs_no_transaction_a_page_within_its_lifetime(
+    eu_mission: TestClient, statements: list[str], read_transactions: list[str]
 ) -> None:
-    eu_mission.get("/sign-in")  # the version is compiled once, here
-    definition_reads.clear()
+    eu_mission.get("/sign-in")  # read when the app started (its display zone) or here
+    statements.clear()
+    read_transactions.clear()
     for _ in range(3):
         page = eu_mission.get("/sign-in")
-        assert EU_MISSION in _brand(page.text)
-    assert len(definition_reads) == 3, definition_reads  # one a page: ids and names
-    assert not any("source_text" in s for s in definition_reads), definition_reads
-    sign_in(eu_mission, ("secretariat",))
-    asked: list[str] = []
-    renderer = eu_mission.app.state.web.renderer  # type: ignore[attr-defined]
-    read = renderer.programme
+        assert EU_MISSION in _brand(page.text) and EU_MISSION in _footer(page.text)
+    # The sign-in page reads nothing else: no transaction at all.
+    assert read_transactions == [] and statements == []
+    sign_in(eu_mission, ("read_only",))
+    eu_mission.get("/cases")
 
-    def counted(language: str) -> str:
-        asked.append(language)
-        return str(read(language))
+    def page_reads(**headers: str) -> int:
+        """The read transactions of one cases page."""
+        read_transactions.clear()
+        page = eu_mission.get("/cases", headers=headers)
+        assert page.status_code == 200 and "Lund" in page.text
+        return len(read_transactions)
 
-    renderer.programme = counted
-    try:
-        part = eu_mission.get("/cases", headers={"HX-Request": "true"})
-        assert part.status_code == 200 and "<html" not in part.text
-        assert asked == []
-        whole = eu_mission.get("/cases")  # header, footer: asked for once
-        assert EU_MISSION in _brand(whole.text) and EU_MISSION in _footer(whole.text)
-        assert asked == ["da"]
-    finally:
-        renderer.programme = read
+    whole = page_reads()
+    assert [page_reads(), page_reads(**{"HX-Request": "true"})] == [whole, whole]
+    # The lifetime is over: the programme is read again, in one transaction of its own.
+    web_service(eu_mission).clock.advance(PROGRAMME_LIFETIME)  # type: ignore[attr-defined]
+    assert [page_reads(), page_reads()] == [whole + 1, whole]
 
 
-def test_a_page_renders_without_the_name_when_it_cannot_be_read(
+def test_a_page_renders_without_the_programme_when_it_cannot_be_read(
     eu_mission: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     renderer = eu_mission.app.state.web.renderer  # type: ignore[attr-defined]
-    read = renderer.programme
+    read = renderer.read_programme
 
-    def broken(_language: str) -> str:
+    def broken(_request: Any) -> Any:
         raise RuntimeError("the database is gone")
 
-    renderer.programme = broken
+    renderer.read_programme = broken
     try:
         page = eu_mission.get("/no-such-page")
     finally:
-        renderer.programme = read
+        renderer.read_programme = read
     assert page.status_code == 404
-    assert '<span class="app-tagline">Sekretariatets konsol</span>' in _brand(page.text)
-    assert "the programme's name could not be read: RuntimeError" in caplog.text
+    assert TAGLINE_EN in _brand(page.text)
+    assert "the programme could not be read: RuntimeError" in caplog.text

@@ -27,9 +27,9 @@ from fastapi import FastAPI
 from starlette.types import Message, Receive, Scope, Send
 
 from api.served import free_port
+from dk2020_data import DK2020_STAFF_ROLES as STAFF_ROLES
 from dk2020flow.service.core import Service
 from dk2020flow.service.filetypes import sample
-from dk2020flow.service.roles import STAFF_ROLES
 from dk2020flow.web.app import create_app
 from dk2020flow.web.config import CSRF_COOKIE, SESSION_COOKIE, WebConfig
 

@@ -80,7 +80,8 @@ def _load(name: str) -> Any:
 app = typer.Typer(
     cls=LazyGroup,
     no_args_is_help=True,
-    help="dk2020flow: workflows and cases for long guidance programmes such as DK2020.",
+    help="dk2020flow: workflows and cases for long guidance programmes in any country, such as "
+    "the shipped DK2020 and EU Mission programmes.",
     pretty_exceptions_enable=False,
 )
 

@@ -65,7 +65,7 @@ def _said(case: CaseSnapshot, verb: str) -> None:
 @case_app.command("open")
 @handle_errors
 def open_(
-    workflow: Annotated[str, typer.Argument(help="The workflow, e.g. dk2020.")],
+    workflow: Annotated[str, typer.Argument(help="The workflow, e.g. dk2020 or eu_mission.")],
     organisation: Annotated[
         str | None,
         typer.Argument(help="Organisation name or code (or --all / --from FILE)."),
@@ -198,7 +198,11 @@ def list_(
     """List cases, filtered by workflow, state, cohort, region or overdue."""
     from dk2020flow.store.port import CaseFilter
 
-    instant = parse_now(now)  # a given but empty or unreadable --now is refused either way
+    # Without --overdue, the light queries: no engine, mail or workflow parsing to import (#15.18).
+    source = open_service(db, now) if overdue else open_reader(db)
+    # Parsed once the database is open: a --now without an offset is in its programme's
+    # timezone. A given but empty or unreadable --now is refused either way.
+    instant = parse_now(now)
     flt = CaseFilter(
         workflow=workflow,
         state=state,
@@ -206,8 +210,7 @@ def list_(
         region=region,
         overdue_at=instant if overdue else None,
     )
-    # Without --overdue, the light queries: no engine, mail or workflow parsing to import (#15.18).
-    cases = open_service(db, now).cases(flt) if overdue else open_reader(db).cases(flt)
+    cases = source.cases(flt)
     if as_json:
         print_json([_summary(c) for c in cases])
         return
@@ -630,7 +633,7 @@ def migrate(
             )
         out.print(table)
         if plan.applied:
-            out.print(f"migrated {len(plan.items)} case(s)")
+            out.print(f"migrated {plan.moved} case(s)")
         elif any(i.problem for i in plan.items):
             out.print("nothing migrated: fix the problems above (e.g. with --map)")
         else:

@@ -101,24 +101,75 @@ def settings_for(db: str | None) -> Settings:
     return settings
 
 
+class _DisplayZone:
+    """The command's display timezone: how to find it (set by the last ``open_service``
+    or ``open_reader``, from the database it opened) and, once asked, the answer."""
+
+    __slots__ = ("source", "zone")
+
+    def __init__(self) -> None:
+        self.source: Callable[[], str] | None = None
+        self.zone: str | None = None
+
+    def find_with(self, source: Callable[[], str]) -> None:
+        self.source, self.zone = source, None
+
+
+_display = _DisplayZone()
+
+
+def display_zone() -> str:
+    """The IANA zone this command shows times in and reads a local ``--now`` in: the
+    setting ``timezone``, else the one programme's of the database it opened, else UTC
+    (``service/timezone.py``; docs/time.md)."""
+    if _display.zone is None:
+        source = _display.source
+        # No database opened (yet): the setting alone.
+        _display.zone = source() if source is not None else settings_for(None).timezone or "UTC"
+    return _display.zone
+
+
 def open_reader(db: str | None) -> Reader:
     """The service's light queries, for read commands that need no engine, mail or workflow
     parsing: they start without importing those (bench/startup.py measures it)."""
     from dk2020flow.service.reads import open_reader as open_light
 
-    return open_light(settings_for(db).database_url)
+    settings = settings_for(db)
+    reader = open_light(settings.database_url)
+
+    def zone() -> str:
+        from dk2020flow.service.timezone import reader_timezone
+
+        return reader_timezone(reader, settings)
+
+    _display.find_with(zone)
+    return reader
 
 
-def open_service(
-    db: str | None, now: str | None = None, *, timezone: str = "Europe/Copenhagen"
-) -> Service:
-    """A service over the chosen database, with the clock fixed at `--now` if given."""
+def open_service(db: str | None, now: str | None = None, *, timezone: str | None = None) -> Service:
+    """A service over the chosen database, with the clock fixed at `--now` if given; a
+    `--now` without an offset is read in ``timezone``, else the display zone."""
     # Imported here so that `--help` and light commands start fast.
     from dk2020flow.service.core import open_service as open_at
 
     settings = settings_for(db)
-    clock = FixedClock(parse_now(now, timezone)) if now is not None else SystemClock()
-    return open_at(settings.database_url, clock=clock, settings=settings)
+    if now is not None:
+        parse_now(now, timezone or "UTC")  # an unreadable --now is refused before the database
+    service = open_at(settings.database_url, clock=SystemClock(), settings=settings)
+
+    def zone() -> str:
+        from dk2020flow.service.timezone import display_timezone
+
+        return display_timezone(service)
+
+    _display.find_with(zone)
+    if now is not None:
+        try:
+            service.clock = FixedClock(parse_now(now, timezone))
+        except BaseException:
+            service.close()
+            raise
+    return service
 
 
 class InvalidOptionError(Dk2020flowError):
@@ -128,9 +179,10 @@ class InvalidOptionError(Dk2020flowError):
 
 
 def parse_now(
-    now: str | None, timezone: str = "Europe/Copenhagen", *, option: str = "--now"
+    now: str | None, timezone: str | None = None, *, option: str = "--now"
 ) -> dt.datetime:
     """``--now`` (or another instant option) as a UTC instant; None (not given) is the clock.
+    Without an offset it is local time in ``timezone``, else in :func:`display_zone`.
 
     Given but empty, blank or unreadable is an error, never the clock: a rehearsal script
     whose variable is empty must not act at today's real time.
@@ -143,7 +195,7 @@ def parse_now(
             f"or leave {option} out to act at the clock's time"
         )
     try:
-        return parse_instant(now, timezone)
+        return parse_instant(now, timezone or display_zone())
     except ValueError as exc:
         message = str(exc).replace(repr(now), quoted(now))
         raise InvalidOptionError(f"{option}: {message}") from None
@@ -187,13 +239,14 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-def local(instant: dt.datetime | None, tz: str = "Europe/Copenhagen") -> str:
-    """An instant as a local time people read (with the offset, so it is unambiguous)."""
+def local(instant: dt.datetime | None, tz: str | None = None) -> str:
+    """An instant as a local time people read (with the offset, so it is unambiguous), in
+    ``tz``, else in :func:`display_zone`."""
     if instant is None:
         return "—"
     from zoneinfo import ZoneInfo
 
-    return instant.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %z")
+    return instant.astimezone(ZoneInfo(tz or display_zone())).strftime("%Y-%m-%d %H:%M %z")
 
 
 def handle_errors(func: F) -> F:

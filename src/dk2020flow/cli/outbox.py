@@ -27,7 +27,6 @@ from dk2020flow.store.port import OutboxStatus  # the type of `outbox list --sta
 if TYPE_CHECKING:
     from dk2020flow.store.port import OutboxMessage
 
-TIMEZONE = "Europe/Copenhagen"
 
 outbox_app = typer.Typer(
     no_args_is_help=True,
@@ -114,7 +113,7 @@ def list_command(
             _addresses(m.to),
             m.subject,
             str(m.attempts),
-            local(when, TIMEZONE),
+            local(when),
             (m.last_error or "")[:80],
         )
     out.print(table)
@@ -141,12 +140,12 @@ def show_command(
         ("Cc", _addresses(msg.cc)),
         ("Subject", msg.subject),
         ("Template", f"{msg.template} ({msg.language})"),
-        ("Created", local(msg.created_at, TIMEZONE)),
-        ("Not before", local(msg.not_before, TIMEZONE)),
+        ("Created", local(msg.created_at)),
+        ("Not before", local(msg.not_before)),
         ("Attempts", str(msg.attempts)),
-        ("Next attempt", local(msg.next_attempt_at, TIMEZONE)),
-        ("Lease until", local(msg.lease_until, TIMEZONE)),
-        ("Sent", local(msg.sent_at, TIMEZONE)),
+        ("Next attempt", local(msg.next_attempt_at)),
+        ("Lease until", local(msg.lease_until)),
+        ("Sent", local(msg.sent_at)),
         ("Attachments", "invitation.ics (text/calendar)" if msg.ics else "—"),
         ("Last error", msg.last_error or "—"),
     ]
@@ -225,12 +224,14 @@ def purge_command(
     as_json: JsonOption = False,
 ) -> None:
     """Delete sent messages older than a date. Dead, parked and unsent mail is never purged."""
-    before = parse_now(sent_before, TIMEZONE, option="--sent-before")
-    count = open_service(db).purge_sent(before)
+    parse_now(sent_before, "UTC", option="--sent-before")  # refused before the database
+    service = open_service(db)
+    before = parse_now(sent_before, option="--sent-before")  # local: the display zone
+    count = service.purge_sent(before)
     if as_json:
         print_json({"purged": count, "sent_before": before})
     else:
-        out.print(f"Purged {count} sent message(s) sent before {local(before, TIMEZONE)}.")
+        out.print(f"Purged {count} sent message(s) sent before {local(before)}.")
 
 
 # ----------------------------------------------------------------------------- preview

@@ -371,11 +371,16 @@ def demo(
         int, typer.Option("--seed", help="Random seed of the simulated programme.")
     ] = 0,
 ) -> None:
-    """Set up a DK2020 programme to explore: database, 98 organisations, 2020-2023 simulated.
+    """Set up the shipped DK2020 programme to explore: database, its 98 municipalities, 2020-2023 simulated.
 
     Writes ./dk2020flow.db, the mails to ./outbox/ and the report to ./report.html. A second
     run refuses to touch an existing demo; --fresh starts over.
     """
+    from rich.markup import escape
+
+    from dk2020flow.definition.loader import load_workflow
+    from dk2020flow.definition.model import text_in
+    from dk2020flow.definition.template_check import language_name
     from dk2020flow.report import render_html
     from dk2020flow.service.core import open_service as open_at
     from dk2020flow.simulate import run_simulation
@@ -398,7 +403,9 @@ def demo(
     workflow = _find_workflow(folder)
     url = f"sqlite:///{database.resolve()}"
     assert sqlite_file(url) is not None
-    out.print(f"simulating DK2020 from {DEMO_START} to {DEMO_END} ({workflow})")
+    programme = load_workflow(workflow, check_templates=False).workflow
+    title = text_in(programme.title, programme.default_language, programme.workflow)
+    out.print(f"simulating {title} from {DEMO_START} to {DEMO_END} ({workflow})", markup=False)
     with _progress(True) as progress:
         result = run_simulation(
             workflow,
@@ -428,9 +435,9 @@ def demo(
     here = "" if folder.resolve() == Path.cwd().resolve() else f"cd {folder} && "
     out.print(
         f"""
-[bold]Ready.[/] The DK2020 programme, 2020-2023, simulated through the real engine:
+[bold]Ready.[/] {escape(title)}, {DEMO_START.year}-{DEMO_END.year}, simulated through the real engine:
   database   {database}   (SQLite; the scheduler's and every command's default here)
-  mails      {outbox}/    ({mails} .eml files, in Danish)
+  mails      {outbox}/    ({mails} .eml files, in {language_name(programme.default_language)})
   report     {report_file}   (open it in a browser)
 
 Try next:

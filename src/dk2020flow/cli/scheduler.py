@@ -44,7 +44,6 @@ if TYPE_CHECKING:
     from dk2020flow.service.health import SchedulerHealth
     from dk2020flow.store.port import DaemonInfo
 
-TIMEZONE = "Europe/Copenhagen"
 
 scheduler_app = typer.Typer(
     no_args_is_help=True,
@@ -119,15 +118,17 @@ def run_command(
 
     settings = settings_for(db)
     configure_logging(log_format, secrets=_secrets(settings.database_url))
-    instant = parse_now(now, TIMEZONE) if now is not None else None
-    clock: Clock
-    if instant is None:
-        clock = SystemClock()
-    elif once:
-        clock = FixedClock(instant)
-    else:
-        clock = ShiftedClock(instant)
+    from dk2020flow.service.timezone import display_timezone
+
+    if now is not None:
+        parse_now(now, "UTC")  # an unreadable --now is refused before the database
+    clock: Clock = SystemClock()
     with open_service(settings.database_url, clock=clock, settings=settings) as service:
+        # A --now without an offset is local time in the display zone (the programme's).
+        instant = parse_now(now, display_timezone(service)) if now is not None else None
+        if instant is not None:
+            clock = FixedClock(instant) if once else ShiftedClock(instant)
+            service.clock = clock
         transport, sender = _mail()
         daemon = Daemon(
             service,
@@ -150,17 +151,17 @@ class _Label(StrEnum):
     CRITICAL = "CRITICAL"
 
 
-def _ago(then: dt.datetime | None, now: dt.datetime) -> str:
+def _ago(then: dt.datetime | None, now: dt.datetime, zone: str) -> str:
     if then is None:
         return "never"
     seconds = int((now - then).total_seconds())
     if seconds < 0:
-        return f"{local(then, TIMEZONE)}"
+        return f"{local(then, zone)}"
     if seconds < 120:
         return f"{seconds} s ago"
     if seconds < 7200:
         return f"{seconds // 60} min ago"
-    return f"{local(then, TIMEZONE)} ({seconds // 3600} h ago)"
+    return f"{local(then, zone)} ({seconds // 3600} h ago)"
 
 
 @scheduler_app.command("status")
@@ -186,16 +187,21 @@ def status_command(
     instant; daemons are alive when seen within DK2020FLOW_DAEMON_STALE_SECONDS.
     """
     from dk2020flow.service.reads import open_reader
+    from dk2020flow.service.timezone import reader_timezone
 
     settings = settings_for(db)
     wall_now = SystemClock().now()
-    instant = parse_now(now, TIMEZONE) if now is not None else wall_now
+    if now is not None:
+        parse_now(now, "UTC")  # an unreadable --now is refused before the database
     with open_reader(settings.database_url) as reader:
+        zone = reader_timezone(reader, settings)
+        instant = parse_now(now, zone) if now is not None else wall_now
         report = reader.scheduler_health(
             now=instant,
             wall_now=wall_now,
             stale_seconds=settings.daemon_stale_seconds,
             overdue_minutes=overdue_minutes,
+            timezone=zone,
         )
     if as_json:
         print_json(
@@ -219,7 +225,7 @@ def status_command(
             }
         )
     else:
-        _print_status(report, wall_now)
+        _print_status(report, wall_now, zone)
     raise typer.Exit(int(report.health))
 
 
@@ -236,7 +242,8 @@ def _daemon_json(info: DaemonInfo) -> dict[str, Any]:
     }
 
 
-def _print_status(report: SchedulerHealth, wall_now: dt.datetime) -> None:
+def _print_status(report: SchedulerHealth, wall_now: dt.datetime, zone: str) -> None:
+    """The report for people; instants in ``zone`` (the display zone), with their offset."""
     label = _Label[report.health.name].value
     style = {"OK": "green", "WARNING": "yellow", "CRITICAL": "red"}[report.health.name]
     out.print(f"[bold {style}]{label}[/]")
@@ -246,23 +253,23 @@ def _print_status(report: SchedulerHealth, wall_now: dt.datetime) -> None:
         out.print(f"Daemons alive: {len(report.daemons_alive)}")
         for d in report.daemons_alive:
             out.print(
-                f"  {d.id}  seen {_ago(d.last_seen_at, wall_now)}, "
-                f"last tick {_ago(d.last_tick_at, wall_now)}",
+                f"  {d.id}  seen {_ago(d.last_seen_at, wall_now, zone)}, "
+                f"last tick {_ago(d.last_tick_at, wall_now, zone)}",
                 markup=False,
             )
     else:
         last = report.daemons_recent[0] if report.daemons_recent else None
-        seen = f" (last seen: {last.id}, {_ago(last.last_seen_at, wall_now)})" if last else ""
+        seen = f" (last seen: {last.id}, {_ago(last.last_seen_at, wall_now, zone)})" if last else ""
         out.print(f"Daemons alive: none{seen}", markup=False)
-    out.print(f"Last tick:      {_ago(report.last_tick_at, wall_now)}", markup=False)
+    out.print(f"Last tick:      {_ago(report.last_tick_at, wall_now, zone)}", markup=False)
     out.print(f"Due now:        {report.due_now}")
     late = f"due more than {report.overdue_minutes:g} min ago"
     out.print(f"Overdue:        {report.overdue} ({late})")
-    out.print(f"Oldest unfired: {local(report.oldest_unfired, TIMEZONE)}", markup=False)
-    out.print(f"Next due:       {local(report.next_due, TIMEZONE)}", markup=False)
+    out.print(f"Oldest unfired: {local(report.oldest_unfired, zone)}", markup=False)
+    out.print(f"Next due:       {local(report.next_due, zone)}", markup=False)
     mail = ", ".join(f"{status} {count}" for status, count in report.outbox.items())
     out.print(f"Outbox:         {mail}", markup=False)
     hooks = ", ".join(f"{status} {count}" for status, count in report.webhooks.items())
     out.print(f"Webhooks:       {hooks}", markup=False)
     if report.now != wall_now:
-        err.print(f"(as of {local(report.now, TIMEZONE)})", markup=False)
+        err.print(f"(as of {local(report.now, zone)})", markup=False)

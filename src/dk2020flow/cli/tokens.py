@@ -15,6 +15,7 @@ from dk2020flow.cli.common import (
     JsonOption,
     NowOption,
     actor_name,
+    display_zone,
     handle_errors,
     local,
     open_service,
@@ -28,7 +29,6 @@ from dk2020flow.errors import quoted
 if TYPE_CHECKING:
     from dk2020flow.service.tokens import ApiToken
 
-TIMEZONE = "Europe/Copenhagen"
 _DAYS = re.compile(r"(\d{1,5})d")
 
 tokens_app = typer.Typer(
@@ -39,13 +39,13 @@ tokens_app = typer.Typer(
 
 def parse_expires(text: str, now: dt.datetime, option: str = "--expires") -> dt.datetime:
     """``90d`` (days from now) or an instant (``2027-06-01``, ``2027-06-01T00:00``, with
-    an offset or local to Copenhagen)."""
+    an offset or local to the display zone, ``cli.common.display_zone``)."""
     given = text.strip()
     days = _DAYS.fullmatch(given)
     if days:
         return now + dt.timedelta(days=int(days.group(1)))
     try:
-        return parse_instant(given, TIMEZONE)
+        return parse_instant(given, display_zone())
     except ValueError:
         raise InvalidOptionError(
             f"{option}: {quoted(text)} is neither a number of days (90d) nor {INSTANT_FORMATS}"
@@ -115,7 +115,7 @@ def create(
     if as_json:
         print_json({**to_jsonable(token), "secret": created.secret})
         return
-    until = f"until {local(token.expires_at, TIMEZONE)}" if token.expires_at else "without expiry"
+    until = f"until {local(token.expires_at)}" if token.expires_at else "without expiry"
     out.print(f"token {token.name} created with roles {', '.join(token.roles)}, {until}")
     out.print(created.secret, markup=False)
     out.print(
@@ -143,15 +143,15 @@ def list_tokens(db: DbOption = None, now: NowOption = None, as_json: JsonOption 
     for t in tokens:
         state = status(t, at)
         if t.revoked_at is not None:
-            state = f"revoked {local(t.revoked_at, TIMEZONE)}"
+            state = f"revoked {local(t.revoked_at)}"
         table.add_row(
             t.name,
             ", ".join(t.roles),
             f"{t.hint}…",
             state,
-            local(t.expires_at, TIMEZONE) if t.expires_at else "never",
-            local(t.last_used_at, TIMEZONE),
-            f"{local(t.created_at, TIMEZONE)} by {t.created_by}",
+            local(t.expires_at) if t.expires_at else "never",
+            local(t.last_used_at),
+            f"{local(t.created_at)} by {t.created_by}",
         )
     out.print(table)
 
@@ -168,7 +168,7 @@ def revoke(
     at = service.clock.now()
     token = service.tokens.revoke(name, now=at)
     if token.revoked_at is not None and token.revoked_at < at:
-        out.print(f"token {token.name} was revoked already, {local(token.revoked_at, TIMEZONE)}")
+        out.print(f"token {token.name} was revoked already, {local(token.revoked_at)}")
     else:
         out.print(f"token {token.name} revoked: it is refused from now on")
 

@@ -12,6 +12,7 @@ from dk2020flow.cli.common import (
     DbOption,
     JsonOption,
     actor_name,
+    err,
     handle_errors,
     local,
     open_service,
@@ -35,25 +36,33 @@ def add(
         typer.Option(
             "--role",
             "-r",
-            help="A role (repeat for more): secretariat, follow_up, approver, "
-            "regional_advisor, admin, read_only.",
+            help="A role (repeat for more): a role of a loaded workflow (the secretariat, "
+            "a reviewer …), admin (manages accounts) or read_only.",
         ),
     ],
     language: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--language",
-            help="The language of their pages and mail: da or en (another, e.g. de: English texts, its dates).",
+            help="The language of their pages and mail, e.g. da or en (another, e.g. de: "
+            "English texts, its dates); default: the loaded workflow's first language "
+            "(English before a workflow is loaded).",
+            show_default=False,
         ),
-    ] = "da",
+    ] = None,
     actor: ActorOption = None,
     db: DbOption = None,
 ) -> None:
     """Add a staff account (an address once disabled is enabled again with these roles)."""
-    user = open_service(db).accounts.add_user(
-        email, name, roles, actor=actor_name(actor), language=language
-    )
+    accounts = open_service(db).accounts
+    user = accounts.add_user(email, name, roles, actor=actor_name(actor), language=language)
     out.print(f"user {user.email} ({user.name}) added with roles {', '.join(user.roles)}")
+    if accounts.staff_roles() is None:
+        err.print(
+            "note: no workflow is loaded yet, so the roles were checked only to be role "
+            "names, not against a workflow's roles (after `dk2020flow workflow load` they are)",
+            markup=False,
+        )
 
 
 @users_app.command("list")

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from dk2020flow.service.webhooks import Webhook
     from dk2020flow.store.port import WebhookDelivery
 
-TIMEZONE = "Europe/Copenhagen"
 ERROR_SHOWN = 80
 
 webhooks_app = typer.Typer(
@@ -113,7 +112,7 @@ def list_webhooks(
     for column in ("id", "url", "events", "secret starts", "status", "description", "created"):
         table.add_column(column)
     for h in hooks:
-        status = "active" if h.active else f"removed {local(h.disabled_at, TIMEZONE)}"
+        status = "active" if h.active else f"removed {local(h.disabled_at)}"
         table.add_row(
             str(h.id),
             h.url,
@@ -121,7 +120,7 @@ def list_webhooks(
             f"{h.secret_hint}…",
             status,
             h.description,
-            f"{local(h.created_at, TIMEZONE)} by {h.created_by}",
+            f"{local(h.created_at)} by {h.created_by}",
         )
     out.print(table)
 
@@ -138,7 +137,7 @@ def remove(
     done = service.webhooks.remove(subscription_id, now=service.clock.now())
     hook = done.webhook
     if not done.removed:
-        out.print(f"webhook {hook.id} was removed already, {local(hook.disabled_at, TIMEZONE)}")
+        out.print(f"webhook {hook.id} was removed already, {local(hook.disabled_at)}")
         return
     extra = f"; {done.given_up} pending delivery(ies) given up" if done.given_up else ""
     out.print(f"webhook {hook.id} removed ({hook.url}){extra}", markup=False)
@@ -175,13 +174,13 @@ def deliveries(
     for d in found:
         state = _state(d, at)
         if d.status is WebhookStatus.SENT:
-            when = f"sent {local(d.sent_at, TIMEZONE)}"
+            when = f"sent {local(d.sent_at)}"
         elif d.status is WebhookStatus.DEAD:
-            when = f"dead {local(d.dead_at, TIMEZONE)}"
+            when = f"dead {local(d.dead_at)}"
         elif state == "sending":
-            when = f"lease until {local(d.lease_until, TIMEZONE)}"
+            when = f"lease until {local(d.lease_until)}"
         else:
-            when = f"next {local(d.next_attempt_at, TIMEZONE)}"
+            when = f"next {local(d.next_attempt_at)}"
         last = d.last_error if len(d.last_error) <= ERROR_SHOWN else d.last_error[:79] + "…"
         if d.last_status is not None and not last:
             last = f"HTTP {d.last_status}"

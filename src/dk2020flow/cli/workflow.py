@@ -13,6 +13,7 @@ import typer
 from dk2020flow.bundled import workflow_path
 from dk2020flow.cli.admin import workflow_list, workflow_load
 from dk2020flow.cli.common import handle_errors
+from dk2020flow.errors import quoted
 
 if TYPE_CHECKING:
     from dk2020flow.definition import Diagnostic, LoadedWorkflow
@@ -175,6 +176,23 @@ def init_command(
             "as the English ones, to translate.",
         ),
     ] = "da,en",
+    timezone: Annotated[
+        str,
+        typer.Option(
+            "--timezone",
+            help="The IANA zone its dates and times of day are read in "
+            "(e.g. Europe/Brussels, America/Toronto).",
+        ),
+    ] = "UTC",
+    country: Annotated[
+        str | None,
+        typer.Option(
+            "--country",
+            help="The country whose public holidays are not business days (an ISO 3166-1 "
+            "code the holidays package knows, e.g. DE); default: none, weekends only.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Start a new programme: a small valid workflow with its templates, to edit.
 
@@ -192,7 +210,9 @@ def init_command(
             "starting with a letter (e.g. covenant)",
             EXIT_INVALID,
         )
-    written = starter_files(name, _languages(languages))
+    written = starter_files(
+        name, _languages(languages), timezone=_timezone(timezone), country=_country(country)
+    )
     files = {f"workflows/{name}.yaml": _with_schema_line(written["workflow"])}
     files |= {
         f"notifications/{name}/{file}": text
@@ -201,6 +221,39 @@ def init_command(
     }
     data_set = {f"workflows/data/{name}_organisations.csv": written["organisations"]}
     _write_programme(folder, name, files, data_set)
+
+
+def _timezone(given: str) -> str:
+    """``--timezone`` as an IANA zone name; an unknown one refused."""
+    from dk2020flow.clock import zone
+
+    name = given.strip()
+    try:
+        zone(name)
+    except ValueError as exc:
+        _refuse(f"--timezone: {exc}".replace(repr(name), quoted(name)), EXIT_INVALID)
+    return name
+
+
+def _country(given: str | None) -> str | None:
+    """``--country`` as a country code the ``holidays`` package knows (upper case); None
+    when not given."""
+    if given is None:
+        return None
+    import difflib
+
+    from dk2020flow.definition.calendar import supported_countries
+
+    code = given.strip().upper()
+    countries = supported_countries()
+    if code not in countries:
+        close = difflib.get_close_matches(code, sorted(countries), n=1)
+        hint = f"did you mean {close[0]}?" if close else "write an ISO 3166-1 code such as DE"
+        _refuse(
+            f"--country: the holidays package knows no country {quoted(given)} ({hint})",
+            EXIT_INVALID,
+        )
+    return code
 
 
 def _languages(given: str) -> tuple[str, ...]:

@@ -2,12 +2,13 @@
 
 A day is a business day when it is a weekday (Monday to Friday) and not a
 public holiday of the workflow's ``calendar.country`` (and ``subdivision``: a
-state, region or province), from the ``holidays`` package; nor one of the
+state, region or province), from the ``holidays`` package (a calendar without a
+country has no public holidays: weekends only); nor one of the
 workflow's own closed days (``closures``, ``extra_closed_days``); unless the
 workflow lists it in ``extra_working_days``, which makes any day a business
 day.
 
-Denmark has optional days besides: 1 May, Constitution Day (5 June),
+Denmark (``country: DK``) has optional days besides: 1 May, Constitution Day (5 June),
 Christmas Eve (24 December) and New Year's Eve (31 December). Danish law does
 not make them public holidays, so ``holidays`` keeps them in its *optional*
 category; a Danish workflow says which of them its secretariat treats as
@@ -118,6 +119,9 @@ def _public_days(
     return MappingProxyType({day: str(name) for day, name in found.items()})
 
 
+_NO_DAYS: Final[Mapping[dt.date, str]] = MappingProxyType({})
+
+
 @lru_cache(maxsize=512)
 def _danish_optional_days(year: int, language: str) -> MappingProxyType[dt.date, str]:
     """Denmark's optional days of ``year`` as ``holidays`` names them."""
@@ -141,9 +145,12 @@ class BusinessCalendar:
     def __init__(self, spec: Calendar | None = None) -> None:
         self.spec: Calendar = spec if spec is not None else Calendar()
         country = self.spec.country
-        if country not in supported_countries():
+        if country is None:
+            if self.spec.subdivision is not None:
+                raise ValueError("a calendar without a country has no subdivisions")
+        elif country not in supported_countries():
             raise ValueError(f"no public holidays are known for country {country!r}")
-        if self.spec.subdivision not in (None, *supported_countries()[country]):
+        elif self.spec.subdivision not in (None, *supported_countries()[country]):
             raise ValueError(f"{country} has no subdivision {self.spec.subdivision!r}")
         self._closed_optional: frozenset[tuple[int, int]] = frozenset(
             OPTIONAL_DAYS[day] for day in self.spec.optional_days_closed()
@@ -156,7 +163,9 @@ class BusinessCalendar:
         self._closed: dict[int, frozenset[dt.date]] = {}
 
     def __repr__(self) -> str:
-        where = self.spec.country + (f"-{self.spec.subdivision}" if self.spec.subdivision else "")
+        where = (self.spec.country or "none") + (
+            f"-{self.spec.subdivision}" if self.spec.subdivision else ""
+        )
         closed = ", ".join(day.value for day in self.spec.optional_days_closed())
         return f"BusinessCalendar(country={where}, closed_on=[{closed}])"
 
@@ -167,7 +176,7 @@ class BusinessCalendar:
         closures (the extra working days taken out)."""
         cached = self._closed.get(year)
         if cached is None:
-            public = _public_days(self.spec.country, self.spec.subdivision, year, "en")
+            public = self._public(year, "en")
             optional = (dt.date(year, month, day) for month, day in self._closed_optional)
             own = (day for day in (*self._extra, *self._closures) if day.year == year)
             cached = frozenset((*public, *optional, *own)) - self._working
@@ -199,7 +208,7 @@ class BusinessCalendar:
         if day in self._closures:
             closure = self.spec.closures[self._closures[day]]
             return text_in(closure.name, language, EXTRA_CLOSED_NAME["en"])
-        public = _public_days(self.spec.country, self.spec.subdivision, day.year, language)
+        public = self._public(day.year, language)
         if day in public:
             return public[day]
         if (day.month, day.day) in self._closed_optional:
@@ -210,6 +219,12 @@ class BusinessCalendar:
                 if (day.month, day.day) == month_day:
                     return OPTIONAL_NAMES.get(language, OPTIONAL_NAMES["en"])[optional]
         return EXTRA_CLOSED_NAME.get(language, EXTRA_CLOSED_NAME["en"])
+
+    def _public(self, year: int, language: str) -> Mapping[dt.date, str]:
+        """The public holidays of ``year`` (none for a calendar without a country)."""
+        if self.spec.country is None:
+            return _NO_DAYS
+        return _public_days(self.spec.country, self.spec.subdivision, year, language)
 
     # ------------------------------------------------------------------ arithmetic
 

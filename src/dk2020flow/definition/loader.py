@@ -9,12 +9,13 @@ with every problem found, each located at FILE:LINE:COLUMN.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dk2020flow.definition.cache import cached_workflow, remember_workflow
 from dk2020flow.definition.diagnostics import DefinitionError, Diagnostic
@@ -29,6 +30,23 @@ if TYPE_CHECKING:
 
 TemplateSource = Path | Mapping[str, str]
 """A folder of ``<template>.<lang>.jinja`` files, or their texts by file name."""
+
+ImpliedDefaults = Mapping[str, str | None]
+"""What a workflow text that leaves a key unsaid means by it, as a stored definition
+records it (``definitions.implied_defaults``): ``timezone`` and ``calendar_country``
+(None: a calendar without public holidays). A key the record lacks takes this code's
+default (:func:`current_defaults`)."""
+
+
+def current_defaults() -> dict[str, str | None]:
+    """The defaults this code gives a text that leaves them unsaid (the model's defaults),
+    recorded with every definition it stores."""
+    from dk2020flow.definition.model import Calendar, Workflow
+
+    return {
+        "timezone": Workflow.model_fields["timezone"].default,
+        "calendar_country": Calendar.model_fields["country"].default,
+    }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,17 +107,25 @@ def load_workflow(
 
 
 def load_workflow_text(
-    text: str, name: str, *, templates: Mapping[str, str] | None = None
+    text: str,
+    name: str,
+    *,
+    templates: Mapping[str, str] | None = None,
+    implied: ImpliedDefaults | None = None,
 ) -> LoadedWorkflow:
     """Load a workflow from its text (e.g. a stored definition); ``name`` labels diagnostics.
 
     Gives the same ``Workflow`` and content hash as ``load_workflow`` on a file with
-    this text and these templates. Without ``templates`` the template checks are skipped,
-    and a text parsed before (without warnings) is read from the private cache of
-    ``definition/cache.py`` instead of parsed again.
+    this text and these templates. ``implied`` are the defaults a stored definition was
+    loaded under (its row's ``implied_defaults``): they fill the keys the text leaves
+    unsaid, so a stored version keeps its meaning when this code's defaults change.
+    Without ``templates`` the template checks are skipped, and a text parsed before
+    (without warnings) is read from the private cache of ``definition/cache.py`` instead
+    of parsed again.
     """
+    cache_text = _cache_text(text, implied)
     if templates is None:
-        known = cached_workflow(text)
+        known = cached_workflow(cache_text)
         if known is not None:
             return LoadedWorkflow(
                 workflow=known,
@@ -120,10 +146,35 @@ def load_workflow_text(
         templates,
         default_dir=False,
         check_templates=templates is not None,
+        implied=implied,
     )
     if templates is None and decoded == text and not loaded.warnings:
-        remember_workflow(text, loaded.workflow)
+        remember_workflow(cache_text, loaded.workflow)
     return loaded
+
+
+def _cache_text(text: str, implied: ImpliedDefaults | None) -> str:
+    """What the parse cache keys ``text`` by: the text, and the defaults it is read with
+    when they are not this code's (the same text means another workflow under others)."""
+    if not implied:
+        return text
+    filled = {**current_defaults(), **implied}
+    if filled == current_defaults():
+        return text
+    return f"{text}\0implied {json.dumps(filled, sort_keys=True)}"
+
+
+def with_implied_defaults(data: dict[str, Any], implied: ImpliedDefaults) -> dict[str, Any]:
+    """The parsed YAML ``data`` with the keys it leaves unsaid filled from ``implied``
+    (a shallow copy)."""
+    filled = dict(data)
+    if "timezone" in implied and "timezone" not in filled:
+        filled["timezone"] = implied["timezone"]
+    if "calendar_country" in implied:
+        calendar = filled.get("calendar", {})
+        if isinstance(calendar, Mapping) and "country" not in calendar:
+            filled["calendar"] = {**calendar, "country": implied["calendar_country"]}
+    return filled
 
 
 def _load(
@@ -134,6 +185,7 @@ def _load(
     *,
     default_dir: bool,
     check_templates: bool,
+    implied: ImpliedDefaults | None = None,
 ) -> LoadedWorkflow:
     from pydantic import ValidationError
 
@@ -148,14 +200,15 @@ def _load(
     if document.data is None:
         raise DefinitionError(document.diagnostics)
     locator = document.locator
+    data = document.data if not implied else with_implied_defaults(document.data, implied)
     damage: Damage | None = None
     problems: list[Diagnostic] = []
     try:
-        workflow = Workflow.model_validate(document.data)
+        workflow = Workflow.model_validate(data)
     except ValidationError as exc:
         # Report every independent problem at once: check what the shape errors leave.
         problems += schema_diagnostics(exc, locator, file)
-        salvaged = salvage(document.data, locator, exc)
+        salvaged = salvage(data, locator, exc)
         if salvaged is None:
             raise DefinitionError(problems) from None
         workflow, locator, damage = salvaged

@@ -265,11 +265,12 @@ class Calendar(Frozen):
     """Which days are business days: weekdays that are neither public holidays of the
     country (and subdivision) nor closed by the workflow, and extra working days."""
 
-    country: str = Field(
-        default="DK",
+    country: str | None = Field(
+        default=None,
         min_length=2,
         max_length=3,
-        description="The public holidays of this country (ISO 3166-1 code, e.g. DK, DE, BE).",
+        description="The public holidays of this country (ISO 3166-1 code, e.g. DK, DE, BE); "
+        "none: weekends are the only closed days besides the workflow's own.",
     )
     subdivision: str | None = Field(
         default=None,
@@ -292,7 +293,7 @@ class Calendar(Frozen):
     )
 
     def optional_days_closed(self) -> tuple[OptionalHoliday, ...]:
-        """The optional Danish days this calendar closes (none outside Denmark)."""
+        """The optional Danish days this calendar closes (none unless its country is DK)."""
         if self.closed_on is not None:
             return self.closed_on
         return DANISH_CLOSED_ON if self.country == "DK" else ()
@@ -320,6 +321,11 @@ class Links(Frozen):
     programme: str = ""
     help_email: str = ""
     help_name: str = ""
+    accessibility_enforcement: Text = Field(
+        default="",
+        description="The accessibility statement's paragraph on the national law and where "
+        "to complain (the enforcement body); none: the statement names no law or body.",
+    )
 
 
 class Sender(Frozen):
@@ -924,7 +930,10 @@ class Workflow(Frozen):
     version: str = Field(min_length=1, max_length=64, description="A label for people.")
     title: Text
     description: str = ""
-    timezone: str = "Europe/Copenhagen"
+    timezone: str = Field(
+        default="UTC",
+        description="The IANA timezone local dates and times of day are read in.",
+    )
     calendar: Calendar = Field(default_factory=Calendar)
     languages: tuple[Language, ...] = Field(
         default=("da", "en"),
@@ -942,6 +951,11 @@ class Workflow(Frozen):
         max_length=500,
         description="The programme's data set: a CSV of organisations (path relative to "
         "this file) that `workflow load` adds to the database where it does not know them.",
+    )
+    participant: Text = Field(
+        default="",
+        description="What the programme calls a participant, as a column header writes it "
+        "({da: Kommune, en: Municipality}); none: the pages say Organisation.",
     )
     roles: dict[Name, Role] = Field(min_length=1)
     fields: dict[Name, FieldDef] = Field(default_factory=dict)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 DEFAULT_LANGUAGES = ("da", "en")
+DEFAULT_TIMEZONE = "UTC"
 
 WORKFLOW = """\
 # A new programme, started with `dk2020flow workflow init`. See docs/workflow-format.md.
@@ -23,13 +24,15 @@ workflow: {name}
 version: "0.1"
 title:
 {title}
-timezone: Europe/Copenhagen
+# The IANA zone local dates and times are read in (e.g. Europe/Brussels, America/Toronto).
+timezone: {timezone}
+{calendar}
 languages: [{languages}]
 # The participants: `workflow load` adds those of this file the database lacks.
 organisations: data/{name}_organisations.csv
 links:
-  programme: "https://example.dk/{name}"
-  help_email: "{name}@example.dk"
+  programme: "https://example.org/{name}"
+  help_email: "{name}@example.org"
   help_name: "{secretariat}"
 
 roles:
@@ -40,7 +43,7 @@ roles:
     title: {the_secretariat}
     receives_mail: true
     name: {secretariat}
-    email: "{name}@example.dk"
+    email: "{name}@example.org"
 
 fields:
   application_url: {{type: url, title: {application}}}
@@ -166,8 +169,28 @@ def _untranslated(languages: Sequence[str]) -> list[str]:
     return [language for language in languages if language not in DEFAULT_LANGUAGES]
 
 
-def starter_workflow(name: str, languages: Sequence[str] = DEFAULT_LANGUAGES) -> str:
-    """The workflow file's text, its titles in each of ``languages``."""
+def _calendar(country: str | None) -> str:
+    """The ``calendar:`` lines: the country's public holidays, or a comment saying what to
+    write (without one, weekends are the only closed days)."""
+    if country is not None:
+        return f"calendar:\n  country: {country}"
+    return (
+        "# Business days are weekdays; for a country's public holidays write its ISO code\n"
+        "# (one the `holidays` package knows), e.g.\n"
+        "# calendar:\n"
+        "#   country: DE"
+    )
+
+
+def starter_workflow(
+    name: str,
+    languages: Sequence[str] = DEFAULT_LANGUAGES,
+    *,
+    timezone: str = DEFAULT_TIMEZONE,
+    country: str | None = None,
+) -> str:
+    """The workflow file's text, its titles in each of ``languages``, in ``timezone`` and
+    on ``country``'s calendar (None: weekends only)."""
     others = _untranslated(languages)
     note = (
         f"# The {', '.join(others)} texts (titles and templates) are the English ones: "
@@ -188,26 +211,47 @@ def starter_workflow(name: str, languages: Sequence[str] = DEFAULT_LANGUAGES) ->
             f'  {lang}: "{_in(lang, programme).format(name=name)}"' for lang in languages
         ),
         languages=", ".join(languages),
+        timezone=timezone,
+        calendar=_calendar(country),
         secretariat="Sekretariatet" if "da" in languages else "The secretariat",
         **titles,
     )
 
 
-ORGANISATIONS = """\
-code,name,kind,country,region,language,title_da,title_en
-751,Aarhus,municipality,DK,Midtjylland,da,Aarhus Kommune,Aarhus Municipality
-461,Odense,municipality,DK,Syddanmark,da,Odense Kommune,Odense Municipality
-851,Aalborg,municipality,DK,Nordjylland,da,Aalborg Kommune,Aalborg Municipality
-"""
-"""The starter's data set (docs/data-model.md, "Organisations"): three to replace with
-the programme's own."""
+EXAMPLE_ORGANISATIONS = (
+    ("EX-1", "Northtown", "North"),
+    ("EX-2", "Riverside", "South"),
+    ("EX-3", "Hillcrest", "South"),
+)
+"""(code, name, region) of the starter's three made-up organisations."""
 
 
-def starter_files(name: str, languages: Sequence[str] = DEFAULT_LANGUAGES) -> dict[str, str]:
+def starter_organisations(languages: Sequence[str], country: str | None = None) -> str:
+    """The starter's data set (docs/data-model.md, "Organisations"): three example
+    organisations to replace with the programme's own, in ``country`` ('' without one),
+    speaking the first of ``languages``."""
+    titles = ",".join(f"title_{language}" for language in languages)
+    lines = [f"code,name,kind,country,region,language,{titles}"]
+    for code, name, region in EXAMPLE_ORGANISATIONS:
+        named = ",".join(f"{name} (example)" for _ in languages)
+        lines.append(f"{code},{name},organisation,{country or ''},{region},{languages[0]},{named}")
+    return "\n".join(lines) + "\n"
+
+
+def starter_files(
+    name: str,
+    languages: Sequence[str] = DEFAULT_LANGUAGES,
+    *,
+    timezone: str = DEFAULT_TIMEZONE,
+    country: str | None = None,
+) -> dict[str, str]:
     """``{"workflow": text, "organisations": CSV text}`` and each template's text by file
     name (``invitation.da.jinja``), in each of ``languages`` (language codes, the first the
-    workflow's default)."""
-    files = {"workflow": starter_workflow(name, languages), "organisations": ORGANISATIONS}
+    workflow's default), in ``timezone`` and on ``country``'s calendar (None: weekends only)."""
+    files = {
+        "workflow": starter_workflow(name, languages, timezone=timezone, country=country),
+        "organisations": starter_organisations(languages, country),
+    }
     for template, (subjects, texts) in _MAILS.items():
         for language in languages:
             subject = _in(language, subjects).replace("{{ title }}", name)

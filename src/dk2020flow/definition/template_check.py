@@ -281,8 +281,10 @@ def _render_problems(
 
 
 def _known_timezone(name: str) -> str:
+    """``name`` when it is a timezone, else UTC: an unknown one has its own DF050, and the
+    templates are still checked (in some zone) beside it."""
     try:
         ZoneInfo(name)
     except (KeyError, ValueError, OSError):  # ZoneInfoNotFoundError is a KeyError
-        return "Europe/Copenhagen"
+        return "UTC"
     return name

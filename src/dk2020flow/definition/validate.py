@@ -181,7 +181,15 @@ def _timezone(workflow: Workflow, report: _Report) -> None:
 def _calendar(workflow: Workflow, report: _Report) -> None:
     spec = workflow.calendar
     countries = supported_countries()
-    if spec.country not in countries:
+    if spec.country is None:
+        if spec.subdivision is not None:
+            report.add(
+                "DF056",
+                ("calendar", "subdivision"),
+                "a calendar without a country has no subdivisions",
+                "write the `country` whose subdivision this is, or remove `subdivision`",
+            )
+    elif spec.country not in countries:
         close = difflib.get_close_matches(spec.country.upper(), sorted(countries), n=1)
         report.add(
             "DF055",
@@ -202,11 +210,15 @@ def _calendar(workflow: Workflow, report: _Report) -> None:
             else f"{spec.country}'s holidays are the same everywhere: remove `subdivision`",
         )
     if spec.closed_on is not None and spec.country != "DK":
+        whose = "has no country" if spec.country is None else f"is {spec.country}'s"
         report.add(
             "DF057",
             ("calendar", "closed_on"),
-            f"`closed_on` names Danish optional days, but the calendar is {spec.country}'s",
-            "write the days your office closes as `closures` (name and date) instead",
+            f"`closed_on` names Danish optional days, but the calendar {whose}",
+            "write the days your office closes as `closures` (name and date) instead"
+            if spec.country is not None
+            else "write `country: DK` for Denmark's calendar, or the days your office "
+            "closes as `closures` (name and date)",
         )
     for key in ("extra_closed_days", "extra_working_days"):
         for position, day in enumerate(getattr(spec, key)):

@@ -189,10 +189,14 @@ _cache: dict[int, CompiledWorkflow] = {}
 def compiled(
     workflow: Workflow, definition_id: int, content_hash: str, templates: dict[str, str]
 ) -> CompiledWorkflow:
-    """The process-wide compiled form of a stored definition version (built once)."""
+    """The process-wide compiled form of a stored definition version (built once).
+
+    The same id and text can mean another workflow in another database of the process
+    (a row's recorded defaults, ``definitions.implied_defaults``), so the parsed workflow
+    must be equal too; a service asks once per version, so the comparison is rare."""
     with _lock:
         found = _cache.get(definition_id)
-        if found is None or found.content_hash != content_hash:
+        if found is None or found.content_hash != content_hash or found.workflow != workflow:
             found = CompiledWorkflow(workflow, definition_id, content_hash, templates)
             _cache[definition_id] = found
         return found

@@ -2,7 +2,7 @@
 
 Pure functions: no I/O and no clock reads; ``now`` and every instant are
 arguments. Stored instants are timezone-aware UTC; the workflow's timezone
-(Europe/Copenhagen for DK2020) interprets local dates and times of day.
+(its ``timezone:``, an IANA name) interprets local dates and times of day.
 docs/time.md states the rules for process owners; in short:
 
 - Local wall-clock times become instants through :func:`to_utc`, whose rule

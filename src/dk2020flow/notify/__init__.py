@@ -50,6 +50,9 @@ if TYPE_CHECKING:
         sample_context as sample_context,
     )
     from dk2020flow.notify.context import (
+        sample_organisation as sample_organisation,
+    )
+    from dk2020flow.notify.context import (
         template_kinds as template_kinds,
     )
     from dk2020flow.notify.context import (
@@ -225,6 +228,7 @@ _WHERE = {
     "message_filename": "transports",
     "one_line": "message",
     "sample_context": "context",
+    "sample_organisation": "context",
     "template_file": "render",
     "template_kinds": "context",
     "template_uses": "context",
@@ -282,6 +286,7 @@ __all__ = [
     "message_filename",
     "one_line",
     "sample_context",
+    "sample_organisation",
     "template_file",
     "template_kinds",
     "template_uses",

@@ -5,7 +5,8 @@ on whatever it is given. So nothing here hands a template an ORM row, a
 service or a pydantic model: the engine describes a case with the small frozen
 views below, and :func:`build_context` turns them into a tree of plain dicts.
 :func:`sample_context` goes through the same path with realistic values, for
-template checks and previews.
+template checks and previews: the workflow's own (its first organisation, fields,
+cohorts, roles) and neutral ones (people and addresses at example.org).
 
 Times in the context are timezone-aware; the ``date``/``datetime``/``time``
 filters show them in the workflow's timezone (docs/templates.md).
@@ -18,10 +19,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from dk2020flow.definition.model import ItemStatus, Text, Workflow, text_in
+from dk2020flow.definition.model import FieldType, ItemStatus, Text, Workflow, text_in
 
 
 class MailKind(StrEnum):
@@ -132,17 +134,6 @@ _STATUS_TITLES: dict[str, dict[str, str]] = {
         "": "not screened yet",
     },
 }
-
-
-_SAMPLE_ORGANISATION = OrganisationView(
-    code="751",
-    name="Aarhus",
-    region="Midtjylland",
-    kind="municipality",
-    country="DK",
-    titles={"da": "Aarhus Kommune", "en": "Aarhus Municipality"},
-)
-"""The organisation of a sample context (``mail preview`` without a case, the checks)."""
 
 
 def _aware(value: dt.datetime, what: str) -> dt.datetime:
@@ -518,23 +509,87 @@ def template_kinds(workflow: Workflow) -> dict[str, frozenset[MailKind]]:
     return {name: frozenset(found) for name, found in kinds.items()}
 
 
-_SAMPLE_PEOPLE: dict[str, tuple[str, str]] = {
-    "mayor": ("Jacob Bundsgaard", "borgmester@aarhus.example.dk"),
-    "contact_person": ("Mette Lindholm", "mette.lindholm@aarhus.example.dk"),
-    "regional_advisor": ("Søren Kjær", "soren.kjaer@rm.example.dk"),
-}
+EXAMPLE_ORGANISATION_CODE = "EX-1"
 
-_SAMPLE_DATA: dict[str, Any] = {
-    "cohort": "round1",
-    "decision_date": "2020-08-27",
-    "contact_name": "Mette Lindholm",
-    "contact_email": "mette.lindholm@aarhus.example.dk",
-    "commitment_signed": True,
-    "staff_hours_per_week": 60,
-    "advisor_name": "Søren Kjær",
-    "inventory_base_year": 2018,
-    "plan_url": "https://aarhus.example.dk/klimaplan-udkast.pdf",
-}
+
+def sample_organisation(
+    workflow: Workflow, organisations_file: Path | None = None
+) -> OrganisationView:
+    """The organisation a sample context shows: the first of the workflow's data set
+    (``organisations:``, at ``organisations_file``: ``LoadedWorkflow.organisations_file``)
+    when it has one that can be read, else a neutral example organisation (in the
+    workflow's calendar country, if it names one)."""
+    if organisations_file is not None:
+        from dk2020flow.service.participants import parse_participants_file
+        from dk2020flow.store.errors import ParticipantsError
+
+        try:
+            first = next(iter(parse_participants_file(organisations_file, known=()).organisations))
+        except (ParticipantsError, StopIteration):
+            pass  # the workflow's check reports a bad data set; a sample needs none
+        else:
+            return OrganisationView(
+                code=first.code,
+                name=first.name,
+                region=first.region,
+                kind=first.kind,
+                country=first.country,
+                group=first.group,
+                titles=dict(first.titles),
+            )
+    return OrganisationView(
+        code=EXAMPLE_ORGANISATION_CODE,
+        name="Example Organisation",
+        region="Example Region",
+        country=getattr(workflow.calendar, "country", None) or "",
+    )
+
+
+_SAMPLE_PEOPLE = (
+    ("Alex Morgan", "alex.morgan@example.org"),
+    ("Sam Rivera", "sam.rivera@example.org"),
+    ("Robin Lee", "robin.lee@example.org"),
+    ("Kim Novak", "kim.novak@example.org"),
+)
+"""Neutral people for the sample recipients, one per role in the workflow's order."""
+
+
+def _sample_person(workflow: Workflow, role: str) -> tuple[str, str]:
+    """The sample recipient of ``role``: its shared mailbox when the workflow gives one,
+    else a neutral person."""
+    role_def = workflow.roles[role]
+    if role_def.email:
+        title = text_in(role_def.title, workflow.default_language, role)
+        return role_def.name or title, role_def.email
+    return _SAMPLE_PEOPLE[list(workflow.roles).index(role) % len(_SAMPLE_PEOPLE)]
+
+
+def _sample_data(workflow: Workflow, language: str, cohort: str | None) -> dict[str, Any]:
+    """A value of each of the workflow's fields, stored as a case stores it (dates as
+    ISO text): so a template that shows ``case.data.X`` is checked with one."""
+    data: dict[str, Any] = {}
+    for name, field_def in workflow.fields.items():
+        kind = field_def.type
+        if kind is FieldType.COHORT:
+            value: Any = cohort
+        elif kind is FieldType.BOOLEAN:
+            value = True
+        elif kind is FieldType.INTEGER:
+            value = 2020
+        elif kind is FieldType.DATE:
+            value = "2020-08-27"
+        elif kind is FieldType.DATETIME:
+            value = "2020-08-27T10:00:00+00:00"
+        elif kind is FieldType.EMAIL:
+            value = "alex.morgan@example.org"
+        elif kind is FieldType.URL:
+            value = f"https://example.org/{name}.pdf"
+        elif kind is FieldType.CHOICE:
+            value = field_def.choices[0]
+        else:
+            value = text_in(field_def.title, language, name) or name
+        data[name] = value[: field_def.max_length] if isinstance(value, str) else value
+    return data
 
 
 def _sample_state(workflow: Workflow, kind: MailKind, template: str | None) -> TemplateUse:
@@ -555,8 +610,11 @@ def sample_context(
     template: str | None = None,
     sparse: bool = False,
     recipient: RecipientView | None = None,
+    organisation: OrganisationView | None = None,
 ) -> dict[str, Any]:
-    """A realistic context (Aarhus, round 1) for checking and previewing a template.
+    """A realistic context for checking and previewing a template: ``organisation``
+    (default: :func:`sample_organisation` without a data set, a neutral example) in the
+    workflow's first cohort with events, people and addresses at example.org.
 
     With ``template``, the sample sits where the workflow sends that template
     (its state, timer or event). With ``sparse=True``, every variable that may
@@ -566,21 +624,21 @@ def sample_context(
     ``recipient`` replaces the sample recipient (a person of the role the
     workflow sends the template to).
     """
+    organisation = organisation or sample_organisation(workflow)
     zone = ZoneInfo(workflow.timezone)
     use = _sample_state(workflow, kind, template)
     state_name = use.state or workflow.initial_state
     state = workflow.states[state_name]
-    cohort_name = use.cohort or ("round1" if "round1" in workflow.cohorts else None)
+    cohort_name = use.cohort or next(
+        (name for name, cohort in workflow.cohorts.items() if cohort.events), None
+    )
     if cohort_name is None and workflow.cohorts:
         cohort_name = next(iter(workflow.cohorts))
 
     role = next((r for r in use.roles if r in workflow.roles), None) or next(
         iter(workflow.contact_roles() or workflow.roles)
     )
-    role_def = workflow.roles[role]
-    name, email = _SAMPLE_PEOPLE.get(role, (role_def.name or "Aarhus Kommune", role_def.email))
-    if not email:
-        email = "kontakt@aarhus.example.dk"
+    name, email = _sample_person(workflow, role)
 
     deadline: DeadlineView | None = None
     if kind is MailKind.TIMER or (kind is MailKind.STATE_ENTRY and state.timers and not sparse):
@@ -653,14 +711,16 @@ def sample_context(
         language,
         now=now,
         case=CaseView(
-            id=751,
-            reference="DK2020-751",
+            id=SAMPLE_CASE_ID,
+            reference=f"{workflow.workflow}-{organisation.code}",
             state=state_name,
             cohort=None if sparse else cohort_name,
-            data={} if sparse else dict(_SAMPLE_DATA, cohort=cohort_name),
+            data={}
+            if sparse
+            else {"cohort": cohort_name, **_sample_data(workflow, language, cohort_name)},
             opened_at=dt.datetime(2020, 6, 15, 9, 0, tzinfo=zone),
         ),
-        organisation=_SAMPLE_ORGANISATION,
+        organisation=organisation,
         recipient=recipient or RecipientView(name=name, email=email, role=role),
         deadline=deadline,
         event=event,
@@ -670,9 +730,10 @@ def sample_context(
     )
 
 
+SAMPLE_CASE_ID = 1
 SAMPLE_CASE_LINK = (
-    "https://dk2020.example.dk/sign-in/case"
-    "?token=751.1599170340.c2FtcGxlLW5vdC1hLXJlYWwtc2lnbmF0dXJlLXh4eHh4eHg"
+    "https://portal.example.org/sign-in/case"
+    "?token=1.1599170340.c2FtcGxlLW5vdC1hLXJlYWwtc2lnbmF0dXJlLXh4eHh4eHg"
 )
 """The ``case_link`` of a sample (its signature is not a real one)."""
 
@@ -699,8 +760,8 @@ def _sample_event(
         )
     starts = dt.datetime(2020, 11, 26, 10, 0, tzinfo=zone)
     return EventView(
-        name="start_conference",
-        title="Startkonference" if language == "da" else "Start conference",
+        name="event",
+        title="Arrangement" if language == "da" else "Programme event",
         starts_at=starts,
         ends_at=starts + dt.timedelta(hours=6),
         location="Online",

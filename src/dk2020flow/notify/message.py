@@ -85,7 +85,7 @@ def make_message_id(outbox_id: int | str, domain: str, case: int | str | None = 
     """``<outbox-42.751@domain>``: stable for an outbox row, so a resend is recognisable."""
     domain = domain.strip().lower()
     if not domain or not re.fullmatch(r"[a-z0-9.\-]+", domain):
-        raise MessageError(f"{domain!r} is not a usable Message-ID domain (e.g. dk2020.example.dk)")
+        raise MessageError(f"{domain!r} is not a usable Message-ID domain (e.g. mail.example.org)")
     local = f"outbox-{_ID_PART.sub('-', str(outbox_id))}"
     if case is not None:
         local += f".{_ID_PART.sub('-', str(case))}"

@@ -65,7 +65,7 @@ from markupsafe import Markup
 
 from dk2020flow.definition.model import BABEL_LOCALES, Workflow, babel_locale_name
 from dk2020flow.errors import Dk2020flowError
-from dk2020flow.notify.context import MailKind, sample_context
+from dk2020flow.notify.context import MailKind, OrganisationView, sample_context
 
 BLOCKS = ("subject", "text", "html")
 LOCALES = BABEL_LOCALES
@@ -596,9 +596,17 @@ class Renderer:
         return RenderedMail(subject=subject, text=text, html=html.strip() + "\n")
 
     def check(
-        self, template: str, language: str, workflow: Workflow, kind: MailKind
+        self,
+        template: str,
+        language: str,
+        workflow: Workflow,
+        kind: MailKind,
+        *,
+        organisation: OrganisationView | None = None,
     ) -> list[TemplateProblem]:
-        """Problems found by rendering the template with sample data (none: it is fine).
+        """Problems found by rendering the template with sample data (none: it is fine),
+        for ``organisation`` (default: a neutral example; ``sample_organisation`` gives
+        the workflow's first from its data set).
 
         It renders twice: with a full sample, and with a sparse one where every
         optional variable is missing, so an unguarded ``{{ cohort.title }}``
@@ -609,7 +617,14 @@ class Renderer:
             return [TemplateProblem(file, None, f"the template file {file} is missing")]
         problems: list[TemplateProblem] = []
         for sparse in (False, True):
-            context = sample_context(workflow, language, kind, template=template, sparse=sparse)
+            context = sample_context(
+                workflow,
+                language,
+                kind,
+                template=template,
+                sparse=sparse,
+                organisation=organisation,
+            )
             try:
                 self.render(template, language, context)
             except TemplateRenderError as exc:

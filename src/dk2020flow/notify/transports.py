@@ -271,7 +271,7 @@ _UNSAFE_FILE = re.compile(r"[^A-Za-z0-9._@+\-]")
 
 
 def message_filename(message: MimeMessage) -> str:
-    """``outbox-42.751@dk2020.example.dk.eml`` from the Message-ID."""
+    """``outbox-42.751@mail.example.org.eml`` from the Message-ID."""
     message_id = message.message_id.strip().strip("<>")
     if not message_id:
         raise PermanentDeliveryError("the message has no Message-ID; build it with one")

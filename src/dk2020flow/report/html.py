@@ -64,12 +64,14 @@ def render_html(report: Report) -> str:
 
     title = escape(report.title)
     when = local_time(report, report.at)
-    approved = report.by_state.get("approved", 0)
     joined = sum(report.signups.values())
     kpis = [
         ("", report.cases, "cases"),
         ("", joined, "joined a round"),
-        ("good", approved, "approved plans"),
+        *(
+            ("good", report.by_state.get(state, 0), report.state_titles.get(state, state))
+            for state in report.completed_states
+        ),
         ("warn" if report.overdue else "", len(report.overdue), "overdue deadlines"),
         ("", report.mail.get("sent", 0), "mails sent"),
         (
@@ -98,17 +100,18 @@ workflow {escape(report.workflow)} {escape(report.version)}</p></header>
 {charts.states_over_time(report)}</section>
 <div class="row split">
 <section><h2>Sign-ups per round</h2>
-<p class="lead">Organisations whose council joined each round, by region.</p>
+<p class="lead">Organisations that joined each round, by region.</p>
 {charts.signups_per_round(report)}</section>
 <section><h2>Cases per state</h2>{_states(report)}</section>
 </div>
 <section><h2>Decisions per region</h2>
-<p class="lead">The follow-up KL promised: who joined which round, who declined, who is still deciding.</p>
+<p class="lead">Who joined which round, and where the others are: still deciding, declined or
+not selected, or ended (each a state of the workflow).</p>
 {_regions(report)}</section>
-<section><h2>{escape(report.checklist_title or "Checklist")}: which requirements hold plans back</h2>
+<section><h2>{escape(report.checklist_title or "Checklist")}: which requirements hold cases back</h2>
 <p class="lead">For each requirement, the latest screening status across the {report.screened_cases}
-screened plans; <i>needed revision</i> counts plans where it fell short in at least one screening,
-<i>holding back</i> open plans in screening or revision where it is partly or not met now.</p>
+screened cases; <i>needed revision</i> counts cases where it fell short in at least one screening,
+<i>holding back</i> open cases in screening or revision where it is partly or not met now.</p>
 {charts.requirement_heatmap(report)}
 <details><summary>The requirements in full</summary>{_requirements(report)}</details>
 </section>
@@ -134,22 +137,21 @@ def _regions(report: Report) -> str:
         "region",
         "cases",
         *(report.cohort_titles.get(c, c) for c in cohorts),
-        "declined",
-        "undecided",
-        "withdrawn",
+        *(report.state_titles.get(s, s) for s in report.region_states),
     ]
     body = [
         f"<tr><td>{escape(r.region)}</td>{_n(r.cases)}"
         + "".join(_n(r.by_round.get(c, 0)) for c in cohorts)
-        + f"{_n(r.declined)}{_n(r.undecided)}{_n(r.withdrawn)}</tr>"
+        + "".join(_n(r.by_state.get(s, 0)) for s in report.region_states)
+        + "</tr>"
         for r in report.regions
     ]
     total = (
         f'<tr class="total"><td>all</td>{_n(report.cases)}'
         + "".join(_n(report.signups[c]) for c in cohorts)
-        + _n(sum(r.declined for r in report.regions))
-        + _n(sum(r.undecided for r in report.regions))
-        + _n(sum(r.withdrawn for r in report.regions))
+        + "".join(
+            _n(sum(r.by_state.get(s, 0) for r in report.regions)) for s in report.region_states
+        )
         + "</tr>"
     )
     return _table(head, body, total=total)

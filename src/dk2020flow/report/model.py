@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from dk2020flow.definition.loader import load_workflow_text
-from dk2020flow.definition.model import ItemStatus, Workflow, text_in
+from dk2020flow.definition.model import ANY_OPEN_STATE, ItemStatus, Workflow, text_in
 from dk2020flow.engine.timers import is_late
 from dk2020flow.errors import NotFoundError
 from dk2020flow.store.port import (
@@ -29,24 +29,22 @@ from dk2020flow.store.port import (
     ReportsTx,
 )
 
-UNDECIDED = "undecided"
 STATUSES = tuple(s.value for s in ItemStatus)
 HOLDING_BACK = (ItemStatus.PARTLY_MET.value, ItemStatus.NOT_MET.value)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RegionDecisions:
-    """Decisions and sign-ups of one region (the follow-up KL promises)."""
+    """Decisions and sign-ups of one region: who joined which round, and where the others
+    are (still deciding, declined, not selected …), in the workflow's own states."""
 
     region: str
     cases: int
     by_round: dict[str, int]
-    """Cases that joined each round (pilot, round1, round2 …)."""
-    declined: int
-    """Declined and not (yet) joined."""
-    undecided: int
-    """Still waiting for the council's decision."""
-    withdrawn: int
+    """Cases that joined each round (pilot, round1, round2 … in DK2020)."""
+    by_state: dict[str, int]
+    """Cases in each of the report's ``region_states``: the states before joining a round
+    (the initial state: still deciding), then the end states (withdrawn, approved …)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -106,6 +104,11 @@ class Report:
     signups: dict[str, int]
     """Cases that joined each round (whatever became of them afterwards)."""
     regions: list[RegionDecisions]
+    region_states: list[str]
+    """The states of ``RegionDecisions.by_state``, in the workflow's order."""
+    completed_states: list[str]
+    """The end states a case reaches by completing the programme (approved in DK2020):
+    terminal states after joining that no transition from any open state leads to."""
     states: list[StateCount]
     overdue: list[OverdueCase]
     checklist: str
@@ -149,7 +152,8 @@ def build_report(tx: ReportSource, *, workflow: str | None, at: dt.datetime | dt
             f"`dk2020flow workflow load workflows/{name}.yaml` (or run `dk2020flow demo`)"
         )
     cases = tx.cases(CaseFilter(workflow=name))
-    definition = _workflow(stored.source_text, stored.source_path)
+    implied = tuple(sorted(stored.implied_defaults.items()))
+    definition = _workflow(stored.source_text, stored.source_path, implied)
     if not isinstance(at, dt.datetime):
         at = dt.datetime.combine(at, dt.time(23, 59, 59), tzinfo=ZoneInfo(definition.timezone))
     regions = {c.id: c.region for c in cases}
@@ -157,6 +161,7 @@ def build_report(tx: ReportSource, *, workflow: str | None, at: dt.datetime | dt
     language = definition.default_language
     tz = ZoneInfo(definition.timezone)
     live = [r for r in replayed.values() if r.opened]
+    before = before_joining(definition)
     return Report(
         title=text_in(definition.title, language, definition.workflow),
         workflow=name,
@@ -167,8 +172,10 @@ def build_report(tx: ReportSource, *, workflow: str | None, at: dt.datetime | dt
         state_titles={s: text_in(v.title, language, s) for s, v in definition.states.items()},
         cohort_titles={c: text_in(v.title, language, c) for c, v in definition.cohorts.items()},
         by_state=_by_state(definition, live),
-        signups=_signups(definition, live),
-        regions=_regions(definition, live),
+        signups=_signups(definition, live, before),
+        regions=_regions(definition, live, before),
+        region_states=region_states(definition),
+        completed_states=completed_states(definition),
         states=_state_matrix(definition, live),
         overdue=_overdue(definition, tx, name, replayed, at),
         checklist=next(iter(definition.checklists), ""),
@@ -195,8 +202,10 @@ def _default_workflow(definitions: Sequence[Any], cases: Sequence[Any]) -> str:
 
 
 @lru_cache(maxsize=8)
-def _workflow(source_text: str, source_path: str) -> Workflow:
-    return load_workflow_text(source_text, source_path).workflow
+def _workflow(
+    source_text: str, source_path: str, implied: tuple[tuple[str, str | None], ...]
+) -> Workflow:
+    return load_workflow_text(source_text, source_path, implied=dict(implied)).workflow
 
 
 def _replay(
@@ -245,42 +254,78 @@ def _by_state(definition: Workflow, cases: Sequence[_Replayed]) -> dict[str, int
     return {s: counts[s] for s in _state_order(definition, list(counts))}
 
 
-def _joined(case: _Replayed, definition: Workflow) -> str | None:
-    """The round a case joined: it has a cohort and has left the decision states."""
-    if (
-        case.cohort
-        and case.cohort in definition.cohorts
-        and case.state
-        not in {
-            definition.initial_state,
-            "declined",
-            "not_participating",
-        }
-    ):
+def before_joining(definition: Workflow) -> frozenset[str]:
+    """The states a case is in before it joins a round: those the initial state leads to
+    without a transition that takes the cohort (one that requires or sets ``cohort``).
+    A transition from any open state (``from: "*"``, a withdrawal) is not a step of
+    deciding. DK2020: invited, declined, not_participating; EU Mission: invited,
+    no_expression, eoi_submitted, not_selected, selected."""
+    reached = {definition.initial_state}
+    frontier = [definition.initial_state]
+    while frontier:
+        state = frontier.pop()
+        for transition in definition.transitions:
+            if state not in transition.from_ or transition.to in reached:
+                continue
+            if "cohort" in transition.requires or "cohort" in transition.sets:
+                continue
+            reached.add(transition.to)
+            frontier.append(transition.to)
+    return frozenset(reached)
+
+
+def region_states(definition: Workflow) -> list[str]:
+    """The states the region table counts: those before joining a round, then the
+    terminal states after it, in the workflow's order."""
+    before = before_joining(definition)
+    return [s for s in definition.states if s in before] + [
+        s for s, state in definition.states.items() if state.terminal and s not in before
+    ]
+
+
+def completed_states(definition: Workflow) -> list[str]:
+    """The terminal states after joining a round that only a step of the programme leads
+    to, not a transition from any open state (a withdrawal)."""
+    before = before_joining(definition)
+    left = {t.to for t in definition.transitions if ANY_OPEN_STATE in t.from_}
+    return [
+        s
+        for s, state in definition.states.items()
+        if state.terminal and s not in before and s not in left
+    ]
+
+
+def _joined(case: _Replayed, definition: Workflow, before: frozenset[str]) -> str | None:
+    """The round a case joined: it has a cohort and has left the states before joining."""
+    if case.cohort and case.cohort in definition.cohorts and case.state not in before:
         return case.cohort
     return None
 
 
-def _signups(definition: Workflow, cases: Sequence[_Replayed]) -> dict[str, int]:
-    counts = Counter(j for c in cases if (j := _joined(c, definition)))
+def _signups(
+    definition: Workflow, cases: Sequence[_Replayed], before: frozenset[str]
+) -> dict[str, int]:
+    counts = Counter(j for c in cases if (j := _joined(c, definition, before)))
     return {cohort: counts[cohort] for cohort in definition.cohorts}
 
 
-def _regions(definition: Workflow, cases: Sequence[_Replayed]) -> list[RegionDecisions]:
+def _regions(
+    definition: Workflow, cases: Sequence[_Replayed], before: frozenset[str]
+) -> list[RegionDecisions]:
     by_region: dict[str, list[_Replayed]] = defaultdict(list)
     for case in cases:
         by_region[case.region].append(case)
+    shown = region_states(definition)
     rows = []
     for region, members in sorted(by_region.items()):
-        joined = Counter(j for c in members if (j := _joined(c, definition)))
+        joined = Counter(j for c in members if (j := _joined(c, definition, before)))
+        in_state = Counter(c.state for c in members)
         rows.append(
             RegionDecisions(
                 region=region,
                 cases=len(members),
                 by_round={cohort: joined[cohort] for cohort in definition.cohorts},
-                declined=sum(1 for c in members if c.state in {"declined", "not_participating"}),
-                undecided=sum(1 for c in members if c.state == definition.initial_state),
-                withdrawn=sum(1 for c in members if c.state == "withdrawn"),
+                by_state={state: in_state[state] for state in shown},
             )
         )
     return rows

@@ -48,24 +48,20 @@ def render_table(report: Report) -> RenderableType:
     cohorts = list(report.signups)
     for cohort in cohorts:
         decisions.add_column(report.cohort_titles.get(cohort, cohort), justify="right")
-    for label in ("declined", "undecided", "withdrawn"):
-        decisions.add_column(label, justify="right")
+    for state in report.region_states:
+        decisions.add_column(report.state_titles.get(state, state), justify="right")
     for row in report.regions:
         decisions.add_row(
             row.region,
             str(row.cases),
             *(str(row.by_round.get(c, 0)) for c in cohorts),
-            str(row.declined),
-            str(row.undecided),
-            str(row.withdrawn),
+            *(str(row.by_state.get(s, 0)) for s in report.region_states),
         )
     decisions.add_row(
         "all",
         str(report.cases),
         *(str(report.signups[c]) for c in cohorts),
-        str(sum(r.declined for r in report.regions)),
-        str(sum(r.undecided for r in report.regions)),
-        str(sum(r.withdrawn for r in report.regions)),
+        *(str(sum(r.by_state.get(s, 0) for r in report.regions)) for s in report.region_states),
         style="bold",
     )
     parts.append(decisions)
@@ -156,9 +152,8 @@ def rows(report: Report) -> Iterator[tuple[str, str, str, Any]]:
         yield ("regions", region.region, "cases", region.cases)
         for cohort, n in region.by_round.items():
             yield ("regions", region.region, cohort, n)
-        yield ("regions", region.region, "declined", region.declined)
-        yield ("regions", region.region, "undecided", region.undecided)
-        yield ("regions", region.region, "withdrawn", region.withdrawn)
+        for state, n in region.by_state.items():
+            yield ("regions", region.region, state, n)
     for state, n in report.by_state.items():
         yield ("states", state, "", n)
     for count in report.states:

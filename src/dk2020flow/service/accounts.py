@@ -37,9 +37,9 @@ from urllib.parse import urlencode
 
 from email_validator import EmailNotValidError, validate_email
 
-from dk2020flow.definition.model import is_language
+from dk2020flow.definition.model import Text, is_language
 from dk2020flow.errors import ConflictError, Dk2020flowError, NotFoundError, quoted
-from dk2020flow.service.roles import STAFF_ROLES
+from dk2020flow.service.roles import ADMIN, READ_ONLY, is_role_name
 from dk2020flow.store.port import Contact, NewMail, SessionInfo, SessionUser, UserInfo
 
 if TYPE_CHECKING:
@@ -100,8 +100,11 @@ class ParticipantRoles:
     language: str
 
 
-def participant_roles(contacts: Sequence[Contact]) -> ParticipantRoles | None:
-    """The roles of the contact rows of one address (None: there are none)."""
+def participant_roles(
+    contacts: Sequence[Contact], *, default_language: str = "en"
+) -> ParticipantRoles | None:
+    """The roles of the contact rows of one address (None: there are none); their
+    language, else ``default_language`` (the programme's: :func:`programme_language`)."""
     if not contacts:
         return None
     by_organisation: dict[str, tuple[str, ...]] = {}
@@ -111,8 +114,8 @@ def participant_roles(contacts: Sequence[Contact]) -> ParticipantRoles | None:
             by_organisation[contact.organisation_code] = (*held, contact.role)
     first = contacts[0]
     # Any language the contacts CSV took (the portal's texts then fall back to English,
-    # its dates are in that language: web/i18n.py); none: Danish.
-    language = first.language if is_language(first.language) else "da"
+    # its dates are in that language: web/i18n.py); none: the programme's.
+    language = first.language if is_language(first.language) else default_language
     return ParticipantRoles(by_organisation=by_organisation, name=first.name, language=language)
 
 
@@ -223,24 +226,27 @@ class Accounts:
         roles: list[str],
         *,
         actor: str,
-        language: str = "da",
+        language: str | None = None,
     ) -> UserInfo:
         """A new staff account (an address once disabled is enabled again with these
-        roles). ``AccountInputError`` names a bad e-mail, name, role or language."""
+        roles), in ``language`` (None: the programme's, :func:`programme_language`).
+        ``AccountInputError`` names a bad e-mail, name, role or language."""
         address = normal_email(email)
         shown = " ".join(name.split())
         if not shown:
             raise AccountInputError("name", "the name is empty: give the person's name")
         if len(shown) > 200:
             raise AccountInputError("name", f"the name is too long ({len(shown)} > 200 characters)")
-        wanted = _roles(roles)
-        if not is_language(language):
+        wanted = _role_names(roles)
+        if language is not None and not is_language(language):
             raise AccountInputError(
                 "language",
                 f"language {quoted(language)} is not a language code that has dates and "
                 "numbers: two lower-case letters such as da, en, de or fr",
             )
         with self._store.transaction() as tx:
+            _check_known(wanted, self.staff_roles(tx))
+            language = language or programme_language(self.service, tx)
             existing = tx.find_user(address)
             if existing is not None and existing.active:
                 raise AccountInputError("email", f"there is already an account for {address}")
@@ -260,6 +266,35 @@ class Accounts:
             extra={"action": "user_added", "fields": {"user_id": user.id, "actor": actor}},
         )
         return user
+
+    def staff_roles(self, tx: Tx | None = None) -> list[str] | None:
+        """The roles a staff account may hold: every role a loaded workflow names (the
+        newest version of each), then ``admin`` and ``read_only``. None while no workflow
+        is loaded: a role is then only checked to be a role name (docs/commands.md,
+        "Staff accounts": accounts may be made before ``workflow load``)."""
+        if tx is None:
+            with self._store.read() as read:
+                return self.staff_roles(read)
+        titled = self._workflow_roles(tx)
+        return None if titled is None else [*titled, ADMIN, READ_ONLY]
+
+    def workflow_role_titles(self) -> dict[str, Text]:
+        """The loaded workflows' roles with their titles (the first workflow by name
+        that names a role gives its title): what the users page offers."""
+        with self._store.read() as tx:
+            return self._workflow_roles(tx) or {}
+
+    def _workflow_roles(self, tx: Tx) -> dict[str, Text] | None:
+        newest: dict[str, int] = {}
+        for definition_id, name in tx.definition_names():  # oldest first
+            newest[name] = definition_id
+        if not newest:
+            return None
+        roles: dict[str, Text] = {}
+        for name in sorted(newest):
+            for role, spec in self.service.compiled(tx, newest[name]).workflow.roles.items():
+                roles.setdefault(role, spec.title)
+        return roles
 
     def list_users(self) -> list[UserInfo]:
         with self._store.read() as tx:
@@ -305,9 +340,11 @@ class Accounts:
         with self._store.transaction() as tx:
             self._check_rate(tx, address, client, now)
             user = tx.find_user(address)
-            language = user.language if user is not None else "da"
+            language = user.language if user is not None else "en"
             if user is None or user.kind == PARTICIPANT:
-                found = contact_account(tx, address, user, now)
+                found = contact_account(
+                    tx, address, user, now, default_language=programme_language(self.service, tx)
+                )
                 if found is None:
                     return None
                 user, language = found[0], found[1].language
@@ -417,7 +454,9 @@ class Accounts:
         with self._store.transaction() as tx:
             user = tx.find_user(address)
             if user is None or user.kind == PARTICIPANT:
-                found = contact_account(tx, address, user, now)
+                found = contact_account(
+                    tx, address, user, now, default_language=programme_language(self.service, tx)
+                )
                 if found is None:
                     raise OidcRefusedError("unknown", address)
                 user = found[0]
@@ -524,7 +563,10 @@ class Accounts:
         """A participant's roles per organisation, from the contact rows for ``email``
         now (None: the address is in no contact row any more)."""
         with self._store.read() as tx:
-            return participant_roles(tx.contacts_with_email(email.lower()))
+            return participant_roles(
+                tx.contacts_with_email(email.lower()),
+                default_language=programme_language(self.service, tx),
+            )
 
     def sessions(self, user_id: int) -> list[SessionInfo]:
         with self._store.read() as tx:
@@ -541,13 +583,30 @@ class Accounts:
             tx.revoke_session_token(digest(token), self._now())
 
 
+def programme_language(service: Service, tx: Tx) -> str:
+    """The programme's language, for an account or contact that names none: the default
+    language of the loaded workflow (the first by name, if several); English while no
+    workflow is loaded."""
+    versions = tx.definition_names()  # ids and names, not the text: a portal page reads this
+    if not versions:
+        return "en"
+    first = min(name for _, name in versions)
+    newest = max(definition_id for definition_id, name in versions if name == first)
+    return service.compiled(tx, newest).workflow.default_language
+
+
 def contact_account(
-    tx: Tx, address: str, user: UserInfo | None, now: dt.datetime
+    tx: Tx,
+    address: str,
+    user: UserInfo | None,
+    now: dt.datetime,
+    *,
+    default_language: str = "en",
 ) -> tuple[UserInfo, ParticipantRoles] | None:
     """The participant's account of a contact ``address`` (``user``, its account if it has
     one) and the roles its contact rows give; None when no contact row has the address.
     The account is made on first need, in ``tx`` — whichever way the person signs in."""
-    known = participant_roles(tx.contacts_with_email(address))
+    known = participant_roles(tx.contacts_with_email(address), default_language=default_language)
     if known is None:
         return None
     if user is None:
@@ -572,18 +631,34 @@ def contact_account(
     return user, known
 
 
-def _roles(roles: Sequence[str]) -> list[str]:
+def _role_names(roles: Sequence[str]) -> list[str]:
+    """The roles given, once each, each a role name (lower-case letters, digits and _)."""
     wanted = list(dict.fromkeys(role.strip() for role in roles))
     if not wanted:
         raise AccountInputError(
-            "roles", f"give at least one role (one of: {', '.join(STAFF_ROLES)})"
+            "roles", "give at least one role (a role of the workflow, admin or read_only)"
         )
     for role in wanted:
-        if role not in STAFF_ROLES:
+        if not is_role_name(role):
             raise AccountInputError(
-                "roles", f"role {quoted(role)} is not one of: {', '.join(STAFF_ROLES)}"
+                "roles",
+                f"role {quoted(role)} is not a role name (lower-case letters, digits and _, "
+                "as the workflow file names its roles)",
             )
     return wanted
+
+
+def _check_known(wanted: Sequence[str], known: Sequence[str] | None) -> None:
+    """Every role in ``wanted`` is one of ``known`` (None: no workflow is loaded yet)."""
+    if known is None:
+        return
+    for role in wanted:
+        if role not in known:
+            raise AccountInputError(
+                "roles",
+                f"role {quoted(role)} is not one of: {', '.join(known)} (the roles of the "
+                "loaded workflows, admin and read_only)",
+            )
 
 
 def _problem(
@@ -640,7 +715,7 @@ def _sign_in_mail(
     language: str,
 ) -> NewMail:
     # The mail's own texts are Danish and English: English for any other language.
-    language = language if language in _TEXTS else ("en" if is_language(language) else "da")
+    language = language if language in _TEXTS else "en"
     texts = _TEXTS[language]
     minutes = round(lifetime.total_seconds() / 60)
     hello = texts["hello"].format(name=user.name)

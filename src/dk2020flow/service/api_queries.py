@@ -139,10 +139,17 @@ def definition(service: Service, definition_id: int) -> StoredDefinition:
 
 
 @lru_cache(maxsize=64)
-def _parsed(definition_id: int, content_hash: str, source: str, path: str) -> Workflow:
-    return load_workflow_text(source, path).workflow
+def _parsed(
+    definition_id: int,
+    content_hash: str,
+    source: str,
+    path: str,
+    implied: tuple[tuple[str, str | None], ...],
+) -> Workflow:
+    return load_workflow_text(source, path, implied=dict(implied)).workflow
 
 
 def workflow_of(stored: StoredDefinition) -> Workflow:
     """A stored version's workflow (versions never change: parsed once per process)."""
-    return _parsed(stored.id, stored.content_hash, stored.source_text, stored.source_path)
+    implied = tuple(sorted(stored.implied_defaults.items()))
+    return _parsed(stored.id, stored.content_hash, stored.source_text, stored.source_path, implied)

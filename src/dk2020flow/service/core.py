@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from dk2020flow.clock import Clock
 from dk2020flow.definition.durations import Duration
-from dk2020flow.definition.loader import load_workflow, load_workflow_text
+from dk2020flow.definition.loader import current_defaults, load_workflow, load_workflow_text
 from dk2020flow.definition.model import Workflow
 from dk2020flow.engine import decide
 from dk2020flow.engine import timers as timing
@@ -271,6 +271,7 @@ class Service(Reader):
                 templates=dict(loaded.templates),
                 source_path=str(path),
                 now=now,
+                implied_defaults=current_defaults(),
             )
             if created:
                 wf = self._compiled(stored, loaded.workflow)
@@ -358,7 +359,9 @@ class Service(Reader):
         if found is None or found.content_hash != stored.content_hash:
             if workflow is None:
                 # Stored versions passed every check when loaded; parse without re-rendering.
-                workflow = load_workflow_text(stored.source_text, stored.source_path).workflow
+                workflow = load_workflow_text(
+                    stored.source_text, stored.source_path, implied=stored.implied_defaults
+                ).workflow
             found = compiled(workflow, stored.id, stored.content_hash, dict(stored.templates))
             self._definitions[stored.id] = found
         return found

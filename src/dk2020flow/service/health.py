@@ -18,8 +18,6 @@ from zoneinfo import ZoneInfo
 
 from dk2020flow.store.port import DaemonInfo, OutboxStatus, TimerStats, WebhookStatus
 
-TIMEZONE = "Europe/Copenhagen"
-
 
 class HealthTx(Protocol):
     """What the judgement reads: a read transaction of the store."""
@@ -35,8 +33,8 @@ class HealthTx(Protocol):
     def webhook_counts(self) -> dict[WebhookStatus, int]: ...
 
 
-def _local(instant: dt.datetime) -> str:
-    return instant.astimezone(ZoneInfo(TIMEZONE)).strftime("%Y-%m-%d %H:%M %z")
+def _local(instant: dt.datetime, timezone: str) -> str:
+    return instant.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M %z")
 
 
 class Health(IntEnum):
@@ -71,9 +69,9 @@ REHEARSAL_GAP = dt.timedelta(hours=1)
 """A scheduler run whose clock was this far from the machine's ran with ``--now``."""
 
 
-def _instant_option(instant: dt.datetime) -> str:
-    """An instant as a ``--now`` value in the programme's time zone (2020-09-01T10:00+02:00)."""
-    return instant.astimezone(ZoneInfo(TIMEZONE)).isoformat(timespec="minutes")
+def _instant_option(instant: dt.datetime, timezone: str) -> str:
+    """An instant as a ``--now`` value in the display zone (2020-09-01T10:00+02:00)."""
+    return instant.astimezone(ZoneInfo(timezone)).isoformat(timespec="minutes")
 
 
 def rehearsal_instant(daemons: list[DaemonInfo]) -> dt.datetime | None:
@@ -105,8 +103,12 @@ def scheduler_health(
     wall_now: dt.datetime,
     stale_seconds: float,
     overdue_minutes: float,
+    timezone: str = "UTC",
 ) -> SchedulerHealth:
     """Everything ``scheduler status`` shows, and the probe's verdict.
+
+    The instants in its advice are shown in ``timezone`` (the display zone,
+    ``service/timezone.py``), with their offset.
 
     ``now`` is the instant judged (``--now``, or the machine's clock ``wall_now``).
     The advice for timers nobody fires depends on it: as of a ``--now`` instant
@@ -138,13 +140,13 @@ def scheduler_health(
         if now != wall_now:
             advice = (
                 f" and no daemon alive: to rehearse, fire them with `dk2020flow scheduler run "
-                f"--once --now {_instant_option(now)}`"
+                f"--once --now {_instant_option(now, timezone)}`"
             )
         elif rehearsal is not None:
             advice = (
                 " by the machine's clock, but the last scheduler run was a rehearsal as of "
-                f"{_local(rehearsal)}: judge it with `dk2020flow scheduler status "
-                f"--now {_instant_option(rehearsal)}`; a daemon started on this database "
+                f"{_local(rehearsal, timezone)}: judge it with `dk2020flow scheduler status "
+                f"--now {_instant_option(rehearsal, timezone)}`; a daemon started on this database "
                 "would fire these timers now"
             )
         else:

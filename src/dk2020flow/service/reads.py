@@ -157,8 +157,10 @@ class Reader:
         wall_now: dt.datetime,
         stale_seconds: float,
         overdue_minutes: float,
+        timezone: str = "UTC",
     ) -> SchedulerHealth:
-        """Is the scheduler healthy as of ``now`` (``service/health.py``)?"""
+        """Is the scheduler healthy as of ``now`` (``service/health.py``)? Its advice shows
+        instants in ``timezone``."""
         with self.store.read() as tx:
             return scheduler_health(
                 tx,
@@ -166,6 +168,7 @@ class Reader:
                 wall_now=wall_now,
                 stale_seconds=stale_seconds,
                 overdue_minutes=overdue_minutes,
+                timezone=timezone,
             )
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from dk2020flow.errors import Dk2020flowError, NotFoundError, quoted
-from dk2020flow.service.roles import STAFF_ROLES
+from dk2020flow.service.roles import ACCOUNT_ROLES
 from dk2020flow.store.port import ApiToken
 
 if TYPE_CHECKING:
@@ -152,12 +152,22 @@ class Tokens:
         return now or self.service.clock.now()
 
     def known_roles(self, tx: Tx) -> list[str]:
-        """The roles a token may hold: the staff roles, then the roles of the loaded
-        workflows' latest versions (``council``, ``contact_person`` … in DK2020)."""
-        roles = dict.fromkeys(STAFF_ROLES)
+        """The roles a token may hold: ``admin`` and ``read_only``, then the roles of the
+        loaded workflows' latest versions."""
+        roles = dict.fromkeys(ACCOUNT_ROLES)
         for name in sorted({d.name for d in tx.definitions()}):
             roles.update(dict.fromkeys(self.service.latest(tx, name).workflow.roles))
         return list(roles)
+
+    def programme_roles(self, tx: Tx) -> set[str]:
+        """The roles that act for the programme, not for one organisation: ``admin``,
+        ``read_only`` and every loaded workflow's roles with a shared mailbox (its
+        ``email:``, the same on every case: a secretariat, a reviewer)."""
+        roles = set(ACCOUNT_ROLES)
+        for name in {d.name for d in tx.definitions()}:
+            workflow = self.service.latest(tx, name).workflow
+            roles.update(role for role, spec in workflow.roles.items() if spec.email)
+        return roles
 
     def create(
         self,
@@ -189,13 +199,14 @@ class Tokens:
         secret = SECRET_PREFIX + secrets.token_urlsafe(32)
         with self.service.store.transaction() as tx:
             known = self.known_roles(tx)
+            programme = self.programme_roles(tx)
             wanted = list(dict.fromkeys(role.strip() for role in roles))
             for role in wanted:
                 if role not in known:
                     raise TokenInputError(
                         "role", f"role {quoted(role)} is not one of: {', '.join(known)}"
                     )
-                if role not in STAFF_ROLES and not every_case:
+                if role not in programme and not every_case:
                     raise TokenInputError(
                         "role",
                         f"role {quoted(role)} is a participant's role, and a token acts in it "

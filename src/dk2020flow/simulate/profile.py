@@ -161,7 +161,7 @@ class Action(_Frozen):
     actor: str = "{role_title}, {organisation}"
     probability: float = Field(default=1.0, ge=0, le=1)
     groups: tuple[str, ...] = ()
-    """Only participants in these dk2020 groups (empty: all)."""
+    """Only organisations in these groups (the data set's `group` column; empty: all)."""
     organisations: tuple[str, ...] = Field(default=(), validation_alias=_ORGANISATIONS)
     """Only these organisations, by name or code (empty: all)."""
     cohorts: tuple[str, ...] = ()

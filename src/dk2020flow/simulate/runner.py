@@ -263,11 +263,13 @@ def sqlite_file(url: str) -> Path | None:
 
 
 def _instant(value: dt.datetime | dt.date, *, end: bool, tz: Any = None) -> dt.datetime:
+    """``value`` as an instant in ``tz`` (the workflow's zone); UTC before the workflow is
+    loaded (the first check of the period, made again in the workflow's zone)."""
     from zoneinfo import ZoneInfo
 
     from dk2020flow.localtime import to_utc
 
-    zone = tz or ZoneInfo("Europe/Copenhagen")
+    zone = tz or ZoneInfo("UTC")
     if isinstance(value, dt.datetime):
         return to_utc(value, zone) if value.tzinfo is None else value.astimezone(dt.UTC)
     moment = dt.time(23, 59, 59) if end else dt.time(0, 0)
@@ -601,7 +603,7 @@ def _hand_in(run: _Run, case: _Case, trigger: str, actor: str, role: str, now: d
 
 
 SCREENING_COMMENTS = {
-    "da": ("Ikke relevant for kommunen", "Skal uddybes i den reviderede plan"),
+    "da": ("Ikke relevant her", "Skal uddybes i den reviderede udgave"),
     "en": ("Not relevant here", "To be expanded in the revised version"),
 }
 """A simulated reviewer's comments (not applicable, to revise), in the workflow's first

@@ -48,6 +48,9 @@ class StoredDefinition:
     templates: Mapping[str, str]
     source_path: str
     loaded_at: dt.datetime
+    implied_defaults: Mapping[str, str | None] = field(default_factory=dict)
+    """What the text means by the keys it leaves unsaid, as the code that loaded it
+    defaulted them (``definition.loader.ImpliedDefaults``; {}: this code's defaults)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -349,6 +352,7 @@ class DefinitionsTx(Protocol):
         templates: Mapping[str, str],
         source_path: str,
         now: dt.datetime,
+        implied_defaults: Mapping[str, str | None] | None = None,
     ) -> tuple[StoredDefinition, bool]: ...
     def definition(self, definition_id: int) -> StoredDefinition: ...
     def latest_definition(self, name: str) -> StoredDefinition | None: ...

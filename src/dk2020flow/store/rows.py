@@ -116,6 +116,7 @@ def to_definition(row: Row[Any]) -> StoredDefinition:
         templates=dict(row.templates),
         source_path=row.source_path,
         loaded_at=row.loaded_at,
+        implied_defaults=dict(row.implied_defaults or {}),
     )
 
 

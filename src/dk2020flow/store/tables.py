@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlmodel import Field, SQLModel
 
@@ -62,6 +63,9 @@ class DefinitionRow(SQLModel, table=True):
     templates: dict[str, str] = _col(JsonType)
     source_path: str = _col(Text)
     loaded_at: Any = _col(UtcDateTime)
+    implied_defaults: dict[str, Any] = _col(JsonType, server_default=text("'{}'"))
+    """What the text means by the keys it leaves unsaid (``timezone``, ``calendar_country``):
+    the defaults of the code that loaded it ({}: this code's; migration 0007)."""
 
 
 class OrganisationRow(SQLModel, table=True):

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import anyio.to_thread
@@ -25,13 +26,16 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from dk2020flow.clock import ShiftedClock, parse_instant
+from dk2020flow.clock import ShiftedClock, SystemClock, parse_instant
 from dk2020flow.errors import ConflictError, Dk2020flowError, NotFoundError, RefusedError
 from dk2020flow.web.auth import Forbidden, SignInRequired
 from dk2020flow.web.config import WebConfig
 from dk2020flow.web.context import WebContext
 from dk2020flow.web.rendering import Renderer, is_htmx
 from dk2020flow.web.security import CsrfRefused, SecurityHeaders, check_csrf
+
+if TYPE_CHECKING:
+    from dk2020flow.settings import Settings
 
 log = logging.getLogger("dk2020flow.web")
 
@@ -55,7 +59,14 @@ def create_app(config: WebConfig) -> FastAPI:
         settings=settings,
         pool_size=config.pool_size or config.threads,
     )
-    renderer = Renderer(config.timezone, programme=partial(programme_name, service))
+    from dk2020flow.service.timezone import display_timezone
+
+    try:
+        timezone = config.timezone or display_timezone(service)
+    except BaseException:
+        service.close()
+        raise
+    renderer = Renderer(timezone, programme=partial(programme_name, service))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -91,15 +102,18 @@ def create_app(config: WebConfig) -> FastAPI:
 def app_from_environment() -> FastAPI:
     """The application ``dk2020flow serve`` starts in each uvicorn worker (a factory:
     every worker process builds its own service and pool). ``serve`` passes its options
-    in the environment: DK2020FLOW_DATABASE_URL, DK2020FLOW_WEB_NOW, DK2020FLOW_BASE_URL."""
-    from dk2020flow.clock import SystemClock
+    in the environment: DK2020FLOW_DATABASE_URL, DK2020FLOW_WEB_NOW, DK2020FLOW_BASE_URL.
+    A DK2020FLOW_WEB_NOW without an offset is local time in the display zone
+    (DK2020FLOW_WEB_TIMEZONE, an older name of the pages' zone, still wins when set)."""
     from dk2020flow.settings import load_settings
     from dk2020flow.web.oidc import oidc_config
 
     settings = load_settings()
     now = os.environ.get("DK2020FLOW_WEB_NOW", "").strip()
-    timezone = os.environ.get("DK2020FLOW_WEB_TIMEZONE", "Europe/Copenhagen")
-    clock = ShiftedClock(parse_instant(now, timezone)) if now else SystemClock()
+    timezone = os.environ.get("DK2020FLOW_WEB_TIMEZONE", "").strip() or None
+    if now and timezone is None:
+        timezone = _display_timezone(settings)
+    clock = ShiftedClock(parse_instant(now, timezone or "UTC")) if now else SystemClock()
     return create_app(
         WebConfig(
             database_url=settings.database_url,
@@ -110,6 +124,16 @@ def app_from_environment() -> FastAPI:
             oidc=oidc_config(settings),
         )
     )
+
+
+def _display_timezone(settings: Settings) -> str:
+    """The display zone of the settings' database, found before the application's own
+    service exists (to read a local DK2020FLOW_WEB_NOW)."""
+    from dk2020flow.service.core import open_service
+    from dk2020flow.service.timezone import display_timezone
+
+    with open_service(settings.database_url, clock=SystemClock(), settings=settings) as service:
+        return display_timezone(service)
 
 
 def _add_error_pages(app: FastAPI, renderer: Renderer) -> None:

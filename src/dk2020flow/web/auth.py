@@ -4,6 +4,7 @@
 random token; the database only its hash). Every route depends on one of:
 
 - ``signed_in``: any signed-in staff user (a staff page anyone with an account may see);
+- ``acting_staff``: a staff user with a workflow role (who may act on cases);
 - ``require_roles(...)``: a staff user with at least one of the roles;
 - ``participant``: a signed-in participant (the portal, ``/portal``);
 - ``anyone``: no user needed (the sign-in pages, the accessibility statement).
@@ -28,6 +29,7 @@ from fastapi import Depends
 from starlette.requests import Request
 
 from dk2020flow.service.accounts import PARTICIPANT, STAFF
+from dk2020flow.service.roles import acting_roles
 from dk2020flow.web.config import SESSION_COOKIE
 from dk2020flow.web.context import web_context
 
@@ -110,6 +112,14 @@ def signed_in(request: Request) -> Principal:
     if principal is None:
         raise SignInRequired
     if principal.kind != STAFF:
+        raise Forbidden
+    return principal
+
+
+def acting_staff(principal: Principal = Depends(signed_in)) -> Principal:
+    """A signed-in staff user with a workflow role (not only ``admin`` or ``read_only``):
+    one who may act on cases, as far as the workflow lets their roles."""
+    if not acting_roles(principal.roles):
         raise Forbidden
     return principal
 

@@ -37,8 +37,10 @@ class OidcConfig:
 class WebConfig:
     database_url: str
     clock: Clock = field(default_factory=SystemClock)
-    timezone: str = "Europe/Copenhagen"
-    """Dates and times on the pages are shown in this zone."""
+    timezone: str | None = None
+    """Dates and times on the pages are shown in this zone; None: the display zone
+    (the setting ``timezone``, else the one programme's, else UTC: ``service/timezone.py``),
+    found when the application starts."""
     base_url: str | None = None
     """The public address (``https://dk2020.example.dk``) used in sign-in mails.
     ``dk2020flow serve`` always sets it (``--base-url``, else ``http://HOST:PORT``), so a

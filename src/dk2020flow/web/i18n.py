@@ -1,15 +1,22 @@
-"""Danish by default, English one click away.
+"""The console's texts in Danish and English, dates and numbers in the reader's language.
+
+A page opens in the reader's language (their choice, a cookie; else their account's),
+else in the programme's first language (``service.programme.programme_language``: an
+EU Mission database opens in English, a DK2020 one in Danish), else in English.
 
 Texts live in ``web/messages/<area>.py``: each module has ``MESSAGES``, a dict from a
 key to ``(danish, english)``; the keys of all modules are merged here (a key defined
 twice is an error at start-up). Templates call ``t("key", name=...)`` — the text is a
 ``str.format`` pattern — and the ``date``/``datetime``/``number`` helpers, which format
-in the page's language (Babel) and the programme's time zone.
+in the page's language (Babel) and the time zone the application is given
+(``WebConfig.timezone``).
 
 A reader may have any language a programme may be written in (two letters Babel has a
 locale for, ``definition.model.is_language``): one of German (``de``) reads the console's
 own texts and the programme's titles in English (the page's language,
-``Translator.text_language``) and dates and numbers formatted in German.
+``Translator.text_language``) and dates and numbers formatted in German. So a
+programme whose first language is German opens, for a reader who has chosen nothing,
+with English texts and German dates.
 """
 
 from __future__ import annotations
@@ -31,9 +38,9 @@ from dk2020flow.web import messages
 
 LANGUAGES = ("da", "en")
 """The languages of the console's own texts (``web/messages`` holds a pair of each)."""
-DEFAULT_LANGUAGE = "da"
 TEXT_FALLBACK = "en"
-"""The texts a reader of another language gets."""
+"""The texts a reader of another language gets, and the language of a page when
+neither the reader nor the programme names one."""
 LOCALES = BABEL_LOCALES
 
 
@@ -56,10 +63,10 @@ def _babel_locale(name: str) -> Locale:
     return Locale.parse(name)
 
 
-def language_of(value: str | None) -> str:
+def language_of(value: str | None, default: str = TEXT_FALLBACK) -> str:
     """The reader's language: ``value`` when it is a language (``da``, ``en``, ``de`` …),
-    else Danish."""
-    return value if is_language(value) else DEFAULT_LANGUAGE
+    else ``default``."""
+    return value if is_language(value) else default
 
 
 def text_language(language: str) -> str:
@@ -74,17 +81,20 @@ class Translator:
     ``language`` is the reader's; ``text_language`` the console's texts' and the page's
     (``da`` or ``en``: English for any other; the programme's titles are picked in it);
     ``locale_name`` the Babel locale of dates and numbers (``da_DK``, ``en_GB``, ``de`` …).
-    A language Babel does not know (never one ``language_of`` gives) formats as Danish.
+    A language Babel does not know (never one ``language_of`` gives) reads as English.
+    ``timezone`` is the zone instants are shown in (the application's,
+    ``WebConfig.timezone``); a translator without one (the diagram's labels) writes
+    texts, numbers and dates, and refuses an instant.
     """
 
     language: str
-    timezone: str = "Europe/Copenhagen"
+    timezone: str | None = None
     text_language: str = field(init=False, repr=False, compare=False)
     locale_name: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         known = self.language in LANGUAGES or is_language(self.language)
-        language = self.language if known else DEFAULT_LANGUAGE
+        language = self.language if known else TEXT_FALLBACK
         object.__setattr__(self, "text_language", text_language(language))
         object.__setattr__(self, "locale_name", babel_locale_name(language))
 
@@ -100,12 +110,17 @@ class Translator:
         return text.format(**values) if values else text
 
     def local(self, instant: dt.datetime) -> dt.datetime:
-        return instant.astimezone(ZoneInfo(self.timezone))
+        return instant.astimezone(ZoneInfo(self._zone()))
 
     def datetime(self, instant: dt.datetime | None, fmt: str = "medium") -> str:
         if instant is None:
             return ""
-        return _datetime(instant, fmt, self.locale_name, self.timezone)
+        return _datetime(instant, fmt, self.locale_name, self._zone())
+
+    def _zone(self) -> str:
+        if self.timezone is None:
+            raise ValueError("this Translator has no time zone: give it one to show instants")
+        return self.timezone
 
     def date(self, value: dt.datetime | dt.date | None, fmt: str = "medium") -> str:
         if value is None:

@@ -76,7 +76,7 @@ def test_add_list_and_disable(accounts: Accounts) -> None:
     assert added.name == "Mette Hansen"
     assert added.roles == ("secretariat", "admin")
     assert added.active and added.disabled_at is None
-    assert added.language == "da"
+    assert added.language == "en"  # no workflow loaded: English
     assert [u.email for u in accounts.list_users()] == ["mette.hansen@kl.example.dk"]
 
     gone = accounts.disable_user("METTE.HANSEN@kl.example.dk", actor="t")
@@ -93,7 +93,7 @@ def test_add_list_and_disable(accounts: Accounts) -> None:
     ("email", "name", "roles", "language", "field", "words"),
     [
         ("not-an-address", "A", ["admin"], "da", "email", "'not-an-address' is not valid"),
-        ("a@example.dk", "A", ["mayor"], "da", "roles", "role 'mayor' is not one of"),
+        ("a@example.dk", "A", ["Mayor"], "da", "roles", "role 'Mayor' is not a role name"),
         ("a@example.dk", "A", [], "da", "roles", "at least one role"),
         ("a@example.dk", "  ", ["admin"], "da", "name", "name is empty"),
         ("a@example.dk", "A", ["admin"], "DE", "language", "language 'DE' is not a language code"),
@@ -338,3 +338,14 @@ def test_a_sent_sign_in_mail_keeps_no_link_in_the_outbox(
         BODY_REMOVED_NOTE,
         "<p>t</p>",
     ]
+
+
+def test_an_account_without_a_language_gets_the_programmes(store: SqlStore) -> None:
+    """The loaded workflow's first language (DK2020's Danish), English before any is
+    loaded: nothing assumes Danish (#18)."""
+    service = Service(store, clock=ManualClock(START))
+    before = service.accounts.add_user("first@example.org", "First", ["admin"], actor="t")
+    assert before.language == "en"
+    service.load_workflow(Path(__file__).resolve().parents[3] / "workflows" / "dk2020.yaml")
+    after = service.accounts.add_user("second@example.org", "Second", ["secretariat"], actor="t")
+    assert after.language == "da"

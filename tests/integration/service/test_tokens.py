@@ -70,12 +70,12 @@ def add_key(store: SqlStore, token_id: int, key: str, at: dt.datetime) -> None:
 
 def test_the_secret_is_shown_once_and_kept_as_a_hash(tokens: Tokens, store: SqlStore) -> None:
     created = tokens.create(
-        "kl-dashboard", ["follow_up", "read_only"], created_by="mette", expires_at=None
+        "kl-dashboard", ["secretariat", "read_only"], created_by="mette", expires_at=None
     )
     assert re.fullmatch(r"dkf_[A-Za-z0-9_-]{43}", created.secret)
     token = created.token
     assert token.name == "kl-dashboard"
-    assert token.roles == ("follow_up", "read_only")
+    assert token.roles == ("secretariat", "read_only")
     assert token.hint == created.secret[:8]
     assert token.created_by == "mette" and token.created_at == START
     assert token.expires_at is None and token.revoked_at is None and token.last_used_at is None
@@ -84,7 +84,7 @@ def test_the_secret_is_shown_once_and_kept_as_a_hash(tokens: Tokens, store: SqlS
     assert row["secret_hash"] == hashlib.sha256(created.secret.encode()).hexdigest()
     assert created.secret not in repr(row)  # only the hash and the 8-character hint
     assert tokens.list() == [token]
-    assert "secret" not in repr(tokens.list())
+    assert created.secret not in repr(tokens.list()) and "secret=" not in repr(tokens.list())
 
     again = tokens.create("other", ["secretariat"], created_by="mette")
     assert again.secret != created.secret
@@ -110,7 +110,13 @@ def test_a_participant_role_on_every_case_must_be_asked_for(tokens: Tokens) -> N
         ("  ", ["admin"], None, "name", "the token's name is empty"),
         ("x" * 101, ["admin"], None, "name", "too long (101 > 100 characters)"),
         ("kl dashboard", ["admin"], None, "name", "may have letters, digits"),
-        ("ok", ["mayor"], None, "role", "role 'mayor' is not one of: secretariat"),
+        (
+            "ok",
+            ["mayor"],
+            None,
+            "role",
+            "role 'mayor' is not one of: admin, read_only, contact_person, secretariat",
+        ),
         ("ok", [], None, "role", "at least one role"),
         ("ok", ["admin"], dt.timedelta(0), "expires", "is not in the future"),
         ("ok", ["admin"], -dt.timedelta(days=1), "expires", "is not in the future"),
@@ -133,17 +139,17 @@ def test_bad_input_names_the_field_and_creates_nothing(
 
 
 def test_a_name_is_taken_for_good(tokens: Tokens, store: SqlStore) -> None:
-    tokens.create("kl", ["follow_up"], created_by="t")
+    tokens.create("kl", ["secretariat"], created_by="t")
     tokens.revoke("kl")
     with pytest.raises(TokenInputError, match="already a token named 'kl'") as raised:
-        tokens.create("kl", ["follow_up"], created_by="t")
+        tokens.create("kl", ["secretariat"], created_by="t")
     assert raised.value.field == "name"
     assert len(token_rows(store)) == 1
 
 
 def test_authenticate_while_neither_revoked_nor_expired(tokens: Tokens, clock: ManualClock) -> None:
     created = tokens.create(
-        "region", ["regional_advisor"], created_by="t", expires_at=START + dt.timedelta(days=2)
+        "region", ["secretariat"], created_by="t", expires_at=START + dt.timedelta(days=2)
     )
     found = tokens.authenticate(created.secret, START)
     assert found is not None and found.name == "region"
@@ -186,7 +192,7 @@ def test_last_used_is_written_at_most_once_a_minute(tokens: Tokens, store: SqlSt
 def test_revoke_unknown_and_twice(tokens: Tokens, clock: ManualClock) -> None:
     with pytest.raises(NotFoundError, match="no API token named 'nope'"):
         tokens.revoke("nope")
-    tokens.create("kl", ["follow_up"], created_by="t")
+    tokens.create("kl", ["secretariat"], created_by="t")
     first = tokens.revoke("kl")
     clock.advance(dt.timedelta(hours=1))
     again = tokens.revoke("kl")
@@ -217,3 +223,15 @@ def test_old_idempotency_keys_are_purged(tokens: Tokens, store: SqlStore) -> Non
         left = tx.connection.execute(select(t.idempotency_keys.c.key)).scalars().all()
     assert sorted(left) == ["fresh", "fresh"]
     assert tokens.purge_idempotency_keys(kept=dt.timedelta(hours=1)) == 2
+
+
+def test_a_role_with_a_shared_mailbox_acts_for_the_programme(store: SqlStore) -> None:
+    """The EU Mission's Mission Platform (a shared mailbox, on every case alike) is no
+    participant: a token may hold it without --every-case; a city's coordinator still
+    needs it asked for (#18)."""
+    service = Service(store, clock=ManualClock(START))
+    service.load_workflow(ROOT / "workflows" / "eu_mission.yaml")
+    made = service.tokens.create("platform", ["mission_platform"], created_by="t").token
+    assert made.roles == ("mission_platform",)
+    with pytest.raises(TokenInputError, match="every-case"):
+        service.tokens.create("city", ["city_coordinator"], created_by="t")

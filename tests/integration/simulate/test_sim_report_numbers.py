@@ -158,10 +158,15 @@ def test_sign_ups_and_decisions_per_round_and_region(report: Report) -> None:
     assert set(regions) == {"Hovedstaden", "Midtjylland", "Nordjylland", "Syddanmark"}
     assert regions["Syddanmark"].cases == 2
     assert regions["Syddanmark"].by_round == {"pilot": 0, "round1": 1, "round2": 1}
-    assert regions["Hovedstaden"].declined == 1
-    assert regions["Hovedstaden"].withdrawn == 1
-    assert regions["Nordjylland"].undecided == 1
+    assert report.region_states == [
+        "invited", "declined", "not_participating", "approved", "withdrawn"
+    ]  # fmt: skip
+    assert regions["Hovedstaden"].by_state == {
+        "invited": 0, "declined": 1, "not_participating": 0, "approved": 0, "withdrawn": 1
+    }  # fmt: skip
+    assert regions["Nordjylland"].by_state["invited"] == 1  # still deciding
     assert regions["Midtjylland"].by_round["pilot"] == 1
+    assert report.completed_states == ["approved"]
 
 
 def test_cases_per_state(report: Report) -> None:
@@ -233,6 +238,8 @@ def test_csv_and_json_carry_the_same_numbers(report: Report) -> None:
     assert csv_text.startswith("section,group,category,value\n")
     assert "signups,round1,,1" in csv_text
     assert '"signups": {' in to_json(report)
+    assert "regions,Hovedstaden,declined,1" in csv_text
+    assert "regions,Hovedstaden,withdrawn,1" in csv_text
 
 
 def test_the_html_report_is_one_self_contained_file(report: Report) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DK2020_MUNICIPALITIES
+from dk2020_data import DK2020_MUNICIPALITIES
 from dk2020flow.clock import ManualClock
 from dk2020flow.service import Service
 from dk2020flow.service.participants import import_participants, parse_participants_csv
@@ -373,3 +373,93 @@ def test_a_bad_data_set_stores_neither_it_nor_the_definition(
     with store.read() as tx:
         assert len(tx.organisations()) == 98
         assert tx.definitions() == []
+
+
+def _statements(store: SqlStore) -> list[str]:
+    """The SQL statements the store's engine runs from now on."""
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        seen.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("typed", "code"),
+    [
+        ("aarhus", "751"),
+        ("AARHUS", "751"),
+        ("ÆRØ", "492"),
+        ("Ærø", "492"),
+        ("ærø", "492"),
+        ("københavn", "101"),
+        ("KØBENHAVN", "101"),
+        ("lyngby-taarbæk", "173"),
+        ("HØJE-TAASTRUP", "169"),
+        ("Frankfurt AM main", "DE-FRA"),
+        ("751", "751"),
+    ],
+)
+def test_find_organisation_by_name_is_one_indexed_query(
+    store: SqlStore, tmp_path: Path, typed: str, code: str
+) -> None:
+    """By name, case-insensitively (Æ, Ø, Å too) in one statement on the primary key and the
+    unique index on ``name``, not a read of every organisation (#18)."""
+    rows = "code,name,country\nDE-FRA,Frankfurt am Main,DE\n"
+    with store.transaction() as tx:
+        import_participants(tx, _write(tmp_path, rows))
+    with store.read() as tx:
+        statements = _statements(store)
+        found = tx.find_organisation(typed)
+    assert found is not None and found.code == code
+    assert len(statements) == 1, statements
+    assert "WHERE organisations.code = " in statements[0]
+    assert "organisations.name IN (" in statements[0]
+
+
+def test_a_name_in_no_likely_spelling_is_still_found(store: SqlStore, tmp_path: Path) -> None:
+    """ "mcallen" is no spelling of "McAllen" the index is asked for: the names are then
+    folded in Python (a second statement reading codes and names), and a miss is None."""
+    with store.transaction() as tx:
+        import_participants(tx, _write(tmp_path, "code,name\nUS-MCA,McAllen\n"))
+    with store.read() as tx:
+        found = tx.find_organisation("mcallen")
+        assert found is not None and found.code == "US-MCA"
+        assert tx.find_organisation("Atlantis") is None
+        assert tx.find_organisation("  ") is None
+
+
+def test_the_index_on_name_answers_the_lookup(store: SqlStore) -> None:
+    """The plan of the statement the lookup runs uses the primary key and the unique index
+    on ``name``, no scan of the table (PostgreSQL prefers a scan of 98 rows: asked not to,
+    it still must not need one)."""
+    from sqlalchemy import event
+
+    seen: list[tuple[str, object]] = []
+
+    def record(conn: object, cursor: object, statement: str, params: object, *args: object) -> None:
+        seen.append((statement, params))
+
+    with store.read() as tx:
+        event.listen(store.engine, "before_cursor_execute", record)
+        assert tx.find_organisation("ærø") is not None
+        event.remove(store.engine, "before_cursor_execute", record)
+    ((statement, params),) = seen
+    raw = store.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        if store.dialect == "sqlite":
+            cursor.execute("EXPLAIN QUERY PLAN " + statement, params)
+            plan = " ".join(str(row[-1]) for row in cursor.fetchall())
+            assert "SCAN" not in plan and "sqlite_autoindex_organisations" in plan, plan
+        else:
+            cursor.execute("SET enable_seqscan = off")
+            cursor.execute("EXPLAIN " + statement, params)
+            plan = " ".join(str(row[0]) for row in cursor.fetchall())
+            assert "Seq Scan" not in plan and "Index" in plan, plan
+    finally:
+        raw.close()

@@ -15,7 +15,7 @@ import pytest
 from babel import Locale, UnknownLocaleError
 from definition_helpers import HELLO
 
-from conftest import dk2020_municipalities
+from dk2020_data import dk2020_municipalities
 from dk2020flow.definition import DefinitionError, load_workflow_text
 from dk2020flow.definition.model import (
     Workflow,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from dk2020flow.definition.loader import LoadedWorkflow, load_workflow
 from dk2020flow.definition.model import ItemStatus, Workflow
 from dk2020flow.notify import (
     CaseView,
@@ -20,6 +22,7 @@ from dk2020flow.notify import (
     build_context,
     event_view,
     sample_context,
+    sample_organisation,
     template_kinds,
 )
 
@@ -152,7 +155,7 @@ def test_deadline_takes_the_timer_description_and_knows_if_it_is_overdue(
         recipient=RecipientView(name="M", email="m@aarhus.example.dk", role="contact_person"),
         deadline=DeadlineView(name="application_deadline", due_at=due),
     )
-    assert late["deadline"]["overdue"] is True  # type: ignore[index]
+    assert late["deadline"]["overdue"] is True
 
 
 def test_checklist_items_in_workflow_order_with_status_titles(workflow: Workflow) -> None:
@@ -235,3 +238,57 @@ def test_every_context_is_a_fresh_copy(workflow: Workflow) -> None:
     items[0]["title"] = "changed"
     assert _build(workflow, checklist=checklist) == expected
     assert _build(workflow, "en", checklist=checklist)["workflow"] != expected["workflow"]
+
+
+# ----------------------------------------------------------------------------- samples of any programme
+
+_ROOT = Path(__file__).resolve().parents[3]
+_DANISH = ("aarhus", "dk2020", ".dk", "kommune", "751", "bundsgaard", "lindholm", "kjær")
+
+
+def _loaded(name: str) -> LoadedWorkflow:
+    return load_workflow(_ROOT / "workflows" / f"{name}.yaml", check_templates=False)
+
+
+def test_the_sample_organisation_is_the_first_of_the_workflows_data_set() -> None:
+    """DK2020's sample shows its first municipality, the EU Mission's its first city: each
+    programme's own data (#18)."""
+    dk2020 = _loaded("dk2020")
+    eu_mission = _loaded("eu_mission")
+    first = sample_organisation(dk2020.workflow, dk2020.organisations_file)
+    assert (first.code, first.name, first.titles["da"]) == ("101", "København", "København Kommune")
+    city = sample_organisation(eu_mission.workflow, eu_mission.organisations_file)
+    assert (city.code, city.name, city.country, city.kind) == ("BE-LEU", "Leuven", "BE", "city")
+
+
+@pytest.mark.parametrize("kind", list(MailKind))
+def test_a_sample_of_another_programme_names_nothing_danish(kind: MailKind) -> None:
+    """Without a data set the sample organisation, its people, addresses, reference and
+    links are neutral (example.org), in the workflow's calendar country: nothing of DK2020."""
+    loaded = _loaded("eu_mission")
+    workflow = loaded.workflow
+    context = sample_context(workflow, "en", kind)
+    shown = repr(context).lower()
+    for word in _DANISH:
+        assert word not in shown, word
+    assert context["organisation"]["name"] == "Example Organisation"
+    assert context["organisation"]["country"] == (workflow.calendar.country or "")
+    assert context["case"]["reference"] == "eu_mission-EX-1"
+    assert context["recipient"]["email"].endswith(("@example.org", ".example.eu"))
+
+
+def test_the_sample_carries_a_value_of_each_of_the_workflows_fields() -> None:
+    workflow = _loaded("eu_mission").workflow
+    data = sample_context(workflow, "en", MailKind.STATE_ENTRY)["case"]["data"]
+    assert set(workflow.fields) <= set(data)
+    assert sample_context(workflow, "en", MailKind.STATE_ENTRY, sparse=True)["case"]["data"] == {}
+
+
+def test_a_given_organisation_is_the_samples() -> None:
+    workflow = _loaded("eu_mission").workflow
+    gent = OrganisationView(
+        code="BE-GNT", name="Gent", country="BE", titles={"en": "City of Ghent"}
+    )
+    context = sample_context(workflow, "en", MailKind.TRANSITION, organisation=gent)
+    assert context["organisation"]["title"] == "City of Ghent"
+    assert context["case"]["reference"] == "eu_mission-BE-GNT"

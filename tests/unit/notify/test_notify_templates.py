@@ -7,11 +7,21 @@ import re
 import pytest
 
 from dk2020flow.definition.model import Workflow
-from dk2020flow.notify import MailKind, Renderer, sample_context, template_kinds
+from dk2020flow.notify import (
+    MailKind,
+    Renderer,
+    sample_context,
+    sample_organisation,
+    template_kinds,
+)
 
-from .conftest import load_sources, load_workflow
+from .conftest import ROOT, load_sources, load_workflow
 
 _WORKFLOW = load_workflow()
+_FIRST_MUNICIPALITY = sample_organisation(
+    _WORKFLOW, ROOT / "workflows" / "data" / "dk2020_municipalities.csv"
+)
+"""København: the first of DK2020's data set."""
 _USES = sorted(
     (template, kind) for template, kinds in template_kinds(_WORKFLOW).items() for kind in kinds
 )
@@ -56,18 +66,20 @@ def test_template_renders_a_real_mail(
     language: str,
     sparse: bool,
 ) -> None:
-    context = sample_context(workflow, language, kind, template=template, sparse=sparse)
+    context = sample_context(
+        workflow, language, kind, template=template, sparse=sparse, organisation=_FIRST_MUNICIPALITY
+    )
     mail = renderer.render(template, language, context)
     assert mail.subject
     assert "\n" not in mail.subject
     assert "\r" not in mail.subject
     assert len(mail.subject) < 160
-    organisation = "Aarhus Kommune" if language == "da" else "Aarhus Municipality"
+    organisation = "København Kommune" if language == "da" else "København Municipality"
     assert organisation in mail.text
     assert organisation in mail.html
     assert mail.html.startswith("<!DOCTYPE html>")
     assert f'lang="{language}"' in mail.html
-    assert "DK2020-751" in mail.text or "DK2020-751" in mail.html
+    assert "dk2020-101" in mail.text or "dk2020-101" in mail.html
     # No template leaks Jinja syntax or Python reprs into the mail.
     for part in (mail.subject, mail.text, mail.html):
         assert "{{" not in part

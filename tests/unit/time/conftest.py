@@ -18,4 +18,4 @@ def tz() -> ZoneInfo:
 @pytest.fixture(scope="session")
 def calendar() -> BusinessCalendar:
     """The DK2020 calendar: Constitution Day, 24 and 31 December closed; 1 May open."""
-    return BusinessCalendar(Calendar())
+    return BusinessCalendar(Calendar(country="DK"))

@@ -65,11 +65,23 @@ def test_optional_danish_days_are_not_closed_elsewhere() -> None:
     assert german.is_business_day(D(2025, 12, 24))  # a Wednesday
     assert german.is_business_day(D(2025, 12, 31))
     assert german.spec.optional_days_closed() == ()
-    assert Calendar().optional_days_closed() == (
+    assert Calendar(country="DK").optional_days_closed() == (
         OptionalHoliday.CONSTITUTION_DAY,
         OptionalHoliday.CHRISTMAS_EVE,
         OptionalHoliday.NEW_YEARS_EVE,
     )
+    assert Calendar().optional_days_closed() == ()  # no country: no Danish days
+
+
+def test_a_calendar_without_a_country_closes_weekends_only() -> None:
+    neutral = BusinessCalendar(Calendar())
+    assert neutral.is_business_day(D(2025, 12, 25))  # Christmas Day, a Thursday
+    assert neutral.is_business_day(D(2025, 1, 1))
+    assert not neutral.is_business_day(D(2025, 12, 27))  # a Saturday
+    assert neutral.holiday_name(D(2025, 12, 25)) is None
+    assert neutral.add_business_days(D(2025, 12, 24), 1) == D(2025, 12, 25)
+    closed = BusinessCalendar(Calendar(extra_closed_days=(D(2025, 12, 25),)))
+    assert not closed.is_business_day(D(2025, 12, 25))
 
 
 def test_named_closures_and_their_names() -> None:

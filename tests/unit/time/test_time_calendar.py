@@ -11,8 +11,8 @@ from dk2020flow.definition.calendar import OPTIONAL_DAYS, BusinessCalendar
 from dk2020flow.definition.model import Calendar, OptionalHoliday
 
 D = dt.date
-ALL_OPEN = BusinessCalendar(Calendar(closed_on=()))
-ALL_CLOSED = BusinessCalendar(Calendar(closed_on=tuple(OptionalHoliday)))
+ALL_OPEN = BusinessCalendar(Calendar(country="DK", closed_on=()))
+ALL_CLOSED = BusinessCalendar(Calendar(country="DK", closed_on=tuple(OptionalHoliday)))
 
 
 @pytest.mark.parametrize(
@@ -76,7 +76,7 @@ def test_optional_days_match_the_holidays_package() -> None:
 
 
 def test_extra_closed_days() -> None:
-    cal = BusinessCalendar(Calendar(extra_closed_days=(D(2021, 5, 14),)))
+    cal = BusinessCalendar(Calendar(country="DK", extra_closed_days=(D(2021, 5, 14),)))
     assert not cal.is_business_day(D(2021, 5, 14))
     assert cal.holiday_name(D(2021, 5, 14), "da") == "Lukkedag"
     assert cal.holiday_name(D(2021, 5, 14), "en") == "Closed day"

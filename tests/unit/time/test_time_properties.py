@@ -13,7 +13,7 @@ from dk2020flow.definition.model import Calendar
 from dk2020flow.localtime import is_local_gap, to_local, to_utc
 
 CPH = ZoneInfo("Europe/Copenhagen")
-DK2020 = BusinessCalendar(Calendar())
+DK2020 = BusinessCalendar(Calendar(country="DK"))
 ONE_HOUR = dt.timedelta(hours=1)
 
 local_times = st.datetimes(

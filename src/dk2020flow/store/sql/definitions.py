@@ -30,8 +30,13 @@ class SqlDefinitionsTx(SqlBase):
         templates: Mapping[str, str],
         source_path: str,
         now: dt.datetime,
+        implied_defaults: Mapping[str, str | None] | None = None,
     ) -> tuple[StoredDefinition, bool]:
-        """Store a definition unless the same content is stored; return it and whether it is new."""
+        """Store a definition unless the same content is stored; return it and whether it is new.
+
+        ``implied_defaults`` are the defaults the text was parsed with for the keys it
+        leaves unsaid (``definition.loader.current_defaults()``); a text stored before
+        keeps the ones it was stored with, and so its meaning."""
         d = t.definitions.c
         row = self._conn.execute(
             select(t.definitions).where(d.name == name, d.content_hash == content_hash)
@@ -48,6 +53,7 @@ class SqlDefinitionsTx(SqlBase):
                 templates=dict(templates),
                 source_path=source_path,
                 loaded_at=now,
+                implied_defaults=dict(implied_defaults or {}),
             )
             .returning(d.id)
         ).scalar_one()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from dk2020flow.engine.records import TimerStatus
@@ -41,18 +42,73 @@ def organisations(conn: Connection) -> list[Organisation]:
     return [to_organisation(row) for row in rows]
 
 
+ORGANISATION_BY_CODE_OR_NAME = select(t.organisations).where(
+    or_(
+        t.organisations.c.code == bindparam("code"),
+        t.organisations.c.name.in_(bindparam("names", expanding=True)),
+    )
+)
+"""By the primary key or the unique index on ``name``: the exact spellings asked for."""
+
+ORGANISATION_NAMES = select(t.organisations.c.code, t.organisations.c.name)
+
+_WORD_BREAK = re.compile(r"([\s\-'’/.]+)")
+_MAX_SPELLINGS = 64
+
+
+def name_spellings(name: str) -> list[str]:
+    """The ways ``name`` is likely stored, to look up by the index on ``name``: as typed,
+    lower, upper and title case, and each word (between spaces, hyphens, apostrophes)
+    in lower case, upper case or capitalised ("frankfurt am main" → "Frankfurt am Main",
+    "høje-taastrup" → "Høje-Taastrup", "ÆRØ" → "Ærø"). At most 64: a long name gets
+    the whole-name spellings only."""
+    spellings = dict.fromkeys((name, name.lower(), name.upper(), name.title(), name.capitalize()))
+    parts = _WORD_BREAK.split(name)
+    words = parts[0::2]
+    choices = 1
+    for word in words:
+        choices *= len({word, word.lower(), word.upper(), word.capitalize()})
+    if choices <= _MAX_SPELLINGS:
+        found = [""]
+        for index, part in enumerate(parts):
+            if index % 2:  # a separator, kept as typed
+                found = [so_far + part for so_far in found]
+                continue
+            forms = dict.fromkeys((part, part.lower(), part.capitalize(), part.upper()))
+            found = [so_far + form for so_far in found for form in forms]
+        spellings.update(dict.fromkeys(found))
+    return list(spellings)
+
+
 def find_organisation(conn: Connection, code_or_name: str) -> Organisation | None:
-    """By code (``751``, ``"0751"`` is not a code) or name, case-insensitively."""
+    """By code (``751``, ``"0751"`` is not a code) or name, case-insensitively
+    (``"ærø"`` finds Ærø: the case is folded in Python, SQLite's ``lower()`` knows no Æ).
+
+    One query on the primary key and the unique index on ``name``, for the likely
+    spellings of the name (:func:`name_spellings`); only a name in none of them (a miss,
+    or one like "McAllen" typed "mcallen") reads the codes and names to fold them all.
+    """
     ref = code_or_name.strip()
-    row = conn.execute(ORGANISATION_BY_CODE, {"code": ref}).first()
-    if row is not None:
-        return to_organisation(row)
-    # 98 rows: fold case in Python (SQLite's lower() knows no Æ, Ø, Å).
+    if not ref:
+        return None
     wanted = ref.casefold()
-    for organisation in organisations(conn):
-        if organisation.name.casefold() == wanted:
-            return organisation
-    return None
+    rows = list(
+        conn.execute(ORGANISATION_BY_CODE_OR_NAME, {"code": ref, "names": name_spellings(ref)})
+    )
+    by_code = next((row for row in rows if row.code == ref), None)
+    if by_code is not None:
+        return to_organisation(by_code)
+    by_name = next((row for row in rows if row.name.casefold() == wanted), None)
+    if by_name is not None:
+        return to_organisation(by_name)
+    code = next(
+        (row.code for row in conn.execute(ORGANISATION_NAMES) if row.name.casefold() == wanted),
+        None,
+    )
+    if code is None:
+        return None
+    row = conn.execute(ORGANISATION_BY_CODE, {"code": code}).first()
+    return to_organisation(row) if row is not None else None
 
 
 class SqlParticipantsTx(SqlBase):

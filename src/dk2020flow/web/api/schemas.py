@@ -401,9 +401,7 @@ class RegionDecisionsOut(_Out):
     region: str
     cases: int
     by_round: dict[str, int]
-    declined: int
-    undecided: int
-    withdrawn: int
+    by_state: dict[str, int]
 
 
 class StateCountOut(_Out):
@@ -451,6 +449,8 @@ class ReportOut(_Out):
     by_state: dict[str, int]
     signups: dict[str, int]
     regions: list[RegionDecisionsOut]
+    region_states: list[str]
+    completed_states: list[str]
     states: list[StateCountOut]
     overdue: list[OverdueCaseOut]
     checklist: str

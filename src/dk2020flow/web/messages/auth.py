@@ -108,10 +108,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "users.lang.da": ("Dansk", "Danish"),
     "users.lang.en": ("Engelsk", "English"),
-    "users.role.secretariat": ("Sekretariat", "Secretariat"),
-    "users.role.follow_up": ("Opfølgning", "Follow-up"),
-    "users.role.approver": ("Godkender", "Approver"),
-    "users.role.regional_advisor": ("Regional rådgiver", "Regional advisor"),
+    "users.lang.programme": ("Programmets sprog", "The programme's language"),
     "users.role.admin": ("Administrator", "Administrator"),
     "users.role.read_only": ("Kun læse", "Read only"),
 }

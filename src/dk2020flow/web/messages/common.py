@@ -60,5 +60,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "common.no": ("Nej", "No"),
     "common.none": ("Ingen", "None"),
     "common.all": ("Alle", "All"),
+    # A participant when the workflow names none (its `participant:` key names it).
+    "common.participant": ("Organisation", "Organisation"),
     "common.loading": ("Henter …", "Loading …"),
 }

@@ -48,7 +48,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The {shown} late the longest are shown here.",
     ),
     "overview.late_all": ("Se alle sager, der er for sent", "See every late case"),
-    "overview.organisation": ("Organisation", "Organisation"),
     "overview.deadline": ("Frist", "Deadline"),
     "overview.deadline_at": ("Fristens tidspunkt", "Due"),
     "overview.how_late": ("Så længe for sent", "How late"),

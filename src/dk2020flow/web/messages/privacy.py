@@ -12,7 +12,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "privacy.download": ("Hent mine data (JSON)", "Download my data (JSON)"),
     "privacy.contacts": ("Dine kontaktoplysninger", "Your contact details"),
     "privacy.contacts.none": ("Ingen kontaktrækker.", "No contact rows."),
-    "privacy.organisation": ("Organisation", "Organisation"),
     "privacy.role": ("Rolle", "Role"),
     "privacy.name": ("Navn", "Name"),
     "privacy.email": ("E-mail", "E-mail"),

@@ -29,7 +29,7 @@ from dk2020flow.service.accounts import (
     SignInProblem,
 )
 from dk2020flow.service.links import CASE_LINK_PATH, CaseLinkError, CaseLinkSignIn
-from dk2020flow.service.roles import ADMIN, STAFF_ROLES
+from dk2020flow.service.roles import ACCOUNT_ROLES, ADMIN
 from dk2020flow.web.auth import Principal, anyone, require_roles, signed_in
 from dk2020flow.web.config import SESSION_COOKIE
 from dk2020flow.web.context import WebContext, web_context
@@ -378,15 +378,18 @@ def _users_page(
     status: int = 200,
 ) -> Response:
     ctx = web_context(request)
+    accounts = ctx.service.accounts
     return _render(
         request,
         "admin/users.html",
         {
             "nav": "nav.users",
-            "users": ctx.service.accounts.list_users(),
-            "all_roles": STAFF_ROLES,
+            "users": accounts.list_users(),
+            # The loaded workflows' roles (titled as they title them), then admin, read_only.
+            "workflow_roles": accounts.workflow_role_titles(),
+            "account_roles": ACCOUNT_ROLES,
             "error": error,
-            "form": form or {"email": "", "name": "", "roles": [], "language": "da"},
+            "form": form or {"email": "", "name": "", "roles": [], "language": ""},
             "notice": notice,
         },
         status_code=status,
@@ -410,11 +413,11 @@ def add_user(
     email: Field = "",
     name: Field = "",
     roles: Annotated[list[str] | None, Form()] = None,
-    language: Field = "da",
+    language: Field = "",
 ) -> Response:
     try:
         added = web_context(request).service.accounts.add_user(
-            email, name, roles or [], actor=user.email, language=language
+            email, name, roles or [], actor=user.email, language=language or None
         )
     except AccountInputError as bad:
         form = {"email": email, "name": name, "roles": roles or [], "language": language}

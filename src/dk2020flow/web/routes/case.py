@@ -35,9 +35,9 @@ from dk2020flow.service.casepage import (
 )
 from dk2020flow.service.documents import CaseDocuments
 from dk2020flow.service.privacy import record_read
-from dk2020flow.service.roles import STAFF_ROLES, WORKFLOW_STAFF_ROLES, acting_roles
+from dk2020flow.service.roles import acting_roles
 from dk2020flow.web import document_upload, forms
-from dk2020flow.web.auth import Forbidden, Principal, require_roles
+from dk2020flow.web.auth import Forbidden, Principal, acting_staff, signed_in
 from dk2020flow.web.context import web_context
 from dk2020flow.web.diagram import workflow_outline, workflow_svg
 from dk2020flow.web.document_upload import Streamed, closing
@@ -53,9 +53,9 @@ def case_path(case_id: int | None) -> str:
     return f"/cases/{case_id}"
 
 
-Staff = Annotated[Principal, Depends(require_roles(*STAFF_ROLES))]
+Staff = Annotated[Principal, Depends(signed_in)]
 """Reads the case page: every staff role."""
-Acting = Annotated[Principal, Depends(require_roles(*WORKFLOW_STAFF_ROLES))]
+Acting = Annotated[Principal, Depends(acting_staff)]
 """Posts an action: the roles that act on cases (the engine then checks the role)."""
 
 TEMPLATE = "case/page.html"

@@ -28,27 +28,27 @@ from dk2020flow.service.console import (
     CaseQueryError,
     TableOptions,
 )
-from dk2020flow.service.roles import STAFF_ROLES, WORKFLOW_STAFF_ROLES, acting_roles
+from dk2020flow.service.roles import acting_roles
 from dk2020flow.store.port import CaseSort
-from dk2020flow.web.auth import Principal, require_roles
+from dk2020flow.web.auth import Principal, acting_staff, signed_in
 from dk2020flow.web.context import web_context
-from dk2020flow.web.rendering import is_htmx
+from dk2020flow.web.rendering import is_htmx, participant_noun
 
 router = APIRouter()
 
-Viewer = Annotated[Principal, Depends(require_roles(*STAFF_ROLES))]
+Viewer = Annotated[Principal, Depends(signed_in)]
 """Any staff role may read the table and keep views."""
-Actor = Annotated[Principal, Depends(require_roles(*WORKFLOW_STAFF_ROLES))]
+Actor = Annotated[Principal, Depends(acting_staff)]
 """Bulk runs need a role that acts on cases (not ``read_only``, not ``admin`` alone)."""
 
 SORT_LABELS = {
-    CaseSort.ORGANISATION: "cases.organisation",
     CaseSort.REGION: "cases.region",
     CaseSort.ROUND: "cases.round",
     CaseSort.STATE: "cases.state",
     CaseSort.SINCE: "cases.since",
     CaseSort.DEADLINE: "cases.deadline",
 }
+"""The columns' headers but the organisation's: the workflow's participant noun."""
 CONFIRM_SHOWN = 50
 """Cases listed by name on the confirmation page (the count is always shown)."""
 
@@ -84,7 +84,7 @@ def cases_page(request: Request, user: Viewer) -> Response:
         "options": table.options,
         "q": page.query,
         "sorts": list(CaseSort),
-        "sort_labels": SORT_LABELS,
+        "sort_titles": _sort_titles(request, table.options),
         "views": page.views,
         "triggers": page.triggers,
         "may_act": bool(acting_roles(user.roles)),
@@ -98,6 +98,12 @@ def cases_page(request: Request, user: Viewer) -> Response:
         block="results" if partial else None,
         headers={"vary": "HX-Request"},
     )
+
+
+def _sort_titles(request: Request, options: TableOptions) -> dict[CaseSort, str]:
+    tr = web_context(request).renderer.translator(request)
+    titles = {sort: tr.t(key) for sort, key in SORT_LABELS.items()}
+    return {CaseSort.ORGANISATION: participant_noun(options.workflow, tr), **titles}
 
 
 def _page_links(page: int, pages: int) -> list[int | None]:

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
+from dk2020flow.definition.model import Links, text_in
 from dk2020flow.web.auth import Principal, anyone
 from dk2020flow.web.config import LANGUAGE_COOKIE
 from dk2020flow.web.context import web_context
@@ -29,11 +30,13 @@ def switch_language(
     next: str = "/",
     _user: Principal | None = Depends(anyone),
 ) -> Response:
-    """Set the page language (a cookie; nothing is stored on the server) and go back."""
+    """Set the page language (a cookie; nothing is stored on the server) and go back; a
+    value that is no language keeps the page's."""
+    current = web_context(request).renderer.translator(request).language
     response = RedirectResponse(safe_next(next), status_code=303)
     response.set_cookie(
         LANGUAGE_COOKIE,
-        language_of(lang),
+        language_of(lang, current),
         max_age=365 * 24 * 3600,
         httponly=True,
         samesite="lax",
@@ -46,8 +49,23 @@ def switch_language(
 def accessibility_statement(
     request: Request, _user: Principal | None = Depends(anyone)
 ) -> Response:
-    """The accessibility statement (tilgængelighedserklæring) Danish public bodies must have."""
-    return web_context(request).renderer.render(request, "accessibility.html")
+    """The accessibility statement (tilgængelighedserklæring, which Danish public bodies
+    must have): of the programme's console and portal, with its help contact and its
+    country's law and enforcement body from the workflow (``links``); none named when
+    there is no one programme or its workflow names none."""
+    renderer = web_context(request).renderer
+    workflow = renderer.programme(request).workflow
+    links = workflow.links if workflow is not None else Links()
+    language = renderer.translator(request).text_language
+    return renderer.render(
+        request,
+        "accessibility.html",
+        {
+            "help_name": links.help_name.strip(),
+            "help_email": links.help_email.strip(),
+            "enforcement": text_in(links.accessibility_enforcement, language).strip(),
+        },
+    )
 
 
 @router.get("/healthz")
