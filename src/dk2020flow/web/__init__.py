@@ -10,7 +10,7 @@ change cases only through ``dk2020flow.service`` — no business rule lives here
 - ``context``: what every request shares (the service, the clock, the templates);
 - ``security``: response headers (CSP …) and the CSRF check every unsafe request passes;
 - ``auth``: who is signed in (``Principal``) and the role checks every route declares;
-- ``i18n``: Danish by default, English one click away; dates and numbers per language;
+- ``i18n``: Danish and English texts, opening in the programme's language; dates and numbers per language;
 - ``rendering``: pages and htmx fragments of pages from the same templates;
 - ``routes/``: one module per area of the console; ``messages/`` their texts;
 - ``templates/``, ``static/`` (DKFDS and htmx, vendored unchanged).

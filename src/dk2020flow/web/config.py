@@ -42,7 +42,7 @@ class WebConfig:
     (the setting ``timezone``, else the one programme's, else UTC: ``service/timezone.py``),
     found when the application starts."""
     base_url: str | None = None
-    """The public address (``https://dk2020.example.dk``) used in sign-in mails.
+    """The public address (``https://programme.example.org``) used in sign-in mails.
     ``dk2020flow serve`` always sets it (``--base-url``, else ``http://HOST:PORT``), so a
     forged Host header cannot put another site's address into a real sign-in mail; only
     a test's app without it falls back to the address the request came to."""
