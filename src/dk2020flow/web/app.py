@@ -13,7 +13,6 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -45,7 +44,6 @@ STATIC = Path(__file__).parent / "static"
 def create_app(config: WebConfig) -> FastAPI:
     """The web application; it opens the database now and closes it on shutdown."""
     from dk2020flow.service.core import open_service
-    from dk2020flow.service.programme import programme_name
     from dk2020flow.settings import load_settings
     from dk2020flow.web import routes
 
@@ -66,7 +64,7 @@ def create_app(config: WebConfig) -> FastAPI:
     except BaseException:
         service.close()
         raise
-    renderer = Renderer(timezone, programme=partial(programme_name, service))
+    renderer = Renderer(timezone)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

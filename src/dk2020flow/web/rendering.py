@@ -55,12 +55,10 @@ NO_PROGRAMME = PageProgramme()
 
 
 class Renderer:
-    def __init__(self, timezone: str, *, programme: object = None) -> None:
-        """``programme`` is not used (the programme is read through the request's
-        service); it is accepted while ``create_app`` still passes it."""
+    def __init__(self, timezone: str) -> None:
+        """Pages in ``timezone``; the programme is read through the request's service."""
         from jinja2 import Environment
 
-        del programme
         self.timezone = timezone
         self.read_programme: Callable[[Request], PageProgramme] = _programme_of_service
         """How a request's programme is found (a test may replace it)."""
