@@ -132,7 +132,7 @@ def test_csv_of_every_matching_row(client_as: Signed) -> None:
     assert response.headers["content-type"].startswith("text/csv")
     assert response.content.startswith("\ufeff".encode())
     rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
-    assert rows[0][:3] == ["Sag", "Organisation", "Kode"] and rows[0][-1] == "Kontaktperson"
+    assert rows[0][:3] == ["Sag", "Kommune", "Kode"] and rows[0][-1] == "Kontaktperson"
     names = [r[1] for r in rows[1:]]
     service = web_service(client)
     expected = sorted(

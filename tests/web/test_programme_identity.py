@@ -252,3 +252,13 @@ def _admin_users_page(service: Any, client: TestClient) -> str:
     page = client.get("/admin/users")
     assert page.status_code == 200, page.text[:300]
     return _text(page.text)
+
+
+def test_the_cases_csv_names_the_column_as_the_page_does(eu_mission: TestClient) -> None:
+    """The CSV export's header says the programme's noun ("City"), as the table does; it
+    said "Organisation" for every programme."""
+    client = _staff(eu_mission, "en")
+    exported = client.get("/cases.csv")
+    assert exported.status_code == 200
+    header = exported.content.decode("utf-8-sig").splitlines()[0].split(",")
+    assert header[:3] == ["Case", "City", "Code"]

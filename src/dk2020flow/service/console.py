@@ -460,7 +460,8 @@ class Console:
         writer.writerow(
             [
                 "Sag" if da else "Case",
-                "Organisation",
+                # What the workflow calls its participants ("Kommune", "City"), as the page.
+                text_in(options.workflow.participant, language).strip() or "Organisation",
                 "Kode" if da else "Code",
                 "Region",
                 "Runde" if da else "Round",
