@@ -19,7 +19,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -512,31 +511,10 @@ def template_kinds(workflow: Workflow) -> dict[str, frozenset[MailKind]]:
 EXAMPLE_ORGANISATION_CODE = "EX-1"
 
 
-def sample_organisation(
-    workflow: Workflow, organisations_file: Path | None = None
-) -> OrganisationView:
-    """The organisation a sample context shows: the first of the workflow's data set
-    (``organisations:``, at ``organisations_file``: ``LoadedWorkflow.organisations_file``)
-    when it has one that can be read, else a neutral example organisation (in the
-    workflow's calendar country, if it names one)."""
-    if organisations_file is not None:
-        from dk2020flow.service.participants import parse_participants_file
-        from dk2020flow.store.errors import ParticipantsError
-
-        try:
-            first = next(iter(parse_participants_file(organisations_file, known=()).organisations))
-        except (ParticipantsError, StopIteration):
-            pass  # the workflow's check reports a bad data set; a sample needs none
-        else:
-            return OrganisationView(
-                code=first.code,
-                name=first.name,
-                region=first.region,
-                kind=first.kind,
-                country=first.country,
-                group=first.group,
-                titles=dict(first.titles),
-            )
+def sample_organisation(workflow: Workflow) -> OrganisationView:
+    """A neutral example organisation for a sample context (in the workflow's calendar
+    country, if it names one). The first of the workflow's own data set is
+    ``service.participants.sample_of_data_set`` (the notify layer reads no CSV)."""
     return OrganisationView(
         code=EXAMPLE_ORGANISATION_CODE,
         name="Example Organisation",
@@ -613,7 +591,7 @@ def sample_context(
     organisation: OrganisationView | None = None,
 ) -> dict[str, Any]:
     """A realistic context for checking and previewing a template: ``organisation``
-    (default: :func:`sample_organisation` without a data set, a neutral example) in the
+    (default: :func:`sample_organisation`, a neutral example) in the
     workflow's first cohort with events, people and addresses at example.org.
 
     With ``template``, the sample sits where the workflow sends that template

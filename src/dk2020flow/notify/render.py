@@ -605,7 +605,7 @@ class Renderer:
         organisation: OrganisationView | None = None,
     ) -> list[TemplateProblem]:
         """Problems found by rendering the template with sample data (none: it is fine),
-        for ``organisation`` (default: a neutral example; ``sample_organisation`` gives
+        for ``organisation`` (default: a neutral example; ``service.participants.sample_of_data_set`` gives
         the workflow's first from its data set).
 
         It renders twice: with a full sample, and with a sparse one where every

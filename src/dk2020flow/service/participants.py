@@ -36,6 +36,9 @@ from dk2020flow.store.port import Contact, Organisation, ParticipantsTx
 if TYPE_CHECKING:
     from _csv import Reader
 
+    from dk2020flow.definition.model import Workflow
+    from dk2020flow.notify.context import OrganisationView
+
 LANGUAGE_EXAMPLES = "da, en, de or fr"
 ORGANISATION_COLUMNS = ("code", "name")
 ORGANISATION_OPTIONAL = ("kind", "country", "subdivision", "region", "group", "language")
@@ -484,3 +487,27 @@ class _Contacts(_Parser):
         except EmailNotValidError as error:
             self.problem(line, f"email {value!r} is not a valid address: {error}")
             return None
+
+
+def sample_of_data_set(workflow: Workflow, organisations_file: Path | None) -> OrganisationView:
+    """The organisation a sample context shows: the first of the workflow's data set
+    (``organisations:``, at ``LoadedWorkflow.organisations_file``) when it has one that can
+    be read, else ``notify.context.sample_organisation``'s neutral example."""
+    from dk2020flow.notify.context import OrganisationView, sample_organisation
+
+    if organisations_file is not None:
+        try:
+            first = next(iter(parse_participants_file(organisations_file, known=()).organisations))
+        except (ParticipantsError, StopIteration):
+            pass  # the workflow's check reports a bad data set; a sample needs none
+        else:
+            return OrganisationView(
+                code=first.code,
+                name=first.name,
+                region=first.region,
+                kind=first.kind,
+                country=first.country,
+                group=first.group,
+                titles=dict(first.titles),
+            )
+    return sample_organisation(workflow)

@@ -22,9 +22,9 @@ from dk2020flow.notify import (
     build_context,
     event_view,
     sample_context,
-    sample_organisation,
     template_kinds,
 )
+from dk2020flow.service.participants import sample_of_data_set
 
 CPH = ZoneInfo("Europe/Copenhagen")
 NOW = dt.datetime(2020, 8, 20, 8, 0, tzinfo=dt.UTC)
@@ -255,9 +255,9 @@ def test_the_sample_organisation_is_the_first_of_the_workflows_data_set() -> Non
     programme's own data (#18)."""
     dk2020 = _loaded("dk2020")
     eu_mission = _loaded("eu_mission")
-    first = sample_organisation(dk2020.workflow, dk2020.organisations_file)
+    first = sample_of_data_set(dk2020.workflow, dk2020.organisations_file)
     assert (first.code, first.name, first.titles["da"]) == ("101", "København", "København Kommune")
-    city = sample_organisation(eu_mission.workflow, eu_mission.organisations_file)
+    city = sample_of_data_set(eu_mission.workflow, eu_mission.organisations_file)
     assert (city.code, city.name, city.country, city.kind) == ("BE-LEU", "Leuven", "BE", "city")
 
 

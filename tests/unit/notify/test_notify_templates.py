@@ -11,14 +11,14 @@ from dk2020flow.notify import (
     MailKind,
     Renderer,
     sample_context,
-    sample_organisation,
     template_kinds,
 )
+from dk2020flow.service.participants import sample_of_data_set
 
 from .conftest import ROOT, load_sources, load_workflow
 
 _WORKFLOW = load_workflow()
-_FIRST_MUNICIPALITY = sample_organisation(
+_FIRST_MUNICIPALITY = sample_of_data_set(
     _WORKFLOW, ROOT / "workflows" / "data" / "dk2020_municipalities.csv"
 )
 """København: the first of DK2020's data set."""
