@@ -1,16 +1,23 @@
 """The programme report: plain dataclasses, computed from the event logs as of an instant.
 
-Everything is replayed from the append-only event log (DESIGN.md invariant
-2), so ``--at 2021-06-01`` shows the programme as it stood then: each case's
-state, cohort and checklist as of that instant, its live deadlines, and the
-number of cases in each state at the start of every month up to then.
+As of a past instant everything is replayed from the append-only event log (DESIGN.md
+invariant 2), so ``--at 2021-06-01`` shows the programme as it stood then: each case's
+state, cohort and checklist as of that instant, its live deadlines, and the number of
+cases in each state at the start of every month up to then.
+
+As it stands (``report`` without ``--at``) the same numbers come from what the store
+keeps of that log instead of a replay of every case: the counts per state, cohort and
+region, the cases whose deadline has passed, the screenings alone, and the moves between
+states counted per month in the database. Both ways end in the same functions below, and
+a test holds them equal; only this one is cheap on a million cases.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from bisect import bisect_left
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Protocol
@@ -23,6 +30,7 @@ from dk2020flow.errors import NotFoundError
 from dk2020flow.store.port import (
     CaseFilter,
     CasesTx,
+    DeadlineArm,
     DefinitionsTx,
     EventLine,
     OutboxLine,
@@ -141,26 +149,69 @@ class ReportSource(DefinitionsTx, CasesTx, ReportsTx, Protocol):
     """What a report reads: a read transaction of the store (``Service.report`` opens it)."""
 
 
-def build_report(tx: ReportSource, *, workflow: str | None, at: dt.datetime | dt.date) -> Report:
+Tally = Counter[tuple[str, str | None, str]]
+"""Cases per (state, cohort or None, region)."""
+
+Changes = dict[tuple[int, str | None, str], int]
+"""Moves between states per period: (period, from state or None, to state) → cases; period
+``i`` ends at the month start ``instants[i]`` (included)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Late:
+    """What the overdue table shows of a case besides its deadline."""
+
+    organisation: str
+    region: str
+    state: str
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    """What the report is computed from, replayed or as the store keeps it."""
+
+    tally: Tally
+    screened: list[_Replayed]
+    """The cases with a screening: their current state, checklists and shortfalls."""
+    arms: list[DeadlineArm]
+    late: dict[int, _Late]
+    """The cases the overdue table may show (those ``arms`` are checked against)."""
+    mail: dict[str, int]
+    first_move: dt.datetime | None
+    moves: Callable[[list[dt.datetime]], Changes]
+
+
+def build_report(
+    tx: ReportSource,
+    *,
+    workflow: str | None,
+    at: dt.datetime | dt.date,
+    replay: bool = True,
+) -> Report:
     """The report of ``workflow`` (the only or the largest one when None) as of ``at`` (a
-    date: the end of that day in the workflow's time zone)."""
-    name = workflow or _default_workflow(tx.definitions(), tx.cases(CaseFilter()))
+    date: the end of that day in the workflow's time zone).
+
+    ``replay=False``: the programme as it stands, from the kept counts and indexes without
+    reading every case, when nothing in the store is later than ``at`` (else replayed)."""
+    name = workflow or _default_workflow(tx.definitions(), tx.report_case_totals())
     stored = tx.latest_definition(name)
     if stored is None:
         raise NotFoundError(
             f"no workflow {name!r} in the database; load it with "
             f"`dk2020flow workflow load workflows/{name}.yaml` (or run `dk2020flow demo`)"
         )
-    cases = tx.cases(CaseFilter(workflow=name))
     implied = tuple(sorted(stored.implied_defaults.items()))
     definition = _workflow(stored.source_text, stored.source_path, implied)
     if not isinstance(at, dt.datetime):
         at = dt.datetime.combine(at, dt.time(23, 59, 59), tzinfo=ZoneInfo(definition.timezone))
-    regions = {c.id: c.region for c in cases}
-    replayed = _replay(tx.report_events(workflow=name), regions, at)
+    facts = None
+    if not replay and not tx.report_changed_after(name, at):
+        facts = _kept_facts(tx, name, at)
+    if facts is None:  # as of the past: what the store keeps is the present
+        facts = _replayed_facts(tx, name, at)
     language = definition.default_language
     tz = ZoneInfo(definition.timezone)
-    live = [r for r in replayed.values() if r.opened]
     before = before_joining(definition)
     return Report(
         title=text_in(definition.title, language, definition.workflow),
@@ -168,31 +219,94 @@ def build_report(tx: ReportSource, *, workflow: str | None, at: dt.datetime | dt
         version=definition.version,
         at=at,
         timezone=definition.timezone,
-        cases=len(live),
+        cases=sum(facts.tally.values()),
         state_titles={s: text_in(v.title, language, s) for s, v in definition.states.items()},
         cohort_titles={c: text_in(v.title, language, c) for c, v in definition.cohorts.items()},
-        by_state=_by_state(definition, live),
-        signups=_signups(definition, live, before),
-        regions=_regions(definition, live, before),
+        by_state=_by_state(definition, facts.tally),
+        signups=_signups(definition, facts.tally, before),
+        regions=_regions(definition, facts.tally, before),
         region_states=region_states(definition),
         completed_states=completed_states(definition),
-        states=_state_matrix(definition, live),
-        overdue=_overdue(definition, tx, name, replayed, at),
+        states=_state_matrix(definition, facts.tally),
+        overdue=_overdue(definition, facts.arms, facts.late, at),
         checklist=next(iter(definition.checklists), ""),
         checklist_title=next(
             (text_in(c.title, language) for c in definition.checklists.values()), ""
         ),
-        requirements=_requirements(definition, live),
-        screened_cases=sum(1 for r in live if r.checklists),
-        mail=_mail(tx.report_outbox_lines(workflow=name), at),
-        over_time=_monthly(definition, live, at, tz),
+        requirements=_requirements(definition, facts.screened),
+        screened_cases=len(facts.screened),
+        mail={s: facts.mail.get(s, 0) for s in MAIL_STATUSES},
+        over_time=_monthly(definition, facts, at, tz),
     )
 
 
-def _default_workflow(definitions: Sequence[Any], cases: Sequence[Any]) -> str:
-    counts = Counter(c.workflow for c in cases)
-    if counts:
-        return str(counts.most_common(1)[0][0])
+MAIL_STATUSES = ("sent", "pending", "sending", "parked", "dead")
+
+
+def _replayed_facts(tx: ReportSource, workflow: str, at: dt.datetime) -> _Facts:
+    """Every case of the workflow replayed from its log up to ``at``."""
+    regions = {c.id: c.region for c in tx.cases(CaseFilter(workflow=workflow))}
+    replayed = _replay(tx.report_events(workflow=workflow), regions, at)
+    live = [r for r in replayed.values() if r.opened]
+
+    def by_period(instants: list[dt.datetime]) -> Changes:
+        counted: Changes = Counter()
+        for case in live:
+            previous: str | None = None
+            for instant, state in case.history:
+                counted[(bisect_left(instants, instant), previous, state)] += 1
+                previous = state
+        return counted
+
+    starts = [h[0][0] for c in live if (h := c.history)]
+    return _Facts(
+        tally=Counter((c.state, c.cohort, c.region) for c in live),
+        screened=[c for c in live if c.checklists],
+        arms=tx.report_deadline_arms(workflow=workflow),
+        late={
+            c.case_id: _Late(
+                organisation=c.organisation, region=c.region, state=c.state, epoch=c.epoch
+            )
+            for c in replayed.values()
+        },
+        mail=_mail(tx.report_outbox_lines(workflow=workflow), at),
+        first_move=min(starts) if starts else None,
+        moves=by_period,
+    )
+
+
+def _kept_facts(tx: ReportSource, workflow: str, at: dt.datetime) -> _Facts | None:
+    """The workflow as the store keeps it now: no case's log is read but its screenings.
+    None when a screening is later than ``at``."""
+    lines, states = tx.report_screenings(workflow)
+    if any(line.at > at for line in lines):
+        return None
+    tally: Tally = Counter()
+    for count in tx.report_state_counts(workflow):
+        tally[(count.state, count.cohort, count.region)] += count.count
+    screened = [c for c in _replay(lines, {}, at).values() if c.checklists]
+    for case in screened:
+        case.state = states[case.case_id]
+    candidates = tx.report_late_candidates(workflow, at)
+    return _Facts(
+        tally=tally,
+        screened=screened,
+        arms=tx.report_deadline_arms_of([c.case_id for c in candidates]),
+        late={
+            c.case_id: _Late(
+                organisation=c.organisation_name, region=c.region, state=c.state, epoch=c.epoch
+            )
+            for c in candidates
+        },
+        mail=tx.report_mail_counts(workflow),
+        first_move=tx.report_state_changes(workflow).first,
+        moves=lambda instants: tx.report_state_changes(workflow, instants).counts,
+    )
+
+
+def _default_workflow(definitions: Sequence[Any], totals: Mapping[str, int]) -> str:
+    if any(totals.values()):
+        return max(totals, key=lambda name: (totals[name], name))
     if definitions:
         return str(definitions[-1].name)
     raise NotFoundError(
@@ -249,8 +363,10 @@ def _state_order(definition: Workflow, states: Sequence[str]) -> list[str]:
     return sorted(set(states), key=lambda s: order.index(s) if s in order else len(order))
 
 
-def _by_state(definition: Workflow, cases: Sequence[_Replayed]) -> dict[str, int]:
-    counts = Counter(c.state for c in cases)
+def _by_state(definition: Workflow, tally: Tally) -> dict[str, int]:
+    counts: Counter[str] = Counter()
+    for (state, _, _), n in tally.items():
+        counts[state] += n
     return {s: counts[s] for s in _state_order(definition, list(counts))}
 
 
@@ -295,35 +411,40 @@ def completed_states(definition: Workflow) -> list[str]:
     ]
 
 
-def _joined(case: _Replayed, definition: Workflow, before: frozenset[str]) -> str | None:
+def _joined(
+    state: str, cohort: str | None, definition: Workflow, before: frozenset[str]
+) -> str | None:
     """The round a case joined: it has a cohort and has left the states before joining."""
-    if case.cohort and case.cohort in definition.cohorts and case.state not in before:
-        return case.cohort
+    if cohort and cohort in definition.cohorts and state not in before:
+        return cohort
     return None
 
 
-def _signups(
-    definition: Workflow, cases: Sequence[_Replayed], before: frozenset[str]
-) -> dict[str, int]:
-    counts = Counter(j for c in cases if (j := _joined(c, definition, before)))
+def _signups(definition: Workflow, tally: Tally, before: frozenset[str]) -> dict[str, int]:
+    counts: Counter[str] = Counter()
+    for (state, cohort, _), n in tally.items():
+        if joined := _joined(state, cohort, definition, before):
+            counts[joined] += n
     return {cohort: counts[cohort] for cohort in definition.cohorts}
 
 
-def _regions(
-    definition: Workflow, cases: Sequence[_Replayed], before: frozenset[str]
-) -> list[RegionDecisions]:
-    by_region: dict[str, list[_Replayed]] = defaultdict(list)
-    for case in cases:
-        by_region[case.region].append(case)
+def _regions(definition: Workflow, tally: Tally, before: frozenset[str]) -> list[RegionDecisions]:
+    by_region: dict[str, Tally] = defaultdict(Counter)
+    for (state, cohort, region), n in tally.items():
+        by_region[region][(state, cohort, region)] += n
     shown = region_states(definition)
     rows = []
     for region, members in sorted(by_region.items()):
-        joined = Counter(j for c in members if (j := _joined(c, definition, before)))
-        in_state = Counter(c.state for c in members)
+        joined: Counter[str] = Counter()
+        in_state: Counter[str] = Counter()
+        for (state, cohort, _), n in members.items():
+            if j := _joined(state, cohort, definition, before):
+                joined[j] += n
+            in_state[state] += n
         rows.append(
             RegionDecisions(
                 region=region,
-                cases=len(members),
+                cases=sum(members.values()),
                 by_round={cohort: joined[cohort] for cohort in definition.cohorts},
                 by_state={state: in_state[state] for state in shown},
             )
@@ -331,8 +452,10 @@ def _regions(
     return rows
 
 
-def _state_matrix(definition: Workflow, cases: Sequence[_Replayed]) -> list[StateCount]:
-    counts = Counter((c.state, c.cohort or "—", c.region) for c in cases)
+def _state_matrix(definition: Workflow, tally: Tally) -> list[StateCount]:
+    counts: Counter[tuple[str, str, str]] = Counter()
+    for (state, cohort, region), n in tally.items():
+        counts[(state, cohort or "—", region)] += n
     order = list(definition.states)
     return [
         StateCount(state=s, cohort=cohort, region=region, cases=n)
@@ -345,17 +468,16 @@ def _state_matrix(definition: Workflow, cases: Sequence[_Replayed]) -> list[Stat
 
 def _overdue(
     definition: Workflow,
-    tx: ReportsTx,
-    workflow: str,
-    replayed: dict[int, _Replayed],
+    arms: Sequence[DeadlineArm],
+    cases: Mapping[int, _Late],
     at: dt.datetime,
 ) -> list[OverdueCase]:
     """Who is late at ``at``: the one definition, ``engine.timers.is_late``, on each case's
     current deadline (``ReportsTx.report_deadline_arms``), as ``case list --overdue``."""
     language = definition.default_language
     rows = []
-    for line in tx.report_deadline_arms(workflow=workflow):
-        case = replayed.get(line.case_id)
+    for line in arms:
+        case = cases.get(line.case_id)
         if case is None or case.epoch != line.epoch:
             continue
         state = definition.states.get(case.state)
@@ -435,40 +557,41 @@ def _requirements(definition: Workflow, cases: Sequence[_Replayed]) -> list[Requ
 
 def _mail(lines: Sequence[OutboxLine], at: dt.datetime) -> dict[str, int]:
     counts = Counter(line.status for line in lines if line.created_at <= at)
-    return {s: counts[s] for s in ("sent", "pending", "sending", "parked", "dead")}
+    return {s: counts[s] for s in MAIL_STATUSES}
 
 
-def _monthly(
-    definition: Workflow, cases: Sequence[_Replayed], at: dt.datetime, tz: ZoneInfo
-) -> MonthlyStates:
-    starts = [h[0][0] for c in cases if (h := c.history)]
-    if not starts:
+def _monthly(definition: Workflow, facts: _Facts, at: dt.datetime, tz: ZoneInfo) -> MonthlyStates:
+    """Cases per state at the start of every month from the first case's opening to ``at``
+    (then at ``at`` itself): the moves between states summed up to each month start."""
+    if facts.first_move is None:
         return MonthlyStates(months=[], states=[], counts=[])
-    first = min(starts).astimezone(tz).date().replace(day=1)
+    first = facts.first_move.astimezone(tz).date().replace(day=1)
     last = at.astimezone(tz).date()
     months: list[dt.date] = []
     month = first
     while month <= last:
         months.append(month)
         month = (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-    states = _state_order(definition, [s for c in cases for _, s in c.history])
-    index = {s: j for j, s in enumerate(states)}
-    counts = [[0] * len(states) for _ in months]
     instants = [dt.datetime.combine(m, dt.time(), tzinfo=tz).astimezone(dt.UTC) for m in months]
-    for case in cases:
-        position = 0
-        current: str | None = None
-        for i, instant in enumerate(instants):
-            while position < len(case.history) and case.history[position][0] <= instant:
-                current = case.history[position][1]
-                position += 1
-            if current is not None:
-                counts[i][index[current]] += 1
+    moves = facts.moves(instants)
+    states = _state_order(definition, [to for (_, _, to), n in moves.items() if n])
+    index = {s: j for j, s in enumerate(states)}
+    by_period = [[0] * len(states) for _ in range(len(instants) + 1)]
+    for (period, source, target), n in moves.items():
+        by_period[period][index[target]] += n
+        if source is not None and source in index:
+            by_period[period][index[source]] -= n
+    counts: list[list[int]] = []
+    running = [0] * len(states)
+    for period in range(len(instants)):
+        running = [a + b for a, b in zip(running, by_period[period], strict=True)]
+        counts.append(running)
     # The last point is the report instant itself, so the chart ends where the tables do.
     if months and months[-1] != last:
         months.append(last)
-        counts.append([0] * len(states))
-        for case in cases:
-            if case.state in index:
-                counts[-1][index[case.state]] += 1
+        now = [0] * len(states)
+        for (state, _, _), n in facts.tally.items():
+            if state in index:
+                now[index[state]] += n
+        counts.append(now)
     return MonthlyStates(months=months, states=states, counts=counts)

@@ -37,7 +37,7 @@ READ_ONLY_OPTION = "dk2020flow_read_only"
 """Execution option: begin with a plain (deferred) BEGIN on SQLite instead of BEGIN IMMEDIATE."""
 
 MIGRATIONS_PACKAGE = "dk2020flow._migrations"
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"
 """The newest revision in ``_migrations/versions`` (a test checks it against alembic's scan):
 opening a database compares with it, so no command pays for importing alembic and scanning
 the migration scripts unless the schema is not current (``require_current_schema``)."""

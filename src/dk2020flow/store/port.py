@@ -281,6 +281,28 @@ class EventLine:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class LateCandidate:
+    """An open case whose earliest countable deadline has passed (``ReportsTx.report_late_candidates``)."""
+
+    case_id: int
+    state: str
+    epoch: int
+    organisation_name: str
+    region: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StateChanges:
+    """Moves of a workflow's cases between states, per period (``ReportsTx.report_state_changes``)."""
+
+    first: dt.datetime | None
+    """The earliest move (a case opened); None when there is none."""
+    counts: dict[tuple[int, str | None, str], int]
+    """(period, from state or None, to state) → moves; period ``i`` ends at the caller's
+    ``instants[i]`` (included), the last one after ``instants[-1]``."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class TimerLine:
     """A case timer row with its case's state and epoch (``ReportsTx.report_timers``)."""
 
@@ -524,6 +546,42 @@ class ReportsTx(Protocol):
         self, now: dt.datetime, *, overdue_before: dt.datetime | None = None
     ) -> TimerStats:
         """Counts and instants of pending timers (case and programme timers) as of ``now``."""
+        ...
+
+    # The programme as it stands (the report without ``--at``): none reads every case.
+
+    def report_changed_after(self, workflow: str, at: dt.datetime) -> bool:
+        """Whether anything was written later than ``at`` (then only a replay shows ``at``)."""
+        ...
+
+    def report_case_totals(self) -> dict[str, int]:
+        """Cases per workflow (those with any): the kept counts."""
+        ...
+
+    def report_state_counts(self, workflow: str) -> list[StateCount]:
+        """The workflow's cases per (state, cohort, region): the kept counts."""
+        ...
+
+    def report_screenings(self, workflow: str) -> tuple[list[EventLine], dict[int, str]]:
+        """The workflow's checklist events in id order, and each of their cases' state."""
+        ...
+
+    def report_late_candidates(self, workflow: str, at: dt.datetime) -> list[LateCandidate]:
+        """Open cases whose earliest deadline they can be late on passed before ``at``."""
+        ...
+
+    def report_deadline_arms_of(self, case_ids: Sequence[int]) -> list[DeadlineArm]:
+        """``report_deadline_arms`` of these cases only."""
+        ...
+
+    def report_state_changes(
+        self, workflow: str, instants: Sequence[dt.datetime] = ()
+    ) -> StateChanges:
+        """The workflow's moves between states counted per period ending at each instant."""
+        ...
+
+    def report_mail_counts(self, workflow: str) -> dict[str, int]:
+        """Messages of the workflow's cases per status (only the statuses present)."""
         ...
 
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from dk2020flow.clock import ManualClock
 from dk2020flow.definition.loader import content_hash
 from dk2020flow.service import Service
-from dk2020flow.store.db import downgrade, make_engine, upgrade
+from dk2020flow.store.db import HEAD_REVISION, downgrade, make_engine, upgrade
 from dk2020flow.store.port import Organisation
 from dk2020flow.store.repository import SqlStore
 
@@ -115,7 +115,7 @@ def test_a_definition_stored_before_0007_keeps_its_danish_defaults(
     assert _scalar(url, "SELECT count(*) FROM timers WHERE status = 'pending'") == 1
 
     upgrade(url)
-    assert _scalar(url, "SELECT version_num FROM alembic_version") == "0007"
+    assert _scalar(url, "SELECT version_num FROM alembic_version") == HEAD_REVISION
     stored = _scalar(url, "SELECT implied_defaults FROM definitions")
     assert (json.loads(stored) if isinstance(stored, str) else stored) == LOADED_BEFORE_0007
 

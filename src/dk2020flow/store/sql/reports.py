@@ -13,20 +13,24 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Integer, Select, bindparam, case, func, select
+from sqlalchemy import Integer, Select, and_, bindparam, case, func, or_, select, text
 from sqlalchemy.engine import Connection
 
-from dk2020flow.engine.records import TimerStatus
+from dk2020flow.engine.records import TimerKind, TimerStatus
 from dk2020flow.store import tables as t
 from dk2020flow.store.port import (
     DeadlineArm,
     EventLine,
+    LateCandidate,
     OutboxLine,
     OutboxStatus,
+    StateChanges,
+    StateCount,
     TimerLine,
     TimerStats,
 )
 from dk2020flow.store.sql.base import SqlBase
+from dk2020flow.store.sql.outbox import outbox_counts as kept_outbox_counts
 from dk2020flow.store.sql.timers import latest_deadline_arms
 
 PENDING = TimerStatus.PENDING.value
@@ -56,6 +60,11 @@ EVENTS = (
     .order_by(_e.id)
 )
 EVENTS_OF_WORKFLOW = EVENTS.where(_c.workflow == bindparam("workflow"))
+SCREENINGS = EVENTS_OF_WORKFLOW.where(
+    # A literal, not a parameter: the partial index ``ix_events_checklist`` (migration
+    # 0008) is only used when the query's condition is its own.
+    text("events.kind = 'checklist'")
+).add_columns(_c.state.label("case_state"))
 LAST_EVENT_ID = select(func.coalesce(func.max(_e.id), 0))
 
 _o, _tm, _pt = t.outbox.c, t.timers.c, t.programme_timers.c
@@ -90,42 +99,29 @@ def events(conn: Connection, workflow: str | None = None, after_id: int = 0) -> 
         rows = conn.execute(EVENTS, {"after_id": after_id})
     else:
         rows = conn.execute(EVENTS_OF_WORKFLOW, {"after_id": after_id, "workflow": workflow})
-    return [
-        EventLine(
-            id=id_,
-            case_id=case_id,
-            seq=seq,
-            at=at,
-            kind=kind,
-            actor=actor,
-            role=role,
-            trigger=trigger,
-            from_state=from_state,
-            to_state=to_state,
-            comment=comment,
-            data=dict(data or {}),
-            epoch=epoch,
-            organisation_code=code,
-            organisation_name=name,
-        )
-        for (
-            id_,
-            case_id,
-            seq,
-            at,
-            kind,
-            actor,
-            role,
-            trigger,
-            from_state,
-            to_state,
-            comment,
-            data,
-            epoch,
-            code,
-            name,
-        ) in rows
-    ]
+    return [_event_line(row) for row in rows]
+
+
+def _event_line(row: Any) -> EventLine:
+    (id_, case_id, seq, at, kind, actor, role, trigger, from_state, to_state) = row[:10]
+    comment, data, epoch, code, name = row[10:15]
+    return EventLine(
+        id=id_,
+        case_id=case_id,
+        seq=seq,
+        at=at,
+        kind=kind,
+        actor=actor,
+        role=role,
+        trigger=trigger,
+        from_state=from_state,
+        to_state=to_state,
+        comment=comment,
+        data=dict(data or {}),
+        epoch=epoch,
+        organisation_code=code,
+        organisation_name=name,
+    )
 
 
 def last_event_id(conn: Connection) -> int:
@@ -281,6 +277,173 @@ def timer_stats(
     )
 
 
+# ------------------------------------------------------------ the programme as it stands
+# What ``dk2020flow report`` without ``--at`` reads instead of replaying every case's log
+# (report/model.py): each query reads a kept count, an index range or the few rows it
+# names, so its cost does not grow with the number of cases (docs/performance.md, scale).
+
+_cc = t.case_counts.c
+_IDS_PER_QUERY = 5000
+
+
+def changed_after(conn: Connection, workflow: str, at: dt.datetime) -> bool:
+    """Whether the store holds a change later than ``at``: the newest event or message, or
+    a case of ``workflow`` that entered its state after it (each one index entry). With a
+    clock that only goes forward, the newest rows are the latest; a test or a simulation
+    that writes the past after the future is caught by the cases' entry times."""
+    o = t.outbox.c
+    newest = (
+        select(_e.at).order_by(_e.id.desc()).limit(1).scalar_subquery(),
+        select(o.created_at).order_by(o.id.desc()).limit(1).scalar_subquery(),
+        select(func.max(_c.entered_at)).where(_c.workflow == workflow).scalar_subquery(),
+    )
+    return any(v is not None and _aware(v) > at for v in conn.execute(select(*newest)).one())
+
+
+def case_totals(conn: Connection) -> dict[str, int]:
+    """Cases per workflow, from the kept ``case_counts`` (workflows without a case left out)."""
+    n = func.sum(_cc.n)
+    query = select(_cc.workflow, n).group_by(_cc.workflow).having(n != 0)
+    return {str(workflow): int(total) for workflow, total in conn.execute(query)}
+
+
+def state_counts(conn: Connection, workflow: str) -> list[StateCount]:
+    """The workflow's cases per (state, cohort, region), from the kept ``case_counts``."""
+    n = func.sum(_cc.n)
+    query = (
+        select(_cc.state, _cc.cohort, _cc.region, n.label("n"))
+        .where(_cc.workflow == workflow)
+        .group_by(_cc.state, _cc.cohort, _cc.region)
+        .having(n != 0)
+    )
+    return [
+        StateCount(
+            workflow=workflow,
+            state=r.state,
+            cohort=r.cohort or None,
+            region=r.region,
+            count=int(r.n),
+        )
+        for r in conn.execute(query)
+    ]
+
+
+def screenings(conn: Connection, workflow: str) -> tuple[list[EventLine], dict[int, str]]:
+    """The workflow's checklist events in id order (through ``ix_events_checklist``),
+    and the current state of each case they belong to."""
+    lines: list[EventLine] = []
+    states: dict[int, str] = {}
+    for row in conn.execute(SCREENINGS, {"after_id": 0, "workflow": workflow}):
+        line = _event_line(row)
+        lines.append(line)
+        states[line.case_id] = row.case_state
+    return lines, states
+
+
+def late_candidates(conn: Connection, workflow: str, at: dt.datetime) -> list[LateCandidate]:
+    """The open cases whose earliest deadline they can be late on (``cases.deadline_at``,
+    kept by the store) passed before ``at``: a range of ``ix_cases_workflow_deadline_at``.
+    A case late on any of its deadlines is among them (that one passed, so the earliest
+    did); whether it is late on which is the caller's ``is_late`` on their arms."""
+    c, m = t.cases.c, t.organisations.c
+    query = (
+        select(c.id, c.state, c.epoch, m.name, m.region)
+        .join(t.organisations, m.code == c.organisation_code)
+        .where(c.workflow == workflow, c.deadline_at < at, c.closed.is_(False))
+    )
+    return [
+        LateCandidate(
+            case_id=r.id, state=r.state, epoch=r.epoch, organisation_name=r.name, region=r.region
+        )
+        for r in conn.execute(query)
+    ]
+
+
+def deadline_arms_of(conn: Connection, case_ids: Sequence[int]) -> list[DeadlineArm]:
+    """``deadline_arms`` of these cases only (``sql.timers.latest_deadline_arms``)."""
+    tm = t.timers.c
+    latest = (
+        select(func.max(tm.id))
+        .where(
+            tm.kind == TimerKind.DEADLINE.value,
+            tm.case_id.in_(bindparam("ids", expanding=True)),
+        )
+        .group_by(tm.case_id, tm.timer, tm.epoch)
+    )
+    query = select(tm.case_id, tm.timer, tm.epoch, tm.deadline_at, tm.status).where(
+        tm.id.in_(latest), tm.status != TimerStatus.DISCARDED.value
+    )
+    ids = sorted(set(case_ids))
+    return [
+        DeadlineArm(
+            case_id=r.case_id,
+            timer=r.timer,
+            epoch=r.epoch,
+            deadline_at=r.deadline_at,
+            status=TimerStatus(r.status),
+        )
+        for start in range(0, len(ids), _IDS_PER_QUERY)
+        for r in conn.execute(query, {"ids": ids[start : start + _IDS_PER_QUERY]})
+    ]
+
+
+def _state_changing(conn: Connection, workflow: str) -> Any:
+    """Events of ``workflow``'s cases that move a case to another state (its history);
+    every event's when it is the only workflow with cases (no join with the cases)."""
+    e = _e
+    of_workflow = (
+        e.case_id.in_(_workflow_cases(workflow))
+        if set(case_totals(conn)) != {workflow}
+        else e.case_id.is_not(None)
+    )
+    return and_(
+        of_workflow,
+        e.to_state.is_not(None),
+        e.to_state != "",
+        or_(e.from_state.is_(None), e.from_state != e.to_state),
+    )
+
+
+def state_changes(conn: Connection, workflow: str, instants: Sequence[dt.datetime]) -> StateChanges:
+    """How the workflow's cases moved between states, counted per period: ``counts[(i,
+    from, to)]`` is the number of moves from ``from`` (None: opened) to ``to`` at or
+    before ``instants[i]`` and after ``instants[i - 1]`` (``i == len(instants)``: after
+    the last). ``first`` is the earliest move (None: none); pass no instants to ask it."""
+    e = _e
+    changing = _state_changing(conn, workflow)
+    first = conn.execute(select(func.min(e.at)).where(changing)).scalar()
+    if first is None or not instants:
+        return StateChanges(first=_aware(first) if first is not None else None, counts={})
+    period = case(
+        *(
+            (e.at <= bindparam(f"instant_{i}", instant, type_=e.at.type), i)
+            for i, instant in enumerate(instants)
+        ),
+        else_=len(instants),
+    ).label("period")
+    query = (
+        select(period, e.from_state, e.to_state, func.count().label("n"))
+        .where(changing)
+        .group_by(period, e.from_state, e.to_state)
+    )
+    counts = {(int(r.period), r.from_state, str(r.to_state)): int(r.n) for r in conn.execute(query)}
+    return StateChanges(first=_aware(first), counts=counts)
+
+
+def workflow_mail_counts(conn: Connection, workflow: str) -> dict[str, int]:
+    """Messages per status of ``workflow``'s cases. When it is the only workflow with
+    cases, from the kept ``outbox_counts`` less the messages of no case (an index range)
+    instead of a count over every message."""
+    o = t.outbox.c
+    if set(case_totals(conn)) != {workflow}:
+        return outbox_counts(conn, workflow)
+    counts = {str(status): n for status, n in kept_outbox_counts(conn).items()}
+    without_case = select(o.status, func.count()).where(o.case_id.is_(None)).group_by(o.status)
+    for status, n in conn.execute(without_case):
+        counts[str(status)] -= int(n)
+    return {status: n for status, n in counts.items() if n}
+
+
 class SqlReportsTx(SqlBase):
     """``port.ReportsTx`` over the transaction's connection."""
 
@@ -307,6 +470,32 @@ class SqlReportsTx(SqlBase):
 
     def next_work(self) -> tuple[dt.datetime | None, dt.datetime | None]:
         return next_work(self._conn)
+
+    def report_changed_after(self, workflow: str, at: dt.datetime) -> bool:
+        return changed_after(self._conn, workflow, at)
+
+    def report_case_totals(self) -> dict[str, int]:
+        return case_totals(self._conn)
+
+    def report_state_counts(self, workflow: str) -> list[StateCount]:
+        return state_counts(self._conn, workflow)
+
+    def report_screenings(self, workflow: str) -> tuple[list[EventLine], dict[int, str]]:
+        return screenings(self._conn, workflow)
+
+    def report_late_candidates(self, workflow: str, at: dt.datetime) -> list[LateCandidate]:
+        return late_candidates(self._conn, workflow, at)
+
+    def report_deadline_arms_of(self, case_ids: Sequence[int]) -> list[DeadlineArm]:
+        return deadline_arms_of(self._conn, case_ids)
+
+    def report_state_changes(
+        self, workflow: str, instants: Sequence[dt.datetime] = ()
+    ) -> StateChanges:
+        return state_changes(self._conn, workflow, instants)
+
+    def report_mail_counts(self, workflow: str) -> dict[str, int]:
+        return workflow_mail_counts(self._conn, workflow)
 
     def pending_deadlines(self, workflow: str | None = None) -> list[TimerLine]:
         return pending_deadlines(self._conn, workflow)

@@ -160,6 +160,6 @@ def report(
         _named(request, workflow)
     if not ctx.service.definitions():
         raise NotFoundError("no workflow is loaded: there is nothing to report on")
-    found = ctx.service.report(workflow=workflow, at=ctx.clock.now())
+    found = ctx.service.report(workflow=workflow, now=ctx.clock.now())
     body: Any = json.loads(to_json(found))
     return JSONResponse(body)
