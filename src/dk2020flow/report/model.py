@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from bisect import bisect_left
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Protocol
@@ -28,12 +28,9 @@ from dk2020flow.definition.model import ANY_OPEN_STATE, ItemStatus, Workflow, te
 from dk2020flow.engine.timers import is_late
 from dk2020flow.errors import NotFoundError
 from dk2020flow.store.port import (
-    CaseFilter,
-    CasesTx,
     DeadlineArm,
     DefinitionsTx,
     EventLine,
-    OutboxLine,
     ReportsTx,
 )
 
@@ -145,7 +142,7 @@ class _Replayed:
     history: list[tuple[dt.datetime, str]] = field(default_factory=list)
 
 
-class ReportSource(DefinitionsTx, CasesTx, ReportsTx, Protocol):
+class ReportSource(DefinitionsTx, ReportsTx, Protocol):
     """What a report reads: a read transaction of the store (``Service.report`` opens it)."""
 
 
@@ -178,8 +175,7 @@ class _Facts:
     late: dict[int, _Late]
     """The cases the overdue table may show (those ``arms`` are checked against)."""
     mail: dict[str, int]
-    first_move: dt.datetime | None
-    moves: Callable[[list[dt.datetime]], Changes]
+    moves: Changes
 
 
 def build_report(
@@ -188,12 +184,14 @@ def build_report(
     workflow: str | None,
     at: dt.datetime | dt.date,
     replay: bool = True,
+    chunk_size: int = 0,
 ) -> Report:
     """The report of ``workflow`` (the only or the largest one when None) as of ``at`` (a
     date: the end of that day in the workflow's time zone).
 
     ``replay=False``: the programme as it stands, from the kept counts and indexes without
-    reading every case, when nothing in the store is later than ``at`` (else replayed)."""
+    reading every case, when nothing in the store is later than ``at`` (else replayed).
+    ``chunk_size``: cases replayed at a time (``REPLAY_CHUNK`` when 0)."""
     name = workflow or _default_workflow(tx.definitions(), tx.report_case_totals())
     stored = tx.latest_definition(name)
     if stored is None:
@@ -205,13 +203,14 @@ def build_report(
     definition = _workflow(stored.source_text, stored.source_path, implied)
     if not isinstance(at, dt.datetime):
         at = dt.datetime.combine(at, dt.time(23, 59, 59), tzinfo=ZoneInfo(definition.timezone))
+    tz = ZoneInfo(definition.timezone)
+    months, instants = _month_starts(tx.report_state_changes(name).first, at, tz)
     facts = None
     if not replay and not tx.report_changed_after(name, at):
-        facts = _kept_facts(tx, name, at)
+        facts = _kept_facts(tx, name, at, instants)
     if facts is None:  # as of the past: what the store keeps is the present
-        facts = _replayed_facts(tx, name, at)
+        facts = _replayed_facts(tx, name, at, instants, chunk_size or REPLAY_CHUNK)
     language = definition.default_language
-    tz = ZoneInfo(definition.timezone)
     before = before_joining(definition)
     return Report(
         title=text_in(definition.title, language, definition.workflow),
@@ -236,46 +235,71 @@ def build_report(
         requirements=_requirements(definition, facts.screened),
         screened_cases=len(facts.screened),
         mail={s: facts.mail.get(s, 0) for s in MAIL_STATUSES},
-        over_time=_monthly(definition, facts, at, tz),
+        over_time=_monthly(definition, facts, months, at, tz),
     )
 
 
 MAIL_STATUSES = ("sent", "pending", "sending", "parked", "dead")
 
 
-def _replayed_facts(tx: ReportSource, workflow: str, at: dt.datetime) -> _Facts:
-    """Every case of the workflow replayed from its log up to ``at``."""
-    regions = {c.id: c.region for c in tx.cases(CaseFilter(workflow=workflow))}
-    replayed = _replay(tx.report_events(workflow=workflow), regions, at)
-    live = [r for r in replayed.values() if r.opened]
+REPLAY_CHUNK = 2000
+"""Cases replayed at a time: the replay holds one chunk's events, never the programme's."""
 
-    def by_period(instants: list[dt.datetime]) -> Changes:
-        counted: Changes = Counter()
-        for case in live:
+
+def _replayed_facts(
+    tx: ReportSource,
+    workflow: str,
+    at: dt.datetime,
+    instants: list[dt.datetime],
+    chunk_size: int,
+) -> _Facts:
+    """Every case of the workflow replayed from its log up to ``at``, ``chunk_size``
+    cases at a time: what is kept of each is its counts, and the case itself only when
+    it was screened or may be late."""
+    tally: Tally = Counter()
+    moves: Changes = Counter()
+    screened: list[_Replayed] = []
+    arms: list[DeadlineArm] = []
+    late: dict[int, _Late] = {}
+    after = 0
+    while chunk := tx.report_case_regions(workflow, after_id=after, limit=chunk_size):
+        after = chunk[-1][0]
+        regions: dict[int | None, str] = dict(chunk)
+        replayed = _replay(tx.report_events_of([case_id for case_id, _ in chunk]), regions, at)
+        for case in replayed.values():
+            if not case.opened:
+                continue
+            tally[(case.state, case.cohort, case.region)] += 1
             previous: str | None = None
             for instant, state in case.history:
-                counted[(bisect_left(instants, instant), previous, state)] += 1
+                moves[(bisect_left(instants, instant), previous, state)] += 1
                 previous = state
-        return counted
-
-    starts = [h[0][0] for c in live if (h := c.history)]
+            if case.checklists:
+                screened.append(case)
+        # Only a deadline passed before ``at`` can make a case late.
+        for arm in tx.report_deadline_arms_of(list(replayed)):
+            if arm.deadline_at < at:
+                arms.append(arm)
+                case = replayed[arm.case_id]
+                late[case.case_id] = _Late(
+                    organisation=case.organisation,
+                    region=case.region,
+                    state=case.state,
+                    epoch=case.epoch,
+                )
     return _Facts(
-        tally=Counter((c.state, c.cohort, c.region) for c in live),
-        screened=[c for c in live if c.checklists],
-        arms=tx.report_deadline_arms(workflow=workflow),
-        late={
-            c.case_id: _Late(
-                organisation=c.organisation, region=c.region, state=c.state, epoch=c.epoch
-            )
-            for c in replayed.values()
-        },
-        mail=_mail(tx.report_outbox_lines(workflow=workflow), at),
-        first_move=min(starts) if starts else None,
-        moves=by_period,
+        tally=tally,
+        screened=screened,
+        arms=arms,
+        late=late,
+        mail=tx.report_mail_counts(workflow, created_by=at),
+        moves=moves,
     )
 
 
-def _kept_facts(tx: ReportSource, workflow: str, at: dt.datetime) -> _Facts | None:
+def _kept_facts(
+    tx: ReportSource, workflow: str, at: dt.datetime, instants: list[dt.datetime]
+) -> _Facts | None:
     """The workflow as the store keeps it now: no case's log is read but its screenings.
     None when a screening is later than ``at``."""
     lines, states = tx.report_screenings(workflow)
@@ -299,8 +323,7 @@ def _kept_facts(tx: ReportSource, workflow: str, at: dt.datetime) -> _Facts | No
             for c in candidates
         },
         mail=tx.report_mail_counts(workflow),
-        first_move=tx.report_state_changes(workflow).first,
-        moves=lambda instants: tx.report_state_changes(workflow, instants).counts,
+        moves=tx.report_state_changes(workflow, instants).counts if instants else {},
     )
 
 
@@ -555,39 +578,46 @@ def _requirements(definition: Workflow, cases: Sequence[_Replayed]) -> list[Requ
     return rows
 
 
-def _mail(lines: Sequence[OutboxLine], at: dt.datetime) -> dict[str, int]:
-    counts = Counter(line.status for line in lines if line.created_at <= at)
-    return {s: counts[s] for s in MAIL_STATUSES}
-
-
-def _monthly(definition: Workflow, facts: _Facts, at: dt.datetime, tz: ZoneInfo) -> MonthlyStates:
-    """Cases per state at the start of every month from the first case's opening to ``at``
-    (then at ``at`` itself): the moves between states summed up to each month start."""
-    if facts.first_move is None:
-        return MonthlyStates(months=[], states=[], counts=[])
-    first = facts.first_move.astimezone(tz).date().replace(day=1)
-    last = at.astimezone(tz).date()
+def _month_starts(
+    first: dt.datetime | None, at: dt.datetime, tz: ZoneInfo
+) -> tuple[list[dt.date], list[dt.datetime]]:
+    """The months of the chart, from the month of the first case's opening to ``at``, and
+    the instant each starts (midnight in the workflow's time zone)."""
+    if first is None or first > at:
+        return [], []
     months: list[dt.date] = []
-    month = first
+    month = first.astimezone(tz).date().replace(day=1)
+    last = at.astimezone(tz).date()
     while month <= last:
         months.append(month)
         month = (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
     instants = [dt.datetime.combine(m, dt.time(), tzinfo=tz).astimezone(dt.UTC) for m in months]
-    moves = facts.moves(instants)
-    states = _state_order(definition, [to for (_, _, to), n in moves.items() if n])
+    return months, instants
+
+
+def _monthly(
+    definition: Workflow, facts: _Facts, months: list[dt.date], at: dt.datetime, tz: ZoneInfo
+) -> MonthlyStates:
+    """Cases per state at the start of every month (then at ``at`` itself): the moves
+    between states summed up to each month start."""
+    if not months:
+        return MonthlyStates(months=[], states=[], counts=[])
+    months = list(months)
+    last = at.astimezone(tz).date()
+    states = _state_order(definition, [to for (_, _, to), n in facts.moves.items() if n])
     index = {s: j for j, s in enumerate(states)}
-    by_period = [[0] * len(states) for _ in range(len(instants) + 1)]
-    for (period, source, target), n in moves.items():
+    by_period = [[0] * len(states) for _ in range(len(months) + 1)]
+    for (period, source, target), n in facts.moves.items():
         by_period[period][index[target]] += n
         if source is not None and source in index:
             by_period[period][index[source]] -= n
     counts: list[list[int]] = []
     running = [0] * len(states)
-    for period in range(len(instants)):
+    for period in range(len(months)):
         running = [a + b for a, b in zip(running, by_period[period], strict=True)]
         counts.append(running)
     # The last point is the report instant itself, so the chart ends where the tables do.
-    if months and months[-1] != last:
+    if months[-1] != last:
         months.append(last)
         now = [0] * len(states)
         for (state, _, _), n in facts.tally.items():

@@ -580,8 +580,23 @@ class ReportsTx(Protocol):
         """The workflow's moves between states counted per period ending at each instant."""
         ...
 
-    def report_mail_counts(self, workflow: str) -> dict[str, int]:
-        """Messages of the workflow's cases per status (only the statuses present)."""
+    def report_mail_counts(
+        self, workflow: str, *, created_by: dt.datetime | None = None
+    ) -> dict[str, int]:
+        """Messages of the workflow's cases per status (only the statuses present); with
+        ``created_by``, only those queued by then."""
+        ...
+
+    # A replay (the report ``--at`` a day) a chunk of cases at a time.
+
+    def report_case_regions(
+        self, workflow: str, *, after_id: int, limit: int
+    ) -> list[tuple[int, str]]:
+        """(id, region) of the workflow's next ``limit`` cases by id after ``after_id``."""
+        ...
+
+    def report_events_of(self, case_ids: Sequence[int]) -> list[EventLine]:
+        """Every event of these cases, in id order."""
         ...
 
 

@@ -45,7 +45,7 @@ def test_the_report_as_it_stands_is_the_replayed_report(
     try:
         with store.read() as tx:
             assert not tx.report_changed_after(workflow, AFTER)
-            assert _kept_facts(tx, workflow, AFTER) is not None  # the path under test is taken
+            assert _kept_facts(tx, workflow, AFTER, []) is not None  # the path under test is taken
             replayed = build_report(tx, workflow=workflow, at=AFTER)
         as_it_stands = Service(store, clock=ManualClock(AFTER)).report(workflow=workflow)
     finally:
@@ -93,7 +93,8 @@ def test_two_programmes_in_one_database_are_reported_apart(
     empty_db_url: str, tmp_path: Path
 ) -> None:
     """With another workflow's cases beside them, a workflow's moves and mail are told
-    apart by their cases (the queries that skip that join when there is one workflow)."""
+    apart by their cases (the queries that skip that join when there is one workflow);
+    and a replay in chunks of cases adds up to the report of one chunk."""
     for workflow, (start, end) in PROGRAMMES.items():
         run_simulation(
             ROOT / "workflows" / f"{workflow}.yaml",
@@ -110,7 +111,14 @@ def test_two_programmes_in_one_database_are_reported_apart(
             for workflow in PROGRAMMES:
                 replayed = build_report(tx, workflow=workflow, at=AFTER)
                 as_it_stands = build_report(tx, workflow=workflow, at=AFTER, replay=False)
-                assert _kept_facts(tx, workflow, AFTER) is not None
+                assert _kept_facts(tx, workflow, AFTER, []) is not None
                 assert as_it_stands == replayed, workflow
+                # The replay holds a chunk of cases at a time: chunks of 7 cases (the two
+                # programmes' cases interleave by id) add up to the same report.
+                assert build_report(tx, workflow=workflow, at=AFTER, chunk_size=7) == replayed
+                earlier = dt.datetime(2021, 12, 31, tzinfo=dt.UTC)
+                assert build_report(tx, workflow=workflow, at=earlier, chunk_size=7) == (
+                    build_report(tx, workflow=workflow, at=earlier)
+                )
     finally:
         store.close()

@@ -60,6 +60,7 @@ EVENTS = (
     .order_by(_e.id)
 )
 EVENTS_OF_WORKFLOW = EVENTS.where(_c.workflow == bindparam("workflow"))
+EVENTS_OF_CASES = EVENTS.where(_e.case_id.in_(bindparam("ids", expanding=True)))
 SCREENINGS = EVENTS_OF_WORKFLOW.where(
     # A literal, not a parameter: the partial index ``ix_events_checklist`` (migration
     # 0008) is only used when the query's condition is its own.
@@ -100,6 +101,27 @@ def events(conn: Connection, workflow: str | None = None, after_id: int = 0) -> 
     else:
         rows = conn.execute(EVENTS_OF_WORKFLOW, {"after_id": after_id, "workflow": workflow})
     return [_event_line(row) for row in rows]
+
+
+def events_of(conn: Connection, case_ids: Sequence[int]) -> list[EventLine]:
+    if not case_ids:
+        return []
+    rows = conn.execute(EVENTS_OF_CASES, {"after_id": 0, "ids": list(case_ids)})
+    return [_event_line(row) for row in rows]
+
+
+def case_regions(
+    conn: Connection, workflow: str, *, after_id: int, limit: int
+) -> list[tuple[int, str]]:
+    c, m = t.cases.c, t.organisations.c
+    query = (
+        select(c.id, m.region)
+        .join(t.organisations, m.code == c.organisation_code)
+        .where(c.workflow == workflow, c.id > after_id)
+        .order_by(c.id)
+        .limit(limit)
+    )
+    return [(int(id_), str(region)) for id_, region in conn.execute(query)]
 
 
 def _event_line(row: Any) -> EventLine:
@@ -222,11 +244,15 @@ def outbox_lines(conn: Connection, workflow: str | None = None) -> list[OutboxLi
     ]
 
 
-def outbox_counts(conn: Connection, workflow: str | None = None) -> dict[str, int]:
+def outbox_counts(
+    conn: Connection, workflow: str | None = None, *, created_by: dt.datetime | None = None
+) -> dict[str, int]:
     o = t.outbox.c
     query = select(o.status, func.count()).group_by(o.status)
     if workflow is not None:
         query = query.where(o.case_id.in_(_workflow_cases(workflow)))
+    if created_by is not None:
+        query = query.where(o.created_at <= created_by)
     return {str(status): int(n) for status, n in conn.execute(query)}
 
 
@@ -430,13 +456,15 @@ def state_changes(conn: Connection, workflow: str, instants: Sequence[dt.datetim
     return StateChanges(first=_aware(first), counts=counts)
 
 
-def workflow_mail_counts(conn: Connection, workflow: str) -> dict[str, int]:
-    """Messages per status of ``workflow``'s cases. When it is the only workflow with
-    cases, from the kept ``outbox_counts`` less the messages of no case (an index range)
-    instead of a count over every message."""
+def workflow_mail_counts(
+    conn: Connection, workflow: str, *, created_by: dt.datetime | None = None
+) -> dict[str, int]:
+    """Messages per status of ``workflow``'s cases (queued by ``created_by`` when given).
+    Of all time, when it is the only workflow with cases: the kept ``outbox_counts`` less
+    the messages of no case (an index range), not a count over every message."""
     o = t.outbox.c
-    if set(case_totals(conn)) != {workflow}:
-        return outbox_counts(conn, workflow)
+    if created_by is not None or set(case_totals(conn)) != {workflow}:
+        return outbox_counts(conn, workflow, created_by=created_by)
     counts = {str(status): n for status, n in kept_outbox_counts(conn).items()}
     without_case = select(o.status, func.count()).where(o.case_id.is_(None)).group_by(o.status)
     for status, n in conn.execute(without_case):
@@ -494,8 +522,18 @@ class SqlReportsTx(SqlBase):
     ) -> StateChanges:
         return state_changes(self._conn, workflow, instants)
 
-    def report_mail_counts(self, workflow: str) -> dict[str, int]:
-        return workflow_mail_counts(self._conn, workflow)
+    def report_mail_counts(
+        self, workflow: str, *, created_by: dt.datetime | None = None
+    ) -> dict[str, int]:
+        return workflow_mail_counts(self._conn, workflow, created_by=created_by)
+
+    def report_case_regions(
+        self, workflow: str, *, after_id: int, limit: int
+    ) -> list[tuple[int, str]]:
+        return case_regions(self._conn, workflow, after_id=after_id, limit=limit)
+
+    def report_events_of(self, case_ids: Sequence[int]) -> list[EventLine]:
+        return events_of(self._conn, case_ids)
 
     def pending_deadlines(self, workflow: str | None = None) -> list[TimerLine]:
         return pending_deadlines(self._conn, workflow)
