@@ -496,7 +496,7 @@ def _overdue(
     at: dt.datetime,
 ) -> list[OverdueCase]:
     """Who is late at ``at``: the one definition, ``engine.timers.is_late``, on each case's
-    current deadline (``ReportsTx.report_deadline_arms``), as ``case list --overdue``."""
+    current deadline (``ReportsTx.report_deadline_arms_of``), as ``case list --overdue``."""
     language = definition.default_language
     rows = []
     for line in arms:

@@ -838,7 +838,10 @@ class Service(Reader):
             return self._late(tx, at, workflow)
 
     def _late(self, tx: Tx, at: dt.datetime, workflow: str | None) -> list[LateDeadline]:
-        arms = [a for a in tx.deadline_arms(workflow) if a.deadline_at < at]
+        # Only a case whose earliest countable deadline passed can be late (the kept
+        # ``cases.deadline_at``, an index range); its arms say on which deadline.
+        candidates = [c.case_id for c in tx.report_late_candidates(workflow, at)]
+        arms = [a for a in tx.report_deadline_arms_of(candidates) if a.deadline_at < at]
         cases = tx.load_cases(sorted({a.case_id for a in arms}))
         late: list[LateDeadline] = []
         for arm in arms:
@@ -913,12 +916,20 @@ class Service(Reader):
         actor: str,
         dry_run: bool,
         now: dt.datetime | None = None,
+        items_kept: int | None = None,
     ) -> MigrationPlan:
-        """Move every open case of ``workflow`` to its newest version (dry run first)."""
+        """Move every open case of ``workflow`` to its newest version (dry run first);
+        ``items_kept``: return only the plan's first items and its problems."""
         from dk2020flow.service.migrate import migrate as migrate_cases
 
         return migrate_cases(
-            self, workflow, state_map=state_map, actor=actor, dry_run=dry_run, now=now
+            self,
+            workflow,
+            state_map=state_map,
+            actor=actor,
+            dry_run=dry_run,
+            now=now,
+            items_kept=items_kept,
         )
 
     def fire_due(self, now: dt.datetime, *, limit: int | None = None) -> DispatchResult:

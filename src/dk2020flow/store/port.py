@@ -515,10 +515,6 @@ class ReportsTx(Protocol):
         """The highest event id (0 when there is none)."""
         ...
 
-    def report_deadline_arms(self, workflow: str | None = None) -> list[DeadlineArm]:
-        """As ``TimersTx.deadline_arms`` (the same query)."""
-        ...
-
     def report_timers(
         self, workflow: str | None = None, statuses: Sequence[str] = ()
     ) -> list[TimerLine]:
@@ -566,12 +562,15 @@ class ReportsTx(Protocol):
         """The workflow's checklist events in id order, and each of their cases' state."""
         ...
 
-    def report_late_candidates(self, workflow: str, at: dt.datetime) -> list[LateCandidate]:
-        """Open cases whose earliest deadline they can be late on passed before ``at``."""
+    def report_late_candidates(
+        self, workflow: str | None, at: dt.datetime
+    ) -> list[LateCandidate]:
+        """Open cases (of ``workflow``, or all) whose earliest deadline they can be late on
+        passed before ``at``."""
         ...
 
     def report_deadline_arms_of(self, case_ids: Sequence[int]) -> list[DeadlineArm]:
-        """``report_deadline_arms`` of these cases only."""
+        """``TimersTx.deadline_arms`` of these cases only."""
         ...
 
     def report_state_changes(

@@ -31,7 +31,6 @@ from dk2020flow.store.port import (
 )
 from dk2020flow.store.sql.base import SqlBase
 from dk2020flow.store.sql.outbox import outbox_counts as kept_outbox_counts
-from dk2020flow.store.sql.timers import latest_deadline_arms
 
 PENDING = TimerStatus.PENDING.value
 
@@ -148,20 +147,6 @@ def _event_line(row: Any) -> EventLine:
 
 def last_event_id(conn: Connection) -> int:
     return int(conn.execute(LAST_EVENT_ID).scalar_one())
-
-
-def deadline_arms(conn: Connection, workflow: str | None = None) -> list[DeadlineArm]:
-    """The deadline each case waits on per state entry (``sql.timers.latest_deadline_arms``)."""
-    return [
-        DeadlineArm(
-            case_id=r.case_id,
-            timer=r.timer,
-            epoch=r.epoch,
-            deadline_at=r.deadline_at,
-            status=TimerStatus(r.status),
-        )
-        for r in conn.execute(latest_deadline_arms(workflow))
-    ]
 
 
 def timers(
@@ -366,17 +351,22 @@ def screenings(conn: Connection, workflow: str) -> tuple[list[EventLine], dict[i
     return lines, states
 
 
-def late_candidates(conn: Connection, workflow: str, at: dt.datetime) -> list[LateCandidate]:
-    """The open cases whose earliest deadline they can be late on (``cases.deadline_at``,
-    kept by the store) passed before ``at``: a range of ``ix_cases_workflow_deadline_at``.
+def late_candidates(
+    conn: Connection, workflow: str | None, at: dt.datetime
+) -> list[LateCandidate]:
+    """The open cases (of ``workflow``, or all) whose earliest deadline they can be late on
+    (``cases.deadline_at``, kept by the store) passed before ``at``: a range of
+    ``ix_cases_workflow_deadline_at`` (``ix_cases_deadline_at`` for all workflows).
     A case late on any of its deadlines is among them (that one passed, so the earliest
     did); whether it is late on which is the caller's ``is_late`` on their arms."""
     c, m = t.cases.c, t.organisations.c
     query = (
         select(c.id, c.state, c.epoch, m.name, m.region)
         .join(t.organisations, m.code == c.organisation_code)
-        .where(c.workflow == workflow, c.deadline_at < at, c.closed.is_(False))
+        .where(c.deadline_at < at, c.closed.is_(False))
     )
+    if workflow is not None:
+        query = query.where(c.workflow == workflow)
     return [
         LateCandidate(
             case_id=r.id, state=r.state, epoch=r.epoch, organisation_name=r.name, region=r.region
@@ -482,9 +472,6 @@ class SqlReportsTx(SqlBase):
     def last_event_id(self) -> int:
         return last_event_id(self._conn)
 
-    def report_deadline_arms(self, workflow: str | None = None) -> list[DeadlineArm]:
-        return deadline_arms(self._conn, workflow)
-
     def report_timers(
         self, workflow: str | None = None, statuses: Sequence[str] = ()
     ) -> list[TimerLine]:
@@ -511,7 +498,9 @@ class SqlReportsTx(SqlBase):
     def report_screenings(self, workflow: str) -> tuple[list[EventLine], dict[int, str]]:
         return screenings(self._conn, workflow)
 
-    def report_late_candidates(self, workflow: str, at: dt.datetime) -> list[LateCandidate]:
+    def report_late_candidates(
+        self, workflow: str | None, at: dt.datetime
+    ) -> list[LateCandidate]:
         return late_candidates(self._conn, workflow, at)
 
     def report_deadline_arms_of(self, case_ids: Sequence[int]) -> list[DeadlineArm]:
