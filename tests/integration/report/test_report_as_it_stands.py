@@ -28,19 +28,23 @@ AFTER = dt.datetime(2024, 1, 15, 9, tzinfo=dt.UTC)
 """The report's instant: after every simulated event."""
 
 
-@pytest.mark.parametrize("workflow", sorted(PROGRAMMES))
-def test_the_report_as_it_stands_is_the_replayed_report(
-    workflow: str, empty_db_url: str, tmp_path: Path
-) -> None:
+def _simulate(workflow: str, db_url: str, mail: Path) -> None:
     start, end = PROGRAMMES[workflow]
     run_simulation(
         ROOT / "workflows" / f"{workflow}.yaml",
         start=start,
         end=end,
         behaviour=ROOT / "workflows" / "behaviour" / f"{workflow}.yaml",
-        db_url=empty_db_url,
-        out_dir=tmp_path / "mail",
+        db_url=db_url,
+        out_dir=mail,
     )
+
+
+@pytest.mark.parametrize("workflow", sorted(PROGRAMMES))
+def test_the_report_as_it_stands_is_the_replayed_report(
+    workflow: str, empty_db_url: str, tmp_path: Path
+) -> None:
+    _simulate(workflow, empty_db_url, tmp_path / "mail")
     store = SqlStore(empty_db_url)
     try:
         with store.read() as tx:
@@ -66,15 +70,7 @@ def test_a_report_at_an_instant_before_the_newest_change_is_replayed(
 ) -> None:
     """A clock behind the store (a test's, a simulation's) cannot read the kept counts:
     they are the present. The report replays the logs up to the clock instead."""
-    start, end = PROGRAMMES["eu_mission"]
-    run_simulation(
-        ROOT / "workflows" / "eu_mission.yaml",
-        start=start,
-        end=end,
-        behaviour=ROOT / "workflows" / "behaviour" / "eu_mission.yaml",
-        db_url=empty_db_url,
-        out_dir=tmp_path / "mail",
-    )
+    _simulate("eu_mission", empty_db_url, tmp_path / "mail")
     earlier = dt.datetime(2022, 6, 1, tzinfo=dt.UTC)
     store = SqlStore(empty_db_url)
     try:
@@ -95,15 +91,8 @@ def test_two_programmes_in_one_database_are_reported_apart(
     """With another workflow's cases beside them, a workflow's moves and mail are told
     apart by their cases (the queries that skip that join when there is one workflow);
     and a replay in chunks of cases adds up to the report of one chunk."""
-    for workflow, (start, end) in PROGRAMMES.items():
-        run_simulation(
-            ROOT / "workflows" / f"{workflow}.yaml",
-            start=start,
-            end=end,
-            behaviour=ROOT / "workflows" / "behaviour" / f"{workflow}.yaml",
-            db_url=empty_db_url,
-            out_dir=tmp_path / workflow,
-        )
+    for workflow in PROGRAMMES:
+        _simulate(workflow, empty_db_url, tmp_path / workflow)
     store = SqlStore(empty_db_url)
     try:
         with store.read() as tx:
