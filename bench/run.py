@@ -70,8 +70,9 @@ class Sizes:
     """Seconds of load per page, server and pass (bench/web.py, bench/portal.py; 20 clients)."""
     portal_cases: int = 100_000
     documents_repeat: int = 5
-    migrate_cases: int = 10_000
-    """Open cases ``case migrate`` moves in the scale section (bench/scale.py)."""
+    migrate_cases: int = 1_000_000
+    """Open cases ``case migrate`` moves in the scale section (bench/scale.py), at most the
+    section's own N (issue 17 point 3: a dry run and apply of 1,000,000 cases)."""
 
 
 QUICK = Sizes(
@@ -460,7 +461,7 @@ def run(sizes: Sizes, only: set[str], scale_cases: int = SCALE_CASES) -> list[Re
                     repeat=sizes.tick_repeat,
                     rate_due=sizes.dispatch,
                     rate_rounds=sizes.samples,
-                    migrate_cases=sizes.migrate_cases,
+                    migrate_cases=min(sizes.migrate_cases, scale_cases),
                 ),
             )
     finally:
