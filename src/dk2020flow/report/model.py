@@ -190,7 +190,8 @@ def build_report(
     date: the end of that day in the workflow's time zone).
 
     ``replay=False``: the programme as it stands, from the kept counts and indexes without
-    reading every case, when nothing in the store is later than ``at`` (else replayed).
+    reading every case, when nothing in the store is later than ``at`` (give or take
+    ``PRESENT_SLACK``; else replayed).
     ``chunk_size``: cases replayed at a time (``REPLAY_CHUNK`` when 0)."""
     name = workflow or _default_workflow(tx.definitions(), tx.report_case_totals())
     stored = tx.latest_definition(name)
@@ -206,7 +207,7 @@ def build_report(
     tz = ZoneInfo(definition.timezone)
     months, instants = _month_starts(tx.report_state_changes(name).first, at, tz)
     facts = None
-    if not replay and not tx.report_changed_after(name, at):
+    if not replay and not tx.report_changed_after(name, at + PRESENT_SLACK):
         facts = _kept_facts(tx, name, at, instants)
     if facts is None:  # as of the past: what the store keeps is the present
         facts = _replayed_facts(tx, name, at, instants, chunk_size or REPLAY_CHUNK)
@@ -240,6 +241,12 @@ def build_report(
 
 
 MAIL_STATUSES = ("sent", "pending", "sending", "parked", "dead")
+
+PRESENT_SLACK = dt.timedelta(minutes=5)
+"""How much later than the report's instant a change may be and still count as the
+present: a daemon's event committed while the report starts, or stamped by a clock a
+little ahead of this machine's, must not send a million-case report to a replay. What
+the check is for are clocks days or years behind the store (a test's, ``serve --now``)."""
 
 
 REPLAY_CHUNK = 2000
@@ -303,12 +310,12 @@ def _kept_facts(
     """The workflow as the store keeps it now: no case's log is read but its screenings.
     None when a screening is later than ``at``."""
     lines, states = tx.report_screenings(workflow)
-    if any(line.at > at for line in lines):
+    if any(line.at > at + PRESENT_SLACK for line in lines):
         return None
     tally: Tally = Counter()
     for count in tx.report_state_counts(workflow):
         tally[(count.state, count.cohort, count.region)] += count.count
-    screened = [c for c in _replay(lines, {}, at).values() if c.checklists]
+    screened = [c for c in _replay(lines, {}, at + PRESENT_SLACK).values() if c.checklists]
     for case in screened:
         case.state = states[case.case_id]
     candidates = tx.report_late_candidates(workflow, at)

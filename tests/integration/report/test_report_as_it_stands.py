@@ -111,3 +111,31 @@ def test_two_programmes_in_one_database_are_reported_apart(
                 )
     finally:
         store.close()
+
+
+def test_a_change_a_minute_after_the_clock_is_the_present(
+    empty_db_url: str, tmp_path: Path
+) -> None:
+    """A daemon's event committed as the report starts, or a clock a little ahead of this
+    machine's, must not send a large programme's report to a replay: changes up to
+    ``report.model.PRESENT_SLACK`` after the clock count as the present."""
+    _simulate("eu_mission", empty_db_url, tmp_path / "mail")
+    cities = tmp_path / "cities.csv"
+    cities.write_text(
+        "code,name,kind,country,region\nBE-NEW,Newtown,city,BE,Belgium\n", encoding="utf-8"
+    )
+    opened = dt.datetime(2024, 2, 1, 12, tzinfo=dt.UTC)  # after every simulated change
+    store = SqlStore(empty_db_url)
+    try:
+        service = Service(store, clock=ManualClock(opened))
+        service.import_participants(cities)
+        service.open_case("eu_mission", "Newtown", actor="secretariat", role=None, now=opened)
+        a_minute_before = Service(store, clock=ManualClock(opened - dt.timedelta(minutes=1)))
+        report = a_minute_before.report(workflow="eu_mission")
+        with store.read() as tx:
+            present = build_report(tx, workflow="eu_mission", at=opened)
+    finally:
+        store.close()
+    assert report.at == opened - dt.timedelta(minutes=1)
+    assert report.cases == present.cases  # Newtown is in it: the present, not a replay
+    assert report.by_state == present.by_state
