@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Integer, Select, and_, bindparam, exists, func, insert, select, update
+from sqlalchemy import Integer, Select, bindparam, func, insert, select, update
 
 from dk2020flow.engine.records import CaseSnapshot, Decision, EventRecord, TimerStatus
 from dk2020flow.errors import ConflictError, NotFoundError
@@ -35,7 +35,6 @@ from dk2020flow.store.sql.timers import (
     DISCARD_LEFT_STATE,
     DISCARD_REPLACED,
     INSERT_TIMER_ROWS,
-    latest_deadline_arms,
     refresh_deadline_columns,
     timer_values,
 )
@@ -67,19 +66,10 @@ def filter_cases(query: Select[Any], flt: CaseFilter) -> Select[Any]:
     if flt.open_only:
         query = query.where(c.closed.is_(False))
     if flt.overdue_at is not None:
-        # The cases whose current deadline passed (latest_deadline_arms); the service
-        # keeps those whose timer is a deadline to meet (engine.timers.is_late).
-        arms = latest_deadline_arms(flt.workflow).subquery()
-        query = query.where(
-            c.closed.is_(False),
-            exists().where(
-                and_(
-                    arms.c.case_id == c.id,
-                    arms.c.epoch == c.epoch,
-                    arms.c.deadline_at < flt.overdue_at,
-                )
-            ),
-        )
+        # The cases whose earliest deadline they can be late on passed (the kept
+        # ``deadline_at``, an index range): every late case is among them; the service
+        # keeps those late on a deadline (engine.timers.is_late on their arms).
+        query = query.where(c.closed.is_(False), c.deadline_at < flt.overdue_at)
     return query.order_by(c.id)
 
 
