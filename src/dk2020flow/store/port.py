@@ -562,9 +562,7 @@ class ReportsTx(Protocol):
         """The workflow's checklist events in id order, and each of their cases' state."""
         ...
 
-    def report_late_candidates(
-        self, workflow: str | None, at: dt.datetime
-    ) -> list[LateCandidate]:
+    def report_late_candidates(self, workflow: str | None, at: dt.datetime) -> list[LateCandidate]:
         """Open cases (of ``workflow``, or all) whose earliest deadline they can be late on
         passed before ``at``."""
         ...

@@ -351,9 +351,7 @@ def screenings(conn: Connection, workflow: str) -> tuple[list[EventLine], dict[i
     return lines, states
 
 
-def late_candidates(
-    conn: Connection, workflow: str | None, at: dt.datetime
-) -> list[LateCandidate]:
+def late_candidates(conn: Connection, workflow: str | None, at: dt.datetime) -> list[LateCandidate]:
     """The open cases (of ``workflow``, or all) whose earliest deadline they can be late on
     (``cases.deadline_at``, kept by the store) passed before ``at``: a range of
     ``ix_cases_workflow_deadline_at`` (``ix_cases_deadline_at`` for all workflows).
@@ -498,9 +496,7 @@ class SqlReportsTx(SqlBase):
     def report_screenings(self, workflow: str) -> tuple[list[EventLine], dict[int, str]]:
         return screenings(self._conn, workflow)
 
-    def report_late_candidates(
-        self, workflow: str | None, at: dt.datetime
-    ) -> list[LateCandidate]:
+    def report_late_candidates(self, workflow: str | None, at: dt.datetime) -> list[LateCandidate]:
         return late_candidates(self._conn, workflow, at)
 
     def report_deadline_arms_of(self, case_ids: Sequence[int]) -> list[DeadlineArm]:
