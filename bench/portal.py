@@ -202,6 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--db", choices=("sqlite", "postgresql", "both"), default="both", dest="backend"
     )
+    parser.add_argument("--threads", type=int, default=40, help="of each server")
     args = parser.parse_args(argv)
     from common import pg_available
 

@@ -39,6 +39,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from dk2020flow.definition.model import Text, is_language
 from dk2020flow.errors import ConflictError, Dk2020flowError, NotFoundError, quoted
+from dk2020flow.service.programme import programme_workflows
 from dk2020flow.service.roles import ADMIN, READ_ONLY, is_role_name
 from dk2020flow.store.port import Contact, NewMail, SessionInfo, SessionUser, UserInfo
 
@@ -546,27 +547,48 @@ class Accounts:
 
     def session_user(self, token: str, now: dt.datetime) -> SessionUser | None:
         """The user of a session cookie, or None (unknown, expired, revoked, disabled)."""
+        found = self.session(token, now)
+        return None if found is None else found[0]
+
+    def session(
+        self, token: str, now: dt.datetime
+    ) -> tuple[SessionUser, ParticipantRoles | None] | None:
+        """The user of a session cookie and, for a participant, their roles now
+        (``participant_roles``; None for staff, or when the address is in no contact row
+        any more), read in one transaction; None: no valid session (unknown, expired,
+        revoked, disabled). Read at every request: a session revoked or a contact row
+        removed stops counting at the next one."""
         if not token or len(token) > 200:
             return None
         hashed = digest(token)
+        contacts: Sequence[Contact] = ()
         with self._store.read() as tx:
             found = tx.session_user(hashed, now)
-        if found is None:
-            return None
-        user, last_seen = found
+            if found is None:
+                return None
+            user, last_seen = found
+            if user.kind == PARTICIPANT:
+                contacts = tx.contacts_with_email(user.email.lower())
         if now - last_seen >= TOUCH_EVERY:
             with self._store.transaction() as tx:
                 tx.touch_session(user.session_id, now)
-        return user
+        if user.kind != PARTICIPANT:
+            return user, None
+        return user, self._participant_roles(contacts)
 
     def participant_roles(self, email: str) -> ParticipantRoles | None:
         """A participant's roles per organisation, from the contact rows for ``email``
         now (None: the address is in no contact row any more)."""
         with self._store.read() as tx:
-            return participant_roles(
-                tx.contacts_with_email(email.lower()),
-                default_language=programme_language(self.service, tx),
-            )
+            contacts = tx.contacts_with_email(email.lower())
+        return self._participant_roles(contacts)
+
+    def _participant_roles(self, contacts: Sequence[Contact]) -> ParticipantRoles | None:
+        # The programme's language from the programme the pages show (kept for
+        # ``service.programme.PROGRAMME_LIFETIME``): no read of the definitions per request.
+        # Asked after the read transaction has ended: when it has to read the programme
+        # again, that is a transaction of its own, not a second connection held at once.
+        return participant_roles(contacts, default_language=shown_programme_language(self.service))
 
     def sessions(self, user_id: int) -> list[SessionInfo]:
         with self._store.read() as tx:
@@ -581,6 +603,17 @@ class Accounts:
     def sign_out(self, token: str) -> None:
         with self._store.transaction() as tx:
             tx.revoke_session_token(digest(token), self._now())
+
+
+def shown_programme_language(service: Service) -> str:
+    """``programme_language`` of the programme as the pages show it
+    (``service.programme.programme_workflows``, read at most once per
+    ``PROGRAMME_LIFETIME``): the default language of the first workflow by name; English
+    while no workflow is loaded."""
+    workflows = programme_workflows(service)
+    if not workflows:
+        return "en"
+    return min(workflows, key=lambda workflow: workflow.workflow).default_language
 
 
 def programme_language(service: Service, tx: Tx) -> str:

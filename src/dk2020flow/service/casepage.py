@@ -418,14 +418,39 @@ def case_page(
     """The page of case ``ref`` (``#12``, organisation code or name: ``Service.resolve``) for a
     user with ``roles``, in ``language``, as of ``now`` (the service's clock)."""
     now = now or service.clock.now()
-    acting = tuple(acting_roles(list(roles)))
     with service.store.read() as tx:
-        case = resolve_ref(service, tx, ref, workflow)
-        wf = service.compiled(tx, case.definition_id)
-        timers = tx.timers_of(case.id or 0, pending_only=False)
-        events = tx.history(case.id or 0)
-        case, events = displayed(tx, case, events)  # privacy: forgotten people's names
-        outbox = tx.outbox(case_id=case.id, limit=mail_limit)
+        reads = page_reads(service, tx, resolve_ref(service, tx, ref, workflow), mail_limit)
+    return built_page(reads, roles=roles, language=language, now=now)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PageReads:
+    """What a case's page reads of it (``page_reads``), before it is put in a language."""
+
+    case: CaseSnapshot
+    workflow: CompiledWorkflow
+    timers: list[StoredTimer]
+    events: list[StoredEvent]
+    outbox: list[OutboxMessage]
+
+
+def page_reads(service: Service, tx: Tx, case: CaseSnapshot, mail_limit: int = 50) -> PageReads:
+    """What the page of ``case`` shows of it, read in ``tx`` (the caller's transaction:
+    the portal reads the case, checks the person's access and reads this in one)."""
+    wf = service.compiled(tx, case.definition_id)
+    timers = tx.timers_of(case.id or 0, pending_only=False)
+    events = tx.history(case.id or 0)
+    case, events = displayed(tx, case, events)  # privacy: forgotten people's names
+    outbox = tx.outbox(case_id=case.id, limit=mail_limit)
+    return PageReads(case=case, workflow=wf, timers=timers, events=events, outbox=list(outbox))
+
+
+def built_page(
+    reads: PageReads, *, roles: Sequence[str], language: str, now: dt.datetime
+) -> CasePage:
+    """The page of what ``page_reads`` read, for a user with ``roles``, in ``language``."""
+    case, wf = reads.case, reads.workflow
+    acting = tuple(acting_roles(list(roles)))
     definition = wf.workflow
     state = definition.states[case.state]
     cohort = definition.cohorts.get(case.cohort) if case.cohort else None
@@ -447,10 +472,10 @@ def case_page(
             )
             for name, spec in definition.fields.items()
         ),
-        deadlines=_deadlines(wf, case, timers, acting, now, language),
+        deadlines=_deadlines(wf, case, reads.timers, acting, now, language),
         checklists=_checklists(wf, case, acting, language),
-        history=_timeline(definition, events, language),
-        outbox=tuple(outbox),
+        history=_timeline(definition, reads.events, language),
+        outbox=tuple(reads.outbox),
         actions=_actions(wf, case, acting, language),
         roles=acting,
     )

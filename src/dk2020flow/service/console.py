@@ -349,8 +349,8 @@ class Console:
         with self.service.store.read() as tx:
             return self._options(tx)
 
-    def _options(self, tx: Tx) -> TableOptions:
-        versions = tx.definition_names()
+    def _options(self, tx: Tx, versions: Sequence[tuple[int, str]] | None = None) -> TableOptions:
+        versions = tx.definition_names() if versions is None else versions
         wf = self._latest(tx, self.workflow_name(tx, versions), versions)
         return TableOptions(workflow=wf.workflow, regions=tuple(tx.regions()))
 
@@ -375,12 +375,19 @@ class Console:
         with self.service.store.read() as tx:
             return self._table(tx, options, query)
 
-    def _table(self, tx: Tx, options: TableOptions, query: CaseQuery) -> CaseTable:
-        page = tx.case_table(self._sql_query(tx, options, query, paged=True))
+    def _table(
+        self,
+        tx: Tx,
+        options: TableOptions,
+        query: CaseQuery,
+        versions: Sequence[tuple[int, str]] | None = None,
+    ) -> CaseTable:
+        """``versions``: ``tx.definition_names()``, when the caller has read them in ``tx``."""
+        page = tx.case_table(self._sql_query(tx, options, query, paged=True, versions=versions))
         if not page.rows and page.total and query.page > 1:
             last = -(-page.total // query.size)
             query = replace(query, page=last)
-            page = tx.case_table(self._sql_query(tx, options, query, paged=True))
+            page = tx.case_table(self._sql_query(tx, options, query, paged=True, versions=versions))
         return CaseTable(options=options, query=query, rows=page.rows, total=page.total)
 
     def page(
@@ -391,9 +398,10 @@ class Console:
         views, and the triggers their roles may fire in bulk. The same as ``parse``,
         ``table``, ``views`` and ``bulk_triggers`` one after the other."""
         with self.service.store.read() as tx:
-            options = self._options(tx)
+            versions = tx.definition_names()
+            options = self._options(tx, versions)
             query = CaseQuery.parse(params, options)
-            table = self._table(tx, options, query)
+            table = self._table(tx, options, query, versions)
             views = tx.views_for(user_id, list(roles))
         triggers = _bulk_triggers(options.workflow, roles) if acting_roles(list(roles)) else []
         return CasesPage(query=query, table=table, views=views, triggers=triggers)
@@ -407,13 +415,19 @@ class Console:
             return tx.case_table_ids(self._sql_query(tx, options, query, paged=False))
 
     def _sql_query(
-        self, tx: Tx, options: TableOptions, query: CaseQuery, *, paged: bool
+        self,
+        tx: Tx,
+        options: TableOptions,
+        query: CaseQuery,
+        *,
+        paged: bool,
+        versions: Sequence[tuple[int, str]] | None = None,
     ) -> CaseTableQuery:
         now = self.service.clock.now()
         return CaseTableQuery(
             workflow=options.name,
             now=now,
-            deadline_timers=self.deadline_timers(tx, options.name, now),
+            deadline_timers=self.deadline_timers(tx, options.name, now, versions),
             state=query.state,
             cohort=query.cohort,
             region=query.region,
@@ -426,14 +440,19 @@ class Console:
         )
 
     def deadline_timers(
-        self, tx: Tx, workflow: str, at: dt.datetime
+        self,
+        tx: Tx,
+        workflow: str,
+        at: dt.datetime,
+        stored: Sequence[tuple[int, str]] | None = None,
     ) -> tuple[tuple[int, str, str], ...]:
         """``(definition id, state, timer)`` of every timer a case can be late on, per
         ``engine.timers.is_late`` (asked for a deadline just passed: whether a state's
-        timer counts does not depend on the instant)."""
+        timer counts does not depend on the instant). ``stored``: ``tx.definition_names()``,
+        when the caller has read them in ``tx``."""
         versions = [
             (definition_id, self.service.compiled(tx, definition_id))
-            for definition_id, name in tx.definition_names()
+            for definition_id, name in (tx.definition_names() if stored is None else stored)
             if name == workflow
         ]
         key = tuple((definition_id, wf.content_hash) for definition_id, wf in versions)

@@ -124,8 +124,21 @@ def _is_late(wf: CompiledWorkflow, state: str, timer: str, at: dt.datetime) -> b
     return found is not None and timing.is_late(found, timer, at - dt.timedelta(seconds=1), at)
 
 
-def _dates(wf: CompiledWorkflow) -> list[ProgrammeDate]:
-    """Every event and date of every round of a definition version."""
+_DATES: dict[tuple[int, str], tuple[ProgrammeDate, ...]] = {}
+"""``_dates`` per definition version (id and content hash): a stored version never
+changes, so neither do its dates (a few versions per database)."""
+
+
+def _dates(wf: CompiledWorkflow) -> tuple[ProgrammeDate, ...]:
+    """Every event and date of every round of a definition version (worked out once)."""
+    key = (wf.definition_id, wf.content_hash)
+    found = _DATES.get(key)
+    if found is None:
+        found = _DATES[key] = tuple(_version_dates(wf))
+    return found
+
+
+def _version_dates(wf: CompiledWorkflow) -> list[ProgrammeDate]:
     found: list[ProgrammeDate] = []
     for cohort_name, cohort in wf.workflow.cohorts.items():
         for kind in COHORT_DATES:

@@ -24,9 +24,16 @@ from dk2020flow.definition.model import CalendarEvent, Workflow
 from dk2020flow.engine.machine import CompiledWorkflow
 from dk2020flow.engine.records import CaseSnapshot
 from dk2020flow.errors import Dk2020flowError
-from dk2020flow.service.casepage import CasePage, Deadline, case_page, state_title, title
+from dk2020flow.service.casepage import (
+    CasePage,
+    Deadline,
+    built_page,
+    page_reads,
+    state_title,
+    title,
+)
 from dk2020flow.service.core import Service
-from dk2020flow.store.port import OutboxMessage
+from dk2020flow.store.port import OutboxMessage, Tx
 
 StepStatus = Literal["passed", "current", "ahead"]
 
@@ -95,14 +102,20 @@ def case_access(
     """The case, its workflow version and the person's roles on it, or
     ``NotYourCaseError`` (a case of another organisation, or none at all)."""
     with service.store.read() as tx:
-        found = tx.find_cases_by_ref(f"#{case_id}", None)
-        if not found:
-            raise NotYourCaseError(case_id)
-        case = found[0]
-        roles = tuple(case_roles.get(case.organisation_code, ()))
-        if not roles:
-            raise NotYourCaseError(case_id)
-        return case, service.compiled(tx, case.definition_id), roles
+        return _access(service, tx, case_id, case_roles)
+
+
+def _access(
+    service: Service, tx: Tx, case_id: int, case_roles: Mapping[str, Sequence[str]]
+) -> tuple[CaseSnapshot, CompiledWorkflow, tuple[str, ...]]:
+    found = tx.find_cases_by_ref(f"#{case_id}", None)
+    if not found:
+        raise NotYourCaseError(case_id)
+    case = found[0]
+    roles = tuple(case_roles.get(case.organisation_code, ()))
+    if not roles:
+        raise NotYourCaseError(case_id)
+    return case, service.compiled(tx, case.definition_id), roles
 
 
 # ----------------------------------------------------------------------------- the pages
@@ -138,8 +151,11 @@ def portal_case(
 ) -> PortalCase:
     """One of the person's cases as the portal shows it (``NotYourCaseError`` if not)."""
     now = now or service.clock.now()
-    _case, _wf, roles = case_access(service, case_id, case_roles)
-    page = case_page(service, f"#{case_id}", roles=roles, language=language, now=now)
+    # The access check and the page's reads in one transaction.
+    with service.store.read() as tx:
+        case, _wf, roles = _access(service, tx, case_id, case_roles)
+        reads = page_reads(service, tx, case)
+    page = built_page(reads, roles=roles, language=language, now=now)
     definition = page.workflow.workflow
     address = email.lower()
     mine = tuple(

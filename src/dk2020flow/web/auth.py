@@ -75,9 +75,10 @@ def current_principal(request: Request) -> Principal | None:
     principal: Principal | None = None
     if token:
         ctx = web_context(request)
-        user = ctx.service.accounts.session_user(token, ctx.config.clock.now())
+        # The session and (a participant's) roles in one read transaction.
+        session = ctx.service.accounts.session(token, ctx.config.clock.now())
+        user, known = session if session is not None else (None, None)
         if user is not None and user.kind == PARTICIPANT:
-            known = ctx.service.accounts.participant_roles(user.email)
             principal = Principal(
                 user_id=user.user_id,
                 session_id=user.session_id,

@@ -23,14 +23,16 @@ The store keeps the earliest arm on the case row (``cases.deadline_at`` and
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Select,
     and_,
+    bindparam,
     case,
     delete,
     false,
@@ -98,13 +100,17 @@ def _like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _counts(query: CaseTableQuery) -> ColumnElement[bool]:
+def _counts(query: CaseTableQuery, *, bound: bool = False) -> ColumnElement[bool]:
     """Whether the case's ``deadline_timer`` is one it can be late on (per the caller's
     ``deadline_timers``). The store keeps only such timers in the column, so this holds
-    whenever the column is set, but for a definition it cannot read (sql/timers.py)."""
+    whenever the column is set, but for a definition it cannot read (sql/timers.py).
+    ``bound``: the timers are the ``timers`` parameter (``_params``), not in the SQL."""
     if not query.deadline_timers:
         return false()
-    return tuple_(_c.definition_id, _c.state, _c.deadline_timer).in_(list(query.deadline_timers))
+    key = tuple_(_c.definition_id, _c.state, _c.deadline_timer)
+    if bound:
+        return key.in_(bindparam("timers", expanding=True))
+    return key.in_(list(query.deadline_timers))
 
 
 class _Unindexed(FunctionElement[Any]):
@@ -133,22 +139,84 @@ def _sqlite_unindexed(element: _Unindexed, compiler: Any, **kw: Any) -> str:
     return "+" + str(compiler.process(element.clauses, **kw))
 
 
-def late_expression(query: CaseTableQuery, *, other_index: bool = False) -> ColumnElement[bool]:
+def late_expression(
+    query: CaseTableQuery, *, other_index: bool = False, bound: bool = False
+) -> ColumnElement[bool]:
     """Whether the case is late at ``query.now`` (see the module's docstring): its
     earliest counting deadline (``cases.deadline_at``) passed. Late on any arm means
     late on the earliest, so this is exact for a state with two deadline timers too.
     ``other_index``: a filter that reads another index (SQLite is kept from the
-    deadline index: ``_Unindexed``)."""
+    deadline index: ``_Unindexed``). ``bound``: the instant and the timers are the
+    ``now`` and ``timers`` parameters (``_params``)."""
     # ``is not null`` first: ``not late`` must hold for a case without a deadline too.
     waits = and_(_c.deadline_at.is_not(None), _c.deadline_timer.is_not(None))
     deadline: ColumnElement[Any] = _Unindexed(_c.deadline_at) if other_index else _c.deadline_at
-    return and_(_c.closed.is_(False), waits, deadline < query.now, _counts(query))
+    now: Any = bindparam("now", type_=_c.deadline_at.type) if bound else query.now
+    return and_(_c.closed.is_(False), waits, deadline < now, _counts(query, bound=bound))
 
 
-def deadline_expression(query: CaseTableQuery) -> ColumnElement[Any]:
+def deadline_expression(query: CaseTableQuery, *, bound: bool = False) -> ColumnElement[Any]:
     """The earliest deadline among the case's current arms it can be late on (None when
     it waits on none): ``cases.deadline_at``, kept by the store's writes."""
-    return case((_counts(query), _c.deadline_at), else_=None)
+    return case((_counts(query, bound=bound), _c.deadline_at), else_=None)
+
+
+# ----------------------------------------------------------------------------- statements
+#
+# The table's statements are built once per *shape* of the query — which filters are
+# set, late or not, the sort, whether it pages — with its values as bound parameters
+# (``_params``), as the overview's are: a request binds values instead of building SQL
+# expressions and their cache keys (most of a page's time in the store otherwise). The
+# builders below read only a query's shape; every value goes through ``_params``.
+
+_STATEMENTS: dict[tuple[Any, ...], Any] = {}
+"""Built statements by their shape; a few dozen shapes, a handful in use."""
+
+
+def _built(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+    """The statement of ``key``, built by ``build`` on first use (two threads may both
+    build one: the same statement, and the later stays)."""
+    found = _STATEMENTS.get(key)
+    if found is None:
+        found = _STATEMENTS[key] = build()
+    return found
+
+
+def _shape(query: CaseTableQuery) -> tuple[Any, ...]:
+    """What the statements of ``query`` depend on but its values."""
+    return (
+        query.state is not None,
+        query.cohort is not None,
+        query.region is not None,
+        query.late,
+        bool(query.search.strip()),
+        bool(query.deadline_timers),
+        query.sort,
+        query.descending,
+        query.limit is None,
+    )
+
+
+def _params(query: CaseTableQuery) -> dict[str, Any]:
+    """The values of ``query``'s bound parameters (a statement ignores those it has not)."""
+    params: dict[str, Any] = {
+        "workflow": query.workflow,
+        "state": query.state,
+        "cohort": query.cohort,
+        "region": query.region,
+        "now": query.now,
+        "limit": query.limit,
+        "offset": query.offset,
+    }
+    if query.deadline_timers:
+        params["timers"] = [tuple(key) for key in query.deadline_timers]
+    if query.search.strip():
+        params["pattern"] = _like_pattern(query.search.strip())
+    return params
+
+
+def _bound(name: str, column: ColumnElement[Any]) -> Any:
+    return bindparam(name, type_=column.type)
 
 
 class _DrivingJoin(Join):
@@ -177,7 +245,7 @@ def _sqlite_cross_join(join: _DrivingJoin, compiler: Any, **kw: Any) -> str:
 def _filtered(
     query: CaseTableQuery, base: Select[Any], *, join: bool, drive: bool = False
 ) -> Select[Any]:
-    """``base`` over the cases that match ``query``'s filter; joined with the
+    """``base`` over the cases that match ``query``'s filter (bound: ``_params``); joined with the
     organisations when the search needs them or ``join`` (the sort does), and read in
     the organisations' order first when ``drive`` (a sort by name of a filter that
     many cases match: the name index gives the page after a few rows)."""
@@ -189,26 +257,27 @@ def _filtered(
             base = base.select_from(t.cases.join(t.organisations, on))
     else:
         base = base.select_from(t.cases)
-    base = base.where(_c.workflow == query.workflow)
+    base = base.where(_c.workflow == _bound("workflow", _c.workflow))
     if query.state is not None:
-        base = base.where(_c.state == query.state)
+        base = base.where(_c.state == _bound("state", _c.state))
     if query.cohort is not None:
-        base = base.where(_c.cohort == query.cohort)
+        base = base.where(_c.cohort == _bound("cohort", _c.cohort))
     if query.region is not None:
         # The case's own copy of its organisation's region (kept by the database):
         # the filter reads the cases' indexes alone.
-        base = base.where(_c.organisation_region == query.region)
+        base = base.where(_c.organisation_region == _bound("region", _c.organisation_region))
     if query.search.strip():
-        base = base.where(folded(_m.name).like(_like_pattern(query.search.strip()), escape="\\"))
+        pattern = bindparam("pattern", type_=_m.name.type)
+        base = base.where(folded(_m.name).like(pattern, escape="\\"))
     # A round or region is read from its own index; a page by since walks the index in
     # that order (``ix_cases_workflow_entered_at_state``: lateness is in it).
     other_index = (
         query.cohort is not None or query.region is not None or query.sort is CaseSort.SINCE
     )
     if query.late is True:
-        base = base.where(late_expression(query, other_index=other_index))
+        base = base.where(late_expression(query, other_index=other_index, bound=True))
     elif query.late is False:
-        base = base.where(~late_expression(query, other_index=other_index))
+        base = base.where(~late_expression(query, other_index=other_index, bound=True))
     return base
 
 
@@ -233,26 +302,29 @@ def _kept_filter(query: CaseTableQuery, kept: Any) -> list[ColumnElement[bool]]:
     """``query``'s filter (but *late* and the text search) on a kept count table's key
     (``case_counts`` or ``deadline_counts``: no round is ``''`` there)."""
     wanted = (
-        (kept.workflow, query.workflow),
-        (kept.state, query.state),
-        (kept.cohort, query.cohort),
-        (kept.region, query.region),
+        (kept.workflow, "workflow", query.workflow),
+        (kept.state, "state", query.state),
+        (kept.cohort, "cohort", query.cohort),
+        (kept.region, "region", query.region),
     )
-    return [column == value for column, value in wanted if value is not None]
+    return [column == _bound(name, column) for column, name, value in wanted if value is not None]
 
 
 def _passed_filter(query: CaseTableQuery, late: bool | None) -> list[ColumnElement[bool]]:
     """``deadline_counts`` rows of the timers a case can be late on: passed at
     ``query.now`` (``late``), not passed (``late`` False), or either (None)."""
     counting: list[ColumnElement[bool]] = [
-        tuple_(_dc.definition_id, _dc.state, _dc.deadline_timer).in_(list(query.deadline_timers))
+        tuple_(_dc.definition_id, _dc.state, _dc.deadline_timer).in_(
+            bindparam("timers", expanding=True)
+        )
         if query.deadline_timers
         else false()
     ]
+    now = _bound("now", _dc.deadline_at)
     if late is True:
-        counting.append(_dc.deadline_at < query.now)
+        counting.append(_dc.deadline_at < now)
     elif late is False:
-        counting.append(_dc.deadline_at >= query.now)
+        counting.append(_dc.deadline_at >= now)
     return counting
 
 
@@ -273,13 +345,42 @@ def _ordered(query: CaseTableQuery, base: Select[Any], *, walk: bool = True) -> 
         key: Any = {
             CaseSort.ROUND: _c.cohort,
             CaseSort.STATE: _c.state,
-            CaseSort.DEADLINE: deadline_expression(query),
+            CaseSort.DEADLINE: deadline_expression(query, bound=True),
         }[query.sort]
         # Cases without a round or a deadline come last in either direction.
         first = [] if query.sort is CaseSort.STATE else [key.is_(None)]
         return base.order_by(*first, key.desc() if query.descending else key.asc(), _m.name, _c.id)
     direction = [column.desc() if query.descending else column.asc() for column in order]
     return base.order_by(*direction, _c.id.desc() if query.descending else _c.id.asc())
+
+
+def _definition_names() -> Select[Any]:
+    d = t.definitions.c
+    return select(d.id, d.name).order_by(d.id)
+
+
+def _regions() -> Select[Any]:
+    """One step of ``ix_organisations_region_name`` per region (a loose index scan in a
+    recursive query), not every organisation: a handful of regions, however many
+    organisations."""
+    first = select(func.min(_m.region).label("region")).cte("regions", recursive=True)
+    after = select(func.min(_m.region)).where(_m.region > first.c.region).scalar_subquery()
+    steps = first.union_all(select(after).where(first.c.region.is_not(None)))
+    return select(steps.c.region).where(steps.c.region.is_not(None)).order_by(steps.c.region)
+
+
+def _rows_of(query: CaseTableQuery) -> Select[Any]:
+    """The table's rows of the cases ``ids`` (bound), with their deadline and lateness."""
+    return (
+        select(
+            t.cases,
+            *snapshot_columns(),
+            deadline_expression(query, bound=True).label("current_deadline"),
+            late_expression(query, bound=True).label("is_late"),
+        )
+        .select_from(t.cases.join(t.organisations, _m.code == _c.organisation_code))
+        .where(_c.id.in_(bindparam("ids", expanding=True)))
+    )
 
 
 class SqlConsoleTx(SqlBase):
@@ -301,8 +402,11 @@ class SqlConsoleTx(SqlBase):
             if query.limit is None or (query.offset == 0 and len(ids) < query.limit):
                 total = len(ids)  # the whole result is on this page: no need to count
             else:
-                count = _filtered(query, select(func.count()), join=False)
-                total = int(self._conn.execute(count).scalar_one())
+                count = _built(
+                    ("count", *_shape(query)),
+                    lambda: _filtered(query, select(func.count()), join=False),
+                )
+                total = int(self._conn.execute(count, _params(query)).scalar_one())
         return CaseTablePage(rows=self._table_rows(query, ids), total=total)
 
     def case_table_ids(self, query: CaseTableQuery) -> list[int]:
@@ -324,12 +428,20 @@ class SqlConsoleTx(SqlBase):
             # order meets the matches late. A round or region has an index that holds
             # the entry time (and lateness): reading it alone and sorting is bounded.
             walk = False
-        page = _ordered(
-            query, _filtered(query, select(_c.id), join=by_name, drive=by_name and walk), walk=walk
-        )
-        if query.limit is not None:
-            page = page.limit(query.limit).offset(query.offset)
-        return [int(case_id) for case_id in self._conn.execute(page).scalars()]
+
+        def build() -> Select[Any]:
+            drive = by_name and walk
+            page = _ordered(
+                query, _filtered(query, select(_c.id), join=by_name, drive=drive), walk=walk
+            )
+            if query.limit is not None:
+                page = page.limit(bindparam("limit", type_=Integer)).offset(
+                    bindparam("offset", type_=Integer)
+                )
+            return page
+
+        page = _built(("page", walk, *_shape(query)), build)
+        return [int(case_id) for case_id in self._conn.execute(page, _params(query)).scalars()]
 
     def _ids_by_groups(self, query: CaseTableQuery, total: int, cases: int) -> list[int]:
         """A page sorted by round, state or deadline: cases of one value come together,
@@ -348,7 +460,9 @@ class SqlConsoleTx(SqlBase):
             )
             drive = _many_match(part, (count, cases))
             page = _ordered(part, _filtered(part, select(_c.id), join=True, drive=drive))
-            found = self._conn.execute(page.where(condition).limit(take).offset(skip))
+            found = self._conn.execute(
+                page.where(condition).limit(take).offset(skip), _params(part)
+            )
             ids += [int(case_id) for case_id in found.scalars()]
             skip = 0
             if len(ids) >= query.limit:
@@ -358,6 +472,7 @@ class SqlConsoleTx(SqlBase):
     def _groups(self, query: CaseTableQuery, total: int) -> list[tuple[ColumnElement[bool], int]]:
         """(the condition of a value of the sort's column, how many matching cases have
         it), in the sort's order: rounds and deadlines with none last either way."""
+        params = _params(query)
         if query.sort is CaseSort.DEADLINE:
             passed = _passed_filter(query, query.late)
             key = _dc.deadline_at
@@ -367,7 +482,8 @@ class SqlConsoleTx(SqlBase):
                 .where(*_kept_filter(query, _dc), *passed)
                 .group_by(key)
                 .having(n != 0)
-                .order_by(key.desc() if query.descending else key.asc())
+                .order_by(key.desc() if query.descending else key.asc()),
+                params,
             ).all()
             has = and_(
                 _c.closed.is_(False),
@@ -388,7 +504,8 @@ class SqlConsoleTx(SqlBase):
             .where(*_kept_filter(query, _cc))
             .group_by(cases_key)
             .having(n != 0)
-            .order_by(cases_key.desc() if query.descending else cases_key.asc())
+            .order_by(cases_key.desc() if query.descending else cases_key.asc()),
+            params,
         ).all()
         late: dict[str, int] = {}
         if query.late is not None and query.deadline_timers:
@@ -398,7 +515,8 @@ class SqlConsoleTx(SqlBase):
                 for value, count in self._conn.execute(
                     select(late_key, ln)
                     .where(*_kept_filter(query, _dc), *_passed_filter(query, True))
-                    .group_by(late_key)
+                    .group_by(late_key),
+                    params,
                 )
             }
         found: list[tuple[ColumnElement[bool], int]] = []
@@ -421,19 +539,22 @@ class SqlConsoleTx(SqlBase):
         if query.search.strip():
             return None
 
-        def cases(*where: ColumnElement[bool]) -> Any:
-            return select(func.coalesce(func.sum(_cc.n), 0)).where(*where).scalar_subquery()
+        def build() -> Select[Any]:
+            def cases(*where: ColumnElement[bool]) -> Any:
+                return select(func.coalesce(func.sum(_cc.n), 0)).where(*where).scalar_subquery()
 
-        late: Any = literal(0)
-        if query.late is not None and query.deadline_timers:
-            late = (
-                select(func.coalesce(func.sum(_dc.n), 0))
-                .where(*_kept_filter(query, _dc), *_passed_filter(query, True))
-                .scalar_subquery()
-            )
-        row = self._conn.execute(
-            select(cases(*_kept_filter(query, _cc)), late, cases(_cc.workflow == query.workflow))
-        ).one()
+            late: Any = literal(0)
+            if query.late is not None and query.deadline_timers:
+                late = (
+                    select(func.coalesce(func.sum(_dc.n), 0))
+                    .where(*_kept_filter(query, _dc), *_passed_filter(query, True))
+                    .scalar_subquery()
+                )
+            workflow = _cc.workflow == _bound("workflow", _cc.workflow)
+            return select(cases(*_kept_filter(query, _cc)), late, cases(workflow))
+
+        counts = _built(("counts", *_shape(query)), build)
+        row = self._conn.execute(counts, _params(query)).one()
         total, passed, workflow = (int(value) for value in row)
         if query.late is None:
             return total, workflow
@@ -444,19 +565,20 @@ class SqlConsoleTx(SqlBase):
         in the order of ``ix_cases_workflow_deadline_at`` (a page reads a page's worth of
         it, not every case): those with one (ties by name), then those without (by name).
         The same order as ``_ordered`` gives."""
-        has = and_(_c.deadline_at.is_not(None), _counts(query))
+        params = _params(query)
+        has = and_(_c.deadline_at.is_not(None), _counts(query, bound=True))
         key = _c.deadline_at.desc() if query.descending else _c.deadline_at.asc()
         first = _filtered(query, select(_c.id), join=True).where(has)
         ids = [
             int(case_id)
             for case_id in self._conn.execute(
-                first.order_by(key, _m.name, _c.id).limit(limit).offset(query.offset)
+                first.order_by(key, _m.name, _c.id).limit(limit).offset(query.offset), params
             ).scalars()
         ]
         if len(ids) == limit:
             return ids
         with_deadline = self._conn.execute(
-            _filtered(query, select(func.count()), join=False).where(has)
+            _filtered(query, select(func.count()), join=False).where(has), params
         ).scalar_one()
         rest = (
             _filtered(query, select(_c.id), join=True)
@@ -465,39 +587,23 @@ class SqlConsoleTx(SqlBase):
             .limit(limit - len(ids))
             .offset(max(0, query.offset - int(with_deadline)))
         )
-        return ids + [int(case_id) for case_id in self._conn.execute(rest).scalars()]
+        return ids + [int(case_id) for case_id in self._conn.execute(rest, params).scalars()]
 
     def definition_names(self) -> list[tuple[int, str]]:
-        d = t.definitions.c
-        rows = self._conn.execute(select(d.id, d.name).order_by(d.id))
+        rows = self._conn.execute(_built(("definition_names",), _definition_names))
         return [(int(definition_id), str(name)) for definition_id, name in rows]
 
     def regions(self) -> list[str]:
-        # One step of ``ix_organisations_region_name`` per region (a loose index scan in
-        # a recursive query), not every organisation: a handful of regions, however
-        # many organisations.
-        first = select(func.min(_m.region).label("region")).cte("regions", recursive=True)
-        after = select(func.min(_m.region)).where(_m.region > first.c.region).scalar_subquery()
-        steps = first.union_all(select(after).where(first.c.region.is_not(None)))
-        query = select(steps.c.region).where(steps.c.region.is_not(None)).order_by(steps.c.region)
-        return [str(r) for r in self._conn.execute(query).scalars()]
+        return [str(r) for r in self._conn.execute(_built(("regions",), _regions)).scalars()]
 
     def _table_rows(self, query: CaseTableQuery, ids: Sequence[int]) -> list[CaseTableRow]:
         if not ids:
             return []
+        rows_of = _built(("rows", bool(query.deadline_timers)), lambda: _rows_of(query))
+        params = _params(query)
         found: dict[int, CaseTableRow] = {}
         for chunk in _chunks(ids, 500):
-            rows = self._conn.execute(
-                select(
-                    t.cases,
-                    *snapshot_columns(),
-                    deadline_expression(query).label("current_deadline"),
-                    late_expression(query).label("is_late"),
-                )
-                .select_from(t.cases.join(t.organisations, _m.code == _c.organisation_code))
-                .where(_c.id.in_(chunk))
-            )
-            for row in rows:
+            for row in self._conn.execute(rows_of, {**params, "ids": list(chunk)}):
                 found[row.id] = CaseTableRow(
                     case=to_case(row), deadline_at=row.current_deadline, late=bool(row.is_late)
                 )
@@ -520,10 +626,14 @@ class SqlConsoleTx(SqlBase):
         return found
 
     def views_for(self, user_id: int, roles: Sequence[str]) -> list[SavedView]:
-        where: ColumnElement[bool] = _v.owner_id == user_id
-        if roles:
-            where = or_(where, _v.shared_role.in_(list(roles)))
-        rows = self._conn.execute(_views().where(where).order_by(_v.name, _v.id))
+        def build() -> Select[Any]:
+            where: ColumnElement[bool] = _v.owner_id == bindparam("user_id", type_=Integer)
+            if roles:
+                where = or_(where, _v.shared_role.in_(bindparam("roles", expanding=True)))
+            return _views().where(where).order_by(_v.name, _v.id)
+
+        views = _built(("views", bool(roles)), build)
+        rows = self._conn.execute(views, {"user_id": user_id, "roles": list(roles)})
         return [_to_view(row) for row in rows]
 
     def saved_view(self, view_id: int) -> SavedView | None:

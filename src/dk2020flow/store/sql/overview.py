@@ -144,7 +144,16 @@ def _statements() -> dict[str, Any]:
     groups = tuple_(_c.definition_id, _c.state, _c.deadline_timer).in_(
         bindparam("groups", expanding=True)
     )
+    cases = func.sum(_cc.n)
+    passed = func.sum(_dc.n)
     return {
+        "state_counts": select(_cc.workflow, _cc.state, _cc.cohort, _cc.region, cases.label("n"))
+        .group_by(_cc.workflow, _cc.state, _cc.cohort, _cc.region)
+        .having(cases != 0),
+        "passed_groups": select(_dc.definition_id, _dc.state, _dc.deadline_timer, passed.label("n"))
+        .where(_dc.deadline_at < bindparam("at", type_=_dc.deadline_at.type))
+        .group_by(_dc.definition_id, _dc.state, _dc.deadline_timer)
+        .having(passed != 0),
         "window_count": select(func.count()).select_from(window.subquery()),
         "window": window.order_by(_tm.deadline_at, _tm.case_id).limit(limit),
         # ``ix_cases_deadline_at_id`` gives the page in its order: a page reads about a
@@ -178,12 +187,7 @@ class SqlOverviewTx(SqlBase):
     """``port.OverviewTx`` over the transaction's connection."""
 
     def state_counts(self) -> list[StateCount]:
-        n = func.sum(_cc.n)
-        query = (
-            select(_cc.workflow, _cc.state, _cc.cohort, _cc.region, n.label("n"))
-            .group_by(_cc.workflow, _cc.state, _cc.cohort, _cc.region)
-            .having(n != 0)
-        )
+        query = _statements()["state_counts"]
         return [
             StateCount(
                 workflow=r.workflow,
@@ -196,18 +200,12 @@ class SqlOverviewTx(SqlBase):
         ]
 
     def passed_deadline_groups(self, at: dt.datetime) -> list[LateGroup]:
-        n = func.sum(_dc.n)
-        query = (
-            select(_dc.definition_id, _dc.state, _dc.deadline_timer, n.label("n"))
-            .where(_dc.deadline_at < at)
-            .group_by(_dc.definition_id, _dc.state, _dc.deadline_timer)
-            .having(n != 0)
-        )
+        query = _statements()["passed_groups"]
         return [
             LateGroup(
                 definition_id=r.definition_id, state=r.state, timer=r.deadline_timer, count=int(r.n)
             )
-            for r in self._conn.execute(query)
+            for r in self._conn.execute(query, {"at": at})
         ]
 
     def outbox_status_counts(self) -> dict[OutboxStatus, int]:

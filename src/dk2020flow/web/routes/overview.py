@@ -35,6 +35,10 @@ LIST_LIMIT = 50
 class Cell:
     count: int
     href: str
+    text: str
+    """The count as the page writes it."""
+    label: str = ""
+    """What the cell's link says to a screen reader (a row's cells have one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +46,22 @@ class Row:
     title: str
     cells: list[Cell]
     total: Cell
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """A row of the late cases or the coming deadlines, as the page writes it (the
+    texts made here, not by a call per row in the template)."""
+
+    case_id: int
+    organisation: str
+    state: str
+    timer: str
+    fired: bool
+    at: str
+    """When the deadline is (was)."""
+    span: str
+    """How late the case is, or how long is left."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,25 +136,63 @@ def _table(
     def link(state: str | None, column: str | None) -> str:
         return cases_url(**{**base, "state": state, key: column or base.get(key)})
 
-    rows = [
-        Row(
-            title=titles.state(workflow, state),
-            cells=[Cell(by[(state, col)], link(state, col)) for col in columns],
-            total=Cell(sum(by[(state, col)] for col in columns), link(state, None)),
+    def cell(count: int, href: str, label: str = "") -> Cell:
+        return Cell(count, href, tr.number(count), label)
+
+    titled = [column_title[col] for col in columns]
+
+    def row(state: str) -> Row:
+        title = titles.state(workflow, state)
+        cells = [
+            cell(
+                by[(state, col)],
+                link(state, col),
+                tr.t(
+                    "overview.cell_link",
+                    count=tr.number(by[(state, col)]),
+                    state=title,
+                    column=name,
+                )
+                if by[(state, col)]
+                else "",
+            )
+            for col, name in zip(columns, titled, strict=True)
+        ]
+        return Row(
+            title=title,
+            cells=cells,
+            total=cell(sum(by[(state, col)] for col in columns), link(state, None)),
         )
-        for state in states
-    ]
-    totals = [Cell(sum(by[(s, col)] for s in states), link(None, col)) for col in columns]
+
+    rows = [row(state) for state in states]
+    totals = [cell(sum(by[(s, col)] for s in states), link(None, col)) for col in columns]
     return Table(
-        columns=[column_title[col] for col in columns],
+        columns=titled,
         rows=rows,
         totals=totals,
-        total=Cell(sum(t.count for t in totals), link(None, None)),
+        total=cell(sum(t.count for t in totals), link(None, None)),
     )
 
 
-def _late_by(line: DeadlineLine, at: dt.datetime, tr: Translator) -> str:
-    return tr.duration(at - line.deadline_at, direction=False)
+def _lines(
+    lines: Sequence[DeadlineLine], at: dt.datetime, titles: Titles, tr: Translator, *, late: bool
+) -> list[Line]:
+    """The late cases (``late``: how late each is) or the coming deadlines (how long is
+    left), as the page shows them."""
+    return [
+        Line(
+            case_id=line.case_id,
+            organisation=line.organisation,
+            state=titles.state(line.workflow, line.state),
+            timer=titles.timer(line.workflow, line.state, line.timer),
+            fired=line.fired,
+            at=tr.datetime(line.deadline_at, "short"),
+            span=tr.duration(
+                (at - line.deadline_at) if late else (line.deadline_at - at), direction=False
+            ),
+        )
+        for line in lines
+    ]
 
 
 @router.get("/")
@@ -229,8 +287,8 @@ def overview(
             "by_round": by_round,
             "by_region": by_region,
             "chart": chart,
-            "late_by": lambda line: _late_by(line, found.at, tr),
-            "time_left": lambda line: tr.duration(line.deadline_at - found.at, direction=False),
+            "late": _lines(found.late, found.at, titles, tr, late=True),
+            "deadlines": _lines(found.deadlines, found.at, titles, tr, late=False),
             "late_url": cases_url(late="1", workflow=chosen if several else None),
             "parked": found.outbox.get(OutboxStatus.PARKED, 0),
             "dead": found.outbox.get(OutboxStatus.DEAD, 0),

@@ -102,14 +102,18 @@ def _render_case(
 ) -> Response:
     ctx = web_context(request)
     tr = ctx.renderer.translator(request)
-    view: PortalCase = portal_case(
-        ctx.service,
-        case_id,
-        principal.case_roles,
-        email=principal.email,
-        language=tr.language,
-        now=ctx.config.clock.now(),
-    )
+    try:
+        # The access check and the page's reads in one transaction.
+        view: PortalCase = portal_case(
+            ctx.service,
+            case_id,
+            principal.case_roles,
+            email=principal.email,
+            language=tr.language,
+            now=ctx.config.clock.now(),
+        )
+    except NotYourCaseError:
+        raise Forbidden from None
     record_read(
         ctx.service, actor=principal.email, actor_kind="participant", via="portal", case_id=case_id
     )
@@ -142,8 +146,7 @@ def _render_case(
 @router.get("/portal/cases/{case_id}")
 def case_page(request: Request, case_id: int, principal: Participant, done: str = "") -> Response:
     """One of the person's cases: the path, the actions, deadlines, events, mail and
-    documents."""
-    _access(request, principal, case_id)
+    documents (403 for a case that is not theirs: ``_render_case``)."""
     tr = web_context(request).renderer.translator(request)
     text = tr.t(f"portal.done.{done}") if done in ("fired", "uploaded", "answered") else ""
     return _render_case(request, principal, case_id, done=text)
