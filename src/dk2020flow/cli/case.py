@@ -23,12 +23,14 @@ from dk2020flow.cli.common import (
     parse_now,
     parse_pairs,
     print_json,
+    to_jsonable,
 )
 from dk2020flow.cli.documents import documents_app
 from dk2020flow.errors import quoted
 
 if TYPE_CHECKING:
     from dk2020flow.engine.records import CaseSnapshot
+    from dk2020flow.service.migrate import MigrationPlan
 
 case_app = typer.Typer(
     no_args_is_help=True, help="Open cases and move them through their workflow."
@@ -584,6 +586,11 @@ def verify(
         raise typer.Exit(VERIFY_FAILED_EXIT)
 
 
+MIGRATE_ROWS = 50
+"""Cases a migration's table shows (``--json`` has every case): at a million cases a row
+per case is more than anyone reads, and most of the command's time."""
+
+
 @case_app.command("migrate")
 @handle_errors
 def migrate(
@@ -606,37 +613,77 @@ def migrate(
         state_map=parse_pairs(mapping, "--map"),
         actor=actor_name(actor),
         dry_run=not apply,
+        items_kept=None if as_json else MIGRATE_ROWS,
     )
     if as_json:
-        print_json(plan)
+        print_plan_json(plan)
     else:
-        from rich.table import Table
-
-        table = Table(
-            title=f"{workflow}: {', '.join(plan.from_versions) or '—'} → {plan.to_version}"
-        )
-        columns = ("case", "organisation", "state", "timers", "kept", "not re-armed", "problem")
-        for column in columns:
-            table.add_column(column)
-        for item in plan.items:
-            timers = "; ".join(f"{t} {k} {local(at)}" for t, k, at in item.timers)
-            kept = "; ".join(f"{t} extended to {local(at)}" for t, at in item.kept_deadlines)
-            done = "; ".join(f"{t} {k} (fired {local(at)})" for t, k, at in item.not_rearmed)
-            table.add_row(
-                str(item.case_id),
-                item.organisation,
-                f"{item.from_state} → {item.to_state}",
-                timers,
-                kept,
-                done,
-                item.problem,
-            )
-        out.print(table)
-        if plan.applied:
-            out.print(f"migrated {plan.moved} case(s)")
-        elif any(i.problem for i in plan.items):
-            out.print("nothing migrated: fix the problems above (e.g. with --map)")
-        else:
-            out.print("dry run: nothing changed; run again with --apply to migrate")
-    if any(i.problem for i in plan.items):
+        _print_plan(plan)
+    if plan.problems:
         raise typer.Exit(3)
+
+
+def print_plan_json(plan: MigrationPlan) -> None:
+    """``print_json(plan)``'s very text, written an item at a time: at a million cases the
+    whole text at once (and the copies ``asdict`` makes on the way) would take gigabytes."""
+    import json
+    from dataclasses import replace
+
+    head = json.dumps(to_jsonable(replace(plan, items=[])), ensure_ascii=False, indent=2)
+    before, after = head.split('"items": []', 1)
+    typer.echo(before + '"items": [', nl=False)
+    for n, item in enumerate(plan.items):
+        text = json.dumps(to_jsonable(item), ensure_ascii=False, indent=2)
+        typer.echo(("," if n else "") + "\n    " + text.replace("\n", "\n    "), nl=False)
+    typer.echo(("\n  ]" if plan.items else "]") + after)
+
+
+def _print_plan(plan: MigrationPlan) -> None:
+    """The first ``MIGRATE_ROWS`` cases of the plan, how many cases go from which state to
+    which, and every case with a problem (what must be fixed before anything moves): what
+    ``Service.migrate(items_kept=MIGRATE_ROWS)`` returns."""
+    from rich.table import Table
+
+    table = Table(
+        title=f"{plan.workflow}: {', '.join(plan.from_versions) or '—'} → {plan.to_version}"
+    )
+    columns = ("case", "organisation", "state", "timers", "kept", "not re-armed", "problem")
+    for column in columns:
+        table.add_column(column)
+    for item in plan.items[:MIGRATE_ROWS]:
+        timers = "; ".join(f"{t} {k} {local(at)}" for t, k, at in item.timers)
+        kept = "; ".join(f"{t} extended to {local(at)}" for t, at in item.kept_deadlines)
+        done = "; ".join(f"{t} {k} (fired {local(at)})" for t, k, at in item.not_rearmed)
+        table.add_row(
+            str(item.case_id),
+            item.organisation,
+            f"{item.from_state} → {item.to_state}",
+            timers,
+            kept,
+            done,
+            item.problem,
+        )
+    out.print(table)
+    more = plan.cases - MIGRATE_ROWS
+    if more > 0:
+        out.print(f"… {more:,} more case(s): --json lists every case", markup=False)
+    if plan.cases:
+        out.print(f"{plan.cases:,} case(s), by state (old → new):", markup=False)
+    else:
+        out.print("no case to move: every open case is on the newest version")
+    for old, new, count in plan.moves:
+        out.print(f"  {old} → {new}: {count:,}", markup=False)
+    problems = plan.problems
+    if problems:
+        out.print(f"{len(problems):,} case(s) with a problem:", markup=False)
+        for item in problems:
+            out.print(
+                f"  case {item.case_id} ({item.organisation}, {item.from_state}): {item.problem}",
+                markup=False,
+            )
+    if plan.applied:
+        out.print(f"migrated {plan.moved} case(s)")
+    elif problems:
+        out.print("nothing migrated: fix the problems above (e.g. with --map)")
+    else:
+        out.print("dry run: nothing changed; run again with --apply to migrate")

@@ -11,6 +11,12 @@ applying it then commits in chunks of ``CHUNK_SIZE`` cases, each its own write
 transaction, so that a crash loses at most the chunk it was in (issue #17): running
 the migration again moves the rest, as cases already moved are no longer open on an
 old version.
+
+The cost is per chunk, not per case, where it can be: the plan and each chunk of the
+migration read the chunk's cases and their timers in one query each
+(``Tx.load_cases``, ``Tx.epoch_timers_of``), and a chunk's decisions are written
+together through the store's batch path (``Tx.apply_batch``, as ``fire_due`` writes
+its firings), which refreshes the chunk's deadline columns once.
 """
 
 from __future__ import annotations
@@ -23,9 +29,17 @@ from dk2020flow.engine import decide
 from dk2020flow.engine.decide import Actor
 from dk2020flow.engine.machine import CompiledWorkflow
 from dk2020flow.engine.records import CaseSnapshot, Decision, TimerArm, TimerKind, TimerStatus
-from dk2020flow.errors import Dk2020flowError, RefusalReason, RefusedError
+from dk2020flow.errors import ConflictError, Dk2020flowError, RefusalReason, RefusedError
 from dk2020flow.service.parts import ServiceParts
-from dk2020flow.store.port import CaseFilter, StoredTimer, Tx
+from dk2020flow.store.errors import StoreError
+from dk2020flow.store.port import (
+    BatchItem,
+    BatchOutcome,
+    CaseFilter,
+    DecisionStep,
+    StoredTimer,
+    Tx,
+)
 
 CHUNK_SIZE = 500
 """Cases moved per write transaction: small enough that a transaction stays short and
@@ -56,9 +70,21 @@ class MigrationPlan:
     from_versions: list[str]
     to_version: str
     items: list[MigrationItem]
+    """The plan's cases, in case order: every one, or (``migrate(items_kept=N)``) the
+    first N and every one with a problem."""
     applied: bool
     moved: int = 0
     """How many cases the migration moved."""
+    cases: int = 0
+    """How many cases the plan covers (``items`` may hold fewer)."""
+    moves: list[tuple[str, str, int]] = field(default_factory=list)
+    """How many of them go from each state to which: ``(from, to, cases)``, the most
+    first (a case with a problem goes to ``"?"``)."""
+
+    @property
+    def problems(self) -> list[MigrationItem]:
+        """The cases that cannot move as the plan stands (each says why)."""
+        return [item for item in self.items if item.problem]
 
 
 class MigrationInterruptedError(Dk2020flowError):
@@ -85,12 +111,19 @@ def migrate(
     dry_run: bool,
     now: dt.datetime | None = None,
     chunk_size: int = CHUNK_SIZE,
+    items_kept: int | None = None,
 ) -> MigrationPlan:
     """Move every open case of ``workflow`` to its newest version (dry run first).
 
-    The plan is made in one read; unless it is a dry run or has a problem, it is
-    then applied ``chunk_size`` cases per transaction (``_apply``).
+    The plan is made in one read transaction, ``chunk_size`` cases at a time; unless it
+    is a dry run or has a problem, it is then applied ``chunk_size`` cases per
+    transaction (``_apply``). ``items_kept``: how many of the plan's items to return
+    (the first ones, and every one with a problem besides; None: all) — what the plan
+    holds then grows with the cases by their ids alone (``cases`` and ``moves`` count
+    every case).
     """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1, not {chunk_size}")
     now = now or service.clock.now()
     who = Actor(name=actor, role=None)
     with service.store.read() as tx:
@@ -104,23 +137,38 @@ def migrate(
             )
         items: list[MigrationItem] = []
         from_versions: set[str] = set()
-        found_on: dict[int, int] = {}  # case id -> the definition the plan found it on
-        for case in tx.cases(CaseFilter(workflow=workflow, open_only=True)):
-            if case.definition_id == new.definition_id:
-                continue
-            old = service.compiled(tx, case.definition_id)
-            from_versions.add(old.workflow.version)
-            found_on[case.id or 0] = case.definition_id
-            item, _ = _decide(tx, old, new, case, state_map=state_map, actor=who, now=now)
-            items.append(item)
-    apply = not dry_run and not any(i.problem for i in items)
+        planned: list[int] = []  # the cases to move, in order
+        found_on: list[int] = []  # the definition the plan found each on
+        counts: dict[tuple[str, str], int] = {}
+        problems = 0
+        ids = tx.case_ids(CaseFilter(workflow=workflow, open_only=True))
+        for chunk in _slices(ids, chunk_size):
+            loaded = tx.load_cases(chunk)
+            cases = [
+                case
+                for case in (loaded.get(case_id) for case_id in chunk)
+                if case is not None and not case.closed and case.definition_id != new.definition_id
+            ]
+            for case, item, _ in _decide_all(
+                service, tx, new, cases, state_map=state_map, actor=who, now=now
+            ):
+                from_versions.add(service.compiled(tx, case.definition_id).workflow.version)
+                key = (item.from_state, item.to_state)
+                counts[key] = counts.get(key, 0) + 1
+                problems += bool(item.problem)
+                if items_kept is None or len(planned) < items_kept or item.problem:
+                    items.append(item)
+                planned.append(item.case_id)
+                found_on.append(case.definition_id)
+    apply = not dry_run and not problems
     moved = 0
     if apply:
         items, moved = _apply(
             service,
             new,
-            items,
+            planned,
             found_on,
+            items,
             state_map=state_map,
             actor=who,
             now=now,
@@ -133,74 +181,135 @@ def migrate(
         items=items,
         applied=apply,
         moved=moved,
+        cases=len(planned),
+        moves=sorted(
+            ((src, dst, n) for (src, dst), n in counts.items()), key=lambda m: (-m[2], m[:2])
+        ),
     )
+
+
+def _slices(ids: Sequence[int], size: int) -> list[Sequence[int]]:
+    return [ids[start : start + size] for start in range(0, len(ids), size)]
 
 
 def _apply(
     service: ServiceParts,
     new: CompiledWorkflow,
-    planned: Sequence[MigrationItem],
-    found_on: Mapping[int, int],
+    planned: Sequence[int],
+    found_on: Sequence[int],
+    kept: Sequence[MigrationItem],
     *,
     state_map: Mapping[str, str],
     actor: Actor,
     now: dt.datetime,
     chunk_size: int,
 ) -> tuple[list[MigrationItem], int]:
-    """The planned cases moved to ``new``, ``chunk_size`` per write transaction.
+    """The ``planned`` cases moved to ``new``, ``chunk_size`` per write transaction.
 
     Each chunk loads its cases again and decides again for each, as the case may have
     changed since the plan was made. A case closed since, or no longer on the version
-    the plan found it on (``found_on``: moved by another migration), is left as it is.
-    Returns the items as applied and how many cases moved.
+    the plan found it on (``found_on``, by position: moved by another migration), is
+    left as it is. The chunk's decisions are written together (``Tx.apply_batch``); a
+    case changed meanwhile, or a write that fails, rolls the whole chunk back.
+    Returns the ``kept`` items as applied (and any refused now) and how many cases moved.
     """
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be at least 1, not {chunk_size}")
-    applied = {item.case_id: item for item in planned}
-    ids = list(applied)
+    applied = {item.case_id: item for item in kept}
     moved = 0
-    for start in range(0, len(ids), chunk_size):
-        chunk = ids[start : start + chunk_size]
+    for start in range(0, len(planned), chunk_size):
+        chunk = planned[start : start + chunk_size]
+        on = dict(zip(chunk, found_on[start : start + chunk_size], strict=True))
         outcome: list[MigrationItem] = []
         try:
             with service.store.transaction() as tx:
-                cases = tx.load_cases(chunk)
-                for case_id in chunk:
-                    case = cases.get(case_id)
-                    if case is None or case.closed or case.definition_id != found_on[case_id]:
+                loaded = tx.load_cases(chunk)
+                cases = [
+                    case
+                    for case in (loaded.get(case_id) for case_id in chunk)
+                    if case is not None
+                    and not case.closed
+                    and case.definition_id == on[case.id or 0]
+                ]
+                batch: list[BatchItem] = []
+                for case, item, decision in _decide_all(
+                    service, tx, new, cases, state_map=state_map, actor=actor, now=now
+                ):
+                    if decision is None:
+                        outcome.append(item)
                         continue
-                    old = service.compiled(tx, case.definition_id)
-                    item, decision = _decide(
-                        tx, old, new, case, state_map=state_map, actor=actor, now=now
+                    # What ``Service.apply`` writes, in one batch for the chunk.
+                    mails = service.mail.render_all(tx, new, decision, now)
+                    step = DecisionStep(decision=decision, mails=tuple(mails))
+                    batch.append(
+                        BatchItem(
+                            case_id=item.case_id,
+                            expected_version=case.version,
+                            at=now,
+                            steps=(step,),
+                        )
                     )
-                    if decision is not None:
-                        service.apply(tx, new, case, decision, now)
-                        item = replace(item, moved=True)
-                    outcome.append(item)
+                    outcome.append(replace(item, moved=True))
+                if batch:
+                    _written(batch, tx.apply_batch(batch))
         except Dk2020flowError as error:
             raise MigrationInterruptedError(
-                error, moved=moved, remaining=len(ids) - start
+                error, moved=moved, remaining=len(planned) - start
             ) from error
-        # Committed: only now does the chunk count as done.
-        applied.update((item.case_id, item) for item in outcome)
+        # Committed: only now does the chunk count as done. A case refused now (changed
+        # since the plan) is not moved: its item says why, kept or not.
+        applied.update(
+            (item.case_id, item) for item in outcome if item.case_id in applied or item.problem
+        )
         moved += sum(item.moved for item in outcome)
-    return list(applied.values()), moved
+    return sorted(applied.values(), key=lambda item: item.case_id), moved
+
+
+def _written(batch: Sequence[BatchItem], outcome: BatchOutcome) -> None:
+    """Raise (so that the chunk's transaction rolls back) if a case of ``batch`` was not
+    written: a chunk moves whole or not at all."""
+    if outcome.conflicts:
+        case_id = batch[min(outcome.conflicts)].case_id
+        raise ConflictError(f"case {case_id} was changed by someone else while the migration ran")
+    if outcome.failures:
+        n = min(outcome.failures)
+        raise StoreError(f"case {batch[n].case_id}: {outcome.failures[n]}")
+
+
+def _decide_all(
+    service: ServiceParts,
+    tx: Tx,
+    new: CompiledWorkflow,
+    cases: Sequence[CaseSnapshot],
+    *,
+    state_map: Mapping[str, str],
+    actor: Actor,
+    now: dt.datetime,
+) -> list[tuple[CaseSnapshot, MigrationItem, Decision | None]]:
+    """``_decide`` for each of ``cases``, their timers read in one query."""
+    timers = tx.epoch_timers_of([case.id or 0 for case in cases])
+    decided = []
+    for case in cases:
+        old = service.compiled(tx, case.definition_id)
+        rows = timers.get(case.id or 0, [])
+        item, decision = _decide(old, new, case, rows, state_map=state_map, actor=actor, now=now)
+        decided.append((case, item, decision))
+    return decided
 
 
 def _decide(
-    tx: Tx,
     old: CompiledWorkflow,
     new: CompiledWorkflow,
     case: CaseSnapshot,
+    rows: Sequence[StoredTimer],
     *,
     state_map: Mapping[str, str],
     actor: Actor,
     now: dt.datetime,
 ) -> tuple[MigrationItem, Decision | None]:
     """What migrating ``case`` from ``old`` to ``new`` does: its plan item, and the
-    decision to apply (``None`` when it is refused: the item says why)."""
+    decision to apply (``None`` when it is refused: the item says why). ``rows``: the
+    case's timers (``Tx.epoch_timers_of``)."""
     stays = state_map.get(case.state, case.state) == case.state
-    kept, done = _carried_timers(tx, old, case) if stays else ({}, [])
+    kept, done = _carried_timers(rows, old, case) if stays else ({}, [])
     try:
         decision = decide.migrate_case(
             old,
@@ -247,7 +356,7 @@ _DONE = frozenset({TimerStatus.FIRED, TimerStatus.SKIPPED})
 
 
 def _carried_timers(
-    tx: Tx, old: CompiledWorkflow, case: CaseSnapshot
+    timers: Sequence[StoredTimer], old: CompiledWorkflow, case: CaseSnapshot
 ) -> tuple[dict[str, dt.datetime], list[StoredTimer]]:
     """What a case staying in its state carries over: (moved deadlines, done firings).
 
@@ -258,7 +367,7 @@ def _carried_timers(
     firings of a deadline that was moved away from are not counted (a reminder
     of the moved deadline is a new reminder).
     """
-    rows = [r for r in tx.timers_of(case.id or 0, pending_only=False) if r.epoch == case.epoch]
+    rows = [r for r in timers if r.epoch == case.epoch]
     kept: dict[str, dt.datetime] = {}
     done: list[StoredTimer] = []
     for name, spec in old.workflow.states[case.state].timers.items():

@@ -419,10 +419,6 @@ class TimersTx(Protocol):
     """Case timers and programme timers, and the dispatch batch (``store/sql/timers.py``)."""
 
     def timers_of(self, case_id: int, *, pending_only: bool = True) -> list[StoredTimer]: ...
-    def deadline_arms(self, workflow: str | None = None) -> list[DeadlineArm]:
-        """The deadline each case currently waits on (``sql.timers.latest_deadline_arms``)."""
-        ...
-
     def claim_due_timers(self, now: dt.datetime, limit: int) -> list[DueTimer]: ...
     def finish_timer(
         self, timer_id: int, status: TimerStatus, at: dt.datetime, note: str = ""
@@ -455,6 +451,12 @@ class TimersTx(Protocol):
 
     def discard_programme_timers(self, definition_id: int, at: dt.datetime, note: str) -> int:
         """Retire the pending programme timers of a definition version; how many."""
+        ...
+
+    def epoch_timers_of(self, case_ids: Sequence[int]) -> dict[int, list[StoredTimer]]:
+        """The timers of these cases armed at each one's current epoch, whatever their
+        status, by case id (a case without any is left out), each case's by due time:
+        one query for many cases (a migration's chunk)."""
         ...
 
 
@@ -568,7 +570,8 @@ class ReportsTx(Protocol):
         ...
 
     def report_deadline_arms_of(self, case_ids: Sequence[int]) -> list[DeadlineArm]:
-        """``TimersTx.deadline_arms`` of these cases only."""
+        """The deadline each of these cases currently waits on, per state entry
+        (``sql.timers.latest_deadline_arms``)."""
         ...
 
     def report_state_changes(

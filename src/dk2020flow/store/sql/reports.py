@@ -374,7 +374,8 @@ def late_candidates(conn: Connection, workflow: str | None, at: dt.datetime) -> 
 
 
 def deadline_arms_of(conn: Connection, case_ids: Sequence[int]) -> list[DeadlineArm]:
-    """``deadline_arms`` of these cases only (``sql.timers.latest_deadline_arms``)."""
+    """The deadline each of these cases waits on per state entry
+    (``sql.timers.latest_deadline_arms`` of these cases only)."""
     tm = t.timers.c
     latest = (
         select(func.max(tm.id))

@@ -30,7 +30,7 @@ from dk2020flow.engine.records import DueTimer, TimerArm, TimerKind, TimerStatus
 from dk2020flow.errors import ConflictError
 from dk2020flow.store import tables as t
 from dk2020flow.store.driver import BulkStatement
-from dk2020flow.store.port import DeadlineArm, OutboxStatus, ProgrammeTimer, StoredTimer
+from dk2020flow.store.port import OutboxStatus, ProgrammeTimer, StoredTimer
 from dk2020flow.store.rows import to_programme_timer, to_timer
 from dk2020flow.store.sql.base import SqlBase
 
@@ -297,6 +297,18 @@ DISCARD_REPLACED = (
 """Discard a case's pending firings of the named timers at its epoch (deadline moved)."""
 
 
+EPOCH_TIMERS = (
+    select(t.timers)
+    .join(t.cases, (_c.id == _tm.case_id) & (_c.epoch == _tm.epoch))
+    .where(_tm.case_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_tm.case_id, _tm.due_at, _tm.id)
+)
+"""The timers of the cases ``ids`` armed at each one's current epoch, whatever their
+status (``epoch_timers_of``)."""
+
+_IDS_PER_SELECT = 5000
+
+
 class SqlTimersTx(SqlBase):
     """``port.TimersTx`` over the transaction's connection."""
 
@@ -307,18 +319,16 @@ class SqlTimersTx(SqlBase):
             query = query.where(tm.status == PENDING)
         return [to_timer(row) for row in self._conn.execute(query.order_by(tm.due_at, tm.id))]
 
-    def deadline_arms(self, workflow: str | None = None) -> list[DeadlineArm]:
-        rows = self._conn.execute(latest_deadline_arms(workflow))
-        return [
-            DeadlineArm(
-                case_id=row.case_id,
-                timer=row.timer,
-                epoch=row.epoch,
-                deadline_at=row.deadline_at,
-                status=TimerStatus(row.status),
-            )
-            for row in rows
-        ]
+    def epoch_timers_of(self, case_ids: Sequence[int]) -> dict[int, list[StoredTimer]]:
+        """The timers of these cases at each one's current epoch, by case id, each case's
+        by due time (``EPOCH_TIMERS``: one query per slice of ids)."""
+        ids = sorted(set(case_ids))
+        found: dict[int, list[StoredTimer]] = {}
+        for start in range(0, len(ids), _IDS_PER_SELECT):
+            rows = self._conn.execute(EPOCH_TIMERS, {"ids": ids[start : start + _IDS_PER_SELECT]})
+            for row in rows:
+                found.setdefault(int(row.case_id), []).append(to_timer(row))
+        return found
 
     def claim_due_timers(self, now: dt.datetime, limit: int) -> list[DueTimer]:
         """Due pending timers, earliest first, locked until this transaction ends.
