@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import event, text
@@ -21,7 +22,7 @@ from sqlalchemy.engine import Connection
 from dk2020flow.clock import ManualClock
 from dk2020flow.engine.records import EventKind
 from dk2020flow.service import Service
-from dk2020flow.service.migrate import MigrationInterruptedError, migrate
+from dk2020flow.service.migrate import MigrationInterruptedError, MigrationPlan, migrate
 from dk2020flow.store.errors import StoreError
 from dk2020flow.store.port import CaseFilter
 from dk2020flow.store.repository import SqlStore
@@ -91,6 +92,20 @@ def service(store: SqlStore, tmp_path: Path) -> Service:
     return svc
 
 
+def _apply_in_chunks(service: Service, **options: Any) -> MigrationPlan:
+    """``case migrate chunked --apply`` at ``MIGRATED_AT``, ``CHUNK`` cases a chunk."""
+    return migrate(
+        service,
+        "chunked",
+        state_map={},
+        actor="tester",
+        dry_run=False,
+        now=MIGRATED_AT,
+        chunk_size=CHUNK,
+        **options,
+    )
+
+
 def _case_ids(store: SqlStore) -> list[int]:
     with store.read() as tx:
         return sorted(c.id or 0 for c in tx.cases(CaseFilter(workflow="chunked", open_only=True)))
@@ -131,15 +146,7 @@ def test_a_migration_commits_chunk_by_chunk_and_moves_every_case_as_planned(
     assert not commits and not plan.applied and plan.moved == 0
     assert [i.case_id for i in plan.items] == ids
 
-    done = migrate(
-        service,
-        "chunked",
-        state_map={},
-        actor="tester",
-        dry_run=False,
-        now=MIGRATED_AT,
-        chunk_size=CHUNK,
-    )
+    done = _apply_in_chunks(service)
     assert done.applied and done.moved == CASES
     assert len(commits) == 3  # 3 + 3 + 1 cases
     # Each case is as the plan (the one decision a one-chunk migration applies) said.
@@ -199,15 +206,7 @@ def test_a_failure_in_the_second_chunk_keeps_the_first_and_a_second_run_moves_th
     _abort_updates_of(store, second[1])
 
     with pytest.raises(MigrationInterruptedError) as stopped:
-        migrate(
-            service,
-            "chunked",
-            state_map={},
-            actor="tester",
-            dry_run=False,
-            now=MIGRATED_AT,
-            chunk_size=CHUNK,
-        )
+        _apply_in_chunks(service)
     assert isinstance(stopped.value.__cause__, StoreError)
     assert "boom" in str(stopped.value)
     assert (stopped.value.moved, stopped.value.remaining) == (CHUNK, CASES - CHUNK)
@@ -219,60 +218,50 @@ def test_a_failure_in_the_second_chunk_keeps_the_first_and_a_second_run_moves_th
     assert _migrated_events(store, ids) == {i: int(i in first) for i in ids}
 
     _drop_trigger(store)
-    again = migrate(
-        service,
-        "chunked",
-        state_map={},
-        actor="tester",
-        dry_run=False,
-        now=MIGRATED_AT,
-        chunk_size=CHUNK,
-    )
+    again = _apply_in_chunks(service)
     assert again.applied and again.moved == CASES - CHUNK
     assert [i.case_id for i in again.items] == second + rest
     assert set(_versions(store, ids).values()) == {"2"}
     assert _migrated_events(store, ids) == dict.fromkeys(ids, 1)  # none moved twice
 
 
-def _close_when_moved(store: SqlStore, moved_id: int, closed_id: int) -> None:
-    """A trigger that closes case ``closed_id`` when case ``moved_id`` is updated: a change
-    committed after the plan was made (with the first chunk), before its chunk comes."""
-    close = f"UPDATE cases SET closed = TRUE, state = 'done' WHERE id = {closed_id}"
+def _when_updated(store: SqlStore, name: str, moved_id: int, statement: str) -> None:
+    """A trigger ``name`` that runs ``statement`` after case ``moved_id`` is updated: a
+    change committed by someone else at that moment of the migration."""
     with store.engine.begin() as conn:
         if store.dialect == "sqlite":
             conn.execute(
                 text(
-                    f"CREATE TRIGGER closer AFTER UPDATE ON cases WHEN NEW.id = {moved_id} "
-                    f"BEGIN {close}; END"
+                    f"CREATE TRIGGER {name} AFTER UPDATE ON cases WHEN NEW.id = {moved_id} "
+                    f"BEGIN {statement}; END"
                 )
             )
         else:
             conn.execute(
                 text(
-                    "CREATE FUNCTION closer() RETURNS trigger LANGUAGE plpgsql AS "
-                    f"$$ BEGIN {close}; RETURN NULL; END $$"
+                    f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS "
+                    f"$$ BEGIN {statement}; RETURN NULL; END $$"
                 )
             )
             conn.execute(
                 text(
-                    "CREATE TRIGGER closer AFTER UPDATE ON cases FOR EACH ROW "
-                    f"WHEN (NEW.id = {moved_id}) EXECUTE FUNCTION closer()"
+                    f"CREATE TRIGGER {name} AFTER UPDATE ON cases FOR EACH ROW "
+                    f"WHEN (NEW.id = {moved_id}) EXECUTE FUNCTION {name}()"
                 )
             )
+
+
+def _close_when_moved(store: SqlStore, moved_id: int, closed_id: int) -> None:
+    """Case ``closed_id`` closes when case ``moved_id`` is updated: a change committed
+    after the plan was made (with the first chunk), before its chunk comes."""
+    close = f"UPDATE cases SET closed = TRUE, state = 'done' WHERE id = {closed_id}"
+    _when_updated(store, "closer", moved_id, close)
 
 
 def test_a_case_closed_after_the_plan_is_left_as_it_is(service: Service, store: SqlStore) -> None:
     ids = _case_ids(store)
     _close_when_moved(store, ids[0], ids[-1])
-    done = migrate(
-        service,
-        "chunked",
-        state_map={},
-        actor="tester",
-        dry_run=False,
-        now=MIGRATED_AT,
-        chunk_size=CHUNK,
-    )
+    done = _apply_in_chunks(service)
     assert done.applied and done.moved == CASES - 1
     assert [i.case_id for i in done.items if not i.moved] == [ids[-1]]
     assert _versions(store, ids)[ids[-1]] == "1"
@@ -316,30 +305,10 @@ def test_the_command_line_says_what_stayed_moved_when_a_migration_stops(
 
 
 def _bump_version_when_moved(store: SqlStore, moved_id: int, bumped_id: int) -> None:
-    """A trigger that changes case ``bumped_id`` (its version) when case ``moved_id`` is
-    updated: someone else's write to a case of the chunk while the chunk is written."""
+    """Case ``bumped_id`` changes (its version) when case ``moved_id`` is updated:
+    someone else's write to a case of the chunk while the chunk is written."""
     bump = f"UPDATE cases SET version = version + 1 WHERE id = {bumped_id}"
-    with store.engine.begin() as conn:
-        if store.dialect == "sqlite":
-            conn.execute(
-                text(
-                    f"CREATE TRIGGER bumper AFTER UPDATE ON cases WHEN NEW.id = {moved_id} "
-                    f"BEGIN {bump}; END"
-                )
-            )
-        else:
-            conn.execute(
-                text(
-                    "CREATE FUNCTION bumper() RETURNS trigger LANGUAGE plpgsql AS "
-                    f"$$ BEGIN {bump}; RETURN NULL; END $$"
-                )
-            )
-            conn.execute(
-                text(
-                    "CREATE TRIGGER bumper AFTER UPDATE ON cases FOR EACH ROW "
-                    f"WHEN (NEW.id = {moved_id}) EXECUTE FUNCTION bumper()"
-                )
-            )
+    _when_updated(store, "bumper", moved_id, bump)
 
 
 def test_a_case_changed_while_its_chunk_is_written_rolls_the_chunk_back(
@@ -351,15 +320,7 @@ def test_a_case_changed_while_its_chunk_is_written_rolls_the_chunk_back(
     first, second = ids[:CHUNK], ids[CHUNK : 2 * CHUNK]
     _bump_version_when_moved(store, second[0], second[1])
     with pytest.raises(MigrationInterruptedError) as stopped:
-        migrate(
-            service,
-            "chunked",
-            state_map={},
-            actor="tester",
-            dry_run=False,
-            now=MIGRATED_AT,
-            chunk_size=CHUNK,
-        )
+        _apply_in_chunks(service)
     assert f"case {second[1]} was changed by someone else" in str(stopped.value)
     assert (stopped.value.moved, stopped.value.remaining) == (CHUNK, CASES - CHUNK)
     versions = _versions(store, ids)
@@ -469,16 +430,7 @@ def test_a_migration_asked_for_a_few_items_moves_every_case_and_counts_them_all(
     """``items_kept``: the plan holds its first items only (what the command line shows),
     yet moves and counts every case."""
     ids = _case_ids(store)
-    done = migrate(
-        service,
-        "chunked",
-        state_map={},
-        actor="tester",
-        dry_run=False,
-        now=MIGRATED_AT,
-        chunk_size=CHUNK,
-        items_kept=2,
-    )
+    done = _apply_in_chunks(service, items_kept=2)
     assert done.applied and done.moved == CASES and done.cases == CASES
     assert [i.case_id for i in done.items] == ids[:2]
     assert all(i.moved for i in done.items)
@@ -505,30 +457,10 @@ def test_the_json_of_a_plan_is_written_item_by_item_as_print_json_writes_it_whol
 
 
 def _give_unknown_field_when_moved(store: SqlStore, moved_id: int, changed_id: int) -> None:
-    """A trigger that gives case ``changed_id`` a field version 2 does not have when case
-    ``moved_id`` is updated: a change committed with the first chunk."""
+    """Case ``changed_id`` gets a field version 2 does not have when case ``moved_id`` is
+    updated: a change committed with the first chunk."""
     change = f"""UPDATE cases SET data = '{{"bogus": "x"}}' WHERE id = {changed_id}"""
-    with store.engine.begin() as conn:
-        if store.dialect == "sqlite":
-            conn.execute(
-                text(
-                    f"CREATE TRIGGER changer AFTER UPDATE ON cases WHEN NEW.id = {moved_id} "
-                    f"BEGIN {change}; END"
-                )
-            )
-        else:
-            conn.execute(
-                text(
-                    "CREATE FUNCTION changer() RETURNS trigger LANGUAGE plpgsql AS "
-                    f"$$ BEGIN {change}; RETURN NULL; END $$"
-                )
-            )
-            conn.execute(
-                text(
-                    "CREATE TRIGGER changer AFTER UPDATE ON cases FOR EACH ROW "
-                    f"WHEN (NEW.id = {moved_id}) EXECUTE FUNCTION changer()"
-                )
-            )
+    _when_updated(store, "changer", moved_id, change)
 
 
 def test_a_case_refused_when_its_chunk_comes_is_among_the_items_kept_or_not(
@@ -538,16 +470,7 @@ def test_a_case_refused_when_its_chunk_comes_is_among_the_items_kept_or_not(
     meanwhile) stays where it is, and the plan says why even when it keeps few items."""
     ids = _case_ids(store)
     _give_unknown_field_when_moved(store, ids[0], ids[-1])
-    done = migrate(
-        service,
-        "chunked",
-        state_map={},
-        actor="tester",
-        dry_run=False,
-        now=MIGRATED_AT,
-        chunk_size=CHUNK,
-        items_kept=1,
-    )
+    done = _apply_in_chunks(service, items_kept=1)
     assert done.applied and done.moved == CASES - 1
     assert [i.case_id for i in done.items] == [ids[0], ids[-1]]
     assert [(i.case_id, i.moved) for i in done.problems] == [(ids[-1], False)]
