@@ -14,10 +14,11 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import event
-from tests.web.conftest import web_service
-from tests.web.portal_world import AARHUS, ANNA, add_contacts, case_id, sign_in_as_participant
 
 from dk2020flow.store.db import READ_ONLY_OPTION
+
+from .conftest import web_service
+from .portal_world import AARHUS, ANNA, add_contacts, case_id, sign_in_as_participant
 
 
 @contextmanager
