@@ -205,7 +205,7 @@ def build_report(
     if not isinstance(at, dt.datetime):
         at = dt.datetime.combine(at, dt.time(23, 59, 59), tzinfo=ZoneInfo(definition.timezone))
     tz = ZoneInfo(definition.timezone)
-    months, instants = _month_starts(tx.report_state_changes(name).first, at, tz)
+    months, instants = _month_starts(tx.report_first_move(name), at, tz)
     facts = None
     if not replay and not tx.report_changed_after(name, at + PRESENT_SLACK):
         facts = _kept_facts(tx, name, at, instants)
@@ -330,7 +330,7 @@ def _kept_facts(
             for c in candidates
         },
         mail=tx.report_mail_counts(workflow),
-        moves=tx.report_state_changes(workflow, instants).counts if instants else {},
+        moves=tx.report_moves(workflow, instants),
     )
 
 

@@ -292,17 +292,6 @@ class LateCandidate:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class StateChanges:
-    """Moves of a workflow's cases between states, per period (``ReportsTx.report_state_changes``)."""
-
-    first: dt.datetime | None
-    """The earliest move (a case opened); None when there is none."""
-    counts: dict[tuple[int, str | None, str], int]
-    """(period, from state or None, to state) → moves; period ``i`` ends at the caller's
-    ``instants[i]`` (included), the last one after ``instants[-1]``."""
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
 class TimerLine:
     """A case timer row with its case's state and epoch (``ReportsTx.report_timers``)."""
 
@@ -574,10 +563,15 @@ class ReportsTx(Protocol):
         (``sql.timers.latest_deadline_arms``)."""
         ...
 
-    def report_state_changes(
-        self, workflow: str, instants: Sequence[dt.datetime] = ()
-    ) -> StateChanges:
-        """The workflow's moves between states counted per period ending at each instant."""
+    def report_first_move(self, workflow: str) -> dt.datetime | None:
+        """The earliest move of the workflow's cases between states (a case opened)."""
+        ...
+
+    def report_moves(
+        self, workflow: str, instants: Sequence[dt.datetime]
+    ) -> dict[tuple[int, str | None, str], int]:
+        """The workflow's moves between states, ``(period, from or None, to)`` → cases;
+        period ``i`` ends at ``instants[i]`` (included), the last after ``instants[-1]``."""
         ...
 
     def report_mail_counts(

@@ -24,7 +24,6 @@ from dk2020flow.store.port import (
     LateCandidate,
     OutboxLine,
     OutboxStatus,
-    StateChanges,
     StateCount,
     TimerLine,
     TimerStats,
@@ -419,16 +418,21 @@ def _state_changing(conn: Connection, workflow: str) -> Any:
     )
 
 
-def state_changes(conn: Connection, workflow: str, instants: Sequence[dt.datetime]) -> StateChanges:
-    """How the workflow's cases moved between states, counted per period: ``counts[(i,
-    from, to)]`` is the number of moves from ``from`` (None: opened) to ``to`` at or
-    before ``instants[i]`` and after ``instants[i - 1]`` (``i == len(instants)``: after
-    the last). ``first`` is the earliest move (None: none); pass no instants to ask it."""
+def first_move(conn: Connection, workflow: str) -> dt.datetime | None:
+    """The earliest move of the workflow's cases between states (a case opened); None."""
+    first = conn.execute(select(func.min(_e.at)).where(_state_changing(conn, workflow))).scalar()
+    return _aware(first) if first is not None else None
+
+
+def moves(
+    conn: Connection, workflow: str, instants: Sequence[dt.datetime]
+) -> dict[tuple[int, str | None, str], int]:
+    """How the workflow's cases moved between states, counted per period: ``(i, from,
+    to)`` → the moves from ``from`` (None: opened) to ``to`` at or before ``instants[i]``
+    and after ``instants[i - 1]`` (``i == len(instants)``: after the last)."""
     e = _e
-    changing = _state_changing(conn, workflow)
-    first = conn.execute(select(func.min(e.at)).where(changing)).scalar()
-    if first is None or not instants:
-        return StateChanges(first=_aware(first) if first is not None else None, counts={})
+    if not instants:
+        return {}
     period = case(
         *(
             (e.at <= bindparam(f"instant_{i}", instant, type_=e.at.type), i)
@@ -438,11 +442,10 @@ def state_changes(conn: Connection, workflow: str, instants: Sequence[dt.datetim
     ).label("period")
     query = (
         select(period, e.from_state, e.to_state, func.count().label("n"))
-        .where(changing)
+        .where(_state_changing(conn, workflow))
         .group_by(period, e.from_state, e.to_state)
     )
-    counts = {(int(r.period), r.from_state, str(r.to_state)): int(r.n) for r in conn.execute(query)}
-    return StateChanges(first=_aware(first), counts=counts)
+    return {(int(r.period), r.from_state, str(r.to_state)): int(r.n) for r in conn.execute(query)}
 
 
 def workflow_mail_counts(
@@ -503,10 +506,13 @@ class SqlReportsTx(SqlBase):
     def report_deadline_arms_of(self, case_ids: Sequence[int]) -> list[DeadlineArm]:
         return deadline_arms_of(self._conn, case_ids)
 
-    def report_state_changes(
-        self, workflow: str, instants: Sequence[dt.datetime] = ()
-    ) -> StateChanges:
-        return state_changes(self._conn, workflow, instants)
+    def report_first_move(self, workflow: str) -> dt.datetime | None:
+        return first_move(self._conn, workflow)
+
+    def report_moves(
+        self, workflow: str, instants: Sequence[dt.datetime]
+    ) -> dict[tuple[int, str | None, str], int]:
+        return moves(self._conn, workflow, instants)
 
     def report_mail_counts(
         self, workflow: str, *, created_by: dt.datetime | None = None
